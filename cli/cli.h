@@ -1,0 +1,35 @@
+/* The cellar command: shared helpers for the cmd_<verb>.c files. The CLI
+ * uses only the public header. */
+#ifndef CELLAR_CLI_H
+#define CELLAR_CLI_H
+
+#include "cellar.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+
+/* Exit statuses: 0 ok, 1 failure, 2 usage. */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+/* Prints "cellar: <library's last error>" to stderr; returns CLI_FAIL. */
+int cli_error_last(void);
+/* Prints "cellar: <message>" to stderr; returns CLI_FAIL. */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "cellar <verb>: <message>" and a hint to run --help; returns CLI_USAGE. */
+int cli_usage(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints "cellar: warning: <message>" to stderr. */
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Writes s as a JSON string literal (with quotes) to f. */
+void cli_json_string(FILE *f, const char *s, size_t len);
+
+/* Parses a size: plain bytes or with a KB/MB/GB/TB (decimal) or
+ * KiB/MiB/GiB/TiB suffix; false if malformed. */
+bool cli_parse_size(const char *s, unsigned long long *out);
+
+/* Each verb: argv[0] is the verb's name. */
+typedef int (*cli_cmd_fn)(int argc, char **argv);
+
+/* The verbs (cli/cmd_<verb>.c). */
+
+#endif

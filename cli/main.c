@@ -1,0 +1,50 @@
+/* cellar: the command's entry point and verb dispatch. */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct verb {
+    const char *name;
+    cli_cmd_fn fn;
+    const char *summary;
+};
+
+/* One line per verb, in the order --help lists them; NULL ends the table. */
+static const struct verb verbs[] = {
+    {NULL, NULL, NULL},
+};
+
+static void print_help(FILE *f)
+{
+    fprintf(f, "usage: cellar [--version] [--help] <command> [<args>]\n\n"
+               "cellar keeps one copy of every model weight file on this machine.\n\n"
+               "commands:\n");
+    for (const struct verb *v = verbs; v->name; v++)
+        fprintf(f, "  %-10s %s\n", v->name, v->summary);
+    fprintf(f, "\nRun 'cellar <command> --help' for a command's options.\n"
+               "Store: $CELLAR_HOME (default ~/.cache/cellar).\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_help(stderr);
+        return CLI_USAGE;
+    }
+    const char *verb = argv[1];
+    if (!strcmp(verb, "--help") || !strcmp(verb, "-h") || !strcmp(verb, "help")) {
+        print_help(stdout);
+        return CLI_OK;
+    }
+    if (!strcmp(verb, "--version") || !strcmp(verb, "-V")) {
+        printf("cellar %s\n", cellar_version());
+        return CLI_OK;
+    }
+    for (const struct verb *v = verbs; v->name; v++)
+        if (!strcmp(verb, v->name))
+            return v->fn(argc - 1, argv + 1);
+    fprintf(stderr, "cellar: '%s' is not a cellar command; see 'cellar --help'\n", verb);
+    return CLI_USAGE;
+}
