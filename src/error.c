@@ -45,6 +45,9 @@ const char *cellar_version(void)
 }
 
 static int fail_v(int code, const char *suffix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static int fail_v(int code, const char *suffix, const char *fmt, va_list ap)
 {
     /* Format into a local first: fmt's arguments may point into error_msg. */
     char tmp[ERROR_MAX];
