@@ -13,6 +13,7 @@ struct verb {
 
 /* One line per verb, in the order --help lists them; NULL ends the table. */
 static const struct verb verbs[] = {
+    {"hash", cmd_hash, "digests and model identifiers of files (sha256sum/b3sum format)"},
     {NULL, NULL, NULL},
 };
 
