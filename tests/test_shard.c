@@ -137,6 +137,8 @@ static void test_split_example(void)
     snprintf(sixteen, sizeof sixteen, "%s/sixteen", dir);
     CHECK(cellar_shard_split(&n, src, sixteen, 16) == 0 && n == 3);
     shard_names(join(sixteen, "model-00001-of-00003.safetensors"), names, sizeof names);
+    CHECK_STR(names, "l3");
+    shard_names(join(sixteen, "model-00002-of-00003.safetensors"), names, sizeof names);
     CHECK_STR(names, "l1,l2");
 }
 
@@ -288,7 +290,8 @@ static cellar_st *example_st(const char *const *names, const uint64_t *const *sh
 
 static void test_structural(void)
 {
-    const char *dir = test_tmpdir("structural");
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", test_tmpdir("structural"));
     static const uint64_t s2[] = {2}, s23[] = {2, 3};
     const char *names[] = {"a.bias", "a.weight", "scale"};
     const uint64_t *shapes[] = {s2, s23, NULL};
