@@ -5,6 +5,7 @@
  * read into memory: the writer copies them with copy_file_range. */
 #include "json.h"
 #include "safetensors.h"
+#include "shard.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -177,8 +178,8 @@ static int build_merged(cellar_shards *s)
 }
 
 /* FORMATS.md: reject index paths with a root, a drive, "..", or another
- * extension. Returns why, or NULL if the path is fine. */
-static const char *bad_index_path(const char *p, size_t n)
+ * extension. */
+const char *cellar_index_path_problem(const char *p, size_t n)
 {
     if (n == 0)
         return "is empty";
@@ -248,7 +249,7 @@ static int open_index(cellar_shards *s, const char *index_path)
             rc = cellar_fail(CELLAR_EFORMAT, "%s: weight_map entry '%s' is not a string", index_path, tname);
             goto done;
         }
-        const char *why = bad_index_path(m->value.u.str, m->value.len);
+        const char *why = cellar_index_path_problem(m->value.u.str, m->value.len);
         if (why) {
             char fname[160];
             cellar_st_quote(fname, sizeof fname, m->value.u.str, m->value.len);
