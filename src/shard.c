@@ -481,13 +481,20 @@ int cellar_parse_shard_size(uint64_t *out, const char *str)
         ve--;
     if (ve == vb || ve - vb >= sizeof num)
         return cellar_fail(CELLAR_EINVAL, "size '%s': could not parse the number", str);
-    memcpy(num, s + vb, ve - vb);
-    num[ve - vb] = '\0';
     /* strtod also takes hex, inf and nan; Python's float() takes no hex and
-     * int() of inf or nan fails, so allow only decimal forms. */
-    for (size_t i = 0; num[i]; i++)
-        if (!isdigit((unsigned char)num[i]) && !strchr("+-.eE", num[i]))
+     * int() of inf or nan fails, so allow only decimal forms. Python allows
+     * '_' between digits ("1_000"); strtod does not, so drop those. */
+    size_t k = 0;
+    for (size_t i = vb; i < ve; i++) {
+        char ch = s[i];
+        if (ch == '_' && i > vb && i + 1 < ve && isdigit((unsigned char)s[i - 1]) &&
+            isdigit((unsigned char)s[i + 1]))
+            continue;
+        if (!isdigit((unsigned char)ch) && !strchr("+-.eE", ch))
             return cellar_fail(CELLAR_EINVAL, "size '%s': could not parse the number", str);
+        num[k++] = ch;
+    }
+    num[k] = '\0';
     char *end;
     errno = 0;
     double v = strtod(num, &end);

@@ -151,7 +151,8 @@ static void test_sizes(void)
     } c[] = {
         {"5GB", 0, 5000000000ull},   {"5gb", 0, 5000000000ull}, {" 10 MB ", 0, 10000000},
         {"1.5KB", 0, 1500},          {"2TB", 0, 2000000000000ull}, {"0.0000001KB", 0, 0},
-        {"1.1GB", 0, 1100000000},    {"1e3KB", 0, 1000000},     {"12345", 0, 12345},
+        {"1.1GB", 0, 1100000000},    {"1_000KB", 0, 1000000},   {"1__0KB", CELLAR_EINVAL, 0},
+        {"_1KB", CELLAR_EINVAL, 0},    {"1e3KB", 0, 1000000},     {"12345", 0, 12345},
         {"5GiB", CELLAR_EINVAL, 0},  {"5G", CELLAR_EINVAL, 0},   {"GB", CELLAR_EINVAL, 0},
         {"xGB", CELLAR_EINVAL, 0},   {"infGB", CELLAR_EINVAL, 0}, {"0x10GB", CELLAR_EINVAL, 0},
         {"-1GB", CELLAR_EINVAL, 0},  {"", CELLAR_EINVAL, 0},     {"5 PB", CELLAR_EINVAL, 0},
