@@ -125,6 +125,17 @@ static void test_split_example(void)
     CHECK_STR(h1, h2);
     CHECK_STR(h1, h3);
 
+    /* Re-splitting into the same folder leaves no file of the old split. */
+    CHECK(cellar_shard_split(&n, src, out, 16) == 0 && n == 3);
+    CHECK(access(join(out, "model-00004-of-00004.safetensors"), F_OK) != 0);
+    CHECK(access(join(out, "model-00001-of-00003.safetensors"), F_OK) == 0);
+    CHECK(cellar_shard_split(&n, src, out, 1000) == 0 && n == 1);
+    CHECK(access(join(out, "model.safetensors.index.json"), F_OK) != 0);
+    CHECK(access(join(out, "model-00001-of-00003.safetensors"), F_OK) != 0);
+    cellar_shards *again;
+    CHECK(cellar_shards_open(&again, out) == 0 && cellar_shards_count(again) == 5);
+    cellar_shards_free(again);
+
     /* A limit everything fits under: one model.safetensors, no index. */
     char one[4300];
     snprintf(one, sizeof one, "%s/one", dir);
