@@ -324,7 +324,8 @@ static void expand_dir(struct run *r, struct targets *t, const char *dir)
         if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && targets_add(&names, e->d_name))
             break;
     closedir(d);
-    qsort(names.v, names.n, sizeof *names.v, name_cmp);
+    if (names.n)
+        qsort(names.v, names.n, sizeof *names.v, name_cmp);
     size_t dl = strlen(dir);
     for (size_t i = 0; i < names.n; i++) {
         char *p = malloc(dl + strlen(names.v[i]) + 2);
