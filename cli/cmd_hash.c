@@ -48,7 +48,7 @@ struct run {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: cellar hash [-a ALGO[,ALGO...]] [--tag] [--json] [--civitai] [--invokeai]\n"
-               "                   [-r] [--no-mmap] [--no-cache] [-j N] [PATH...]\n"
+               "                   [-r] [--[no-]mmap] [--no-cache] [-j N] [PATH...]\n"
                "       cellar hash -c [--quiet] [--strict] LIST...\n\n"
                "Prints '<hex>  <path>' lines as sha256sum and b3sum do (names holding a\n"
                "backslash or newline are escaped as they escape them). '-' or no PATH\n"
@@ -67,7 +67,9 @@ static void usage(FILE *f)
                "                   plain hex lines are checked as -a, else by their length\n"
                "  --quiet          with -c: do not print OK lines\n"
                "  --strict         with -c: fail on improperly formatted lines\n"
-               "  --no-mmap        read files instead of mapping them\n"
+               "  --mmap           hash from memory maps of the files\n"
+               "  --no-mmap        read the files into small buffers (the default: faster\n"
+               "                   on page-cached files; the option is b3sum's)\n"
                "  --no-cache       neither use nor fill the hash cache ($CELLAR_HOME/cellar.db)\n"
                "  -j, --jobs N     threads to use (default: all cores)\n"
                "  -h, --help       this help\n");
@@ -572,7 +574,7 @@ static int check_list(struct run *r, const char *list)
 
 int cmd_hash(int argc, char **argv)
 {
-    enum { O_TAG = 256, O_JSON, O_NO_MMAP, O_NO_CACHE, O_QUIET, O_STRICT, O_PRESET };
+    enum { O_TAG = 256, O_JSON, O_MMAP, O_NO_MMAP, O_NO_CACHE, O_QUIET, O_STRICT, O_PRESET };
     static const struct option longopts[] = {
         {"algo", required_argument, NULL, 'a'},
         {"tag", no_argument, NULL, O_TAG},
@@ -583,6 +585,7 @@ int cmd_hash(int argc, char **argv)
         {"check", no_argument, NULL, 'c'},
         {"quiet", no_argument, NULL, O_QUIET},
         {"strict", no_argument, NULL, O_STRICT},
+        {"mmap", no_argument, NULL, O_MMAP},
         {"no-mmap", no_argument, NULL, O_NO_MMAP},
         {"no-cache", no_argument, NULL, O_NO_CACHE},
         {"jobs", required_argument, NULL, 'j'},
@@ -623,8 +626,11 @@ int cmd_hash(int argc, char **argv)
         case O_STRICT:
             r.strict = true;
             break;
+        case O_MMAP:
+            r.opts.flags |= CELLAR_HASH_MMAP;
+            break;
         case O_NO_MMAP:
-            r.opts.flags |= CELLAR_HASH_NO_MMAP;
+            r.opts.flags &= ~(uint32_t)CELLAR_HASH_MMAP;
             break;
         case O_NO_CACHE:
             r.opts.flags |= CELLAR_HASH_NO_CACHE;
