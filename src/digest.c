@@ -681,69 +681,111 @@ int cellar_hash_fd(cellar_digests *out, int fd, const char *name, const cellar_h
     return hash_regular(out, fd, name, &st, algos_of(opts), opts);
 }
 
-int cellar_hash_path(cellar_digests *out, const char *path, const cellar_hash_opts *opts)
+/* Looks up every algorithm of want for the file pre describes; sets
+ * out->cached and out->have to those found. */
+static void cache_lookup(cellar_digests *out, const struct stat *pre, uint32_t want)
 {
-    memset(out, 0, sizeof *out);
-    uint32_t want = algos_of(opts);
-    bool use_cache = !(opts && (opts->flags & CELLAR_HASH_NO_CACHE));
-    struct stat pre;
-    if (use_cache) {
-        /* The cheap path: one stat, then the cache answers. */
-        if (stat(path, &pre) != 0)
-            return cellar_fail_errno(errno, "%s", path);
-        if (S_ISREG(pre.st_mode)) {
-            for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++) {
-                if (!(want & CELLAR_ALGO_BIT(a)))
-                    continue;
-                if (digest_cache_get(&pre, algos[a].name, out->d[a], CELLAR_DIGEST_MAX) ==
-                    (int)algos[a].len)
-                    out->cached |= CELLAR_ALGO_BIT(a);
-            }
-            out->have = out->cached;
-            out->size = (uint64_t)pre.st_size;
-            if (out->cached == want)
-                return 0;
-        }
+    for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++) {
+        if (!(want & CELLAR_ALGO_BIT(a)))
+            continue;
+        if (digest_cache_get(pre, algos[a].name, out->d[a], CELLAR_DIGEST_MAX) ==
+            (int)algos[a].len)
+            out->cached |= CELLAR_ALGO_BIT(a);
     }
-    int fd;
+    out->have = out->cached;
+    out->size = (uint64_t)pre->st_size;
+}
+
+static void cache_store(const cellar_digests *d, const struct stat *st, uint32_t computed)
+{
+    for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++)
+        if (computed & CELLAR_ALGO_BIT(a))
+            digest_cache_put(st, algos[a].name, d->d[a], algos[a].len);
+}
+
+/* What hashing one path did, for the caller to cache: the fstat the
+ * digests belong to and which digests were computed (not cached). */
+struct hashed {
     struct stat st;
-    int rc = digest_open(&fd, &st, path);
+    uint32_t computed;
+};
+
+/* Hashes path given what a cache lookup already found in *out (digests
+ * valid for the file *pre described; pre NULL: none). */
+static int hash_uncached(cellar_digests *out, struct hashed *done, const char *path,
+                         const struct stat *pre, const cellar_hash_opts *o)
+{
+    uint32_t want = algos_of(o);
+    done->computed = 0;
+    int fd;
+    int rc = digest_open(&fd, &done->st, path);
     if (rc)
         return rc;
-    if (S_ISFIFO(st.st_mode)) {
+    if (S_ISFIFO(done->st.st_mode)) {
         rc = hash_stream(out, fd, path, want);
         close(fd);
         return rc;
     }
     /* Between the stat and the open the file may have been replaced or
      * written: cached digests count only if they describe this one. */
-    if (use_cache && !digest_stat_same(&pre, &st))
+    if (!pre || !digest_stat_same(pre, &done->st))
         out->have = out->cached = 0;
     uint32_t todo = want & ~out->cached;
-    rc = hash_regular(out, fd, path, &st, todo, opts);
+    rc = hash_regular(out, fd, path, &done->st, todo, o);
     close(fd);
-    if (rc)
-        return rc;
-    if (use_cache)
-        for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++)
-            if (todo & CELLAR_ALGO_BIT(a))
-                digest_cache_put(&st, algos[a].name, out->d[a], algos[a].len);
-    return 0;
+    if (rc == 0)
+        done->computed = todo;
+    return rc;
+}
+
+static bool cache_wanted(const cellar_hash_opts *o)
+{
+    return !(o && (o->flags & CELLAR_HASH_NO_CACHE));
+}
+
+int cellar_hash_path(cellar_digests *out, const char *path, const cellar_hash_opts *opts)
+{
+    memset(out, 0, sizeof *out);
+    uint32_t want = algos_of(opts);
+    struct stat pre;
+    if (cache_wanted(opts)) {
+        /* The cheap path: one stat, then the cache answers. */
+        if (stat(path, &pre) != 0)
+            return cellar_fail_errno(errno, "%s", path);
+        if (S_ISREG(pre.st_mode)) {
+            cache_lookup(out, &pre, want);
+            if (out->cached == want)
+                return 0;
+        }
+    }
+    struct hashed done;
+    int rc = hash_uncached(out, &done, path, cache_wanted(opts) ? &pre : NULL, opts);
+    if (rc == 0 && cache_wanted(opts))
+        cache_store(out, &done.st, done.computed);
+    return rc;
 }
 
 /* ---- many files at once --------------------------------------------------- */
 
+/* The calling thread does all cache work, in few transactions: a first pass
+ * looks every file up (one stat and one query each, in one read
+ * transaction), so an unchanged tree never wakes a worker; workers hash
+ * the misses; results are stored in order as they are reported, in write
+ * transactions that are committed before each wait for a worker. */
 struct batch_slot {
     cellar_digests d;
+    struct stat pre;
+    bool looked_up;
+    struct hashed done;
     int rc;
-    atomic_bool done;
+    atomic_bool ready;
     char *message;
 };
 
 struct batch {
     const char *const *paths;
     size_t n;
-    cellar_hash_opts opts; /* per-file: nthreads already divided */
+    cellar_hash_opts opts; /* per file: nthreads already divided */
     struct batch_slot *slots;
     atomic_size_t next;
     pthread_mutex_t mu;
@@ -758,16 +800,45 @@ static void *batch_thread(void *arg)
         if (i >= b->n)
             break;
         struct batch_slot *s = &b->slots[i];
+        if (atomic_load(&s->ready))
+            continue;
         cellar_error_clear();
-        s->rc = cellar_hash_path(&s->d, b->paths[i], &b->opts);
+        s->rc = hash_uncached(&s->d, &s->done, b->paths[i], s->looked_up ? &s->pre : NULL,
+                              &b->opts);
         if (s->rc)
             s->message = strdup(cellar_error_last());
         pthread_mutex_lock(&b->mu);
-        atomic_store(&s->done, true);
+        atomic_store(&s->ready, true);
         pthread_cond_broadcast(&b->cv);
         pthread_mutex_unlock(&b->mu);
     }
     return NULL;
+}
+
+/* Stat and look up every path; slots answered in full are ready. */
+static void batch_lookup(struct batch *b, cellar_db *db)
+{
+    uint32_t want = algos_of(&b->opts);
+    cellar_db_lock(db);
+    bool txn = cellar_db_exec(db, "BEGIN") == 0;
+    for (size_t i = 0; i < b->n; i++) {
+        struct batch_slot *s = &b->slots[i];
+        if (stat(b->paths[i], &s->pre) != 0) {
+            s->rc = cellar_fail_errno(errno, "%s", b->paths[i]);
+            s->message = strdup(cellar_error_last());
+            atomic_store(&s->ready, true);
+            continue;
+        }
+        if (!S_ISREG(s->pre.st_mode))
+            continue; /* the worker reports or streams it */
+        s->looked_up = true;
+        cache_lookup(&s->d, &s->pre, want);
+        if (s->d.cached == want)
+            atomic_store(&s->ready, true);
+    }
+    if (txn)
+        cellar_db_exec(db, "COMMIT");
+    cellar_db_unlock(db);
 }
 
 int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts *opts,
@@ -789,6 +860,10 @@ int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts
         free(tid);
         return CELLAR_ENOMEM;
     }
+    cellar_db *db = cache_wanted(opts) ? cellar_db_shared() : NULL;
+    if (db)
+        batch_lookup(&b, db);
+
     pthread_mutex_init(&b.mu, NULL);
     pthread_cond_init(&b.cv, NULL);
     unsigned started = 0;
@@ -799,14 +874,35 @@ int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts
             break;
     if (started == 0) /* no threads to be had: do the work here */
         batch_thread(&b);
+    bool writing = false;
     for (size_t i = 0; i < n; i++) {
         struct batch_slot *s = &b.slots[i];
+        if (!atomic_load(&s->ready) && writing) {
+            /* never hold the write lock while waiting for a worker */
+            cellar_db_exec(db, "COMMIT");
+            cellar_db_unlock(db);
+            writing = false;
+        }
         pthread_mutex_lock(&b.mu);
-        while (!atomic_load(&s->done))
+        while (!atomic_load(&s->ready))
             pthread_cond_wait(&b.cv, &b.mu);
         pthread_mutex_unlock(&b.mu);
+        if (db && s->rc == 0 && s->done.computed && digest_stat_cacheable(&s->done.st)) {
+            if (!writing) {
+                cellar_db_lock(db);
+                writing = cellar_db_begin(db) == 0;
+                if (!writing)
+                    cellar_db_unlock(db);
+            }
+            if (writing)
+                cache_store(&s->d, &s->done.st, s->done.computed);
+        }
         each(ctx, i, s->rc, &s->d, s->rc ? (s->message ? s->message : "out of memory") : "");
         free(s->message);
+    }
+    if (writing) {
+        cellar_db_exec(db, "COMMIT");
+        cellar_db_unlock(db);
     }
     for (unsigned t = 0; t < started; t++)
         pthread_join(tid[t], NULL);
