@@ -40,6 +40,7 @@ struct run {
     uint32_t algos;
     size_t nalgos;
     bool tag, json, recursive, quiet, strict;
+    cellar_algo last_match; /* -c: the algorithm to try first */
     cellar_hash_opts opts;
     int status;
     char **names; /* the targets being reported */
@@ -527,7 +528,14 @@ static void print_check(const char *name, const char *verdict)
     printf(": %s\n", verdict);
 }
 
-static void check_one(struct run *r, struct check_counts *c, uint32_t algos, const char *hex,
+/* A bare hex digest may fit several algorithms (64 digits: sha256sum's or
+ * b3sum's). They are tried one at a time, cheapest first, and the one that
+ * matched last goes first next time, so a whole list costs one digest a
+ * file; a file that matches none costs them all. */
+static const cellar_algo try_order[] = {CELLAR_ALGO_BLAKE3, CELLAR_ALGO_CRC32, CELLAR_ALGO_SHA1,
+                                        CELLAR_ALGO_GITSHA1, CELLAR_ALGO_SHA256, CELLAR_ALGO_MD5};
+
+static int check_with(const struct run *r, bool *match, uint32_t algos, const char *hex,
                       const char *name)
 {
     cellar_hash_opts o = r->opts;
@@ -535,11 +543,38 @@ static void check_one(struct run *r, struct check_counts *c, uint32_t algos, con
     cellar_digests d;
     int rc = !strcmp(name, "-") ? cellar_hash_fd(&d, STDIN_FILENO, "-", &o)
                                 : cellar_hash_path(&d, name, &o);
+    *match = rc == 0 && digest_matches(&d, algos, hex);
+    return rc;
+}
+
+static void check_one(struct run *r, struct check_counts *c, uint32_t algos, const char *hex,
+                      const char *name)
+{
+    int rc = 0;
+    bool match = false;
+    if (!strcmp(name, "-")) {
+        /* standard input is read once: every candidate in that pass, but
+         * not git-sha1 when there is another (a stream has no size) */
+        if (algos & ~CELLAR_ALGO_BIT(CELLAR_ALGO_GITSHA1))
+            algos &= ~CELLAR_ALGO_BIT(CELLAR_ALGO_GITSHA1);
+        rc = check_with(r, &match, algos, hex, name);
+    } else {
+        if (algos & CELLAR_ALGO_BIT(r->last_match))
+            rc = check_with(r, &match, CELLAR_ALGO_BIT(r->last_match), hex, name);
+        for (size_t k = 0; k < sizeof try_order / sizeof try_order[0] && !match && !rc; k++) {
+            cellar_algo a = try_order[k];
+            if (a == r->last_match || !(algos & CELLAR_ALGO_BIT(a)))
+                continue;
+            rc = check_with(r, &match, CELLAR_ALGO_BIT(a), hex, name);
+            if (match)
+                r->last_match = a;
+        }
+    }
     if (rc) {
         cli_error("%s", cellar_error_last());
         print_check(name, "FAILED open or read");
         c->unreadable++;
-    } else if (!digest_matches(&d, algos, hex)) {
+    } else if (!match) {
         print_check(name, "FAILED");
         c->mismatched++;
     } else {
