@@ -453,7 +453,9 @@ static bool parse_check_line(const struct run *r, char *line, uint32_t *algos, c
     if (escaped)
         line++;
     char *sp = strstr(line, " (");
-    char *eq = strstr(line, ") = ");
+    char *eq = NULL; /* the last ") = ": the name may hold one */
+    for (char *p = strstr(line, ") = "); p; p = strstr(p + 1, ") = "))
+        eq = p;
     if (sp && eq && eq > sp && sp == strchr(line, ' ')) {
         /* BSD style, as sha256sum --tag writes: SHA256 (name) = hex */
         *sp = '\0';
