@@ -17,7 +17,7 @@
  * file that changed under us is reported, never cached. */
 #include "digest.h"
 
-#include "blake3_impl.h"
+#include "blake3.h"
 #include "db.h"
 #include "util.h"
 
