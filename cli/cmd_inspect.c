@@ -355,7 +355,9 @@ static int inspect_weights(const char *path, const struct opts *o)
             text_summary(&total, "  ");
         }
     } else if (o->json) {
-        printf("]}\n");
+        printf("],\"error\":");
+        cli_json_string(stdout, cellar_error_last(), strlen(cellar_error_last()));
+        printf("}\n");
     }
     cellar_registry_free(reg);
     cellar_components_free(comps, n);

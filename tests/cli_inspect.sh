@@ -117,6 +117,11 @@ err=$("$BIN" inspect "$T/trailing.safetensors" 2>&1 >/dev/null); rc=$?
 set -e
 expect "trailing byte exit 1" test "$rc" = 1
 expect "trailing byte rule" grep -q "^cellar: $T/trailing.safetensors: incomplete metadata, file not fully covered" <<<"$err"
+set +e
+"$BIN" inspect --json "$T/trailing.safetensors" > "$T/err.json" 2>/dev/null; rc=$?
+set -e
+expect "--json error exit 1" test "$rc" = 1
+expect "--json error object" python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert "not fully covered" in j["error"], j' "$T/err.json"
 printf 'abc' > "$T/short.safetensors"
 set +e
 err=$("$BIN" inspect "$T/short.safetensors" 2>&1 >/dev/null); rc=$?
