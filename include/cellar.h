@@ -426,8 +426,10 @@ CELLAR_API int cellar_parse_shard_size(uint64_t *out, const char *s);
  * huggingface_hub's split_state_dict_into_shards (tensors by name, greedy,
  * an oversized tensor alone, strict '>'): model.safetensors if one shard,
  * else model-0000i-of-0000N.safetensors plus model.safetensors.index.json
- * (2-space indented, metadata.total_size). *nshards (may be NULL) gets the
- * count. outdir is created. Errors: as open and write. */
+ * (2-space indented, metadata.total_size). Every shard carries the
+ * source's __metadata__. Files of an earlier split in outdir that the new
+ * one does not replace are removed, as huggingface_hub does. *nshards (may
+ * be NULL) gets the count. outdir is created. Errors: as open and write. */
 CELLAR_API int cellar_shard_split(size_t *nshards, const char *src, const char *outdir,
                                   uint64_t max_size);
 /* Merges the shard set at src (directory or index) into one file at dst
