@@ -210,7 +210,8 @@ void cellar_hasher_free(cellar_hasher *h)
 
 /* ---- files ---------------------------------------------------------------- */
 
-unsigned digest_threads(unsigned n)
+/* Effective thread count: n, or all cores for 0. */
+static unsigned digest_threads(unsigned n)
 {
     return n ? n : cellar_ncpus();
 }
