@@ -6,8 +6,8 @@ set -euo pipefail
 
 build=(build-essential cmake pkg-config libssl-dev zlib1g-dev libsqlite3-dev
        libcurl4-openssl-dev)
-test=(clang libclang-rt-14-dev python3 unzip b3sum nginx sqlite3 coreutils)
-bench=(hyperfine jdupes rdfind openssl)
+test=(clang libclang-rt-14-dev python3 unzip b3sum nginx sqlite3 coreutils curl)
+bench=(hyperfine jdupes rdfind openssl time)
 
 want=("${build[@]}" "${test[@]}")
 [ "${1:-}" = "--bench" ] && want+=("${bench[@]}")
