@@ -47,8 +47,15 @@ static void event(struct dedup *dd, cellar_dedup_event_kind kind, const char *pa
 {
     if (kind == CELLAR_DEDUP_ERROR)
         dd->stats->errors++;
-    if (dd->o->cb)
-        dd->o->cb(kind, path, size, message, dd->o->ctx);
+    if (!dd->o->cb)
+        return;
+    /* Every message names its file. */
+    char buf[1024];
+    if (message && strncmp(message, path, strlen(path)) != 0) {
+        snprintf(buf, sizeof buf, "%s: %s", path, message);
+        message = buf;
+    }
+    dd->o->cb(kind, path, size, message, dd->o->ctx);
 }
 
 static bool is_temp_name(const char *name)
@@ -325,6 +332,7 @@ static int link_group(struct dedup *dd, struct dnode **g, size_t n)
         rc = rc < 0 ? rc : obj ? 0 : CELLAR_ENOMEM;
         goto done;
     }
+    rc = 0;
     if ((uint64_t)obj_st.st_size != g[0]->d.size && !would_adopt) {
         for (size_t i = 0; i < n; i++)
             event(dd, CELLAR_DEDUP_ERROR, dd->files[g[i]->first].path, g[i]->d.size,
