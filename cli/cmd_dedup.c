@@ -14,7 +14,7 @@ static const char usage[] =
     "  --min-size SIZE  ignore smaller files (e.g. 1MB; default 1)\n"
     "  --paranoid       compare bytes too before linking\n"
     "  -L               follow symlinks (left alone by default)\n"
-    "  -v               list every file linked or skipped\n";
+    "  -v               list every file linked\n";
 
 struct report {
     bool verbose, dry;
@@ -27,7 +27,7 @@ static void on_event(cellar_dedup_event_kind kind, const char *path, uint64_t si
     (void)size;
     if (kind == CELLAR_DEDUP_ERROR)
         cli_warn("%s", message);
-    else if (kind == CELLAR_DEDUP_SKIPPED && r->verbose)
+    else if (kind == CELLAR_DEDUP_SKIPPED)
         cli_warn("%s", message);
     else if (kind == CELLAR_DEDUP_LINKED && r->verbose)
         printf("%s %s\n", r->dry ? "would link" : "linked", path);

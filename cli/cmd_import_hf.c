@@ -16,7 +16,7 @@ static void on_event(cellar_dedup_event_kind kind, const char *path, uint64_t si
 {
     bool verbose = *(bool *)ctx;
     (void)size;
-    if (kind == CELLAR_DEDUP_ERROR || (kind == CELLAR_DEDUP_SKIPPED && verbose))
+    if (kind == CELLAR_DEDUP_ERROR || kind == CELLAR_DEDUP_SKIPPED)
         cli_warn("%s", message);
     else if (kind == CELLAR_DEDUP_LINKED && verbose)
         printf("linked %s\n", path);

@@ -5,11 +5,11 @@
 #include <string.h>
 
 static const char usage[] =
-    "usage: cellar verify [--all | SHA256...]\n\n"
+    "usage: cellar verify [-q] [--all | SHA256...]\n\n"
     "Re-reads objects (all of them by default) and reports any whose bytes no\n"
     "longer match their name, with every place linked to it. Nothing is\n"
     "deleted: a damaged object may be the only copy of a user's file.\n"
-    "Exits 1 if any object is damaged or missing.\n";
+    "Exits 1 if any object is damaged or missing; -q prints only problems.\n";
 
 struct verify {
     cellar_store *s;
@@ -38,10 +38,13 @@ static int on_object(const uint8_t sha256[32], int status, const char *message, 
 int cmd_verify(int argc, char **argv)
 {
     int i = 1;
+    bool quiet = false;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage, stdout);
             return CLI_OK;
+        } else if (!strcmp(argv[i], "-q")) {
+            quiet = true;
         } else if (strcmp(argv[i], "--all") != 0) {
             return cli_usage("verify", "unknown option '%s'", argv[i]);
         }
@@ -70,6 +73,7 @@ int cmd_verify(int argc, char **argv)
     free(shas);
     if (rc)
         return cli_error_last();
-    printf("%llu objects intact, %llu damaged or missing\n", v.ok, v.bad);
+    if (!quiet || v.bad)
+        printf("%llu objects intact, %llu damaged or missing\n", v.ok, v.bad);
     return v.bad ? CLI_FAIL : CLI_OK;
 }

@@ -24,7 +24,9 @@ static int count(const char *path, const char *name, const struct stat *st, void
     (void)path;
     (void)name;
     struct du_ctx *c = vctx;
-    uint64_t size = S_ISREG(st->st_mode) || S_ISLNK(st->st_mode) ? (uint64_t)st->st_size : 0;
+    /* A symlink is a name, not content: it adds its blocks (usually none),
+     * not the length of its target path. */
+    uint64_t size = S_ISREG(st->st_mode) ? (uint64_t)st->st_size : 0;
     uint64_t disk = (uint64_t)st->st_blocks * 512;
     if (S_ISREG(st->st_mode))
         c->row->files++;
