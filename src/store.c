@@ -158,6 +158,11 @@ fail:
     return rc;
 }
 
+int store_sync_dir(cellar_store *s, const char *dir)
+{
+    return s->batch ? 0 : cellar_fsync_dir(dir);
+}
+
 void cellar_store_free(cellar_store *s)
 {
     if (!s)
@@ -286,7 +291,7 @@ int store_admit(cellar_store *s, const char *tmp, const cellar_digests *d, bool 
         if (created)
             *created = true;
         unlink(tmp);
-        rc = cellar_fsync_dir(dir);
+        rc = store_sync_dir(s, dir);
     } else if (errno == EEXIST) {
         unlink(tmp);
         rc = store_freshen(s, d->d[CELLAR_ALGO_SHA256]);
