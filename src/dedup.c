@@ -234,9 +234,12 @@ static int adopt_path(cellar_store *s, const char *path, const struct stat *st,
     return rc;
 }
 
-/* Replaces path (walked as st) by a hard link to the object obj. */
+/* Replaces path (walked as st) by a hard link to obj (the object, or the
+ * copy chosen on another filesystem), recording the place if it is the
+ * object. */
 static int replace_path(cellar_store *s, const char *path, const struct stat *st, const char *obj,
-                        const struct stat *obj_st, const uint8_t sha256[32], unsigned flags)
+                        const struct stat *obj_st, const uint8_t sha256[32], unsigned flags,
+                        bool record)
 {
     if (!unchanged(path, st))
         return cellar_fail(CELLAR_ECHANGED, "%s: changed during dedup; left alone", path);
@@ -252,7 +255,7 @@ static int replace_path(cellar_store *s, const char *path, const struct stat *st
     if (rc == CELLAR_EUNSUPPORTED)
         return cellar_fail(CELLAR_EUNSUPPORTED, "%s: cannot hard-link to the store's copy; left alone",
                            path);
-    if (rc)
+    if (rc || !record)
         return rc;
     char *abs = store_abspath(path);
     if (!abs)
@@ -293,7 +296,7 @@ static void hashed_one(void *ctx, size_t i, int rc, const cellar_digests *d, con
 
 /* Finds the object's inode for a group of identical nodes, adopting one of
  * them if the store lacks the blob. Returns 1 with *obj_st filled, 0 if
- * there is nothing to share with, < 0 on error. */
+ * the store has no copy (none adoptable, or unique content), < 0 on error. */
 static int group_object(struct dedup *dd, struct dnode **g, size_t n, struct stat *obj_st,
                         bool *would_adopt)
 {
@@ -327,13 +330,56 @@ static int group_object(struct dedup *dd, struct dnode **g, size_t n, struct sta
         g[i]->object = true;
         return store_object_stat(dd->s, sha, obj_st);
     }
-    for (size_t i = 0; i < n; i++)
-        event(dd, CELLAR_DEDUP_SKIPPED, dd->files[g[i]->first].path, g[i]->d.size,
-              "no copy can be adopted into the store (another filesystem or owner); left alone");
     return 0;
 }
 
-/* Links every name of every node of one sha256 group to the object. */
+/* Makes every name on target's filesystem in the group a hard link to
+ * target (the object, or on another filesystem the first copy there). */
+static int link_names(struct dedup *dd, struct dnode **g, size_t n, const char *target,
+                      const struct stat *tst, const uint8_t sha256[32], bool in_store)
+{
+    bool dry = dd->o->flags & CELLAR_DEDUP_DRY_RUN;
+    for (size_t i = 0; i < n; i++) {
+        struct dnode *node = g[i];
+        if (node->bad)
+            continue;
+        for (size_t k = node->first; k < node->first + node->count; k++) {
+            struct dfile *f = &dd->files[k];
+            if (f->st.st_dev != tst->st_dev)
+                continue;
+            if (f->st.st_ino == tst->st_ino) {
+                dd->stats->linked++;
+                continue;
+            }
+            const char *why = ineligible(&f->st);
+            if (why) {
+                event(dd, CELLAR_DEDUP_SKIPPED, f->path, (uint64_t)f->st.st_size, why);
+                continue;
+            }
+            int r = dry ? 0
+                        : replace_path(dd->s, f->path, &f->st, target, tst, sha256, dd->o->flags,
+                                       in_store);
+            if (r == CELLAR_ENOMEM)
+                return r;
+            if (r) {
+                event(dd, r == CELLAR_ECHANGED ? CELLAR_DEDUP_SKIPPED : CELLAR_DEDUP_ERROR, f->path,
+                      (uint64_t)f->st.st_size, cellar_error_last());
+                continue;
+            }
+            dd->stats->linked++;
+            event(dd, CELLAR_DEDUP_LINKED, f->path, (uint64_t)f->st.st_size, NULL);
+            if (dry) {
+                /* As it would be: the name now shares the target's inode. */
+                f->st.st_ino = tst->st_ino;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Links the names of one sha256 group: to the stored object on the store's
+ * filesystem; on any other filesystem (where no hard link to the store can
+ * exist) to the first eligible copy there, so the space is saved anyway. */
 static int link_group(struct dedup *dd, struct dnode **g, size_t n)
 {
     const uint8_t *sha = g[0]->d.d[CELLAR_ALGO_SHA256];
@@ -346,55 +392,31 @@ static int link_group(struct dedup *dd, struct dnode **g, size_t n)
         return rc;
     struct stat obj_st;
     bool would_adopt;
-    rc = group_object(dd, g, n, &obj_st, &would_adopt);
+    int have = group_object(dd, g, n, &obj_st, &would_adopt);
     char *obj = store_object_path(dd->s, sha);
-    if (rc <= 0 || !obj) {
-        rc = rc < 0 ? rc : obj ? 0 : CELLAR_ENOMEM;
+    if (have < 0 || !obj) {
+        rc = have < 0 ? have : CELLAR_ENOMEM;
         goto done;
     }
-    rc = 0;
-    if ((uint64_t)obj_st.st_size != g[0]->d.size && !would_adopt) {
+    if (have && (uint64_t)obj_st.st_size != g[0]->d.size && !would_adopt) {
         for (size_t i = 0; i < n; i++)
             event(dd, CELLAR_DEDUP_ERROR, dd->files[g[i]->first].path, g[i]->d.size,
                   "the store's copy has another size: run 'cellar verify'; left alone");
         goto done;
     }
-    for (size_t i = 0; i < n; i++) {
-        struct dnode *node = g[i];
-        if (node->bad)
+    if (have && (rc = link_names(dd, g, n, obj, &obj_st, sha, true)))
+        goto done;
+    for (size_t i = 0; n >= 2 && i < n; i++) {
+        struct dfile *a = &dd->files[g[i]->first];
+        if (g[i]->bad || (have && a->st.st_dev == obj_st.st_dev) || ineligible(&a->st))
             continue;
-        for (size_t k = node->first; k < node->first + node->count; k++) {
-            struct dfile *f = &dd->files[k];
-            bool same = f->st.st_ino == obj_st.st_ino && f->st.st_dev == obj_st.st_dev;
-            if (same) {
-                dd->stats->linked++;
-                continue;
-            }
-            const char *why = f->st.st_dev != obj_st.st_dev
-                                  ? "on another filesystem than the store; left alone"
-                                  : ineligible(&f->st);
-            if (why) {
-                event(dd, CELLAR_DEDUP_SKIPPED, f->path, (uint64_t)f->st.st_size, why);
-                continue;
-            }
-            int r = dry ? 0 : replace_path(dd->s, f->path, &f->st, obj, &obj_st, sha, dd->o->flags);
-            if (r == CELLAR_ENOMEM) {
-                rc = r;
-                goto done;
-            }
-            if (r) {
-                event(dd, r == CELLAR_ECHANGED ? CELLAR_DEDUP_SKIPPED : CELLAR_DEDUP_ERROR, f->path,
-                      (uint64_t)f->st.st_size, cellar_error_last());
-                continue;
-            }
-            dd->stats->linked++;
-            event(dd, CELLAR_DEDUP_LINKED, f->path, (uint64_t)f->st.st_size, NULL);
-            if (dry) {
-                /* As it would be: the name now shares the object's inode. */
-                f->st.st_dev = obj_st.st_dev;
-                f->st.st_ino = obj_st.st_ino;
-            }
-        }
+        bool first = true;
+        for (size_t j = 0; first && j < i; j++)
+            first = g[j]->bad || dd->files[g[j]->first].st.st_dev != a->st.st_dev ||
+                    ineligible(&dd->files[g[j]->first].st);
+        struct stat anchor = a->st;
+        if (first && (rc = link_names(dd, g, n, a->path, &anchor, sha, false)))
+            goto done;
     }
 done:
     free(obj);
@@ -656,7 +678,7 @@ int dedup_file(cellar_store *s, const char *path, const struct stat *st, unsigne
         rc = cellar_fail(CELLAR_EUNSUPPORTED, "%s: %s", path, why);
         goto done;
     }
-    rc = replace_path(s, path, st, obj, &obj_st, sha, flags);
+    rc = replace_path(s, path, st, obj, &obj_st, sha, flags, true);
     res->linked = rc == 0;
 done:
     free(obj);

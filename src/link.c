@@ -112,9 +112,14 @@ bool link_clear_leftover(cellar_store *s, const char *path, const char *name)
     if (strncmp(name, LEFTOVER_PREFIX, plen) != 0 || strlen(name) < plen + 65 ||
         name[plen + 64] != '.' || !cellar_unhex(sha, name + plen, 32))
         return false;
+    /* The temp name is only ever an extra name of an inode that another
+     * name (the object, or the copy it was linked from) holds too. */
     struct stat obj, st;
-    if (store_object_stat(s, sha, &obj) != 1 || lstat(path, &st) != 0 ||
-        st.st_ino != obj.st_ino || st.st_dev != obj.st_dev)
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return false;
+    bool object = store_object_stat(s, sha, &obj) == 1 && st.st_ino == obj.st_ino &&
+                  st.st_dev == obj.st_dev;
+    if (!object && st.st_nlink < 2)
         return false;
     return unlink(path) == 0;
 }

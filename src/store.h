@@ -101,8 +101,8 @@ char *store_abspath(const char *path);
 int link_hard_replace(cellar_store *s, const char *obj, const struct stat *obj_st, const uint8_t sha256[32],
                       const char *dest);
 /* Removes a leftover ".cellar-link.<sha256>.*" temp name at path if it is a
- * hard link to that (present) object, so a crash leaves no litter that a
- * rerun cannot clear. Returns true if it was one (removed). */
+ * hard link to that object, or another name of its inode remains, so a
+ * crash leaves no litter that a rerun cannot clear. True if removed. */
 bool link_clear_leftover(cellar_store *s, const char *path, const char *name);
 
 /* dedup.c, for hfcache.c: makes the regular file at path (stat st) a hard

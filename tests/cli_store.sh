@@ -172,6 +172,22 @@ check "import-hf saved a copy" grep -q '^saved:  [1-9]' "$T/hf.out"
 check "bad blob untouched" cmp "$H/models--org--b/blobs/$(printf 'ab%.0s' {1..32})" "$T/cfg"
 check "git blob found by its id" "$BIN" which "git-sha1:$cfgid" >/dev/null
 
+# ---- a tree on another filesystem than the store ----------------------------------
+# No hard link can reach the store there: copies share one inode among
+# themselves instead. Needs a second filesystem (/dev/shm) to run.
+shm=/dev/shm/cellar-test-$$
+if mkdir -p "$shm" 2>/dev/null && [ "$(stat -c %d /dev/shm)" != "$(stat -c %d "$T")" ]; then
+    gen "$shm/a/x.bin" 300000
+    mkdir -p "$shm/b"
+    cp "$shm/a/x.bin" "$shm/b/x.bin"
+    cp "$shm/a/x.bin" "$shm/b/y.bin"
+    "$BIN" dedup "$shm" >"$T/xdev.out" 2>&1
+    check "other filesystem: copies share an inode" test "$(ino "$shm/a/x.bin")" = "$(ino "$shm/b/y.bin")"
+    check "other filesystem: all three" test "$(ino "$shm/a/x.bin")" = "$(ino "$shm/b/x.bin")"
+    check "other filesystem: savings reported" grep -q '^saved:  [1-9]' "$T/xdev.out"
+    rm -rf "$shm"
+fi
+
 # ---- two concurrent adds of the same file ------------------------------------------
 for mode in --copy ""; do
     gen "$T/conc/f$mode.bin" 3000000
