@@ -13,6 +13,7 @@ struct verb {
 
 /* One line per verb, in the order --help lists them; NULL ends the table. */
 static const struct verb verbs[] = {
+    {"hash", cmd_hash, "digests and model identifiers of files (sha256sum/b3sum format)"},
     {"add", cmd_add, "put files or folders into the store"},
     {"dedup", cmd_dedup, "make identical files hard links to one stored copy"},
     {"import-hf", cmd_import_hf, "adopt a Hugging Face cache: one copy per sha256"},

@@ -4,16 +4,20 @@
  *
  * The only file that includes OpenSSL or zlib headers.
  *
- * A pass over a file feeds "lanes" (an algorithm over a byte range). Large
- * files are mmapped: a lone BLAKE3 lane runs on the multi-threaded tree
- * hasher; several lanes are spread over threads that walk the same mapping
- * in step (a thread may not run more than STEP_WINDOW ahead of the slowest,
- * so a file larger than RAM is still read from disk once). Small files,
- * --no-mmap and a single thread use one buffer whose blocks feed every lane
- * while they are in cache. Before and after, fstat must agree: a file that
- * changed under us is reported, never hashed into the cache. */
+ * A pass over a file feeds "lanes" (an algorithm over a byte range), so
+ * that several digests cost one read. Bytes are pread into a buffer that
+ * stays in L2 while every lane of a thread hashes it: with the page cache
+ * warm, that is faster than hashing a memory map straight out of DRAM
+ * (sha256 1.6x here; BLAKE3 about 2x, see docs/blake3.md), so mapping is an
+ * option (CELLAR_HASH_MMAP), not the default. Lanes of a large file are
+ * spread over threads by estimated cost; each thread reads for itself and
+ * stays within STEP_WINDOW of the slowest, so a cold file is still read
+ * from disk about once. A lone BLAKE3 of a large file runs on the tree
+ * hasher's threads instead. Before and after a pass fstat must agree: a
+ * file that changed under us is reported, never cached. */
 #include "digest.h"
 
+#include "blake3.h"
 #include "db.h"
 #include "util.h"
 
@@ -29,13 +33,13 @@
 #include <openssl/evp.h>
 #include <zlib.h>
 
-#define MMAP_MIN ((uint64_t)1 << 20)     /* below this read(2) costs less than mapping */
+#define MMAP_MIN ((uint64_t)1 << 20)      /* below this mapping costs more than it saves */
 #define THREAD_MIN ((uint64_t)16 << 20)   /* below this threads cost more than they save */
-#define READ_BUF ((size_t)1 << 20)
-#define BLOCK ((uint64_t)256 << 10)       /* interleave step: stays in L2 across lanes */
+#define READ_BUF ((size_t)256 << 10)      /* stays in L2 while every lane hashes it */
 #define STEP ((uint64_t)8 << 20)          /* threaded walk: progress published per step */
 #define STEP_WINDOW ((uint64_t)256 << 20) /* max lead of a lane over the slowest */
 #define RACY_NS 50000000LL                /* > one tick of the kernel's coarse clock */
+#define STORE_BATCH 4096                  /* cache rows written per transaction, at most */
 
 /* ---- algorithms ---------------------------------------------------------- */
 
@@ -206,7 +210,8 @@ void cellar_hasher_free(cellar_hasher *h)
 
 /* ---- files ---------------------------------------------------------------- */
 
-unsigned digest_threads(unsigned n)
+/* Effective thread count: n, or all cores for 0. */
+static unsigned digest_threads(unsigned n)
 {
     return n ? n : cellar_ncpus();
 }
@@ -314,8 +319,32 @@ static void lanes_span(const digest_lane *lanes, size_t n, uint64_t *lo, uint64_
         *lo = *hi;
 }
 
-static int pass_read(cellar_hasher **h, const digest_lane *lanes, size_t n, int fd,
-                     const char *name)
+/* Where a pass gets the bytes: read into the caller's buffer, or, with
+ * CELLAR_HASH_MMAP, straight from a mapping of the file. */
+struct source {
+    int fd;
+    const char *name;
+    const uint8_t *map;
+};
+
+static int source_get(const struct source *src, uint8_t *buf, uint64_t off, size_t want,
+                      const uint8_t **out)
+{
+    if (src->map) {
+        *out = src->map + off;
+        return 0;
+    }
+    ssize_t got = cellar_full_pread(src->fd, buf, want, off);
+    if (got < 0)
+        return cellar_fail_errno(errno, "%s", src->name);
+    if ((size_t)got < want)
+        return cellar_fail(CELLAR_ECHANGED, "%s: file shrank while it was read", src->name);
+    *out = buf;
+    return 0;
+}
+
+static int pass_one_thread(cellar_hasher **h, const digest_lane *lanes, size_t n,
+                           const struct source *src)
 {
     uint64_t lo, hi;
     lanes_span(lanes, n, &lo, &hi);
@@ -325,28 +354,22 @@ static int pass_read(cellar_hasher **h, const digest_lane *lanes, size_t n, int 
     if (!buf)
         return CELLAR_ENOMEM;
     int rc = 0;
-    for (uint64_t off = lo; off < hi;) {
+    for (uint64_t off = lo; off < hi && rc == 0; off += READ_BUF) {
         size_t want = hi - off < READ_BUF ? (size_t)(hi - off) : READ_BUF;
-        ssize_t got = cellar_full_pread(fd, buf, want, off);
-        if (got < 0) {
-            rc = cellar_fail_errno(errno, "%s", name);
-            break;
-        }
-        if ((size_t)got < want) {
-            rc = cellar_fail(CELLAR_ECHANGED, "%s: file shrank while it was read", name);
-            break;
-        }
-        lanes_feed(h, lanes, n, buf, off, want);
-        off += want;
+        const uint8_t *p;
+        if ((rc = source_get(src, buf, off, want, &p)) == 0)
+            lanes_feed(h, lanes, n, p, off, want);
     }
     free(buf);
     return rc;
 }
 
-/* The threaded walk over a mapping: lanes go to threads by estimated cost,
- * and threads keep within STEP_WINDOW of each other. */
+/* The threaded pass: lanes go to threads by estimated cost; each thread
+ * reads the file into its own small buffer (hashing from L2 beats hashing a
+ * mapping straight from memory by more than the copy costs) and keeps
+ * within STEP_WINDOW of the slowest thread. */
 struct walk {
-    const uint8_t *map;
+    const struct source *src;
     cellar_hasher **h;
     const digest_lane *lanes;
     size_t n;
@@ -360,6 +383,8 @@ struct walk {
 struct walker {
     struct walk *w;
     unsigned t;
+    int rc;
+    char message[512];
 };
 
 static uint64_t walk_slowest(const struct walk *w)
@@ -371,9 +396,8 @@ static uint64_t walk_slowest(const struct walk *w)
     return m;
 }
 
-static void *walk_thread(void *arg)
+static int walk_lanes(struct walker *me, uint8_t *buf)
 {
-    struct walker *me = arg;
     struct walk *w = me->w;
     uint64_t lo = UINT64_MAX, hi = 0;
     for (size_t i = 0; i < w->n; i++) {
@@ -384,22 +408,36 @@ static void *walk_thread(void *arg)
         if (w->lanes[i].end > hi)
             hi = w->lanes[i].end;
     }
-    for (uint64_t off = lo; off < hi; off += STEP) {
-        pthread_mutex_lock(&w->mu);
-        w->pos[me->t] = off;
-        pthread_cond_broadcast(&w->cv);
-        while (off > walk_slowest(w) + STEP_WINDOW)
-            pthread_cond_wait(&w->cv, &w->mu);
-        pthread_mutex_unlock(&w->mu);
-        uint64_t len = hi - off < STEP ? hi - off : STEP;
-        /* Interleave this thread's lanes block by block within the step. */
-        for (uint64_t b = off; b < off + len; b += BLOCK) {
-            uint64_t bl = off + len - b < BLOCK ? off + len - b : BLOCK;
-            for (size_t i = 0; i < w->n; i++)
-                if (w->owner[i] == me->t)
-                    lanes_feed(&w->h[i], &w->lanes[i], 1, w->map + b, b, bl);
+    for (uint64_t off = lo; off < hi; off += READ_BUF) {
+        if ((off - lo) % STEP == 0) {
+            pthread_mutex_lock(&w->mu);
+            w->pos[me->t] = off;
+            pthread_cond_broadcast(&w->cv);
+            while (off > walk_slowest(w) + STEP_WINDOW)
+                pthread_cond_wait(&w->cv, &w->mu);
+            pthread_mutex_unlock(&w->mu);
         }
+        size_t want = hi - off < READ_BUF ? (size_t)(hi - off) : READ_BUF;
+        const uint8_t *p;
+        int rc = source_get(w->src, buf, off, want, &p);
+        if (rc)
+            return rc;
+        for (size_t i = 0; i < w->n; i++)
+            if (w->owner[i] == me->t)
+                lanes_feed(&w->h[i], &w->lanes[i], 1, p, off, want);
     }
+    return 0;
+}
+
+static void *walk_thread(void *arg)
+{
+    struct walker *me = arg;
+    struct walk *w = me->w;
+    uint8_t *buf = cellar_malloc(READ_BUF);
+    me->rc = buf ? walk_lanes(me, buf) : CELLAR_ENOMEM;
+    if (me->rc) /* the message is thread-local: carry it to the caller */
+        snprintf(me->message, sizeof me->message, "%s", cellar_error_last());
+    free(buf);
     pthread_mutex_lock(&w->mu);
     w->pos[me->t] = UINT64_MAX;
     pthread_cond_broadcast(&w->cv);
@@ -408,7 +446,7 @@ static void *walk_thread(void *arg)
 }
 
 static int pass_threads(cellar_hasher **h, const digest_lane *lanes, size_t n,
-                        const uint8_t *map, unsigned nthreads)
+                        const struct source *src, unsigned nthreads)
 {
     int rc = 0;
     unsigned *owner = cellar_calloc(n, sizeof *owner);
@@ -417,19 +455,15 @@ static int pass_threads(cellar_hasher **h, const digest_lane *lanes, size_t n,
     struct walker *ws = cellar_calloc(nthreads, sizeof *ws);
     pthread_t *tid = cellar_calloc(nthreads, sizeof *tid);
     bool *started = cellar_calloc(nthreads, sizeof *started);
-    if (!owner || !load || !pos || !ws || !tid || !started) {
+    bool *placed = cellar_calloc(n, sizeof *placed);
+    if (!owner || !load || !pos || !ws || !tid || !started || !placed) {
         rc = CELLAR_ENOMEM;
         goto done;
     }
     /* Longest processing time first: the costliest lane to the least loaded
      * thread. n is small (a handful of lanes). */
-    bool *placed = cellar_calloc(n, sizeof *placed);
-    if (!placed) {
-        rc = CELLAR_ENOMEM;
-        goto done;
-    }
     for (size_t k = 0; k < n; k++) {
-        size_t best = n;
+        size_t best = 0;
         double best_cost = -1;
         for (size_t i = 0; i < n; i++) {
             double c = algos[lanes[i].algo].cost * (double)(lanes[i].end - lanes[i].start);
@@ -446,14 +480,13 @@ static int pass_threads(cellar_hasher **h, const digest_lane *lanes, size_t n,
         load[t] += best_cost;
         placed[best] = true;
     }
-    free(placed);
 
-    struct walk w = {.map = map, .h = h, .lanes = lanes, .n = n, .owner = owner,
+    struct walk w = {.src = src, .h = h, .lanes = lanes, .n = n, .owner = owner,
                      .nthreads = nthreads, .pos = pos};
     pthread_mutex_init(&w.mu, NULL);
     pthread_cond_init(&w.cv, NULL);
     for (unsigned t = 0; t < nthreads; t++) {
-        ws[t] = (struct walker){&w, t};
+        ws[t] = (struct walker){.w = &w, .t = t};
         if (t > 0 && pthread_create(&tid[t], NULL, walk_thread, &ws[t]) == 0)
             started[t] = true;
         else if (t > 0) /* no thread: its lanes run on this one afterwards */
@@ -466,6 +499,9 @@ static int pass_threads(cellar_hasher **h, const digest_lane *lanes, size_t n,
         else
             walk_thread(&ws[t]);
     }
+    for (unsigned t = 0; t < nthreads && !rc; t++)
+        if (ws[t].rc)
+            rc = cellar_fail(ws[t].rc, "%s", ws[t].message);
     pthread_cond_destroy(&w.cv);
     pthread_mutex_destroy(&w.mu);
 done:
@@ -475,29 +511,27 @@ done:
     free(ws);
     free(tid);
     free(started);
+    free(placed);
     return rc;
 }
 
-static int pass_mmap(cellar_hasher **h, digest_lane *lanes, size_t n, const uint8_t *map,
-                     uint64_t size, unsigned nthreads)
+/* A lone BLAKE3 of a whole file, on the tree hasher's threads: reading
+ * subtrees into per-thread buffers, or over the mapping. Returns whether it
+ * applied (the digest is then in the lane). */
+static bool pass_blake3_tree(int *rc, digest_lane *lanes, size_t n, const struct source *src,
+                             uint64_t size, unsigned nthreads)
 {
-    if (n == 1 && lanes[0].algo == CELLAR_ALGO_BLAKE3 && lanes[0].start == 0 &&
-        lanes[0].end == size && nthreads > 1) {
-        cellar_blake3_hash_parallel(map, (size_t)size, nthreads, lanes[0].out);
-        return 1; /* digest already in the lane */
-    }
-    size_t busy = 0; /* lanes large enough to be worth a thread */
-    for (size_t i = 0; i < n; i++)
-        busy += lanes[i].end - lanes[i].start >= THREAD_MIN;
-    if (nthreads > busy)
-        nthreads = (unsigned)busy;
-    if (nthreads > 1)
-        return pass_threads(h, lanes, n, map, nthreads);
-    uint64_t lo, hi;
-    lanes_span(lanes, n, &lo, &hi);
-    for (uint64_t off = lo; off < hi; off += BLOCK)
-        lanes_feed(h, lanes, n, map + off, off, hi - off < BLOCK ? hi - off : BLOCK);
-    return 0;
+    if (n != 1 || lanes[0].algo != CELLAR_ALGO_BLAKE3 || lanes[0].start != 0 ||
+        lanes[0].end != size || nthreads < 2 || size < THREAD_MIN)
+        return false;
+    cellar_blake3 b3;
+    cellar_blake3_init(&b3);
+    if (src->map)
+        blake3_update_parallel(&b3, src->map, (size_t)size, nthreads);
+    else if ((*rc = blake3_update_fd(&b3, src->fd, size, nthreads, src->name)))
+        return true;
+    cellar_blake3_finalize(&b3, lanes[0].out, CELLAR_BLAKE3_OUT_LEN);
+    return true;
 }
 
 int digest_lanes_fd(digest_lane *lanes, size_t n, int fd, const char *name, const struct stat *st,
@@ -508,30 +542,30 @@ int digest_lanes_fd(digest_lane *lanes, size_t n, int fd, const char *name, cons
         lane_clamp(&lanes[i], size);
     nthreads = digest_threads(nthreads);
 
-    cellar_hasher **h = cellar_calloc(n ? n : 1, sizeof *h);
-    if (!h)
-        return CELLAR_ENOMEM;
-    int rc = lanes_start(h, lanes, n);
-    bool done_in_lane = false;
-    if (rc == 0) {
-        void *map = MAP_FAILED;
-        if (!(flags & CELLAR_HASH_NO_MMAP) && size >= MMAP_MIN && size <= SIZE_MAX) {
-            map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
-            if (map != MAP_FAILED)
-                madvise(map, (size_t)size, MADV_SEQUENTIAL | MADV_WILLNEED);
-        }
+    struct source src = {.fd = fd, .name = name};
+    void *map = MAP_FAILED;
+    if ((flags & CELLAR_HASH_MMAP) && size >= MMAP_MIN && size <= SIZE_MAX) {
+        map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
         if (map != MAP_FAILED) {
-            rc = pass_mmap(h, lanes, n, map, size, nthreads);
-            done_in_lane = rc == 1;
-            if (rc == 1)
-                rc = 0;
-            munmap(map, (size_t)size);
-        } else {
-            rc = pass_read(h, lanes, n, fd, name);
+            madvise(map, (size_t)size, MADV_SEQUENTIAL);
+            src.map = map;
         }
     }
-    if (rc == 0 && !done_in_lane)
-        rc = lanes_finish(h, lanes, n);
+    cellar_hasher **h = cellar_calloc(n ? n : 1, sizeof *h);
+    int rc = h ? lanes_start(h, lanes, n) : CELLAR_ENOMEM;
+    if (rc == 0 && !pass_blake3_tree(&rc, lanes, n, &src, size, nthreads)) {
+        size_t busy = 0; /* lanes long enough to be worth a thread */
+        for (size_t i = 0; i < n; i++)
+            busy += lanes[i].end - lanes[i].start >= THREAD_MIN;
+        if (nthreads > busy)
+            nthreads = (unsigned)busy;
+        rc = nthreads > 1 ? pass_threads(h, lanes, n, &src, nthreads)
+                          : pass_one_thread(h, lanes, n, &src);
+        if (rc == 0)
+            rc = lanes_finish(h, lanes, n);
+    }
+    if (map != MAP_FAILED)
+        munmap(map, (size_t)size);
     if (rc == 0) {
         struct stat after;
         if (fstat(fd, &after) != 0)
@@ -541,7 +575,7 @@ int digest_lanes_fd(digest_lane *lanes, size_t n, int fd, const char *name, cons
                              name, (unsigned long long)st->st_size,
                              (unsigned long long)after.st_size);
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; h && i < n; i++)
         cellar_hasher_free(h[i]);
     free(h);
     return rc;
@@ -649,69 +683,111 @@ int cellar_hash_fd(cellar_digests *out, int fd, const char *name, const cellar_h
     return hash_regular(out, fd, name, &st, algos_of(opts), opts);
 }
 
-int cellar_hash_path(cellar_digests *out, const char *path, const cellar_hash_opts *opts)
+/* Looks up every algorithm of want for the file pre describes; sets
+ * out->cached and out->have to those found. */
+static void cache_lookup(cellar_digests *out, const struct stat *pre, uint32_t want)
 {
-    memset(out, 0, sizeof *out);
-    uint32_t want = algos_of(opts);
-    bool use_cache = !(opts && (opts->flags & CELLAR_HASH_NO_CACHE));
-    struct stat pre;
-    if (use_cache) {
-        /* The cheap path: one stat, then the cache answers. */
-        if (stat(path, &pre) != 0)
-            return cellar_fail_errno(errno, "%s", path);
-        if (S_ISREG(pre.st_mode)) {
-            for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++) {
-                if (!(want & CELLAR_ALGO_BIT(a)))
-                    continue;
-                if (digest_cache_get(&pre, algos[a].name, out->d[a], CELLAR_DIGEST_MAX) ==
-                    (int)algos[a].len)
-                    out->cached |= CELLAR_ALGO_BIT(a);
-            }
-            out->have = out->cached;
-            out->size = (uint64_t)pre.st_size;
-            if (out->cached == want)
-                return 0;
-        }
+    for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++) {
+        if (!(want & CELLAR_ALGO_BIT(a)))
+            continue;
+        if (digest_cache_get(pre, algos[a].name, out->d[a], CELLAR_DIGEST_MAX) ==
+            (int)algos[a].len)
+            out->cached |= CELLAR_ALGO_BIT(a);
     }
-    int fd;
+    out->have = out->cached;
+    out->size = (uint64_t)pre->st_size;
+}
+
+static void cache_store(const cellar_digests *d, const struct stat *st, uint32_t computed)
+{
+    for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++)
+        if (computed & CELLAR_ALGO_BIT(a))
+            digest_cache_put(st, algos[a].name, d->d[a], algos[a].len);
+}
+
+/* What hashing one path did, for the caller to cache: the fstat the
+ * digests belong to and which digests were computed (not cached). */
+struct hashed {
     struct stat st;
-    int rc = digest_open(&fd, &st, path);
+    uint32_t computed;
+};
+
+/* Hashes path given what a cache lookup already found in *out (digests
+ * valid for the file *pre described; pre NULL: none). */
+static int hash_uncached(cellar_digests *out, struct hashed *done, const char *path,
+                         const struct stat *pre, const cellar_hash_opts *o)
+{
+    uint32_t want = algos_of(o);
+    done->computed = 0;
+    int fd;
+    int rc = digest_open(&fd, &done->st, path);
     if (rc)
         return rc;
-    if (S_ISFIFO(st.st_mode)) {
+    if (S_ISFIFO(done->st.st_mode)) {
         rc = hash_stream(out, fd, path, want);
         close(fd);
         return rc;
     }
     /* Between the stat and the open the file may have been replaced or
      * written: cached digests count only if they describe this one. */
-    if (use_cache && !digest_stat_same(&pre, &st))
+    if (!pre || !digest_stat_same(pre, &done->st))
         out->have = out->cached = 0;
     uint32_t todo = want & ~out->cached;
-    rc = hash_regular(out, fd, path, &st, todo, opts);
+    rc = hash_regular(out, fd, path, &done->st, todo, o);
     close(fd);
-    if (rc)
-        return rc;
-    if (use_cache)
-        for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++)
-            if (todo & CELLAR_ALGO_BIT(a))
-                digest_cache_put(&st, algos[a].name, out->d[a], algos[a].len);
-    return 0;
+    if (rc == 0)
+        done->computed = todo;
+    return rc;
+}
+
+static bool cache_wanted(const cellar_hash_opts *o)
+{
+    return !(o && (o->flags & CELLAR_HASH_NO_CACHE));
+}
+
+int cellar_hash_path(cellar_digests *out, const char *path, const cellar_hash_opts *opts)
+{
+    memset(out, 0, sizeof *out);
+    uint32_t want = algos_of(opts);
+    struct stat pre;
+    if (cache_wanted(opts)) {
+        /* The cheap path: one stat, then the cache answers. */
+        if (stat(path, &pre) != 0)
+            return cellar_fail_errno(errno, "%s", path);
+        if (S_ISREG(pre.st_mode)) {
+            cache_lookup(out, &pre, want);
+            if (out->cached == want)
+                return 0;
+        }
+    }
+    struct hashed done;
+    int rc = hash_uncached(out, &done, path, cache_wanted(opts) ? &pre : NULL, opts);
+    if (rc == 0 && cache_wanted(opts))
+        cache_store(out, &done.st, done.computed);
+    return rc;
 }
 
 /* ---- many files at once --------------------------------------------------- */
 
+/* The calling thread does all cache work, in few transactions: a first pass
+ * looks every file up (one stat and one query each, in one read
+ * transaction), so an unchanged tree never wakes a worker; workers hash
+ * the misses; each run of results found ready is stored in one write
+ * transaction, then reported in order. */
 struct batch_slot {
     cellar_digests d;
+    struct stat pre;
+    bool looked_up;
+    struct hashed done;
     int rc;
-    atomic_bool done;
+    atomic_bool ready;
     char *message;
 };
 
 struct batch {
     const char *const *paths;
     size_t n;
-    cellar_hash_opts opts; /* per-file: nthreads already divided */
+    cellar_hash_opts opts; /* per file: nthreads already divided */
     struct batch_slot *slots;
     atomic_size_t next;
     pthread_mutex_t mu;
@@ -726,16 +802,68 @@ static void *batch_thread(void *arg)
         if (i >= b->n)
             break;
         struct batch_slot *s = &b->slots[i];
+        if (atomic_load(&s->ready))
+            continue;
         cellar_error_clear();
-        s->rc = cellar_hash_path(&s->d, b->paths[i], &b->opts);
+        s->rc = hash_uncached(&s->d, &s->done, b->paths[i], s->looked_up ? &s->pre : NULL,
+                              &b->opts);
         if (s->rc)
             s->message = strdup(cellar_error_last());
         pthread_mutex_lock(&b->mu);
-        atomic_store(&s->done, true);
+        atomic_store(&s->ready, true);
         pthread_cond_broadcast(&b->cv);
         pthread_mutex_unlock(&b->mu);
     }
     return NULL;
+}
+
+/* Stat and look up every path; slots answered in full are ready. */
+static void batch_lookup(struct batch *b, cellar_db *db)
+{
+    uint32_t want = algos_of(&b->opts);
+    cellar_db_lock(db);
+    bool txn = cellar_db_exec(db, "BEGIN") == 0;
+    for (size_t i = 0; i < b->n; i++) {
+        struct batch_slot *s = &b->slots[i];
+        if (stat(b->paths[i], &s->pre) != 0) {
+            s->rc = cellar_fail_errno(errno, "%s", b->paths[i]);
+            s->message = strdup(cellar_error_last());
+            atomic_store(&s->ready, true);
+            continue;
+        }
+        if (!S_ISREG(s->pre.st_mode))
+            continue; /* the worker reports or streams it */
+        s->looked_up = true;
+        cache_lookup(&s->d, &s->pre, want);
+        if (s->d.cached == want)
+            atomic_store(&s->ready, true);
+    }
+    if (txn)
+        cellar_db_exec(db, "COMMIT");
+    cellar_db_unlock(db);
+}
+
+/* Caches the digests computed for slots [from, to), all ready, in one
+ * write transaction. Never held across a wait or a callback: the caller's
+ * callback may write to the database through a connection of its own. */
+static void batch_store(struct batch *b, cellar_db *db, size_t from, size_t to)
+{
+    bool any = false;
+    for (size_t i = from; i < to && !any; i++)
+        any = b->slots[i].rc == 0 && b->slots[i].done.computed;
+    if (!any)
+        return;
+    cellar_db_lock(db);
+    if (cellar_db_begin(db) == 0) {
+        for (size_t i = from; i < to; i++) {
+            const struct batch_slot *s = &b->slots[i];
+            if (s->rc == 0 && s->done.computed)
+                cache_store(&s->d, &s->done.st, s->done.computed);
+        }
+        if (cellar_db_commit(db) != 0)
+            cellar_db_rollback(db);
+    }
+    cellar_db_unlock(db);
 }
 
 int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts *opts,
@@ -757,6 +885,10 @@ int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts
         free(tid);
         return CELLAR_ENOMEM;
     }
+    cellar_db *db = cache_wanted(opts) ? cellar_db_shared() : NULL;
+    if (db)
+        batch_lookup(&b, db);
+
     pthread_mutex_init(&b.mu, NULL);
     pthread_cond_init(&b.cv, NULL);
     unsigned started = 0;
@@ -767,14 +899,22 @@ int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts
             break;
     if (started == 0) /* no threads to be had: do the work here */
         batch_thread(&b);
-    for (size_t i = 0; i < n; i++) {
-        struct batch_slot *s = &b.slots[i];
+    for (size_t i = 0; i < n;) {
         pthread_mutex_lock(&b.mu);
-        while (!atomic_load(&s->done))
+        while (!atomic_load(&b.slots[i].ready))
             pthread_cond_wait(&b.cv, &b.mu);
         pthread_mutex_unlock(&b.mu);
-        each(ctx, i, s->rc, &s->d, s->rc ? (s->message ? s->message : "out of memory") : "");
-        free(s->message);
+        size_t j = i + 1;
+        while (j < n && j - i < STORE_BATCH && atomic_load(&b.slots[j].ready))
+            j++;
+        if (db)
+            batch_store(&b, db, i, j);
+        for (; i < j; i++) {
+            struct batch_slot *s = &b.slots[i];
+            each(ctx, i, s->rc, &s->d,
+                 s->rc ? (s->message ? s->message : "out of memory") : "");
+            free(s->message);
+        }
     }
     for (unsigned t = 0; t < started; t++)
         pthread_join(tid[t], NULL);
