@@ -114,6 +114,19 @@ check "second run changes no inode" test "$inodes_after" = "$(find "$M" -type f 
 check "no temp names left" test -z "$(find "$M" -name '.cellar-link.*')"
 check "verify after dedup" "$BIN" verify -q
 
+# ---- -L follows symlinks to the files they name, and keeps the symlinks ----------
+L=$T/follow
+gen "$L/real/a.bin" 200000
+mkdir -p "$L/elsewhere" "$L/tree"
+cp "$L/real/a.bin" "$L/elsewhere/b.bin"
+ln -s ../elsewhere/b.bin "$L/tree/link.bin"
+cp "$L/real/a.bin" "$L/tree/c.bin"
+"$BIN" dedup "$L/tree" "$L/real" >/dev/null 2>&1
+check "without -L the symlink's target is left alone" test "$(ino "$L/elsewhere/b.bin")" != "$(ino "$L/tree/c.bin")"
+"$BIN" dedup -L "$L/tree" >/dev/null 2>&1
+check "-L links the target" test "$(ino "$L/elsewhere/b.bin")" = "$(ino "$L/tree/c.bin")"
+check "-L keeps the symlink a symlink" test -L "$L/tree/link.bin"
+
 # ---- gc ----------------------------------------------------------------------
 "$BIN" gc >"$T/gc.out"
 check "gc keeps young objects" grep -q '^removed 0 objects' "$T/gc.out"
