@@ -218,5 +218,17 @@ for mode in --copy ""; do
     check "concurrent add $mode: no temp files" test -z "$(ls -A "$CELLAR_HOME/tmp")"
 done
 
+# ---- gc while an add runs ------------------------------------------------------------
+gen "$T/gcrace/f.bin" 20000000
+"$BIN" add "$T/gcrace/f.bin" >"$T/gcrace.out" 2>&1 &
+p1=$!
+for _ in 1 2 3 4 5 6 7 8; do "$BIN" gc --grace 0 >/dev/null; done
+r1=0
+wait $p1 || r1=$?
+check "add during gc succeeds" test $r1 = 0
+want=$(sha "$T/gcrace/f.bin")
+"$BIN" gc --grace 0 >/dev/null
+check "gc during add kept the linked object" test "$(sha "$("$BIN" which "$want")")" = "$want"
+
 echo "$passed passed, $failed failed"
 test "$failed" = 0
