@@ -189,6 +189,7 @@ check "git blob found by its id" "$BIN" which "git-sha1:$cfgid" >/dev/null
 # No hard link can reach the store there: copies share one inode among
 # themselves instead. Needs a second filesystem (/dev/shm) to run.
 shm=/dev/shm/cellar-test-$$
+trap 'rm -rf "$shm"' EXIT
 if mkdir -p "$shm" 2>/dev/null && [ "$(stat -c %d /dev/shm)" != "$(stat -c %d "$T")" ]; then
     gen "$shm/a/x.bin" 300000
     mkdir -p "$shm/b"
