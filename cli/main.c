@@ -17,6 +17,15 @@ static const struct verb verbs[] = {
     {"inspect", cmd_inspect, "what a safetensors file, shard set or diffusers folder holds"},
     {"shard", cmd_shard, "split a safetensors file into shards as huggingface_hub does"},
     {"merge", cmd_merge, "join a sharded checkpoint into one safetensors file"},
+    {"add", cmd_add, "put files or folders into the store"},
+    {"dedup", cmd_dedup, "make identical files hard links to one stored copy"},
+    {"import-hf", cmd_import_hf, "adopt a Hugging Face cache: one copy per sha256"},
+    {"du", cmd_du, "disk usage counting each file once"},
+    {"ls", cmd_ls, "list the store's objects"},
+    {"which", cmd_which, "where the store keeps a blob"},
+    {"map", cmd_map, "every stored sha256 and its path"},
+    {"verify", cmd_verify, "re-hash objects and report damage"},
+    {"gc", cmd_gc, "remove objects nothing links to"},
     {NULL, NULL, NULL},
 };
 
