@@ -159,6 +159,102 @@ CELLAR_API void cellar_hasher_free(cellar_hasher *h);
 
 /* ---- formats section ---- */
 
+/* ---- GGUF (src/gguf.c) ----
+ * A bounded reader for GGUF v2/v3 headers (key/values and tensor infos),
+ * validated as ggml does: unique non-empty keys, unique tensor names shorter
+ * than 64 bytes, strings <= 1 GiB and <= the bytes left, arrays of at most
+ * 2^30 items and never nested, known ggml types with ne[0] a multiple of the
+ * block size, overflow-checked sizes, each offset equal to the running sum
+ * of sizes padded to general.alignment (a u32 power of two, default 32),
+ * data inside the file. Tensor data is never read. Strings handed out are
+ * length-delimited (GGUF strings may hold any byte, NUL included) and live
+ * as long as the handle. */
+typedef struct cellar_gguf cellar_gguf;
+
+/* Value types, numbered as in the file. */
+typedef enum cellar_gguf_type {
+    CELLAR_GGUF_U8 = 0,
+    CELLAR_GGUF_I8 = 1,
+    CELLAR_GGUF_U16 = 2,
+    CELLAR_GGUF_I16 = 3,
+    CELLAR_GGUF_U32 = 4,
+    CELLAR_GGUF_I32 = 5,
+    CELLAR_GGUF_F32 = 6,
+    CELLAR_GGUF_BOOL = 7,
+    CELLAR_GGUF_STRING = 8,
+    CELLAR_GGUF_ARRAY = 9,
+    CELLAR_GGUF_U64 = 10,
+    CELLAR_GGUF_I64 = 11,
+    CELLAR_GGUF_F64 = 12,
+} cellar_gguf_type;
+
+/* One key/value. Scalars: item_type == type, count 1. Arrays: type is
+ * CELLAR_GGUF_ARRAY, item_type the items' type, count their number. */
+typedef struct cellar_gguf_kv {
+    const char *key; /* not NUL-terminated */
+    size_t key_len;
+    cellar_gguf_type type;
+    cellar_gguf_type item_type;
+    uint64_t count;
+} cellar_gguf_kv;
+
+/* One decoded value: u for u8..u64 and bool, i for i8..i64, f for f32/f64,
+ * str/str_len for strings (pointing into the file's bytes). */
+typedef struct cellar_gguf_value {
+    cellar_gguf_type type;
+    uint64_t u;
+    int64_t i;
+    double f;
+    const char *str;
+    size_t str_len;
+} cellar_gguf_value;
+
+/* One tensor info. dims[n_dims..3] are 1. offset is relative to the data
+ * offset; size is the byte size (unpadded). */
+typedef struct cellar_gguf_tensor {
+    const char *name; /* not NUL-terminated */
+    size_t name_len;
+    uint32_t n_dims;
+    uint64_t dims[4]; /* ne[0] (innermost) first */
+    uint32_t type;    /* ggml type id */
+    const char *type_name; /* "F16", "Q4_K"... */
+    uint64_t offset;
+    uint64_t elements;
+    uint64_t size;
+} cellar_gguf_tensor;
+
+/* Opens and validates a GGUF file (mapped; only header pages are read).
+ * CELLAR_EFORMAT naming the file and the rule; CELLAR_ENOTFOUND, CELLAR_EIO. */
+CELLAR_API int cellar_gguf_open(cellar_gguf **out, const char *path);
+/* Same over a caller's buffer, which must outlive the handle; label names
+ * it in messages (NULL: "<buffer>"). */
+CELLAR_API int cellar_gguf_open_buffer(cellar_gguf **out, const void *data, size_t len,
+                                       const char *label);
+CELLAR_API void cellar_gguf_free(cellar_gguf *g);
+CELLAR_API uint32_t cellar_gguf_version(const cellar_gguf *g);
+CELLAR_API uint32_t cellar_gguf_alignment(const cellar_gguf *g);
+/* Where tensor data starts in the file (header end padded to the alignment). */
+CELLAR_API uint64_t cellar_gguf_data_offset(const cellar_gguf *g);
+/* Bytes of the data section: the sum of every tensor's padded size. */
+CELLAR_API uint64_t cellar_gguf_data_size(const cellar_gguf *g);
+CELLAR_API size_t cellar_gguf_kv_count(const cellar_gguf *g);
+/* Key/value i in file order; NULL past the end. */
+CELLAR_API const cellar_gguf_kv *cellar_gguf_kv_at(const cellar_gguf *g, size_t i);
+/* The index of key; CELLAR_ENOTFOUND if absent. */
+CELLAR_API int cellar_gguf_find(size_t *out, const cellar_gguf *g, const char *key);
+/* Value of key/value i (item 0 for scalars, item n of an array);
+ * CELLAR_EINVAL if out of range. */
+CELLAR_API int cellar_gguf_kv_value(cellar_gguf_value *out, const cellar_gguf *g, size_t i,
+                                    uint64_t item);
+CELLAR_API size_t cellar_gguf_tensor_count(const cellar_gguf *g);
+/* Tensor info i in file order; NULL past the end. */
+CELLAR_API const cellar_gguf_tensor *cellar_gguf_tensor_at(const cellar_gguf *g, size_t i);
+/* "u32", "string", "array"... */
+CELLAR_API const char *cellar_gguf_type_name(cellar_gguf_type t);
+/* "F32", "Q4_K"... or "unknown". */
+CELLAR_API const char *cellar_ggml_type_name(uint32_t type);
+/* ---- end of GGUF ---- */
+
 /* ======================================================================
  * DDUF (src/dduf.c)
  * ====================================================================== */
