@@ -125,11 +125,13 @@ typedef enum cellar_algo {
 #define CELLAR_ALGO_BIT(a) (1u << (a))
 #define CELLAR_DIGEST_MAX 32
 
-/* Digests of one byte stream. have: CELLAR_ALGO_BIT()s of the filled ones. */
+/* Digests of one byte stream. have: CELLAR_ALGO_BIT()s of the filled ones;
+ * cached: those of them that came from the hash cache, not from the bytes. */
 typedef struct cellar_digests {
     uint32_t have;
     uint64_t size;
     uint8_t d[CELLAR_ALGO__COUNT][CELLAR_DIGEST_MAX];
+    uint32_t cached;
 } cellar_digests;
 
 /* "blake3", "sha256", ... */
@@ -153,11 +155,298 @@ CELLAR_API void cellar_hasher_free(cellar_hasher *h);
 
 /* ---- digests section: owned by the hashing module; more below ---- */
 
+/* Every algorithm cellar computes, as CELLAR_ALGO_BIT()s. */
+#define CELLAR_ALGO_ALL ((1u << CELLAR_ALGO__COUNT) - 1)
+
+/* Hashing files (src/digest.c). */
+enum {
+    CELLAR_HASH_NO_MMAP = 1u << 0,  /* always read(2), never mmap */
+    CELLAR_HASH_NO_CACHE = 1u << 1, /* neither consult nor fill the hash cache */
+};
+
+typedef struct cellar_hash_opts {
+    uint32_t algos;    /* CELLAR_ALGO_BIT()s; 0 means blake3 */
+    uint32_t flags;    /* CELLAR_HASH_* */
+    unsigned nthreads; /* threads for one file or for a list of files; 0: all cores */
+} cellar_hash_opts;
+
+/* Digests of the file at path (symlinks followed). An unchanged file
+ * (same device, inode, size, mtime, ctime) is answered from the hash cache
+ * in $CELLAR_HOME/cellar.db with one stat; out->cached says which digests
+ * were. opts may be NULL (blake3, cache on, all cores). FIFOs are read as
+ * streams (git-sha1 then fails with CELLAR_EUNSUPPORTED: it needs the size).
+ * Errors: CELLAR_ENOTFOUND, CELLAR_EIO (permission...), CELLAR_EUNSUPPORTED
+ * (a directory, device or socket), CELLAR_ECHANGED (size, mtime or ctime
+ * moved while it was read; nothing is cached). */
+CELLAR_API int cellar_hash_path(cellar_digests *out, const char *path,
+                                const cellar_hash_opts *opts);
+/* Same for an open descriptor (not closed; read from its current offset if
+ * it is not a regular file, from 0 if it is). name labels error messages.
+ * Never uses the cache. */
+CELLAR_API int cellar_hash_fd(cellar_digests *out, int fd, const char *name,
+                              const cellar_hash_opts *opts);
+
+/* Called once per path, in the order given, on the calling thread. rc is
+ * that file's result; message its error text ("" when rc is 0). */
+typedef void (*cellar_hash_each_fn)(void *ctx, size_t index, int rc, const cellar_digests *d,
+                                    const char *message);
+/* Hashes n paths on opts->nthreads threads (several files at once), calling
+ * each() in order as results become available. Returns 0, or a negative
+ * code if it could not start (CELLAR_ENOMEM); per-file failures go to each(). */
+CELLAR_API int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts *opts,
+                                 cellar_hash_each_fn each, void *ctx);
+
+/* The ecosystem's identifiers of one file (src/ident.c), from one read
+ * pass. Strings are NUL-terminated; an empty string means "not defined for
+ * this file" (AutoV1 under 2 MiB, AutoV3 for a non-safetensors file). */
+typedef struct cellar_ident {
+    uint64_t size;
+    /* CivitAI's six, upper-case hex as CivitAI shows them. */
+    char sha256[65];
+    char autov1[9];     /* sha256(file[0x100000:0x110000])[:8]; files >= 2 MiB */
+    char autov2[11];    /* SHA256[:10] */
+    char autov3[65];    /* sha256(file[8+N:]), safetensors only */
+    char blake3[65];
+    char crc32[9];      /* CivitAI's byte order: little-endian bytes of the CRC */
+    /* Other tools' forms, lower-case. */
+    char crc32_zlib[9]; /* zlib's "%08X" (upper-case, big-endian) */
+    char a1111_model_hash[9];   /* AUTOMATIC1111's old hash: AutoV1 without minimum */
+    char a1111_shorthash[11];   /* AutoV2, lower-case */
+    char sshs_model_hash[65];   /* kohya: AutoV3 lower-case (also A1111's addnet hash) */
+    char lora_shorthash[13];    /* its first 12 characters */
+    char modelspec_hash[67];    /* "0x" + AutoV3 lower-case (modelspec.hash_sha256) */
+} cellar_ident;
+
+/* Computes every field of out for the file at path in one pass (several
+ * threads). opts: only flags and nthreads are used (may be NULL). Errors as
+ * cellar_hash_path(). */
+CELLAR_API int cellar_ident_file(cellar_ident *out, const char *path,
+                                 const cellar_hash_opts *opts);
+
+/* InvokeAI's model hash of a file or a folder, "<algo>:<hex>" (blake3:,
+ * sha256:, md5: ...), into *out (caller frees). A folder: model files
+ * (.ckpt .safetensors .bin .pt .pth, case-sensitive) found without entering
+ * symlinked folders, sorted component by component, each hashed with algo
+ * to hex, the hex concatenated, and that BLAKE3-hashed. opts: flags and
+ * nthreads. Errors: as cellar_hash_path(); CELLAR_EINVAL for crc32/git-sha1. */
+CELLAR_API int cellar_invokeai_hash(char **out, const char *path, cellar_algo algo,
+                                    const cellar_hash_opts *opts);
+
 /* ======================================================================
  * Formats: safetensors, sharded checkpoints, GGUF (src/safetensors.c ...)
  * ====================================================================== */
 
 /* ---- formats section ---- */
+
+/* safetensors (src/safetensors.c).
+ * Layout: [u64 LE N][N bytes of JSON header][data buffer]. The reader
+ * applies FORMATS.md's reader rules 1-14 in order and accepts exactly what
+ * huggingface/safetensors accepts; errors (CELLAR_EFORMAT) name the file,
+ * the tensor and the rule ("header too small", "header too large",
+ * "invalid header length", "invalid header", "invalid header
+ * deserialization: trailing characters ...", "invalid offset for tensor
+ * 'x'", "incomplete metadata, file not fully covered"...). Only the header
+ * is read at open; tensor data is reached through an mmap made on the first
+ * cellar_st_data() call. Data is never assumed aligned. */
+
+/* Element types, in the reference's order (the writer sorts by it,
+ * descending). */
+typedef enum cellar_dtype {
+    CELLAR_DTYPE_BOOL,
+    CELLAR_DTYPE_F4,
+    CELLAR_DTYPE_F6_E2M3,
+    CELLAR_DTYPE_F6_E3M2,
+    CELLAR_DTYPE_U8,
+    CELLAR_DTYPE_I8,
+    CELLAR_DTYPE_F8_E5M2,
+    CELLAR_DTYPE_F8_E4M3,
+    CELLAR_DTYPE_F8_E8M0,
+    CELLAR_DTYPE_F8_E4M3FNUZ,
+    CELLAR_DTYPE_F8_E5M2FNUZ,
+    CELLAR_DTYPE_I16,
+    CELLAR_DTYPE_U16,
+    CELLAR_DTYPE_F16,
+    CELLAR_DTYPE_BF16,
+    CELLAR_DTYPE_I32,
+    CELLAR_DTYPE_U32,
+    CELLAR_DTYPE_F32,
+    CELLAR_DTYPE_C64,
+    CELLAR_DTYPE_F64,
+    CELLAR_DTYPE_I64,
+    CELLAR_DTYPE_U64,
+    CELLAR_DTYPE__COUNT
+} cellar_dtype;
+
+/* "BF16"..., or "?" for a value out of range. */
+CELLAR_API const char *cellar_dtype_name(cellar_dtype d);
+/* Bits per element (F4: 4, F6_*: 6, BOOL: 8...); 0 if out of range. */
+CELLAR_API unsigned cellar_dtype_bits(cellar_dtype d);
+/* Case-sensitive name (len bytes) to dtype; CELLAR_EINVAL if unknown. */
+CELLAR_API int cellar_dtype_parse(cellar_dtype *out, const char *name, size_t len);
+
+/* Largest header the reader accepts (the reference's limit). */
+#define CELLAR_ST_MAX_HEADER 100000000u
+
+typedef struct cellar_st cellar_st;
+
+/* One tensor. Strings and shape live as long as the cellar_st. name is
+ * length-delimited (it may contain NUL); a NUL follows it for convenience. */
+typedef struct cellar_st_tensor {
+    const char *name;
+    size_t name_len;
+    cellar_dtype dtype;
+    const char *dtype_name;
+    size_t rank;            /* 0: a scalar holding one element */
+    const uint64_t *shape;  /* rank entries */
+    uint64_t nelem;         /* product of shape (checked) */
+    uint64_t begin, end;    /* data_offsets: [begin, end) within the data buffer */
+    uint64_t offset;        /* absolute position of the first byte in the file */
+} cellar_st_tensor;
+
+/* Opens and validates the file at path (header read with pread; the fd is
+ * kept for the mapping). Errors: CELLAR_ENOTFOUND, CELLAR_EIO,
+ * CELLAR_EFORMAT (a broken rule), CELLAR_ENOMEM. */
+CELLAR_API int cellar_st_open(cellar_st **out, const char *path);
+/* Same on an open descriptor (read from offset 0; duplicated, so the caller
+ * keeps and closes its own). label names the file in messages. */
+CELLAR_API int cellar_st_open_fd(cellar_st **out, int fd, const char *label);
+/* Same on len bytes in memory, used in place: no copy, data must outlive the
+ * handle (DDUF validates embedded files this way). label names it. */
+CELLAR_API int cellar_st_open_buffer(cellar_st **out, const void *data, size_t len,
+                                     const char *label);
+CELLAR_API void cellar_st_free(cellar_st *st);
+
+/* Tensors in file order (sorted by data_offsets), duplicates resolved
+ * (last wins). */
+CELLAR_API size_t cellar_st_count(const cellar_st *st);
+/* Tensor i (< count), or NULL. */
+CELLAR_API const cellar_st_tensor *cellar_st_tensor_at(const cellar_st *st, size_t i);
+/* Index of the tensor named name (name_len bytes), or CELLAR_ENOTFOUND. */
+CELLAR_API int cellar_st_find(size_t *index, const cellar_st *st, const char *name,
+                              size_t name_len);
+/* A pointer to tensor i's bytes (end - begin of them), mapping the file on
+ * first use. Errors: CELLAR_EINVAL (bad i), CELLAR_EIO (mmap failed). */
+CELLAR_API int cellar_st_data(const void **out, cellar_st *st, size_t i);
+
+/* __metadata__ entries (duplicate keys: last wins; kept in order of first
+ * appearance). key/value are length-delimited and NUL-followed. */
+CELLAR_API size_t cellar_st_metadata_count(const cellar_st *st);
+CELLAR_API int cellar_st_metadata_at(const cellar_st *st, size_t i, const char **key,
+                                     size_t *key_len, const char **value, size_t *value_len);
+/* The value for a NUL-terminated key, or NULL. */
+CELLAR_API const char *cellar_st_metadata_get(const cellar_st *st, const char *key);
+
+/* N, the header length (padding included). */
+CELLAR_API uint64_t cellar_st_header_len(const cellar_st *st);
+/* 8 + N: where the data buffer starts. */
+CELLAR_API uint64_t cellar_st_data_start(const cellar_st *st);
+/* The whole file's size (8 + N + data). */
+CELLAR_API uint64_t cellar_st_file_size(const cellar_st *st);
+/* The label or path it was opened with. */
+CELLAR_API const char *cellar_st_label(const cellar_st *st);
+
+/* The writer: collects tensors, then writes a canonical file (FORMATS.md
+ * writer rules: tensors by dtype descending then name bytes, packed with no
+ * gaps; compact header with __metadata__ first holding "format":"pt" unless
+ * the caller set "format"; header padded with spaces to a multiple of 8;
+ * temp file + rename). Tensor bytes are borrowed until the write. */
+typedef struct cellar_st_writer cellar_st_writer;
+CELLAR_API int cellar_st_writer_new(cellar_st_writer **out);
+CELLAR_API void cellar_st_writer_free(cellar_st_writer *w);
+/* Adds a tensor of nbytes at data. CELLAR_EINVAL: name "__metadata__", a
+ * duplicate name, an unknown dtype, or nbytes not matching dtype x shape
+ * (CELLAR_ERANGE on overflow). */
+CELLAR_API int cellar_st_writer_add(cellar_st_writer *w, const char *name, size_t name_len,
+                                    cellar_dtype dtype, size_t rank, const uint64_t *shape,
+                                    const void *data, uint64_t nbytes);
+/* Adds tensor i of an open file; its bytes are copied at write time
+ * (copy_file_range when src was opened from a path or fd). src must outlive
+ * the write. */
+CELLAR_API int cellar_st_writer_add_from(cellar_st_writer *w, cellar_st *src, size_t i);
+/* Sets a metadata key (NUL-terminated strings; a later set replaces). */
+CELLAR_API int cellar_st_writer_metadata(cellar_st_writer *w, const char *key, const char *value);
+/* Sum of the tensors' byte sizes so far. */
+CELLAR_API uint64_t cellar_st_writer_data_size(const cellar_st_writer *w);
+/* Writes the file atomically (replacing path). Errors: CELLAR_EIO,
+ * CELLAR_ENOMEM, CELLAR_ERANGE (header over the limit). */
+CELLAR_API int cellar_st_writer_write(cellar_st_writer *w, const char *path);
+
+/* Sharded checkpoints (src/shard.c), as huggingface_hub writes them.
+ * A shard set is one merged view of the tensors of several files. */
+typedef struct cellar_shards cellar_shards;
+
+/* Opens path: a model.safetensors.index.json (or any *.index.json), a
+ * directory (its *.safetensors.index.json if there is exactly one, else its
+ * only *.safetensors file), or a single .safetensors file. With an index,
+ * every shard named in weight_map is opened and checked: paths must stay in
+ * the directory (no root, drive, "..", other extension) and each tensor
+ * must be in the shard the index names. Errors: CELLAR_EFORMAT,
+ * CELLAR_ENOTFOUND, CELLAR_EIO, CELLAR_ENOMEM. */
+CELLAR_API int cellar_shards_open(cellar_shards **out, const char *path);
+CELLAR_API void cellar_shards_free(cellar_shards *s);
+/* Number of files and file i (its path and its open handle). */
+CELLAR_API size_t cellar_shards_nfiles(const cellar_shards *s);
+CELLAR_API const char *cellar_shards_path(const cellar_shards *s, size_t i);
+CELLAR_API cellar_st *cellar_shards_file(const cellar_shards *s, size_t i);
+/* The merged tensors, sorted by name bytes (a later file's duplicate
+ * replaces an earlier one). *file (may be NULL) gets the file index. */
+CELLAR_API size_t cellar_shards_count(const cellar_shards *s);
+CELLAR_API const cellar_st_tensor *cellar_shards_tensor(const cellar_shards *s, size_t i,
+                                                        size_t *file);
+/* Sum of the files' sizes on disk. */
+CELLAR_API uint64_t cellar_shards_size(const cellar_shards *s);
+/* True if it was opened through an index. */
+CELLAR_API int cellar_shards_indexed(const cellar_shards *s);
+
+/* huggingface_hub's parse_size_to_int: last two characters (any case) one
+ * of KB MB GB TB (decimal), the rest a float, truncated; a plain integer is
+ * bytes. "5GiB" fails. CELLAR_EINVAL if malformed. */
+CELLAR_API int cellar_parse_shard_size(uint64_t *out, const char *s);
+#define CELLAR_SHARD_DEFAULT_SIZE 5000000000ull
+
+/* Splits the file (or shard set) at src into outdir exactly as
+ * huggingface_hub's split_state_dict_into_shards (tensors by name, greedy,
+ * an oversized tensor alone, strict '>'): model.safetensors if one shard,
+ * else model-0000i-of-0000N.safetensors plus model.safetensors.index.json
+ * (2-space indented, metadata.total_size). *nshards (may be NULL) gets the
+ * count. outdir is created. Errors: as open and write. */
+CELLAR_API int cellar_shard_split(size_t *nshards, const char *src, const char *outdir,
+                                  uint64_t max_size);
+/* Merges the shard set at src (directory or index) into one file at dst
+ * (canonical writer, shards' metadata merged, first value kept). */
+CELLAR_API int cellar_shard_merge(const char *src, const char *dst);
+
+/* Structural hash (src/structural.c): DiffSynth-Studio's hash_model_file,
+ * md5 over the sorted "name:d0_d1", "name" entries joined by ','. out gets
+ * 32 lower-case hex digits and a NUL. */
+CELLAR_API int cellar_structural_hash_st(char out[33], cellar_st *const *files, size_t nfiles);
+/* For a file, a shard set or an index (same value as the merged file). */
+CELLAR_API int cellar_structural_hash(char out[33], const char *path);
+
+/* A model folder's weight components: a diffusers folder (model_index.json
+ * or sub-folders holding safetensors) gives one per sub-folder with
+ * weights, sorted by name; any other path gives one component named "" for
+ * the path itself. */
+typedef struct cellar_component {
+    char *name; /* "transformer", "vae"... or "" */
+    char *path; /* what cellar_shards_open() takes */
+} cellar_component;
+CELLAR_API int cellar_components(cellar_component **out, size_t *count, const char *path);
+CELLAR_API void cellar_components_free(cellar_component *c, size_t count);
+
+/* Known structural hashes (data/registry.tsv: hash, family, component,
+ * description, tab-separated; '#' comments). Loaded from path, or if path
+ * is NULL from $CELLAR_DATA_DIR, else the install data dir, else the
+ * source tree's data/. Errors: CELLAR_ENOTFOUND, CELLAR_EFORMAT. */
+typedef struct cellar_registry cellar_registry;
+typedef struct cellar_model_info {
+    const char *hash, *family, *component, *description;
+} cellar_model_info;
+CELLAR_API int cellar_registry_open(cellar_registry **out, const char *path);
+CELLAR_API void cellar_registry_free(cellar_registry *r);
+/* The entry for a 32-hex-digit hash, or NULL. */
+CELLAR_API const cellar_model_info *cellar_registry_find(const cellar_registry *r,
+                                                         const char *hash);
 
 /* ---- GGUF (src/gguf.c) ----
  * A bounded reader for GGUF v2/v3 headers (key/values and tensor infos),

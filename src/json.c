@@ -176,11 +176,8 @@ static int parse_string(parser *ps, const char **s, size_t *len)
     char *o = ps->out, *begin = o;
     for (;;) {
         /* The common case: a run of plain ASCII copied as is. */
-        const unsigned char *run = p;
         while (p < end && *p >= 0x20 && *p != '"' && *p != '\\' && *p < 0x80)
-            p++;
-        memcpy(o, run, (size_t)(p - run));
-        o += p - run;
+            *o++ = (char)*p++;
         if (p >= end)
             return fail_at(ps, p, CELLAR_JSON_ESYNTAX, "unterminated string");
         unsigned c = *p;
