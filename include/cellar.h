@@ -353,9 +353,9 @@ CELLAR_API const char *cellar_st_label(const cellar_st *st);
 typedef struct cellar_st_writer cellar_st_writer;
 CELLAR_API int cellar_st_writer_new(cellar_st_writer **out);
 CELLAR_API void cellar_st_writer_free(cellar_st_writer *w);
-/* Adds a tensor of nbytes at data. CELLAR_EINVAL: name "__metadata__", a
- * duplicate name, an unknown dtype, or nbytes not matching dtype x shape
- * (CELLAR_ERANGE on overflow). */
+/* Adds a tensor of nbytes at data. CELLAR_EINVAL: name "__metadata__", an
+ * unknown dtype, or nbytes not matching dtype x shape (CELLAR_ERANGE on
+ * overflow). Duplicate names are reported by cellar_st_writer_write(). */
 CELLAR_API int cellar_st_writer_add(cellar_st_writer *w, const char *name, size_t name_len,
                                     cellar_dtype dtype, size_t rank, const uint64_t *shape,
                                     const void *data, uint64_t nbytes);
@@ -367,8 +367,9 @@ CELLAR_API int cellar_st_writer_add_from(cellar_st_writer *w, cellar_st *src, si
 CELLAR_API int cellar_st_writer_metadata(cellar_st_writer *w, const char *key, const char *value);
 /* Sum of the tensors' byte sizes so far. */
 CELLAR_API uint64_t cellar_st_writer_data_size(const cellar_st_writer *w);
-/* Writes the file atomically (replacing path). Errors: CELLAR_EIO,
- * CELLAR_ENOMEM, CELLAR_ERANGE (header over the limit). */
+/* Writes the file atomically (replacing path). Errors: CELLAR_EINVAL (two
+ * tensors with one name), CELLAR_EIO, CELLAR_ENOMEM, CELLAR_ERANGE (header
+ * over the limit). */
 CELLAR_API int cellar_st_writer_write(cellar_st_writer *w, const char *path);
 
 /* Sharded checkpoints (src/shard.c), as huggingface_hub writes them.

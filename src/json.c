@@ -169,6 +169,22 @@ static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
     return 0;
 }
 
+size_t cellar_utf8_check(const void *data, size_t n)
+{
+    const unsigned char *p = data, *end = p + n;
+    while (p < end) {
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+        size_t k = utf8_seq(p, end);
+        if (!k)
+            return (size_t)(p - (const unsigned char *)data);
+        p += k;
+    }
+    return n;
+}
+
 /* Parses a string at ps->p (on the opening quote) into the string buffer. */
 static int parse_string(parser *ps, const char **s, size_t *len)
 {
