@@ -13,6 +13,7 @@ struct verb {
 
 /* One line per verb, in the order --help lists them; NULL ends the table. */
 static const struct verb verbs[] = {
+    {"dduf", cmd_dduf, "list, check, unpack and pack DDUF pipeline files"},
     {NULL, NULL, NULL},
 };
 

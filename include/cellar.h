@@ -551,6 +551,92 @@ CELLAR_API const char *cellar_ggml_type_name(uint32_t type);
 
 /* ---- dduf section ---- */
 
+/* A DDUF file (huggingface_hub's one-file diffusers pipeline): a ZIP whose
+ * entries are all STORED. cellar_dduf_open() maps the file and checks every
+ * rule of FORMATS.md with the reference's phrases ("Data must not be
+ * compressed in DDUF file.", "Invalid entry name in DDUF file: X", "Missing
+ * required 'model_index.json' entry in DDUF file.", "Missing required entry
+ * 'X' in 'model_index.json'.", "Missing required file in folder 'X'"), plus
+ * the stricter ones: local header signature, local == central name and
+ * sizes, no encryption, unique names, no '..', entries inside the file and
+ * not overlapping, size == compressed size, every embedded .safetensors
+ * valid (read in place), and CRC-32 with CELLAR_DDUF_CRC. Errors:
+ * CELLAR_EFORMAT naming the archive, the entry and the rule; CELLAR_EMISMATCH
+ * for a CRC; CELLAR_ENOTFOUND, CELLAR_EIO, CELLAR_ENOMEM. */
+typedef struct cellar_dduf cellar_dduf;
+
+/* One entry. name is NUL-terminated (valid names hold no NUL); data points
+ * at its size bytes inside the mapping and lives as long as the handle. */
+typedef struct cellar_dduf_entry {
+    const char *name;
+    size_t name_len;
+    uint64_t header_offset; /* its local header */
+    uint64_t offset;        /* its first data byte in the file */
+    uint64_t size;
+    uint32_t crc32;         /* as the central directory records it */
+    const void *data;
+} cellar_dduf_entry;
+
+/* Open flags. */
+#define CELLAR_DDUF_CRC 0x1u /* also check every entry's CRC-32 */
+
+CELLAR_API int cellar_dduf_open(cellar_dduf **out, const char *path, unsigned flags);
+/* Same over a caller's buffer, which must outlive the handle; label names it. */
+CELLAR_API int cellar_dduf_open_buffer(cellar_dduf **out, const void *data, size_t len,
+                                       const char *label, unsigned flags);
+CELLAR_API void cellar_dduf_free(cellar_dduf *d);
+/* The path or label it was opened with. */
+CELLAR_API const char *cellar_dduf_label(const cellar_dduf *d);
+/* Entries in central directory order. */
+CELLAR_API size_t cellar_dduf_entry_count(const cellar_dduf *d);
+CELLAR_API const cellar_dduf_entry *cellar_dduf_entry_at(const cellar_dduf *d, size_t i);
+/* The entry named name, or NULL. */
+CELLAR_API const cellar_dduf_entry *cellar_dduf_find(const cellar_dduf *d, const char *name);
+/* Checks every entry's CRC-32 (CELLAR_EMISMATCH naming the first bad one). */
+CELLAR_API int cellar_dduf_check_crc(const cellar_dduf *d);
+/* The pipeline's components (top-level folders), in first-seen order. */
+CELLAR_API size_t cellar_dduf_component_count(const cellar_dduf *d);
+CELLAR_API const char *cellar_dduf_component_at(const cellar_dduf *d, size_t i);
+/* Entry i (a .safetensors) as a safetensors file read in place: its tensors
+ * through the cellar_st API, data pointing into the archive's mapping. The
+ * cellar_st must be freed before the cellar_dduf. Errors: CELLAR_EINVAL,
+ * the safetensors reader's. */
+CELLAR_API int cellar_dduf_open_safetensors(cellar_st **out, const cellar_dduf *d, size_t i);
+
+/* Writing (src/dduf_write.c). An entry to write: name, and its bytes from
+ * the file at path, or (path NULL) len bytes at data. */
+typedef struct cellar_dduf_source {
+    const char *name;
+    const char *path;
+    const void *data;
+    size_t len;
+} cellar_dduf_source;
+
+/* Write flags. */
+#define CELLAR_DDUF_REPLACE 0x1u /* replace an existing output file */
+
+/* Writes a DDUF at path from n entries, in the caller's order, as the
+ * reference writer (Python zipfile, force_zip64=True) lays it out: STORED,
+ * version 45, a ZIP64 extra in every local header (the first entry's data at
+ * 30 + len(name) + 20), CRC-32 computed, data copied with copy_file_range.
+ * Names must be valid and unique, model_index.json present and an object,
+ * the folder rules hold and every .safetensors entry must be valid; the
+ * result is checked by the reader before it is renamed into place, so an
+ * invalid DDUF is never visible. Errors: CELLAR_EFORMAT (a rule),
+ * CELLAR_EEXISTS (path exists without CELLAR_DDUF_REPLACE), CELLAR_EIO... */
+CELLAR_API int cellar_dduf_write(const char *path, const cellar_dduf_source *entries, size_t n,
+                                 unsigned flags);
+/* Packs a diffusers folder: model_index.json first, then every other file
+ * sorted by name. Refuses (CELLAR_EFORMAT, nothing written) files with a
+ * disallowed extension, folders deeper than one level, and anything that
+ * would make cellar_dduf_write() fail. */
+CELLAR_API int cellar_dduf_pack(const char *path, const char *dir, unsigned flags);
+/* Extracts every entry under dir (created if missing). Existing files are
+ * an error (CELLAR_EEXISTS, nothing written) unless CELLAR_DDUF_REPLACE;
+ * a component folder that is a symlink is refused. Each file is written
+ * atomically. */
+CELLAR_API int cellar_dduf_unpack(const cellar_dduf *d, const char *dir, unsigned flags);
+
 /* ======================================================================
  * The store (src/store.c)
  * ====================================================================== */
