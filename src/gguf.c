@@ -413,8 +413,9 @@ static int parse(cellar_gguf *g)
                     (unsigned long long)n_kv, r.left);
     if (n_kv && !(g->kv = cellar_calloc((size_t)n_kv, sizeof *g->kv)))
         return CELLAR_ENOMEM;
-    for (; g->n_kv < n_kv; g->n_kv++)
-        if ((rc = read_kv(&r, &g->kv[g->n_kv])) < 0)
+    /* Counted before it is read, so a failed entry's allocation is freed. */
+    while (g->n_kv < n_kv)
+        if ((rc = read_kv(&r, &g->kv[g->n_kv++])) < 0)
             return rc;
     if ((rc = check_unique(g, false)) < 0 || (rc = read_alignment(g)) < 0)
         return rc;
