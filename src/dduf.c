@@ -144,15 +144,38 @@ static bool is_folder_config(const char *base, size_t len)
     return false;
 }
 
-int cellar_dduf_check_structure(const char *label, const char *const *names,
-                                const size_t *name_lens, size_t n, const cellar_json *index)
+struct folder_ref {
+    const char *name;
+    size_t len;
+    size_t first; /* index of its first entry, for first-seen order */
+    bool has_config;
+};
+
+static int cmp_folder(const void *a, const void *b)
 {
-    struct folder {
-        const char *name;
-        size_t len;
-        bool has_config;
-    } *folders = cellar_malloc((n ? n : 1) * sizeof *folders);
-    if (!folders)
+    const struct folder_ref *x = a, *y = b;
+    int c = memcmp(x->name, y->name, x->len < y->len ? x->len : y->len);
+    if (c)
+        return c;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return (x->first > y->first) - (x->first < y->first);
+}
+
+static int cmp_first(const void *a, const void *b)
+{
+    const struct folder_ref *x = a, *y = b;
+    return (x->first > y->first) - (x->first < y->first);
+}
+
+/* Groups entries by folder by sorting (n log n however many folders a
+ * crafted archive has), then checks each folder once, in first-seen order. */
+int cellar_dduf_check_structure(const char *label, const char *const *names,
+                                const size_t *name_lens, size_t n, const cellar_json *index,
+                                char ***components, size_t *n_components)
+{
+    struct folder_ref *f = cellar_malloc((n ? n : 1) * sizeof *f);
+    if (!f)
         return CELLAR_ENOMEM;
     size_t nf = 0;
     for (size_t i = 0; i < n; i++) {
@@ -160,28 +183,44 @@ int cellar_dduf_check_structure(const char *label, const char *const *names,
         if (!slash)
             continue;
         size_t flen = (size_t)(slash - names[i]);
-        size_t f = 0;
-        while (f < nf && !(folders[f].len == flen && !memcmp(folders[f].name, names[i], flen)))
-            f++;
-        if (f == nf)
-            folders[nf++] = (struct folder){names[i], flen, false};
-        if (is_folder_config(slash + 1, name_lens[i] - flen - 1))
-            folders[f].has_config = true;
+        f[nf++] = (struct folder_ref){names[i], flen, i,
+                                      is_folder_config(slash + 1, name_lens[i] - flen - 1)};
     }
+    qsort(f, nf, sizeof *f, cmp_folder);
+    size_t groups = 0;
+    for (size_t i = 0; i < nf; i++) {
+        if (groups && f[groups - 1].len == f[i].len && !memcmp(f[groups - 1].name, f[i].name, f[i].len)) {
+            f[groups - 1].has_config |= f[i].has_config;
+            continue;
+        }
+        f[groups++] = f[i];
+    }
+    qsort(f, groups, sizeof *f, cmp_first);
     int rc = 0;
-    for (size_t f = 0; f < nf && rc == 0; f++) {
-        if (!cellar_json_get(index, folders[f].name, folders[f].len))
+    for (size_t g = 0; g < groups && rc == 0; g++) {
+        if (!cellar_json_get(index, f[g].name, f[g].len))
             rc = cellar_fail(CELLAR_EFORMAT,
                              "%s: Missing required entry '%.*s' in 'model_index.json'.", label,
-                             (int)folders[f].len, folders[f].name);
-        else if (!folders[f].has_config)
+                             (int)f[g].len, f[g].name);
+        else if (!f[g].has_config)
             rc = cellar_fail(CELLAR_EFORMAT,
                              "%s: Missing required file in folder '%.*s'. Must contain at least "
                              "one of config.json, tokenizer_config.json, "
                              "preprocessor_config.json, scheduler_config.json",
-                             label, (int)folders[f].len, folders[f].name);
+                             label, (int)f[g].len, f[g].name);
     }
-    free(folders);
+    if (rc == 0 && components) {
+        *components = cellar_calloc(groups ? groups : 1, sizeof **components);
+        if (!*components)
+            rc = CELLAR_ENOMEM;
+        for (size_t g = 0; g < groups && rc == 0; g++) {
+            if (!((*components)[g] = cellar_strndup(f[g].name, f[g].len)))
+                rc = CELLAR_ENOMEM;
+            else
+                *n_components = g + 1;
+        }
+    }
+    free(f);
     return rc;
 }
 
@@ -475,21 +514,6 @@ static int check_layout(const cellar_dduf *d)
     return rc;
 }
 
-static int add_component(cellar_dduf *d, const char *name, size_t len)
-{
-    for (size_t i = 0; i < d->n_components; i++)
-        if (strlen(d->components[i]) == len && !memcmp(d->components[i], name, len))
-            return 0;
-    char **n = cellar_realloc(d->components, (d->n_components + 1) * sizeof *n);
-    if (!n)
-        return CELLAR_ENOMEM;
-    d->components = n;
-    if (!(n[d->n_components] = cellar_strndup(name, len)))
-        return CELLAR_ENOMEM;
-    d->n_components++;
-    return 0;
-}
-
 static int check_pipeline(cellar_dduf *d)
 {
     const cellar_dduf_entry *index = cellar_dduf_find(d, "model_index.json");
@@ -510,15 +534,10 @@ static int check_pipeline(cellar_dduf *d)
         lens[i] = d->entries[i].pub.name_len;
     }
     rc = cellar_dduf_check_structure(d->label, names, lens, d->n_entries,
-                                     cellar_json_root(d->index));
+                                     cellar_json_root(d->index), &d->components,
+                                     &d->n_components);
     free(names);
     free(lens);
-    for (size_t i = 0; i < d->n_entries && rc == 0; i++) {
-        const char *slash = strchr(d->entries[i].pub.name, '/');
-        if (slash)
-            rc = add_component(d, d->entries[i].pub.name,
-                               (size_t)(slash - d->entries[i].pub.name));
-    }
     return rc;
 }
 

@@ -38,9 +38,12 @@ bool cellar_dduf_name_valid(const char *name, size_t len);
 
 /* The pipeline rules over a set of (valid, unique) names and the parsed
  * model_index.json: the index is an object, every top-level folder is a key
- * of it and holds one of the config files. label names the archive. */
+ * of it and holds one of the config files. label names the archive.
+ * components (may be NULL) gets the folders, allocated, in first-seen
+ * order, and n_components their count. */
 int cellar_dduf_check_structure(const char *label, const char *const *names,
-                                const size_t *name_lens, size_t n, const cellar_json *index);
+                                const size_t *name_lens, size_t n, const cellar_json *index,
+                                char ***components, size_t *n_components);
 
 /* Parses model_index.json's bytes (strictly) and checks it is an object. */
 int cellar_dduf_parse_index(cellar_json_doc **out, const char *label, const void *data,

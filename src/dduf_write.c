@@ -182,7 +182,8 @@ static int check_entries(const struct writer *w)
             names[i] = w->e[i].src->name;
             lens[i] = strlen(names[i]);
         }
-        rc = cellar_dduf_check_structure(w->path, names, lens, w->n, cellar_json_root(doc));
+        rc = cellar_dduf_check_structure(w->path, names, lens, w->n, cellar_json_root(doc), NULL,
+                                         NULL);
     }
     free(names);
     free(lens);
