@@ -31,6 +31,7 @@ bool cli_parse_size(const char *s, unsigned long long *out);
 typedef int (*cli_cmd_fn)(int argc, char **argv);
 
 /* The verbs (cli/cmd_<verb>.c). */
+int cmd_hash(int argc, char **argv);
 int cmd_dduf(int argc, char **argv);
 
 #endif

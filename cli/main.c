@@ -13,6 +13,7 @@ struct verb {
 
 /* One line per verb, in the order --help lists them; NULL ends the table. */
 static const struct verb verbs[] = {
+    {"hash", cmd_hash, "digests and model identifiers of files (sha256sum/b3sum format)"},
     {"dduf", cmd_dduf, "list, check, unpack and pack DDUF pipeline files"},
     {NULL, NULL, NULL},
 };
@@ -40,7 +41,7 @@ int main(int argc, char **argv)
         return CLI_OK;
     }
     if (!strcmp(verb, "--version") || !strcmp(verb, "-V")) {
-        printf("cellar %s\n", cellar_version());
+        printf("cellar %s (blake3: %s)\n", cellar_version(), cellar_blake3_isa());
         return CLI_OK;
     }
     for (const struct verb *v = verbs; v->name; v++)
