@@ -27,7 +27,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #define U32_MAX_MARK 0xffffffffu
 #define U16_MAX_MARK 0xffffu
@@ -59,17 +58,19 @@ struct cellar_dduf {
     cellar_json_doc *index;
 };
 
-uint32_t cellar_dduf_crc32(uint32_t crc, const void *data, size_t len)
+int cellar_dduf_crc32(uint32_t *out, const void *data, size_t len)
 {
-    const Bytef *p = data;
-    uLong c = crc;
-    while (len > 0) {
-        uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
-        c = crc32(c, p, n);
-        p += n;
-        len -= n;
-    }
-    return (uint32_t)c;
+    cellar_hasher *h;
+    cellar_digests d;
+    int rc = cellar_hasher_new(&h, CELLAR_ALGO_BIT(CELLAR_ALGO_CRC32), UINT64_MAX);
+    if (rc < 0)
+        return rc;
+    cellar_hasher_update(h, data, len);
+    rc = cellar_hasher_final(h, &d);
+    cellar_hasher_free(h);
+    const uint8_t *c = d.d[CELLAR_ALGO_CRC32]; /* big-endian, as zlib prints it */
+    *out = (uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 | (uint32_t)c[2] << 8 | c[3];
+    return rc;
 }
 
 static uint16_t rd16(const uint8_t *p)
@@ -567,7 +568,10 @@ int cellar_dduf_check_crc(const cellar_dduf *d)
 {
     for (size_t i = 0; i < d->n_entries; i++) {
         const cellar_dduf_entry *e = &d->entries[i].pub;
-        uint32_t crc = cellar_dduf_crc32(0, e->data, (size_t)e->size);
+        uint32_t crc = 0;
+        int rc = cellar_dduf_crc32(&crc, e->data, (size_t)e->size);
+        if (rc < 0)
+            return rc;
         RETURN_ERROR_IF(crc != e->crc32, CELLAR_EMISMATCH,
                         "%s: entry '%s': CRC-32 is %08x, the central directory says %08x",
                         d->label, e->name, crc, e->crc32);

@@ -212,8 +212,7 @@ static int check_entries(const struct writer *w)
 static int entry_crc(struct wentry *e, char *msg, size_t msg_len)
 {
     if (e->fd < 0) {
-        e->crc = cellar_dduf_crc32(0, e->src->data, e->src->len);
-        return 0;
+        return cellar_dduf_crc32(&e->crc, e->src->data, e->src->len);
     }
     e->crc = 0;
     if (e->size == 0)
@@ -224,9 +223,11 @@ static int entry_crc(struct wentry *e, char *msg, size_t msg_len)
         return CELLAR_EIO;
     }
     madvise(m, (size_t)e->size, MADV_SEQUENTIAL);
-    e->crc = cellar_dduf_crc32(0, m, (size_t)e->size);
+    int rc = cellar_dduf_crc32(&e->crc, m, (size_t)e->size);
     munmap(m, (size_t)e->size);
-    return 0;
+    if (rc < 0)
+        snprintf(msg, msg_len, "%s: cannot compute its CRC-32", e->src->path);
+    return rc;
 }
 
 /* Runs off the writing thread: error messages are thread-local, so it
