@@ -178,6 +178,19 @@ check [ -z "$(ls -A . | grep cellar-tmp || true)" ]
 expect_fail 1 "already exists" "$BIN" dduf pack pipe cellar.dduf
 check "$BIN" dduf pack pipe cellar.dduf --force >/dev/null
 
+# hash --entries: each entry's digests, computed in place, equal the loose
+# files' (sha256sum and b3sum).
+"$BIN" hash --entries -a sha256 cellar.dduf | sed 's|  cellar.dduf/|  pipe/|' | sort >entries.sha256
+(cd . && sha256sum $(python3 -c 'import zipfile; print(" ".join("pipe/" + n for n in zipfile.ZipFile("cellar.dduf").namelist()))') | sort) >loose.sha256
+check diff entries.sha256 loose.sha256
+"$BIN" hash --entries cellar.dduf | sed 's|  cellar.dduf/|  pipe/|' | sort >entries.b3
+if command -v b3sum >/dev/null; then
+    b3sum pipe/*.json pipe/*/* | sort >loose.b3
+    check diff entries.b3 loose.b3
+fi
+expect_fail 1 "bad end record" "$BIN" hash --entries cut.dduf
+expect_fail 2 "--entries takes DDUF files" "$BIN" hash --entries --civitai cellar.dduf
+
 # Usage.
 expect_fail 2 "expected a subcommand" "$BIN" dduf
 expect_fail 2 "unknown option '--bogus'" "$BIN" dduf ls cellar.dduf --bogus
