@@ -32,6 +32,9 @@ typedef int (*cli_cmd_fn)(int argc, char **argv);
 
 /* The verbs (cli/cmd_<verb>.c). */
 int cmd_hash(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_shard(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 int cmd_dduf(int argc, char **argv);
 
 #endif
