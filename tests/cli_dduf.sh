@@ -191,6 +191,43 @@ fi
 expect_fail 1 "bad end record" "$BIN" hash --entries cut.dduf
 expect_fail 2 "--entries takes DDUF files" "$BIN" hash --entries --civitai cellar.dduf
 
+# inspect: a DDUF's components have the structural hashes of the loose
+# folder's; GGUF files show version, key/values, tensors and types.
+"$BIN" inspect --json cellar.dduf >insp_dduf.json
+"$BIN" inspect --json pipe >insp_dir.json
+python3 - <<'EOF' && ok || bad "inspect of the DDUF disagrees with the folder"
+import json
+a = json.load(open("insp_dduf.json")); b = json.load(open("insp_dir.json"))
+ha = {c["component"]: c["structural_hash"] for c in a["components"] if c["structural_hash"]}
+hb = {c["component"]: c["structural_hash"] for c in b["components"]}
+assert ha == hb and len(ha) == 2, (ha, hb)
+assert a["format"] == "dduf" and a["model_index"]["vae"][1] == "AutoencoderKL"
+assert a["tensors"] == b["tensors"] == 3 and a["parameters"] == b["parameters"]
+EOF
+python3 - <<'EOF'
+import struct
+def s(x): x = x.encode(); return struct.pack("<Q", len(x)) + x
+kv = s("general.architecture") + struct.pack("<I", 8) + s("llama")
+kv += s("llama.block_count") + struct.pack("<II", 4, 2)
+ti = s("tok_embd.weight") + struct.pack("<IQQIQ", 2, 64, 2, 8, 0)  # Q8_0 [64, 2]
+ti += s("norm") + struct.pack("<IQIQ", 1, 16, 0, 160)                # F32 [16]
+h = b"GGUF" + struct.pack("<IQQ", 3, 2, 2) + kv + ti
+h += b"\0" * (-len(h) % 32)
+open("m.gguf", "wb").write(h + b"\1" * 136 + b"\0" * 24 + b"\2" * 64)
+open("bad.gguf", "wb").write(h[:4] + struct.pack("<I", 1) + h[8:])
+EOF
+"$BIN" inspect m.gguf --tensors >insp_gguf.txt
+check grep -q "GGUF v3, alignment 32" insp_gguf.txt
+check grep -q "types:       F32 x1 (64 B), Q8_0 x1 (136 B)" insp_gguf.txt
+check grep -q "llama.block_count = 2" insp_gguf.txt
+check grep -q "tok_embd.weight  Q8_0  \[64, 2\]  136" insp_gguf.txt
+"$BIN" inspect --json m.gguf | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["tensors"] == 2 and d["parameters"] == 144
+assert d["metadata"]["general.architecture"] == "llama"' && ok || bad "inspect --json m.gguf"
+expect_fail 1 "GGUF version 1 is not supported" "$BIN" inspect bad.gguf
+
 # Usage.
 expect_fail 2 "expected a subcommand" "$BIN" dduf
 expect_fail 2 "unknown option '--bogus'" "$BIN" dduf ls cellar.dduf --bogus
