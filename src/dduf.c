@@ -20,6 +20,8 @@
  */
 #include "dduf.h"
 
+#include "crc32.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -57,21 +59,6 @@ struct cellar_dduf {
     size_t n_components;
     cellar_json_doc *index;
 };
-
-int cellar_dduf_crc32(uint32_t *out, const void *data, size_t len)
-{
-    cellar_hasher *h;
-    cellar_digests d;
-    int rc = cellar_hasher_new(&h, CELLAR_ALGO_BIT(CELLAR_ALGO_CRC32), UINT64_MAX);
-    if (rc < 0)
-        return rc;
-    cellar_hasher_update(h, data, len);
-    rc = cellar_hasher_final(h, &d);
-    cellar_hasher_free(h);
-    const uint8_t *c = d.d[CELLAR_ALGO_CRC32]; /* big-endian, as zlib prints it */
-    *out = (uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 | (uint32_t)c[2] << 8 | c[3];
-    return rc;
-}
 
 static uint16_t rd16(const uint8_t *p)
 {
@@ -568,10 +555,7 @@ int cellar_dduf_check_crc(const cellar_dduf *d)
 {
     for (size_t i = 0; i < d->n_entries; i++) {
         const cellar_dduf_entry *e = &d->entries[i].pub;
-        uint32_t crc = 0;
-        int rc = cellar_dduf_crc32(&crc, e->data, (size_t)e->size);
-        if (rc < 0)
-            return rc;
+        uint32_t crc = cellar_crc32(0, e->data, (size_t)e->size);
         RETURN_ERROR_IF(crc != e->crc32, CELLAR_EMISMATCH,
                         "%s: entry '%s': CRC-32 is %08x, the central directory says %08x",
                         d->label, e->name, crc, e->crc32);

@@ -1,6 +1,6 @@
 /* DDUF internals shared by the reader (dduf.c) and the writer
  * (dduf_write.c): the entry-name and pipeline-structure rules, so both sides
- * enforce exactly the same ones, and CRC-32. */
+ * enforce exactly the same ones. */
 #ifndef CELLAR_DDUF_H
 #define CELLAR_DDUF_H
 
@@ -27,10 +27,6 @@
 #define ZIP_FLAG_DESCRIPTOR 0x0008u
 #define ZIP_FLAG_STRONG_ENCRYPTION 0x0040u
 #define ZIP_FLAG_UTF8 0x0800u
-
-/* The ZIP CRC-32 of len bytes, through the hashing module (which keeps zlib
- * behind its one file). CELLAR_ENOMEM if the hasher cannot be set up. */
-int cellar_dduf_crc32(uint32_t *out, const void *data, size_t len);
 
 /* The DDUF entry-name rule: '/' separators, at most one folder level, no
  * empty, '.' or '..' component, no leading or trailing '/', no backslash or

@@ -16,12 +16,15 @@
  *     or the directory's offset or size exceeds ZIP64_LIMIT.
  *
  * Sizes are known up front (stat), so every offset is computed first; then
- * a worker thread computes the CRC-32s over mappings of the sources while
+ * a worker thread computes the CRC-32s (crc32.c, carry-less multiply) over
+ * mappings of the sources while
  * this thread copies the data in the kernel (copy_file_range, sendfile when
  * that is refused), and the headers are written last. The result goes to a
  * temp file that is read back by the DDUF reader before it is renamed.
  */
 #include "dduf.h"
+
+#include "crc32.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -212,7 +215,8 @@ static int check_entries(const struct writer *w)
 static int entry_crc(struct wentry *e, char *msg, size_t msg_len)
 {
     if (e->fd < 0) {
-        return cellar_dduf_crc32(&e->crc, e->src->data, e->src->len);
+        e->crc = cellar_crc32(0, e->src->data, e->src->len);
+        return 0;
     }
     e->crc = 0;
     if (e->size == 0)
@@ -223,11 +227,9 @@ static int entry_crc(struct wentry *e, char *msg, size_t msg_len)
         return CELLAR_EIO;
     }
     madvise(m, (size_t)e->size, MADV_SEQUENTIAL);
-    int rc = cellar_dduf_crc32(&e->crc, m, (size_t)e->size);
+    e->crc = cellar_crc32(0, m, (size_t)e->size);
     munmap(m, (size_t)e->size);
-    if (rc < 0)
-        snprintf(msg, msg_len, "%s: cannot compute its CRC-32", e->src->path);
-    return rc;
+    return 0;
 }
 
 /* Runs off the writing thread: error messages are thread-local, so it
