@@ -10,7 +10,7 @@
 #ifndef CELLAR_BLAKE3_IMPL_H
 #define CELLAR_BLAKE3_IMPL_H
 
-#include "cellar.h"
+#include "blake3.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -134,11 +134,6 @@ void blake3_hash_many_avx2(const uint8_t *const *inputs, size_t num_inputs, size
                            uint8_t flags, uint8_t flags_start, uint8_t flags_end, uint8_t *out);
 #endif
 #if !defined(CELLAR_NO_AVX512)
-void blake3_compress_in_place_avx512(uint32_t cv[8], const uint8_t block[BLAKE3_BLOCK_LEN],
-                                     uint8_t block_len, uint64_t counter, uint8_t flags);
-void blake3_compress_xof_avx512(const uint32_t cv[8], const uint8_t block[BLAKE3_BLOCK_LEN],
-                                uint8_t block_len, uint64_t counter, uint8_t flags,
-                                uint8_t out[64]);
 void blake3_hash_many_avx512(const uint8_t *const *inputs, size_t num_inputs, size_t blocks,
                              const uint32_t key[8], uint64_t counter, bool increment_counter,
                              uint8_t flags, uint8_t flags_start, uint8_t flags_end, uint8_t *out);
@@ -152,19 +147,5 @@ const blake3_kernel *blake3_kernel_get(void);
  * environment again. For tests that run every tier in one process; not
  * safe while another thread is hashing. */
 void blake3_dispatch_reset(void);
-
-/* Absorbs a whole buffer into h, a hasher fresh from any init (so keyed
- * and derive_key work too), splitting it into subtrees of 2^k chunks hashed
- * on up to nthreads threads (0: all cores). Leaves h exactly as
- * cellar_blake3_update(h, data, len) would, so the caller finalizes it to
- * any length. This is what `cellar hash` runs over a memory-mapped file.
- * If threads cannot be started, or h has absorbed bytes already, the work
- * is done on the calling thread: the result is the same. */
-void blake3_update_parallel(cellar_blake3 *h, const void *data, size_t len, unsigned nthreads);
-/* The same with the subtree size chosen by the caller (unit_len: a power of
- * two, at least one chunk), so tests can put unit boundaries anywhere;
- * blake3_update_parallel picks unit_len for speed. */
-void blake3_update_subtrees(cellar_blake3 *h, const void *data, size_t len, unsigned nthreads,
-                            size_t unit_len);
 
 #endif

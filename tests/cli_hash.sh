@@ -65,6 +65,10 @@ same "-c sha256sum list" "$("$C" hash -c ../sums.sha256)" "$(sha256sum -c ../sum
 same "-c b3sum list" "$("$C" hash -c ../sums.b3)" "$(sha256sum -c ../sums.sha256)"
 same "-c md5sum list" "$("$C" hash -c ../sums.md5)" "$(md5sum -c ../sums.md5)"
 status "-c cellar --tag list" 0 "$C" hash -c ../sums.cellar
+sha256sum --tag hello.txt random.bin > ../sums.bsd
+same "-c BSD-style list (sha256sum --tag)" "$("$C" hash -c ../sums.bsd)" "$(sha256sum -c ../sums.bsd)"
+echo "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9  -" > ../sums.stdin
+same "-c a list naming standard input" "$(printf 'hello world' | "$C" hash -c ../sums.stdin)" "-: OK"
 status "-c -a sha256 on a b3sum list fails" 1 "$C" hash -a sha256 -c ../sums.b3
 
 # a mismatch, a missing file, a malformed line: sha256sum's verdicts and codes

@@ -1,7 +1,7 @@
 /* The hashing engine: known answers for every algorithm (git blob id too),
  * the streaming hasher fed in odd pieces against one shot, one pass of
  * several digests against separate runs on every path (threaded, single
- * thread, --no-mmap, mapped BLAKE3, byte ranges), files changing under the
+ * thread, mapped, BLAKE3 tree, byte ranges), files changing under the
  * hasher, the hash cache and the database's schema handling. */
 #include "db.h"
 #include "digest.h"
@@ -152,8 +152,11 @@ static void test_files(const char *dir)
     static const struct {
         uint32_t flags;
         unsigned nthreads;
-    } ways[] = {{CELLAR_HASH_NO_CACHE, 0}, {CELLAR_HASH_NO_CACHE, 1}, {CELLAR_HASH_NO_CACHE, 3},
-                {CELLAR_HASH_NO_CACHE | CELLAR_HASH_NO_MMAP, 2}};
+    } ways[] = {{CELLAR_HASH_NO_CACHE, 0},
+                {CELLAR_HASH_NO_CACHE, 1},
+                {CELLAR_HASH_NO_CACHE, 3},
+                {CELLAR_HASH_NO_CACHE | CELLAR_HASH_MMAP, 1},
+                {CELLAR_HASH_NO_CACHE | CELLAR_HASH_MMAP, 2}};
     for (size_t w = 0; w < sizeof ways / sizeof ways[0]; w++) {
         cellar_hash_opts o = {.algos = CELLAR_ALGO_ALL, .flags = ways[w].flags,
                               .nthreads = ways[w].nthreads};
@@ -262,7 +265,7 @@ static void test_changes(const char *dir)
     CHECK(digest_open(&fd, &st, path) == 0);
     CHECK(truncate(path, 1000) == 0);
     lane = (digest_lane){.algo = CELLAR_ALGO_MD5, .start = 0, .end = UINT64_MAX};
-    CHECK_ERR(digest_lanes_fd(&lane, 1, fd, path, &st, CELLAR_HASH_NO_MMAP, 2), CELLAR_ECHANGED,
+    CHECK_ERR(digest_lanes_fd(&lane, 1, fd, path, &st, 0, 2), CELLAR_ECHANGED,
               "moving.bin: file shrank while it was read");
     close(fd);
 
@@ -343,7 +346,7 @@ static void test_cache(const char *dir)
 }
 
 struct seen {
-    size_t calls;
+    size_t calls, cached;
     bool in_order;
     int rcs[4];
     char hex[4][65];
@@ -354,6 +357,7 @@ static void each(void *ctx, size_t i, int rc, const cellar_digests *d, const cha
     struct seen *s = ctx;
     s->in_order &= i == s->calls;
     s->calls++;
+    s->cached += rc == 0 && d->cached == d->have;
     if (i < 4) {
         s->rcs[i] = rc;
         cellar_digest_hex(s->hex[i], d, CELLAR_ALGO_SHA256);
@@ -378,6 +382,16 @@ static void test_many(const char *dir)
           s.rcs[3] == CELLAR_EUNSUPPORTED);
     CHECK_STR(s.hex[0], "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     CHECK_STR(s.hex[2], "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    CHECK(s.cached == 0);
+    /* Again, past the racy window: both files come from the cache. */
+    struct timespec t = {0, 120000000};
+    nanosleep(&t, NULL);
+    CHECK(cellar_hash_paths(paths, 4, &o, each, &(struct seen){.in_order = true}) == 0);
+    s = (struct seen){.in_order = true};
+    CHECK(cellar_hash_paths(paths, 4, &o, each, &s) == 0);
+    CHECK(s.calls == 4 && s.in_order && s.cached == 2);
+    CHECK_STR(s.hex[0], "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    CHECK(s.rcs[1] == CELLAR_ENOTFOUND && s.rcs[3] == CELLAR_EUNSUPPORTED);
     free(a);
     free(b);
     free(missing);
