@@ -181,6 +181,20 @@ expect "components" grep -q '^format:      diffusers folder, 2 weight components
 expect "component hash" grep -q '^  structural:  cdf0726fd23f31be0c8f82e838646a79$' <<<"$out"
 expect "total" grep -q '^  tensors:     8$' <<<"$out"
 
+# --- cellar hash -a structural ---
+out=$("$BIN" hash -a structural "$T/ex.safetensors" "$T/pipe")
+expect "hash -a structural" test "$out" = "cdf0726fd23f31be0c8f82e838646a79  $T/ex.safetensors
+$h1  $T/pipe/transformer
+cdf0726fd23f31be0c8f82e838646a79  $T/pipe/vae"
+out=$("$BIN" hash --json -a structural "$T/shards")
+expect "hash -a structural --json" test "$out" = "{\"path\":\"$T/shards\",\"structural\":\"$h1\"}"
+set +e
+"$BIN" hash -a structural "$T/trailing.safetensors" >/dev/null 2>&1; rc1=$?
+"$BIN" hash -a structural,sha256 "$T/ex.safetensors" >/dev/null 2>&1; rc2=$?
+set -e
+expect "hash -a structural of a broken file" test "$rc1" = 1
+expect "structural with digests" test "$rc2" = 2
+
 # --- usage ---
 set +e
 err=$("$BIN" shard "$T/full.safetensors" --max-size 5GiB -o "$T/x" 2>&1); rc=$?
