@@ -150,8 +150,8 @@ EOF
 )
 t_py_proc=$(best_ns 5 python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).infolist()' "many_$ENTRIES.dduf")
 echo "list a $ENTRIES-entry DDUF:"
-echo "  cellar dduf ls (whole process, best of 30)     $(ms "$t_ls") ms"
-echo "  cellar --version (start-up alone, best of 30)     $(ms "$t_start") ms"
-echo "  cellar dduf ls minus start-up                     $(ms "$t_ls_net") ms (target < 5)"
-echo "  python zipfile infolist, in process (best of 20)  $(ms "$t_py_ls") ms   cellar (minus start-up) / python: $(ratio "$t_ls_net" "$t_py_ls")"
-echo "  python3 -c zipfile ... (process, best of 5)         $(ms "$t_py_proc") ms   cellar / python: $(ratio "$t_ls" "$t_py_proc")"
+echo "  cellar dduf ls (whole process, best of 30)       $(ms "$t_ls") ms"
+echo "  cellar --version (start-up alone, best of 30)    $(ms "$t_start") ms"
+echo "  cellar dduf ls minus start-up                    $(ms "$t_ls_net") ms (target < 5)"
+echo "  python zipfile infolist, in process (best of 20) $(ms "$t_py_ls") ms   cellar (minus start-up) / python: $(ratio "$t_ls_net" "$t_py_ls")"
+echo "  python3 -c zipfile ... (process, best of 5)      $(ms "$t_py_proc") ms   cellar / python: $(ratio "$t_ls" "$t_py_proc")"

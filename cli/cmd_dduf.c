@@ -20,6 +20,19 @@ static const char usage[] =
     "          component folders) into OUT.dduf, as huggingface_hub writes it;\n"
     "          refuses a folder that would make an invalid DDUF\n";
 
+/* Names are checked at open (no NUL, no backslash) but may hold other
+ * control bytes: shown escaped so a listing cannot drive the terminal. */
+static void print_name(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f)
+            printf("\\x%02x", c);
+        else
+            putchar(c);
+    }
+}
+
 /* Splits argv into positional arguments and the flags a subcommand allows. */
 struct args {
     const char *pos[2];
@@ -78,8 +91,10 @@ static int cmd_ls(int argc, char **argv)
         printf("%12s %14s  %s\n", "offset", "size", "name");
         for (size_t i = 0; i < n; i++) {
             const cellar_dduf_entry *e = cellar_dduf_entry_at(d, i);
-            printf("%12llu %14llu  %s\n", (unsigned long long)e->offset,
-                   (unsigned long long)e->size, e->name);
+            printf("%12llu %14llu  ", (unsigned long long)e->offset,
+                   (unsigned long long)e->size);
+            print_name(e->name, e->name_len);
+            putchar('\n');
         }
     }
     cellar_dduf_free(d);

@@ -47,6 +47,10 @@ static void zle(struct zb *b, uint64_t v, unsigned n)
     }
 }
 
+/* Central entries with every size and offset moved into a ZIP64 extra, as
+ * zipfile writes them for files and offsets past 2 GiB - 1. */
+static bool central_zip64;
+
 /* zip64: ZIP64 extras in every local header (as Python's force_zip64) and
  * ZIP64 end records. */
 static void build_zip(struct zb *b, const struct zent *e, size_t n, bool zip64)
@@ -91,16 +95,23 @@ static void build_zip(struct zb *b, const struct zent *e, size_t n, bool zip64)
         zle(b, e[i].method, 2);
         zle(b, 0, 4);
         zle(b, (uint32_t)crc32(0, e[i].data, (uInt)e[i].len), 4);
-        zle(b, cs, 4);
-        zle(b, e[i].len, 4);
+        zle(b, central_zip64 ? 0xffffffff : cs, 4);
+        zle(b, central_zip64 ? 0xffffffff : e[i].len, 4);
         zle(b, strlen(e[i].name), 2);
-        zle(b, 0, 2);
+        zle(b, central_zip64 ? 28 : 0, 2);
         zle(b, 0, 2);
         zle(b, 0, 2);
         zle(b, 0, 2);
         zle(b, 0, 4);
-        zle(b, off[i], 4);
+        zle(b, central_zip64 ? 0xffffffff : off[i], 4);
         zput(b, e[i].name, strlen(e[i].name));
+        if (central_zip64) {
+            zle(b, 1, 2);
+            zle(b, 24, 2);
+            zle(b, e[i].len, 8);
+            zle(b, cs, 8);
+            zle(b, off[i], 8);
+        }
     }
     uint64_t cd_size = b->len - cd;
     if (zip64) {
@@ -300,6 +311,17 @@ static void test_corruptions(void)
     build_zip(&b, e, 5, true);
     set64(&b, full - 22 - 20 + 8, 5);
     REJECT("zip64 locator out of range", "bad ZIP64 end record: no signature");
+
+    central_zip64 = true;
+    valid_entries(e);
+    build_zip(&b, e, 5, true);
+    for (size_t i = 0; i + 4 <= b.len; i++)
+        if (!memcmp(b.buf + i, "\x01\x00\x18\x00", 4)) {
+            b.buf[i + 2] = 8; /* the first central ZIP64 extra now holds one value */
+            break;
+        }
+    REJECT("central zip64 extra too short", "ZIP64 extra field of 8 bytes is too short");
+    central_zip64 = false;
 
     valid_entries(e);
     e[4].method = 8;
@@ -637,6 +659,9 @@ int main(void)
     make_st();
     test_read(false);
     test_read(true);
+    central_zip64 = true;
+    test_read(true);
+    central_zip64 = false;
     test_corruptions();
     test_write();
     test_pack_unpack();
