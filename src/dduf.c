@@ -150,6 +150,14 @@ static int cmp_folder(const void *a, const void *b)
     return (x->first > y->first) - (x->first < y->first);
 }
 
+/* By name alone (a key matches whatever entry index it was found at). */
+static int cmp_name(const void *a, const void *b)
+{
+    const struct folder_ref *x = a, *y = b;
+    int c = memcmp(x->name, y->name, x->len < y->len ? x->len : y->len);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
 static int cmp_first(const void *a, const void *b)
 {
     const struct folder_ref *x = a, *y = b;
@@ -184,9 +192,21 @@ int cellar_dduf_check_structure(const char *label, const char *const *names,
         f[groups++] = f[i];
     }
     qsort(f, groups, sizeof *f, cmp_first);
+    /* The index's keys, sorted, so each folder is one binary search. */
+    size_t nkeys = index && index->type == CELLAR_JSON_OBJECT ? index->count : 0;
+    struct folder_ref *keys = cellar_malloc((nkeys ? nkeys : 1) * sizeof *keys);
+    if (!keys) {
+        free(f);
+        return CELLAR_ENOMEM;
+    }
+    for (size_t k = 0; k < nkeys; k++)
+        keys[k] = (struct folder_ref){index->u.members[k].key, index->u.members[k].key_len, 0,
+                                      false};
+    qsort(keys, nkeys, sizeof *keys, cmp_folder);
     int rc = 0;
     for (size_t g = 0; g < groups && rc == 0; g++) {
-        if (!cellar_json_get(index, f[g].name, f[g].len))
+        struct folder_ref probe = {f[g].name, f[g].len, 0, false};
+        if (!bsearch(&probe, keys, nkeys, sizeof *keys, cmp_name))
             rc = cellar_fail(CELLAR_EFORMAT,
                              "%s: Missing required entry '%.*s' in 'model_index.json'.", label,
                              (int)f[g].len, f[g].name);
@@ -197,6 +217,7 @@ int cellar_dduf_check_structure(const char *label, const char *const *names,
                              "preprocessor_config.json, scheduler_config.json",
                              label, (int)f[g].len, f[g].name);
     }
+    free(keys);
     if (rc == 0 && components) {
         *components = cellar_calloc(groups ? groups : 1, sizeof **components);
         if (!*components)
