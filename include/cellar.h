@@ -340,7 +340,9 @@ CELLAR_API const cellar_st_tensor *cellar_st_tensor_at(const cellar_st *st, size
 CELLAR_API int cellar_st_find(size_t *index, const cellar_st *st, const char *name,
                               size_t name_len);
 /* A pointer to tensor i's bytes (end - begin of them), mapping the file on
- * first use. Errors: CELLAR_EINVAL (bad i), CELLAR_EIO (mmap failed). */
+ * first use (safe from several threads). The mapping lives as long as st;
+ * a file truncated behind cellar's back faults on access (SIGBUS), as with
+ * any mapping. Errors: CELLAR_EINVAL (bad i), CELLAR_EIO (mmap failed). */
 CELLAR_API int cellar_st_data(const void **out, cellar_st *st, size_t i);
 
 /* __metadata__ entries (duplicate keys: last wins; kept in order of first

@@ -712,15 +712,21 @@ int cellar_st_data(const void **out, cellar_st *st, size_t i)
         *out = st->buf + st->tensors[i].offset;
         return 0;
     }
-    if (!st->map) {
+    void *map = __atomic_load_n(&st->map, __ATOMIC_ACQUIRE);
+    if (!map) {
         if (st->file_size > SIZE_MAX)
             return cellar_fail(CELLAR_ERANGE, "%s: too large to map", st->label);
         void *m = mmap(NULL, (size_t)st->file_size, PROT_READ, MAP_SHARED, st->fd, 0);
         if (m == MAP_FAILED)
             return cellar_fail_errno(errno, "%s: mmap", st->label);
-        st->map = m;
+        /* Threads may race to map first: one mapping wins, the others go. */
+        if (__atomic_compare_exchange_n(&st->map, &map, m, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            map = m;
+        else
+            munmap(m, (size_t)st->file_size);
     }
-    *out = (const uint8_t *)st->map + st->tensors[i].offset;
+    *out = (const uint8_t *)map + st->tensors[i].offset;
     return 0;
 }
 

@@ -158,11 +158,12 @@ assert n == 4, files
 assert list(idx["weight_map"].items()) == [
     ("a.b", files[0]), ("b.w", files[1]), ("a.w", files[2]), ("c", files[2]), ("d.e", files[3])], idx
 EOF
-expect "merge" "$BIN" merge "$T/shards" -o "$T/merged.safetensors"
+out=$("$BIN" merge "$T/shards" -o "$T/merged.safetensors")
+expect "merge" test "$out" = "5 tensors from 4 files merged into $T/merged.safetensors"
 expect "merged file follows the writer rules" python3 "$T/check.py" "$T/merged.safetensors"
 expect "merged tensors equal the original" python3 "$T/same_tensors.py" "$T/full.safetensors" "$T/merged.safetensors"
 "$BIN" shard "$T/merged.safetensors" --max-size 30 -o "$T/shards2" >/dev/null
-"$BIN" merge "$T/shards2/model.safetensors.index.json" -o "$T/merged2.safetensors"
+"$BIN" merge "$T/shards2/model.safetensors.index.json" -o "$T/merged2.safetensors" >/dev/null
 expect "round trip byte-exact" cmp -s "$T/merged.safetensors" "$T/merged2.safetensors"
 h1=$("$BIN" inspect "$T/full.safetensors" | sed -n 's/^structural:  //p')
 h2=$("$BIN" inspect "$T/shards" | sed -n 's/^structural:  //p')
