@@ -68,8 +68,9 @@ static void usage(FILE *f)
                "  --json           one JSON object per file, per line\n"
                "  -r, --recursive  hash the files under folders\n"
                "  --entries        hash each entry of DDUF files in place, named FILE/ENTRY\n"
-               "  -c, --check      verify the lists (of sha256sum, b3sum, md5sum, cellar);\n"
-               "                   plain hex lines are checked as -a, else by their length\n"
+               "  -c, --check      verify the lists (of sha256sum, b3sum, md5sum, cellar),\n"
+               "                   reading every file (no cache); plain hex lines are\n"
+               "                   checked as -a, else by their length\n"
                "  --quiet          with -c: do not print OK lines\n"
                "  --strict         with -c: fail on improperly formatted lines\n"
                "  --mmap           hash from memory maps of the files\n"
@@ -832,6 +833,9 @@ int cmd_hash(int argc, char **argv)
         return cli_usage("hash", "-c checks digest lists, not --civitai/--invokeai output");
 
     if (check) {
+        /* Verifying is about the bytes on disk now (bit rot leaves mtime
+         * alone): always read them. */
+        r.opts.flags |= CELLAR_HASH_NO_CACHE;
         int status = CLI_OK;
         if (optind == argc)
             return check_list(&r, "-");
