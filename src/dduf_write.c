@@ -460,6 +460,11 @@ static int write_all(struct writer *w, unsigned flags)
         const struct wentry *e = &w->e[i];
         rc = e->fd >= 0 ? copy_data(a.fd, e)
                         : write_at(a.fd, e->src->data, e->src->len, e->data_offset, w->path);
+        /* Start writing it back now, so the final fsync has less to wait
+         * for; only a hint, so its failure is not an error. */
+        if (rc == 0 && e->size >= (1u << 20))
+            sync_file_range(a.fd, (off64_t)e->data_offset, (off64_t)e->size,
+                            SYNC_FILE_RANGE_WRITE);
     }
     if (threaded)
         pthread_join(tid, NULL);
