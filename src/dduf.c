@@ -42,18 +42,13 @@ static const char *const folder_configs[] = {
 
 static const char *const allowed_ext[] = {".json", ".safetensors", ".model", ".txt"};
 
-struct dduf_entry {
-    cellar_dduf_entry pub;
-    uint16_t flags;
-};
-
 struct cellar_dduf {
     char *label;
     const uint8_t *data;
     size_t len;
     void *map;
     size_t map_len;
-    struct dduf_entry *entries;
+    cellar_dduf_entry *entries;
     size_t n_entries;
     char **components; /* top-level folders, in first-seen order */
     size_t n_components;
@@ -368,56 +363,55 @@ static int read_zip64_extra(const cellar_dduf *d, const char *name, const uint8_
 
 /* The local header: signature, name, flags and sizes must agree with the
  * central directory; the data follows it, inside the file. */
-static int read_local(const cellar_dduf *d, struct dduf_entry *e, uint16_t method,
+static int read_local(const cellar_dduf *d, cellar_dduf_entry *e, uint16_t method,
                       uint64_t data_limit)
 {
-    cellar_dduf_entry *pub = &e->pub;
-    uint64_t off = pub->header_offset;
+    uint64_t off = e->header_offset;
     RETURN_ERROR_IF(off > data_limit || data_limit - off < ZIP_LOCAL_SIZE, CELLAR_EFORMAT,
                     "%s: entry '%s': local header at offset %llu is outside the entries area "
                     "(%llu bytes)",
-                    d->label, pub->name, (unsigned long long)off,
+                    d->label, e->name, (unsigned long long)off,
                     (unsigned long long)data_limit);
     const uint8_t *h = d->data + off;
     RETURN_ERROR_IF(rd32(h) != ZIP_LOCAL_SIG, CELLAR_EFORMAT,
                     "%s: entry '%s': Invalid local header signature at offset %llu", d->label,
-                    pub->name, (unsigned long long)off);
+                    e->name, (unsigned long long)off);
     uint16_t flags = rd16(h + 6), lmethod = rd16(h + 8), name_len = rd16(h + 26),
              extra_len = rd16(h + 28);
     uint64_t lsize = rd32(h + 22), lcsize = rd32(h + 18);
     uint64_t hdr_end = off + ZIP_LOCAL_SIZE + name_len + extra_len;
     RETURN_ERROR_IF(hdr_end > data_limit, CELLAR_EFORMAT,
                     "%s: entry '%s': local header runs past the entries area", d->label,
-                    pub->name);
-    RETURN_ERROR_IF(name_len != pub->name_len || memcmp(h + 30, pub->name, name_len) != 0,
+                    e->name);
+    RETURN_ERROR_IF(name_len != e->name_len || memcmp(h + 30, e->name, name_len) != 0,
                     CELLAR_EFORMAT,
                     "%s: entry '%s': local header name '%.*s' differs from the central "
                     "directory's",
-                    d->label, pub->name, (int)name_len, (const char *)h + 30);
+                    d->label, e->name, (int)name_len, (const char *)h + 30);
     RETURN_ERROR_IF(flags & (ZIP_FLAG_ENCRYPTED | ZIP_FLAG_STRONG_ENCRYPTION), CELLAR_EFORMAT,
-                    "%s: entry '%s' is encrypted (local header)", d->label, pub->name);
+                    "%s: entry '%s' is encrypted (local header)", d->label, e->name);
     RETURN_ERROR_IF(lmethod != method, CELLAR_EFORMAT,
                     "%s: entry '%s': Data must not be compressed in DDUF file. (local header "
                     "method %u)",
-                    d->label, pub->name, lmethod);
+                    d->label, e->name, lmethod);
     if (!(flags & ZIP_FLAG_DESCRIPTOR)) {
         uint64_t *vals[3] = {&lsize, &lcsize, NULL};
-        int rc = read_zip64_extra(d, pub->name, h + 30 + name_len, extra_len, vals, false);
+        int rc = read_zip64_extra(d, e->name, h + 30 + name_len, extra_len, vals, false);
         if (rc < 0)
             return rc;
-        RETURN_ERROR_IF(lsize != pub->size || lcsize != pub->size ||
-                            rd32(h + 14) != pub->crc32,
+        RETURN_ERROR_IF(lsize != e->size || lcsize != e->size ||
+                            rd32(h + 14) != e->crc32,
                         CELLAR_EFORMAT,
                         "%s: entry '%s': local header sizes or CRC differ from the central "
                         "directory's",
-                        d->label, pub->name);
+                        d->label, e->name);
     }
-    pub->offset = hdr_end;
-    RETURN_ERROR_IF(pub->size > data_limit - hdr_end, CELLAR_EFORMAT,
+    e->offset = hdr_end;
+    RETURN_ERROR_IF(e->size > data_limit - hdr_end, CELLAR_EFORMAT,
                     "%s: entry '%s': data [%llu, +%llu) runs past the entries area (%llu bytes)",
-                    d->label, pub->name, (unsigned long long)hdr_end,
-                    (unsigned long long)pub->size, (unsigned long long)data_limit);
-    pub->data = d->data + hdr_end;
+                    d->label, e->name, (unsigned long long)hdr_end,
+                    (unsigned long long)e->size, (unsigned long long)data_limit);
+    e->data = d->data + hdr_end;
     return 0;
 }
 
@@ -426,8 +420,7 @@ static int read_central(cellar_dduf *d, const struct end_info *end)
     const uint8_t *p = d->data + end->cd_offset;
     size_t left = (size_t)end->cd_size;
     for (uint64_t i = 0; i < end->count; i++) {
-        struct dduf_entry *e = &d->entries[d->n_entries];
-        cellar_dduf_entry *pub = &e->pub;
+        cellar_dduf_entry *e = &d->entries[d->n_entries];
         RETURN_ERROR_IF(left < ZIP_CENTRAL_SIZE || rd32(p) != ZIP_CENTRAL_SIG, CELLAR_EFORMAT,
                         "%s: bad central directory: entry %llu is not a central header",
                         d->label, (unsigned long long)i);
@@ -440,11 +433,10 @@ static int read_central(cellar_dduf *d, const struct end_info *end)
         char *name = cellar_strndup((const char *)p + ZIP_CENTRAL_SIZE, name_len);
         if (!name)
             return CELLAR_ENOMEM;
-        pub->name = name;
-        pub->name_len = name_len;
+        e->name = name;
+        e->name_len = name_len;
         d->n_entries++;
-        e->flags = flags;
-        pub->crc32 = rd32(p + 16);
+        e->crc32 = rd32(p + 16);
         uint64_t csize = rd32(p + 20), size = rd32(p + 24), off = rd32(p + 42);
         uint64_t *vals[3] = {&size, &csize, &off};
         int rc = read_zip64_extra(d, name, p + ZIP_CENTRAL_SIZE + name_len, extra_len, vals,
@@ -465,8 +457,8 @@ static int read_central(cellar_dduf *d, const struct end_info *end)
         RETURN_ERROR_IF(!cellar_dduf_name_valid(name, name_len), CELLAR_EFORMAT,
                         "%s: Invalid entry name in DDUF file: %.*s", d->label, (int)name_len,
                         name);
-        pub->size = size;
-        pub->header_offset = off;
+        e->size = size;
+        e->header_offset = off;
         if ((rc = read_local(d, e, method, end->cd_offset)) < 0)
             return rc;
         p += rec;
@@ -502,7 +494,7 @@ static int check_layout(const cellar_dduf *d)
     if (!v)
         return CELLAR_ENOMEM;
     for (size_t i = 0; i < d->n_entries; i++)
-        v[i] = &d->entries[i].pub;
+        v[i] = &d->entries[i];
     int rc = 0;
     qsort(v, d->n_entries, sizeof *v, cmp_by_name);
     for (size_t i = 1; i < d->n_entries && !rc; i++)
@@ -539,8 +531,8 @@ static int check_pipeline(cellar_dduf *d)
         return CELLAR_ENOMEM;
     }
     for (size_t i = 0; i < d->n_entries; i++) {
-        names[i] = d->entries[i].pub.name;
-        lens[i] = d->entries[i].pub.name_len;
+        names[i] = d->entries[i].name;
+        lens[i] = d->entries[i].name_len;
     }
     rc = cellar_dduf_check_structure(d->label, names, lens, d->n_entries,
                                      cellar_json_root(d->index), &d->components,
@@ -560,7 +552,7 @@ static bool is_safetensors(const cellar_dduf_entry *e)
 static int check_safetensors(const cellar_dduf *d)
 {
     for (size_t i = 0; i < d->n_entries; i++) {
-        const cellar_dduf_entry *e = &d->entries[i].pub;
+        const cellar_dduf_entry *e = &d->entries[i];
         if (!is_safetensors(e))
             continue;
         cellar_st *st = NULL;
@@ -575,7 +567,7 @@ static int check_safetensors(const cellar_dduf *d)
 int cellar_dduf_check_crc(const cellar_dduf *d)
 {
     for (size_t i = 0; i < d->n_entries; i++) {
-        const cellar_dduf_entry *e = &d->entries[i].pub;
+        const cellar_dduf_entry *e = &d->entries[i];
         uint32_t crc = cellar_crc32(0, e->data, (size_t)e->size);
         RETURN_ERROR_IF(crc != e->crc32, CELLAR_EMISMATCH,
                         "%s: entry '%s': CRC-32 is %08x, the central directory says %08x",
@@ -693,7 +685,7 @@ void cellar_dduf_free(cellar_dduf *d)
     if (!d)
         return;
     for (size_t i = 0; i < d->n_entries; i++)
-        free((char *)d->entries[i].pub.name);
+        free((char *)d->entries[i].name);
     free(d->entries);
     for (size_t i = 0; i < d->n_components; i++)
         free(d->components[i]);
@@ -717,14 +709,14 @@ size_t cellar_dduf_entry_count(const cellar_dduf *d)
 
 const cellar_dduf_entry *cellar_dduf_entry_at(const cellar_dduf *d, size_t i)
 {
-    return i < d->n_entries ? &d->entries[i].pub : NULL;
+    return i < d->n_entries ? &d->entries[i] : NULL;
 }
 
 const cellar_dduf_entry *cellar_dduf_find(const cellar_dduf *d, const char *name)
 {
     for (size_t i = 0; i < d->n_entries; i++)
-        if (!strcmp(d->entries[i].pub.name, name))
-            return &d->entries[i].pub;
+        if (!strcmp(d->entries[i].name, name))
+            return &d->entries[i];
     return NULL;
 }
 
@@ -742,7 +734,7 @@ int cellar_dduf_open_safetensors(cellar_st **out, const cellar_dduf *d, size_t i
 {
     RETURN_ERROR_IF(!out || i >= d->n_entries, CELLAR_EINVAL,
                     "%s: entry index %zu out of range", d->label, i);
-    const cellar_dduf_entry *e = &d->entries[i].pub;
+    const cellar_dduf_entry *e = &d->entries[i];
     char *label = cellar_sprintf("%s/%s", d->label, e->name);
     if (!label)
         return CELLAR_ENOMEM;
