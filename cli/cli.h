@@ -52,5 +52,6 @@ int cmd_which(int argc, char **argv);
 int cmd_map(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
+int cmd_dduf(int argc, char **argv);
 
 #endif

@@ -42,7 +42,7 @@ struct run {
     enum kind kind;
     uint32_t algos;
     size_t nalgos;
-    bool tag, json, recursive, quiet, strict;
+    bool tag, json, recursive, quiet, strict, entries;
     cellar_algo last_match; /* -c: the algorithm to try first */
     cellar_hash_opts opts;
     int status;
@@ -52,7 +52,7 @@ struct run {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: cellar hash [-a ALGO[,ALGO...]] [--tag] [--json] [--civitai] [--invokeai]\n"
-               "                   [-r] [--[no-]mmap] [--no-cache] [-j N] [PATH...]\n"
+               "                   [-r] [--entries] [--[no-]mmap] [--no-cache] [-j N] [PATH...]\n"
                "       cellar hash -c [--quiet] [--strict] LIST...\n\n"
                "Prints '<hex>  <path>' lines as sha256sum and b3sum do (names holding a\n"
                "backslash or newline are escaped as they escape them). '-' or no PATH\n"
@@ -67,6 +67,7 @@ static void usage(FILE *f)
     fprintf(f, "  --tag            print 'algo:hex  path' (implied by several -a digests)\n"
                "  --json           one JSON object per file, per line\n"
                "  -r, --recursive  hash the files under folders\n"
+               "  --entries        hash each entry of DDUF files in place, named FILE/ENTRY\n"
                "  -c, --check      verify the lists (of sha256sum, b3sum, md5sum, cellar),\n"
                "                   reading every file (no cache); plain hex lines are\n"
                "                   checked as -a, else by their length\n"
@@ -220,6 +221,41 @@ static void hash_stdin(struct run *r)
         report_error(r, "-", cellar_error_last());
     else
         print_digests(r, "-", &d);
+}
+
+/* --entries: every entry of a DDUF archive hashed where it lies in the
+ * archive (no extraction) and named ARCHIVE/ENTRY, so packed weights are
+ * recognised as the same blobs as the loose files. */
+static void hash_dduf_entries(struct run *r, const char *path)
+{
+    cellar_dduf *d;
+    if (cellar_dduf_open(&d, path, 0) != 0) {
+        report_error(r, path, cellar_error_last());
+        return;
+    }
+    for (size_t i = 0; i < cellar_dduf_entry_count(d); i++) {
+        const cellar_dduf_entry *e = cellar_dduf_entry_at(d, i);
+        char *name = malloc(strlen(path) + e->name_len + 2);
+        cellar_hasher *h = NULL;
+        cellar_digests dg;
+        if (!name) {
+            report_error(r, path, "out of memory");
+            break;
+        }
+        sprintf(name, "%s/%s", path, e->name);
+        if (cellar_hasher_new(&h, r->algos, e->size) != 0) {
+            report_error(r, name, cellar_error_last());
+        } else {
+            cellar_hasher_update(h, e->data, (size_t)e->size);
+            if (cellar_hasher_final(h, &dg) != 0)
+                report_error(r, name, cellar_error_last());
+            else
+                print_digests(r, name, &dg);
+        }
+        cellar_hasher_free(h);
+        free(name);
+    }
+    cellar_dduf_free(d);
 }
 
 /* ---- presets ------------------------------------------------------------- */
@@ -419,6 +455,11 @@ static void expand_dir(struct run *r, struct targets *t, const char *dir)
 
 static void hash_targets(struct run *r, struct targets *t)
 {
+    if (r->entries) {
+        for (size_t i = 0; i < t->n; i++)
+            hash_dduf_entries(r, t->v[i]);
+        return;
+    }
     switch (r->kind) {
     case K_DIGEST:
         break;
@@ -690,7 +731,17 @@ static int check_list(struct run *r, const char *list)
 
 int cmd_hash(int argc, char **argv)
 {
-    enum { O_TAG = 256, O_JSON, O_MMAP, O_NO_MMAP, O_NO_CACHE, O_QUIET, O_STRICT, O_PRESET };
+    enum {
+        O_TAG = 256,
+        O_JSON,
+        O_MMAP,
+        O_NO_MMAP,
+        O_NO_CACHE,
+        O_QUIET,
+        O_STRICT,
+        O_ENTRIES,
+        O_PRESET
+    };
     static const struct option longopts[] = {
         {"algo", required_argument, NULL, 'a'},
         {"tag", no_argument, NULL, O_TAG},
@@ -704,6 +755,7 @@ int cmd_hash(int argc, char **argv)
         {"mmap", no_argument, NULL, O_MMAP},
         {"no-mmap", no_argument, NULL, O_NO_MMAP},
         {"no-cache", no_argument, NULL, O_NO_CACHE},
+        {"entries", no_argument, NULL, O_ENTRIES},
         {"jobs", required_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -751,6 +803,9 @@ int cmd_hash(int argc, char **argv)
         case O_NO_CACHE:
             r.opts.flags |= CELLAR_HASH_NO_CACHE;
             break;
+        case O_ENTRIES:
+            r.entries = true;
+            break;
         case 'j': {
             char *end;
             long j = strtol(optarg, &end, 10);
@@ -772,6 +827,8 @@ int cmd_hash(int argc, char **argv)
         return cli_usage("hash", "-a structural does not combine with digests");
     if (r.kind == K_INVOKEAI && r.nalgos > 1)
         return cli_usage("hash", "--invokeai takes one per-file algorithm");
+    if (r.entries && (r.kind != K_DIGEST || check || r.recursive))
+        return cli_usage("hash", "--entries takes DDUF files and plain digests (-a)");
     if (check && r.kind != K_DIGEST)
         return cli_usage("hash", "-c checks digest lists, not --civitai/--invokeai output");
 

@@ -17,7 +17,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: cellar inspect [--tensors] [--json] PATH\n\n"
                "Describes a safetensors file, a sharded checkpoint (its directory or\n"
-               "its .index.json) or a diffusers folder (one section per component):\n"
+               "its .index.json), a diffusers folder or DDUF file (one section per\n"
+               "component) or a GGUF file (key/values and tensor types):\n"
                "format, tensor and parameter counts, dtypes, sizes, metadata, the\n"
                "structural hash and, when the registry knows it, the model.\n"
                "An invalid file is reported with the rule it breaks (exit 1).\n\n"
@@ -364,7 +365,353 @@ static int inspect_weights(const char *path, const struct opts *o)
     return rc;
 }
 
+/* ---- DDUF: one component per top-level folder, its .safetensors entries
+ * read in place from the archive's mapping ---- */
+
+static bool match_dduf(const char *path, const struct stat *st, const unsigned char *head,
+                       size_t n)
+{
+    size_t len = strlen(path);
+    return S_ISREG(st->st_mode) &&
+           ((n >= 4 && !memcmp(head, "PK\x03\x04", 4)) ||
+            (len > 5 && !strcmp(path + len - 5, ".dduf")));
+}
+
+static bool is_component_weights(const cellar_dduf_entry *e, const char *comp)
+{
+    size_t cl = strlen(comp);
+    static const char ext[] = ".safetensors";
+    return e->name_len > cl + sizeof ext - 1 && !memcmp(e->name, comp, cl) &&
+           e->name[cl] == '/' &&
+           !memcmp(e->name + e->name_len - (sizeof ext - 1), ext, sizeof ext - 1);
+}
+
+static int inspect_dduf_component(const cellar_dduf *d, const char *comp,
+                                  const cellar_registry *reg, const struct opts *o,
+                                  struct summary *total, bool *first_comp)
+{
+    size_t n = cellar_dduf_entry_count(d), nfiles = 0;
+    cellar_st **files = calloc(n ? n : 1, sizeof *files);
+    const cellar_dduf_entry **entries = calloc(n ? n : 1, sizeof *entries);
+    struct summary sum = {0};
+    int rc = CLI_OK;
+    if (!files || !entries)
+        rc = cli_error("out of memory");
+    for (size_t i = 0; i < n && rc == CLI_OK; i++) {
+        const cellar_dduf_entry *e = cellar_dduf_entry_at(d, i);
+        if (!is_component_weights(e, comp))
+            continue;
+        if (cellar_dduf_open_safetensors(&files[nfiles], d, i) != 0) {
+            rc = cli_error_last();
+            break;
+        }
+        entries[nfiles++] = e;
+        sum.size += e->size;
+        for (size_t t = 0; t < cellar_st_count(files[nfiles - 1]); t++)
+            add_tensor(&sum, cellar_st_tensor_at(files[nfiles - 1], t));
+    }
+    char hash[33] = "";
+    const cellar_model_info *m = NULL;
+    if (rc == CLI_OK && nfiles) {
+        if (cellar_structural_hash_st(hash, files, nfiles) != 0)
+            rc = cli_error_last();
+        else
+            m = cellar_registry_find(reg, hash);
+    }
+    if (rc == CLI_OK && o->json) {
+        fputs(*first_comp ? "" : ",", stdout);
+        *first_comp = false;
+        bool first = true;
+        fputc('{', stdout);
+        json_key(stdout, &first, "component");
+        cli_json_string(stdout, comp, strlen(comp));
+        json_key(stdout, &first, "entries");
+        fputc('[', stdout);
+        for (size_t i = 0; i < nfiles; i++) {
+            fputs(i ? "," : "", stdout);
+            fputs("{\"name\":", stdout);
+            cli_json_string(stdout, entries[i]->name, entries[i]->name_len);
+            printf(",\"offset\":%" PRIu64 ",\"size\":%" PRIu64 ",\"tensors\":%zu}",
+                   entries[i]->offset, entries[i]->size, cellar_st_count(files[i]));
+        }
+        fputc(']', stdout);
+        json_summary(stdout, &first, &sum);
+        json_key(stdout, &first, "structural_hash");
+        if (nfiles)
+            cli_json_string(stdout, hash, 32);
+        else
+            fputs("null", stdout);
+        json_key(stdout, &first, "model");
+        if (m) {
+            printf("{\"family\":");
+            cli_json_string(stdout, m->family, strlen(m->family));
+            printf(",\"component\":");
+            cli_json_string(stdout, m->component, strlen(m->component));
+            printf(",\"description\":");
+            cli_json_string(stdout, m->description, strlen(m->description));
+            fputc('}', stdout);
+        } else {
+            fputs("null", stdout);
+        }
+        if (o->tensors) {
+            json_key(stdout, &first, "tensor_list");
+            fputc('[', stdout);
+            bool tfirst = true;
+            for (size_t i = 0; i < nfiles; i++)
+                for (size_t t = 0; t < cellar_st_count(files[i]); t++) {
+                    const cellar_st_tensor *x = cellar_st_tensor_at(files[i], t);
+                    fputs(tfirst ? "{\"name\":" : ",{\"name\":", stdout);
+                    tfirst = false;
+                    cli_json_string(stdout, x->name, x->name_len);
+                    printf(",\"dtype\":\"%s\",\"shape\":[", x->dtype_name);
+                    for (size_t k = 0; k < x->rank; k++)
+                        printf("%s%" PRIu64, k ? "," : "", x->shape[k]);
+                    printf("],\"bytes\":%" PRIu64 ",\"offset\":%" PRIu64 ",\"entry\":%zu}",
+                           x->end - x->begin, entries[i]->offset + x->offset, i);
+                }
+            fputc(']', stdout);
+        }
+        fputc('}', stdout);
+    } else if (rc == CLI_OK) {
+        printf("\n[%s] %zu weight entr%s\n", comp, nfiles, nfiles == 1 ? "y" : "ies");
+        for (size_t i = 0; i < nfiles; i++)
+            printf("  entry:       %s (offset %" PRIu64 ", %" PRIu64 " bytes)\n",
+                   entries[i]->name, entries[i]->offset, entries[i]->size);
+        if (nfiles) {
+            text_summary(&sum, "  ");
+            printf("  structural:  %s\n", hash);
+            if (m)
+                printf("  model:       %s (family %s, component %s)\n", m->description,
+                       m->family, m->component);
+            else
+                printf("  model:       unknown\n");
+        }
+        for (size_t i = 0; o->tensors && i < nfiles; i++)
+            for (size_t t = 0; t < cellar_st_count(files[i]); t++) {
+                const cellar_st_tensor *x = cellar_st_tensor_at(files[i], t);
+                printf("    ");
+                print_name(stdout, x->name, x->name_len);
+                printf("  %s  [", x->dtype_name);
+                for (size_t k = 0; k < x->rank; k++)
+                    printf("%s%" PRIu64, k ? ", " : "", x->shape[k]);
+                printf("]  %" PRIu64 "\n", x->end - x->begin);
+            }
+    }
+    if (rc == CLI_OK)
+        merge_summary(total, &sum);
+    for (size_t i = 0; i < nfiles; i++)
+        cellar_st_free(files[i]);
+    free(files);
+    free(entries);
+    return rc;
+}
+
+static int inspect_dduf(const char *path, const struct opts *o)
+{
+    cellar_dduf *d;
+    if (cellar_dduf_open(&d, path, 0) != 0)
+        return cli_error_last();
+    cellar_registry *reg = NULL;
+    if (cellar_registry_open(&reg, NULL) != 0)
+        cellar_error_clear(); /* without a registry, models are just unknown */
+    size_t nc = cellar_dduf_component_count(d);
+    const cellar_dduf_entry *index = cellar_dduf_find(d, "model_index.json");
+    if (o->json) {
+        printf("{\"path\":");
+        cli_json_string(stdout, path, strlen(path));
+        printf(",\"format\":\"dduf\",\"entries\":%zu,\"model_index\":",
+               cellar_dduf_entry_count(d));
+        /* Valid JSON already: the reader parsed it strictly. */
+        fwrite(index->data, 1, (size_t)index->size, stdout);
+        printf(",\"components\":[");
+    } else {
+        printf("path:        %s\n", path);
+        printf("format:      DDUF, %zu entries, %zu components\n", cellar_dduf_entry_count(d),
+               nc);
+    }
+    struct summary total = {0};
+    bool first = true;
+    int rc = CLI_OK;
+    for (size_t i = 0; i < nc && rc == CLI_OK; i++)
+        rc = inspect_dduf_component(d, cellar_dduf_component_at(d, i), reg, o, &total, &first);
+    if (o->json) {
+        printf("]");
+        if (rc == CLI_OK) {
+            printf(",");
+            bool tfirst = true;
+            json_summary(stdout, &tfirst, &total);
+        }
+        printf("}\n");
+    } else if (rc == CLI_OK) {
+        printf("\ntotal\n");
+        text_summary(&total, "  ");
+    }
+    cellar_registry_free(reg);
+    cellar_dduf_free(d);
+    return rc;
+}
+
+/* ---- GGUF: header only (key/values and tensor infos) ---- */
+
+static bool match_gguf(const char *path, const struct stat *st, const unsigned char *head,
+                       size_t n)
+{
+    (void)path;
+    return S_ISREG(st->st_mode) && n >= 4 && !memcmp(head, "GGUF", 4);
+}
+
+/* A key/value's value as text (JSON when json): scalars and strings in
+ * full up to a cut, arrays as their type and length. */
+static void gguf_value(const cellar_gguf *g, size_t i, bool json)
+{
+    const cellar_gguf_kv *kv = cellar_gguf_kv_at(g, i);
+    cellar_gguf_value v;
+    if (kv->type == CELLAR_GGUF_ARRAY) {
+        if (json)
+            printf("{\"array\":\"%s\",\"count\":%" PRIu64 "}", cellar_gguf_type_name(kv->item_type),
+                   kv->count);
+        else
+            printf("[%s x %" PRIu64 "]", cellar_gguf_type_name(kv->item_type), kv->count);
+        return;
+    }
+    if (cellar_gguf_kv_value(&v, g, i, 0) != 0)
+        return;
+    switch (v.type) {
+    case CELLAR_GGUF_STRING:
+        if (json) {
+            cli_json_string(stdout, v.str, v.str_len);
+        } else {
+            print_name(stdout, v.str, v.str_len > 200 ? 200 : v.str_len);
+            printf("%s", v.str_len > 200 ? "..." : "");
+        }
+        break;
+    case CELLAR_GGUF_BOOL:
+        printf("%s", v.u ? "true" : "false");
+        break;
+    case CELLAR_GGUF_I8:
+    case CELLAR_GGUF_I16:
+    case CELLAR_GGUF_I32:
+    case CELLAR_GGUF_I64:
+        printf("%" PRId64, v.i);
+        break;
+    case CELLAR_GGUF_F32:
+    case CELLAR_GGUF_F64:
+        if (json && (v.f != v.f || v.f - v.f != 0))
+            printf("null"); /* NaN and infinities are not JSON */
+        else
+            printf("%.17g", v.f);
+        break;
+    default:
+        printf("%" PRIu64, v.u);
+        break;
+    }
+}
+
+static int inspect_gguf(const char *path, const struct opts *o)
+{
+    cellar_gguf *g;
+    if (cellar_gguf_open(&g, path) != 0)
+        return cli_error_last();
+    size_t nkv = cellar_gguf_kv_count(g), nt = cellar_gguf_tensor_count(g);
+    /* A histogram over ggml type ids (they are < 64). */
+    uint64_t type_tensors[64] = {0}, type_bytes[64] = {0}, params = 0, bytes = 0;
+    bool params_overflow = false;
+    for (size_t i = 0; i < nt; i++) {
+        const cellar_gguf_tensor *t = cellar_gguf_tensor_at(g, i);
+        type_tensors[t->type % 64]++;
+        type_bytes[t->type % 64] += t->size;
+        bytes += t->size;
+        if (__builtin_add_overflow(params, t->elements, &params))
+            params_overflow = true;
+    }
+    struct stat st;
+    uint64_t size = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+    char a[32], b[32];
+    if (o->json) {
+        printf("{\"path\":");
+        cli_json_string(stdout, path, strlen(path));
+        printf(",\"format\":\"gguf\",\"version\":%u,\"alignment\":%u,\"data_offset\":%" PRIu64
+               ",\"size\":%" PRIu64 ",\"tensors\":%zu,\"parameters\":%" PRIu64
+               ",\"tensor_bytes\":%" PRIu64 ",\"types\":{",
+               cellar_gguf_version(g), cellar_gguf_alignment(g), cellar_gguf_data_offset(g),
+               size, nt, params, bytes);
+        bool first = true;
+        for (unsigned t = 0; t < 64; t++)
+            if (type_tensors[t]) {
+                json_key(stdout, &first, cellar_ggml_type_name(t));
+                printf("{\"tensors\":%" PRIu64 ",\"bytes\":%" PRIu64 "}", type_tensors[t],
+                       type_bytes[t]);
+            }
+        printf("},\"metadata\":{");
+        for (size_t i = 0; i < nkv; i++) {
+            const cellar_gguf_kv *kv = cellar_gguf_kv_at(g, i);
+            fputs(i ? "," : "", stdout);
+            cli_json_string(stdout, kv->key, kv->key_len);
+            fputc(':', stdout);
+            gguf_value(g, i, true);
+        }
+        fputc('}', stdout);
+        if (o->tensors) {
+            printf(",\"tensor_list\":[");
+            for (size_t i = 0; i < nt; i++) {
+                const cellar_gguf_tensor *t = cellar_gguf_tensor_at(g, i);
+                fputs(i ? ",{\"name\":" : "{\"name\":", stdout);
+                cli_json_string(stdout, t->name, t->name_len);
+                printf(",\"type\":\"%s\",\"shape\":[", t->type_name);
+                for (uint32_t k = 0; k < t->n_dims; k++)
+                    printf("%s%" PRIu64, k ? "," : "", t->dims[k]);
+                printf("],\"bytes\":%" PRIu64 ",\"offset\":%" PRIu64 "}", t->size,
+                       cellar_gguf_data_offset(g) + t->offset);
+            }
+            fputc(']', stdout);
+        }
+        printf("}\n");
+    } else {
+        printf("path:        %s\n", path);
+        printf("format:      GGUF v%u, alignment %u, data at byte %" PRIu64 "\n",
+               cellar_gguf_version(g), cellar_gguf_alignment(g), cellar_gguf_data_offset(g));
+        printf("tensors:     %zu\n", nt);
+        printf("parameters:  %" PRIu64, params);
+        if (params >= 1000)
+            printf(" (%s)", human_count(params, a, sizeof a));
+        printf("%s\n", params_overflow ? " (overflowed)" : "");
+        printf("size:        %" PRIu64 " bytes (%s), tensor data %s\n", size,
+               human_bytes(size, a, sizeof a), human_bytes(bytes, b, sizeof b));
+        printf("types:      ");
+        bool any = false;
+        for (unsigned t = 0; t < 64; t++)
+            if (type_tensors[t]) {
+                printf("%s %s x%" PRIu64 " (%s)", any ? "," : "", cellar_ggml_type_name(t),
+                       type_tensors[t], human_bytes(type_bytes[t], a, sizeof a));
+                any = true;
+            }
+        printf("%s\n", any ? "" : " none");
+        printf("key/values:  %zu\n", nkv);
+        for (size_t i = 0; i < nkv; i++) {
+            const cellar_gguf_kv *kv = cellar_gguf_kv_at(g, i);
+            printf("  ");
+            print_name(stdout, kv->key, kv->key_len);
+            printf(" = ");
+            gguf_value(g, i, false);
+            printf("\n");
+        }
+        for (size_t i = 0; o->tensors && i < nt; i++) {
+            const cellar_gguf_tensor *t = cellar_gguf_tensor_at(g, i);
+            printf("  ");
+            print_name(stdout, t->name, t->name_len);
+            printf("  %s  [", t->type_name);
+            for (uint32_t k = 0; k < t->n_dims; k++)
+                printf("%s%" PRIu64, k ? ", " : "", t->dims[k]);
+            printf("]  %" PRIu64 "\n", t->size);
+        }
+    }
+    cellar_gguf_free(g);
+    return CLI_OK;
+}
+
 static const struct format formats[] = {
+    {"gguf", match_gguf, inspect_gguf},
+    {"dduf", match_dduf, inspect_dduf},
     {"safetensors", match_weights, inspect_weights},
 };
 

@@ -26,6 +26,7 @@ static const struct verb verbs[] = {
     {"map", cmd_map, "every stored sha256 and its path"},
     {"verify", cmd_verify, "re-hash objects and report damage"},
     {"gc", cmd_gc, "remove objects nothing links to"},
+    {"dduf", cmd_dduf, "list, check, unpack and pack DDUF pipeline files"},
     {NULL, NULL, NULL},
 };
 

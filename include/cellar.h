@@ -469,11 +469,193 @@ CELLAR_API void cellar_registry_free(cellar_registry *r);
 CELLAR_API const cellar_model_info *cellar_registry_find(const cellar_registry *r,
                                                          const char *hash);
 
+/* ---- GGUF (src/gguf.c) ----
+ * A bounded reader for GGUF v2/v3 headers (key/values and tensor infos),
+ * validated as ggml does: unique non-empty keys, unique tensor names shorter
+ * than 64 bytes, strings <= 1 GiB and <= the bytes left, arrays of at most
+ * 2^30 items and never nested, known ggml types with ne[0] a multiple of the
+ * block size, overflow-checked sizes, each offset equal to the running sum
+ * of sizes padded to general.alignment (a u32 power of two, default 32),
+ * data inside the file. Tensor data is never read. Strings handed out are
+ * length-delimited (GGUF strings may hold any byte, NUL included) and live
+ * as long as the handle. */
+typedef struct cellar_gguf cellar_gguf;
+
+/* Value types, numbered as in the file. */
+typedef enum cellar_gguf_type {
+    CELLAR_GGUF_U8 = 0,
+    CELLAR_GGUF_I8 = 1,
+    CELLAR_GGUF_U16 = 2,
+    CELLAR_GGUF_I16 = 3,
+    CELLAR_GGUF_U32 = 4,
+    CELLAR_GGUF_I32 = 5,
+    CELLAR_GGUF_F32 = 6,
+    CELLAR_GGUF_BOOL = 7,
+    CELLAR_GGUF_STRING = 8,
+    CELLAR_GGUF_ARRAY = 9,
+    CELLAR_GGUF_U64 = 10,
+    CELLAR_GGUF_I64 = 11,
+    CELLAR_GGUF_F64 = 12,
+} cellar_gguf_type;
+
+/* One key/value. Scalars: item_type == type, count 1. Arrays: type is
+ * CELLAR_GGUF_ARRAY, item_type the items' type, count their number. */
+typedef struct cellar_gguf_kv {
+    const char *key; /* not NUL-terminated */
+    size_t key_len;
+    cellar_gguf_type type;
+    cellar_gguf_type item_type;
+    uint64_t count;
+} cellar_gguf_kv;
+
+/* One decoded value: u for u8..u64 and bool, i for i8..i64, f for f32/f64,
+ * str/str_len for strings (pointing into the file's bytes). */
+typedef struct cellar_gguf_value {
+    cellar_gguf_type type;
+    uint64_t u;
+    int64_t i;
+    double f;
+    const char *str;
+    size_t str_len;
+} cellar_gguf_value;
+
+/* One tensor info. dims[n_dims..3] are 1. offset is relative to the data
+ * offset; size is the byte size (unpadded). */
+typedef struct cellar_gguf_tensor {
+    const char *name; /* not NUL-terminated */
+    size_t name_len;
+    uint32_t n_dims;
+    uint64_t dims[4]; /* ne[0] (innermost) first */
+    uint32_t type;    /* ggml type id */
+    const char *type_name; /* "F16", "Q4_K"... */
+    uint64_t offset;
+    uint64_t elements;
+    uint64_t size;
+} cellar_gguf_tensor;
+
+/* Opens and validates a GGUF file (mapped; only header pages are read).
+ * CELLAR_EFORMAT naming the file and the rule; CELLAR_ENOTFOUND, CELLAR_EIO. */
+CELLAR_API int cellar_gguf_open(cellar_gguf **out, const char *path);
+/* Same over a caller's buffer, which must outlive the handle; label names
+ * it in messages (NULL: "<buffer>"). */
+CELLAR_API int cellar_gguf_open_buffer(cellar_gguf **out, const void *data, size_t len,
+                                       const char *label);
+CELLAR_API void cellar_gguf_free(cellar_gguf *g);
+CELLAR_API uint32_t cellar_gguf_version(const cellar_gguf *g);
+CELLAR_API uint32_t cellar_gguf_alignment(const cellar_gguf *g);
+/* Where tensor data starts in the file (header end padded to the alignment). */
+CELLAR_API uint64_t cellar_gguf_data_offset(const cellar_gguf *g);
+/* Bytes of the data section: the sum of every tensor's padded size. */
+CELLAR_API uint64_t cellar_gguf_data_size(const cellar_gguf *g);
+CELLAR_API size_t cellar_gguf_kv_count(const cellar_gguf *g);
+/* Key/value i in file order; NULL past the end. */
+CELLAR_API const cellar_gguf_kv *cellar_gguf_kv_at(const cellar_gguf *g, size_t i);
+/* The index of key; CELLAR_ENOTFOUND if absent. */
+CELLAR_API int cellar_gguf_find(size_t *out, const cellar_gguf *g, const char *key);
+/* Value of key/value i (item 0 for scalars, item n of an array);
+ * CELLAR_EINVAL if out of range. */
+CELLAR_API int cellar_gguf_kv_value(cellar_gguf_value *out, const cellar_gguf *g, size_t i,
+                                    uint64_t item);
+CELLAR_API size_t cellar_gguf_tensor_count(const cellar_gguf *g);
+/* Tensor info i in file order; NULL past the end. */
+CELLAR_API const cellar_gguf_tensor *cellar_gguf_tensor_at(const cellar_gguf *g, size_t i);
+/* "u32", "string", "array"... */
+CELLAR_API const char *cellar_gguf_type_name(cellar_gguf_type t);
+/* "F32", "Q4_K"... or "unknown". */
+CELLAR_API const char *cellar_ggml_type_name(uint32_t type);
+/* ---- end of GGUF ---- */
+
 /* ======================================================================
  * DDUF (src/dduf.c)
  * ====================================================================== */
 
 /* ---- dduf section ---- */
+
+/* A DDUF file (huggingface_hub's one-file diffusers pipeline): a ZIP whose
+ * entries are all STORED. cellar_dduf_open() maps the file and checks every
+ * rule of FORMATS.md with the reference's phrases ("Data must not be
+ * compressed in DDUF file.", "Invalid entry name in DDUF file: X", "Missing
+ * required 'model_index.json' entry in DDUF file.", "Missing required entry
+ * 'X' in 'model_index.json'.", "Missing required file in folder 'X'"), plus
+ * the stricter ones: local header signature, local == central name and
+ * sizes, no encryption, unique names, no '..', entries inside the file and
+ * not overlapping, size == compressed size, every embedded .safetensors
+ * valid (read in place), and CRC-32 with CELLAR_DDUF_CRC. Errors:
+ * CELLAR_EFORMAT naming the archive, the entry and the rule; CELLAR_EMISMATCH
+ * for a CRC; CELLAR_ENOTFOUND, CELLAR_EIO, CELLAR_ENOMEM. */
+typedef struct cellar_dduf cellar_dduf;
+
+/* One entry. name is NUL-terminated (valid names hold no NUL); data points
+ * at its size bytes inside the mapping and lives as long as the handle. */
+typedef struct cellar_dduf_entry {
+    const char *name;
+    size_t name_len;
+    uint64_t header_offset; /* its local header */
+    uint64_t offset;        /* its first data byte in the file */
+    uint64_t size;
+    uint32_t crc32;         /* as the central directory records it */
+    const void *data;
+} cellar_dduf_entry;
+
+/* Open flags. */
+#define CELLAR_DDUF_CRC 0x1u /* also check every entry's CRC-32 */
+
+CELLAR_API int cellar_dduf_open(cellar_dduf **out, const char *path, unsigned flags);
+/* Same over a caller's buffer, which must outlive the handle; label names it. */
+CELLAR_API int cellar_dduf_open_buffer(cellar_dduf **out, const void *data, size_t len,
+                                       const char *label, unsigned flags);
+CELLAR_API void cellar_dduf_free(cellar_dduf *d);
+/* The path or label it was opened with. */
+CELLAR_API const char *cellar_dduf_label(const cellar_dduf *d);
+/* Entries in central directory order. */
+CELLAR_API size_t cellar_dduf_entry_count(const cellar_dduf *d);
+CELLAR_API const cellar_dduf_entry *cellar_dduf_entry_at(const cellar_dduf *d, size_t i);
+/* The entry named name, or NULL. */
+CELLAR_API const cellar_dduf_entry *cellar_dduf_find(const cellar_dduf *d, const char *name);
+/* Checks every entry's CRC-32 (CELLAR_EMISMATCH naming the first bad one). */
+CELLAR_API int cellar_dduf_check_crc(const cellar_dduf *d);
+/* The pipeline's components (top-level folders), in first-seen order. */
+CELLAR_API size_t cellar_dduf_component_count(const cellar_dduf *d);
+CELLAR_API const char *cellar_dduf_component_at(const cellar_dduf *d, size_t i);
+/* Entry i (a .safetensors) as a safetensors file read in place: its tensors
+ * through the cellar_st API, data pointing into the archive's mapping. The
+ * cellar_st must be freed before the cellar_dduf. Errors: CELLAR_EINVAL,
+ * the safetensors reader's. */
+CELLAR_API int cellar_dduf_open_safetensors(cellar_st **out, const cellar_dduf *d, size_t i);
+
+/* Writing (src/dduf_write.c). An entry to write: name, and its bytes from
+ * the file at path, or (path NULL) len bytes at data. */
+typedef struct cellar_dduf_source {
+    const char *name;
+    const char *path;
+    const void *data;
+    size_t len;
+} cellar_dduf_source;
+
+/* Write flags. */
+#define CELLAR_DDUF_REPLACE 0x1u /* replace an existing output file */
+
+/* Writes a DDUF at path from n entries, in the caller's order, as the
+ * reference writer (Python zipfile, force_zip64=True) lays it out: STORED,
+ * version 45, a ZIP64 extra in every local header (the first entry's data at
+ * 30 + len(name) + 20), CRC-32 computed, data copied with copy_file_range.
+ * Names must be valid and unique, model_index.json present and an object,
+ * the folder rules hold and every .safetensors entry must be valid; the
+ * result is checked by the reader before it is renamed into place, so an
+ * invalid DDUF is never visible. Errors: CELLAR_EFORMAT (a rule),
+ * CELLAR_EEXISTS (path exists without CELLAR_DDUF_REPLACE), CELLAR_EIO... */
+CELLAR_API int cellar_dduf_write(const char *path, const cellar_dduf_source *entries, size_t n,
+                                 unsigned flags);
+/* Packs a diffusers folder: model_index.json first, then every other file
+ * sorted by name. Refuses (CELLAR_EFORMAT, nothing written) files with a
+ * disallowed extension, folders deeper than one level, and anything that
+ * would make cellar_dduf_write() fail. */
+CELLAR_API int cellar_dduf_pack(const char *path, const char *dir, unsigned flags);
+/* Extracts every entry under dir (created if missing). Existing files are
+ * an error (CELLAR_EEXISTS, nothing written) unless CELLAR_DDUF_REPLACE;
+ * a component folder that is a symlink is refused. Each file is written
+ * atomically. */
+CELLAR_API int cellar_dduf_unpack(const cellar_dduf *d, const char *dir, unsigned flags);
 
 /* ======================================================================
  * The store (src/store.c)
