@@ -64,7 +64,7 @@ static int parse_args(struct args *a, int argc, char **argv, const char *verb, i
     return CLI_OK;
 }
 
-static int cmd_ls(int argc, char **argv)
+static int dduf_ls(int argc, char **argv)
 {
     struct args a;
     int rc = parse_args(&a, argc, argv, "dduf ls", 1, "json");
@@ -101,7 +101,7 @@ static int cmd_ls(int argc, char **argv)
     return CLI_OK;
 }
 
-static int cmd_check(int argc, char **argv)
+static int dduf_check(int argc, char **argv)
 {
     struct args a;
     int rc = parse_args(&a, argc, argv, "dduf check", 1, "crc");
@@ -116,7 +116,7 @@ static int cmd_check(int argc, char **argv)
     return CLI_OK;
 }
 
-static int cmd_unpack(int argc, char **argv)
+static int dduf_unpack(int argc, char **argv)
 {
     struct args a;
     int rc = parse_args(&a, argc, argv, "dduf unpack", 2, "force");
@@ -135,7 +135,7 @@ static int cmd_unpack(int argc, char **argv)
     return rc;
 }
 
-static int cmd_pack(int argc, char **argv)
+static int dduf_pack(int argc, char **argv)
 {
     struct args a;
     int rc = parse_args(&a, argc, argv, "dduf pack", 2, "force");
@@ -167,12 +167,12 @@ int cmd_dduf(int argc, char **argv)
             return CLI_OK;
         }
     if (!strcmp(sub, "ls"))
-        return cmd_ls(argc, argv);
+        return dduf_ls(argc, argv);
     if (!strcmp(sub, "check"))
-        return cmd_check(argc, argv);
+        return dduf_check(argc, argv);
     if (!strcmp(sub, "unpack"))
-        return cmd_unpack(argc, argv);
+        return dduf_unpack(argc, argv);
     if (!strcmp(sub, "pack"))
-        return cmd_pack(argc, argv);
+        return dduf_pack(argc, argv);
     return cli_usage("dduf", "unknown subcommand '%s'", sub);
 }
