@@ -171,6 +171,271 @@ CELLAR_API void cellar_hasher_free(cellar_hasher *h);
 
 /* ---- store section ---- */
 
+/* The content-addressed store (src/store.c and friends), one per machine
+ * under $CELLAR_HOME (default ~/.cache/cellar):
+ *   objects/sha256/ab/cdef...   one read-only (0444) file per blob, named by
+ *                               its sha256 (two-hex-digit fan-out)
+ *   tmp/                        copies and downloads in progress, partials
+ *   locks/                      per-blob lock files (flock)
+ *   cellar.db                   the SQLite index: digests of every blob, every
+ *                               place it was linked to, repos and snapshots
+ * Several processes may use one store at once: nothing is ever half visible,
+ * two writers of one blob never collide, gc never removes what is in use.
+ * A handle is not shared between threads. */
+typedef struct cellar_store cellar_store;
+
+/* Opens (creating if needed) the store at home (NULL: $CELLAR_HOME, else
+ * ~/.cache/cellar) and migrates its index. CELLAR_EIO / CELLAR_EDB. */
+CELLAR_API int cellar_store_open(cellar_store **out, const char *home);
+CELLAR_API void cellar_store_free(cellar_store *s);
+/* The store's directory; lives as long as s. */
+CELLAR_API const char *cellar_store_home(const cellar_store *s);
+
+/* Finds a blob by any digest the index knows: algo is CELLAR_ALGO_SHA256,
+ * CELLAR_ALGO_BLAKE3 or CELLAR_ALGO_GITSHA1 (20 bytes). Returns 1 and fills
+ * sha256_out (may be NULL) when the object is in the store, 0 when not,
+ * < 0 on error (CELLAR_EINVAL for another algo). */
+CELLAR_API int cellar_store_lookup(cellar_store *s, cellar_algo algo, const uint8_t *digest,
+                                   uint8_t sha256_out[32]);
+/* The path of the object named sha256, allocated (free() it) in *path_out.
+ * CELLAR_ENOTFOUND (and *path_out NULL) when the store does not hold it. */
+CELLAR_API int cellar_store_object_path(cellar_store *s, const uint8_t sha256[32], char **path_out);
+
+/* Flags for cellar_store_add_file. */
+#define CELLAR_ADD_COPY (1u << 0)    /* always copy; never adopt the file's inode */
+#define CELLAR_ADD_NO_GITSHA1 (1u << 1) /* skip the git blob sha1 (saves a pass of sha1) */
+
+/* Puts the file at path into the store. On the store's filesystem the file
+ * itself is adopted with a hard link (it becomes the object, mode 0444, and
+ * its path is recorded as a place); otherwise (or with CELLAR_ADD_COPY) it is
+ * hashed while copied into a temp file in the store, fsynced and renamed. A
+ * blob the store already has is freshened and nothing is written. out (may be
+ * NULL) gets size, sha256, blake3 and (unless NO_GITSHA1) git-sha1.
+ * CELLAR_ENOTFOUND, CELLAR_EIO (ENOSPC...: no partial object is left),
+ * CELLAR_ECHANGED (the file changed while read), CELLAR_EINVAL (not a regular
+ * file). */
+CELLAR_API int cellar_store_add_file(cellar_store *s, const char *path, unsigned flags,
+                                     cellar_digests *out);
+
+/* Records digests of a blob the store holds (d->have must include sha256),
+ * e.g. a git blob sha1 or blake3 learnt from a server. CELLAR_ENOTFOUND if the
+ * store does not hold it. */
+CELLAR_API int cellar_store_record_digests(cellar_store *s, const cellar_digests *d);
+/* Records the Hub's xet hash (64 hex digits) of a blob the store holds. */
+CELLAR_API int cellar_store_record_xet(cellar_store *s, const uint8_t sha256[32],
+                                       const char *xet_hex);
+
+/* A streaming writer for downloads: bytes are hashed as they arrive and the
+ * blob is admitted only if its size and digests match. */
+typedef struct cellar_store_writer cellar_store_writer;
+
+/* Opens a writer. expected_sha256 may be NULL (then the blob is named by what
+ * arrives); expected_size is UINT64_MAX when unknown. resume_key (e.g.
+ * "sha256:<hex>" or "git:<sha1>", [A-Za-z0-9:._-] only) names a partial kept
+ * in tmp/ across runs: its bytes are re-hashed on open and
+ * cellar_store_writer_offset() says where to resume. NULL: not resumable.
+ * Another process writing the same key: CELLAR_EBUSY. */
+CELLAR_API int cellar_store_writer_open(cellar_store_writer **out, cellar_store *s,
+                                        const uint8_t expected_sha256[32], uint64_t expected_size,
+                                        const char *resume_key);
+/* Bytes already written (from an earlier attempt, or this one). */
+CELLAR_API uint64_t cellar_store_writer_offset(const cellar_store_writer *w);
+/* Drops everything past offset (0: restart, e.g. when a server ignored a
+ * range); offset > cellar_store_writer_offset(): CELLAR_EINVAL. */
+CELLAR_API int cellar_store_writer_truncate(cellar_store_writer *w, uint64_t offset);
+/* Appends bytes. More than expected_size: CELLAR_EMISMATCH. */
+CELLAR_API int cellar_store_writer_write(cellar_store_writer *w, const void *data, size_t len);
+/* Finishes: checks the size, the sha256 and every digest in expected_extra
+ * (may be NULL; e.g. a git-sha1 from the Hub), then admits the blob (or
+ * freshens an existing one) and records its digests. On CELLAR_EMISMATCH the
+ * partial is discarded and the store untouched. out (may be NULL) gets size,
+ * sha256, blake3 and git-sha1. The writer can only be freed afterwards. */
+CELLAR_API int cellar_store_writer_commit(cellar_store_writer *w,
+                                          const cellar_digests *expected_extra,
+                                          cellar_digests *out);
+/* Closes; a resumable, uncommitted partial stays in tmp/ for the next run,
+ * anything else is removed. NULL-safe. */
+CELLAR_API void cellar_store_writer_free(cellar_store_writer *w);
+
+/* How a blob is put at a place. */
+typedef enum cellar_link_mode {
+    CELLAR_LINK_AUTO = 0, /* hard link, else reflink, else copy */
+    CELLAR_LINK_HARD,
+    CELLAR_LINK_REFLINK,  /* copy-on-write clone (btrfs, XFS...) */
+    CELLAR_LINK_SYMLINK,  /* absolute symlink to the object */
+    CELLAR_LINK_COPY
+} cellar_link_mode;
+
+/* "auto", "hard", "reflink", "symlink", "copy". */
+CELLAR_API const char *cellar_link_mode_name(cellar_link_mode m);
+/* Parses one of those names; CELLAR_EINVAL otherwise. */
+CELLAR_API int cellar_link_mode_parse(cellar_link_mode *out, const char *name);
+
+/* Puts blob sha256 at dest (parent directories created), atomically: a temp
+ * name beside dest, then a rename over it, so dest is never missing or half
+ * written. Records dest as a place of the blob. *used (may be NULL) says which
+ * mode was used (AUTO falls back hard -> reflink -> copy; a caller may warn
+ * that sharing was lost). CELLAR_ENOTFOUND (no such blob), CELLAR_EUNSUPPORTED
+ * (an explicit mode the filesystem refuses), CELLAR_EIO. */
+CELLAR_API int cellar_store_link(cellar_store *s, const uint8_t sha256[32], const char *dest,
+                                 cellar_link_mode mode, cellar_link_mode *used);
+
+/* Snapshots: the files of one commit of a repo (filled by the Hub pull and by
+ * import-hf), so repo + revision resolve offline. repo is "org/name" (models)
+ * or "datasets/org/name", "spaces/org/name"; revision a branch, tag or the
+ * commit itself. Recording replaces the commit's file list and points
+ * revision at commit. Every sha256 must name a stored blob (CELLAR_ENOTFOUND
+ * otherwise, nothing recorded). */
+CELLAR_API int cellar_store_record_snapshot(cellar_store *s, const char *repo,
+                                            const char *revision, const char *commit, size_t n,
+                                            const char *const *paths,
+                                            const uint8_t (*sha256s)[32]);
+
+typedef struct cellar_snapshot_file {
+    const char *path; /* in the repo, '/'-separated */
+    uint8_t sha256[32];
+    uint64_t size;
+} cellar_snapshot_file;
+
+typedef struct cellar_snapshot {
+    const char *repo;
+    const char *revision;
+    const char *commit; /* 40 hex digits as recorded */
+    size_t n;
+    cellar_snapshot_file *files; /* sorted by path */
+} cellar_snapshot;
+
+/* Resolves repo + revision (a recorded branch/tag name or a commit) to its
+ * snapshot. CELLAR_ENOTFOUND when the index has none. Free with
+ * cellar_snapshot_free. */
+CELLAR_API int cellar_store_find_snapshot(cellar_snapshot **out, cellar_store *s, const char *repo,
+                                          const char *revision);
+CELLAR_API void cellar_snapshot_free(cellar_snapshot *snap);
+
+/* One object, as `ls` / `map` show it. */
+typedef struct cellar_object_info {
+    uint8_t sha256[32];
+    uint64_t size;
+    cellar_digests digests; /* every digest the index knows (have bits) */
+    uint64_t nlink;         /* hard links to the object file, itself included */
+    int64_t mtime;          /* seconds since the epoch */
+    const char *path;       /* the object's path */
+} cellar_object_info;
+
+/* Calls cb for every object in the store, in sha256 order; a non-zero return
+ * from cb stops the walk and is returned. */
+typedef int (*cellar_object_cb)(const cellar_object_info *info, void *ctx);
+CELLAR_API int cellar_store_foreach(cellar_store *s, cellar_object_cb cb, void *ctx);
+
+/* Calls cb for every place the index records for blob sha256 (paths cellar
+ * linked or adopted), with the mode used. */
+typedef int (*cellar_place_cb)(const char *path, cellar_link_mode mode, void *ctx);
+CELLAR_API int cellar_store_foreach_place(cellar_store *s, const uint8_t sha256[32],
+                                          cellar_place_cb cb, void *ctx);
+
+/* verify: re-hashes objects (all when n is 0) and calls cb for each with
+ * status 0 (intact), CELLAR_EMISMATCH (bytes do not match the name; message
+ * says what) or CELLAR_ENOTFOUND (asked for but missing). Never deletes
+ * anything. Returns 0 or the first error cb returns / a store failure. */
+typedef int (*cellar_verify_cb)(const uint8_t sha256[32], int status, const char *message,
+                                void *ctx);
+CELLAR_API int cellar_store_verify(cellar_store *s, size_t n, const uint8_t (*sha256s)[32],
+                                   cellar_verify_cb cb, void *ctx);
+
+/* gc: removes objects nothing links to any more: one hard link (the object
+ * itself), no recorded symlink place still pointing at it, older than the
+ * grace period (by change time, which every new link updates), and not
+ * locked by a running add or download. Also clears stale temp files and
+ * places that no longer hold the blob. */
+typedef struct cellar_gc_opts {
+    int dry_run;            /* report, remove nothing */
+    uint64_t grace_seconds; /* objects changed more recently are kept */
+} cellar_gc_opts;
+
+typedef struct cellar_gc_stats {
+    uint64_t objects_removed, bytes_removed; /* or that would be, with dry_run */
+    uint64_t objects_kept;
+    uint64_t temp_removed;
+} cellar_gc_stats;
+
+/* cb (may be NULL) is told of every object removed (or that would be). */
+typedef void (*cellar_gc_cb)(const uint8_t sha256[32], uint64_t size, void *ctx);
+CELLAR_API int cellar_store_gc(cellar_store *s, const cellar_gc_opts *opts,
+                               cellar_gc_stats *stats, cellar_gc_cb cb, void *ctx);
+
+/* dedup (src/dedup.c): makes identical files under paths hard links to the
+ * one stored copy. Only files whose size another file (or a stored object)
+ * shares are read. Each replacement is atomic (a link to a temp name beside
+ * the file, then a rename over it) and keeps the name, owner and who may read
+ * it; the inode is shared with the store, so it becomes read-only (0444; a
+ * write through one name would change every copy). Files whose read/execute
+ * bits differ from 0444 (private or executable files) or owned by another
+ * user are skipped. A file whose bytes differ is never touched; files that
+ * change while read are skipped. */
+#define CELLAR_DEDUP_DRY_RUN (1u << 0)        /* report only */
+#define CELLAR_DEDUP_PARANOID (1u << 1)       /* also compare bytes before linking */
+#define CELLAR_DEDUP_FOLLOW_SYMLINKS (1u << 2) /* follow symlinks (-L) */
+
+typedef enum cellar_dedup_event_kind {
+    CELLAR_DEDUP_LINKED,  /* path now shares the stored copy (or would) */
+    CELLAR_DEDUP_SKIPPED, /* left alone; message says why */
+    CELLAR_DEDUP_ERROR    /* failed; message says why; nothing was lost */
+} cellar_dedup_event_kind;
+
+typedef void (*cellar_dedup_cb)(cellar_dedup_event_kind kind, const char *path, uint64_t size,
+                                const char *message, void *ctx);
+
+typedef struct cellar_dedup_opts {
+    unsigned flags;    /* CELLAR_DEDUP_* */
+    uint64_t min_size; /* smaller files are not considered */
+    cellar_dedup_cb cb; /* may be NULL */
+    void *ctx;
+} cellar_dedup_opts;
+
+typedef struct cellar_dedup_stats {
+    uint64_t files;        /* regular files considered */
+    uint64_t linked;       /* replaced by (or already) a link to the store */
+    uint64_t errors;
+    uint64_t bytes_before; /* bytes on disk, each inode once, before */
+    uint64_t bytes_after;  /* and after (with dry_run: as it would be) */
+} cellar_dedup_stats;
+
+CELLAR_API int cellar_dedup(cellar_store *s, size_t npaths, const char *const *paths,
+                            const cellar_dedup_opts *opts, cellar_dedup_stats *stats);
+
+/* import-hf (src/hfcache.c): adopts every blobs/<etag> of a Hugging Face
+ * cache (NULL: $HF_HUB_CACHE, else $HF_HOME/hub, else
+ * ~/.cache/huggingface/hub) into the store after checking its etag (sha256 or
+ * git sha1), replacing it by a hard link to the stored copy so all repos share
+ * one copy per sha256; the cache's symlinks keep resolving. Records each
+ * snapshot and ref. Uses the dedup callback for per-blob events. */
+typedef struct cellar_import_stats {
+    uint64_t repos, blobs, linked, errors;
+    uint64_t bytes_before, bytes_after; /* on disk, each inode once */
+} cellar_import_stats;
+CELLAR_API int cellar_import_hf(cellar_store *s, const char *hf_cache, cellar_dedup_cb cb,
+                                void *ctx, cellar_import_stats *stats);
+
+/* du (src/du.c): sizes of trees. apparent counts every file name; unique
+ * each inode once (what dedup leaves); disk the blocks of each inode once.
+ * Symlinks are not followed. One row per path given and per directory
+ * directly inside it (a repo, a model folder); total counts each inode once
+ * across all paths. */
+typedef struct cellar_du_row {
+    char *path;
+    uint64_t files;
+    uint64_t apparent, unique, disk;
+} cellar_du_row;
+
+typedef struct cellar_du {
+    size_t n;
+    cellar_du_row *rows;
+    cellar_du_row total;
+} cellar_du;
+
+CELLAR_API int cellar_du_scan(cellar_du **out, size_t npaths, const char *const *paths);
+CELLAR_API void cellar_du_free(cellar_du *du);
+
 /* ======================================================================
  * The Hub (src/hub.c)
  * ====================================================================== */
