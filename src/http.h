@@ -58,6 +58,10 @@ int cellar_http_start(cellar_http *h, const char *url, bool head, uint64_t range
                       cellar_http_write_fn write, cellar_http_done_fn done, void *ud);
 /* Runs every started transfer (and the ones callbacks start) to the end. */
 int cellar_http_run(cellar_http *h);
+/* One turn of the loop: moves data, calls the callbacks of transfers that
+ * ended, then waits up to wait_ms for activity. For callers that also keep
+ * timers (retries after a delay). */
+int cellar_http_step(cellar_http *h, int wait_ms);
 /* Transfers started and not yet done. */
 unsigned cellar_http_active(const cellar_http *h);
 

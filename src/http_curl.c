@@ -415,27 +415,38 @@ static void req_finish(cellar_http *h, cellar_http_req *r, CURLcode result)
     req_free(r);
 }
 
+int cellar_http_step(cellar_http *h, int wait_ms)
+{
+    int running = 0;
+    CURLMcode mc = curl_multi_perform(h->multi, &running);
+    RETURN_ERROR_IF(mc != CURLM_OK, CELLAR_ENET, "HTTP event loop failed: %s",
+                    curl_multi_strerror(mc));
+    CURLMsg *m;
+    int left;
+    bool finished = false;
+    while ((m = curl_multi_info_read(h->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        cellar_http_req *r = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        req_finish(h, r, m->data.result);
+        finished = true;
+    }
+    /* A callback may have started transfers: let them run before waiting. */
+    if (finished || wait_ms <= 0)
+        return 0;
+    mc = curl_multi_poll(h->multi, NULL, 0, wait_ms, NULL);
+    RETURN_ERROR_IF(mc != CURLM_OK, CELLAR_ENET, "HTTP event loop failed: %s",
+                    curl_multi_strerror(mc));
+    return 0;
+}
+
 int cellar_http_run(cellar_http *h)
 {
     while (h->active) {
-        int running = 0;
-        CURLMcode mc = curl_multi_perform(h->multi, &running);
-        RETURN_ERROR_IF(mc != CURLM_OK, CELLAR_ENET, "HTTP event loop failed: %s",
-                        curl_multi_strerror(mc));
-        CURLMsg *m;
-        int left;
-        while ((m = curl_multi_info_read(h->multi, &left))) {
-            if (m->msg != CURLMSG_DONE)
-                continue;
-            cellar_http_req *r = NULL;
-            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-            req_finish(h, r, m->data.result);
-        }
-        if (!h->active)
-            break;
-        mc = curl_multi_poll(h->multi, NULL, 0, 200, NULL);
-        RETURN_ERROR_IF(mc != CURLM_OK, CELLAR_ENET, "HTTP event loop failed: %s",
-                        curl_multi_strerror(mc));
+        int rc = cellar_http_step(h, 200);
+        if (rc)
+            return rc;
     }
     return 0;
 }
