@@ -125,11 +125,13 @@ typedef enum cellar_algo {
 #define CELLAR_ALGO_BIT(a) (1u << (a))
 #define CELLAR_DIGEST_MAX 32
 
-/* Digests of one byte stream. have: CELLAR_ALGO_BIT()s of the filled ones. */
+/* Digests of one byte stream. have: CELLAR_ALGO_BIT()s of the filled ones;
+ * cached: those of them that came from the hash cache, not from the bytes. */
 typedef struct cellar_digests {
     uint32_t have;
     uint64_t size;
     uint8_t d[CELLAR_ALGO__COUNT][CELLAR_DIGEST_MAX];
+    uint32_t cached;
 } cellar_digests;
 
 /* "blake3", "sha256", ... */
@@ -152,6 +154,83 @@ CELLAR_API int cellar_hasher_final(cellar_hasher *h, cellar_digests *out);
 CELLAR_API void cellar_hasher_free(cellar_hasher *h);
 
 /* ---- digests section: owned by the hashing module; more below ---- */
+
+/* Every algorithm cellar computes, as CELLAR_ALGO_BIT()s. */
+#define CELLAR_ALGO_ALL ((1u << CELLAR_ALGO__COUNT) - 1)
+
+/* Hashing files (src/digest.c). */
+enum {
+    CELLAR_HASH_NO_MMAP = 1u << 0,  /* always read(2), never mmap */
+    CELLAR_HASH_NO_CACHE = 1u << 1, /* neither consult nor fill the hash cache */
+};
+
+typedef struct cellar_hash_opts {
+    uint32_t algos;    /* CELLAR_ALGO_BIT()s; 0 means blake3 */
+    uint32_t flags;    /* CELLAR_HASH_* */
+    unsigned nthreads; /* threads for one file or for a list of files; 0: all cores */
+} cellar_hash_opts;
+
+/* Digests of the file at path (symlinks followed). An unchanged file
+ * (same device, inode, size, mtime, ctime) is answered from the hash cache
+ * in $CELLAR_HOME/cellar.db with one stat; out->cached says which digests
+ * were. opts may be NULL (blake3, cache on, all cores). FIFOs are read as
+ * streams (git-sha1 then fails with CELLAR_EUNSUPPORTED: it needs the size).
+ * Errors: CELLAR_ENOTFOUND, CELLAR_EIO (permission...), CELLAR_EUNSUPPORTED
+ * (a directory, device or socket), CELLAR_ECHANGED (size, mtime or ctime
+ * moved while it was read; nothing is cached). */
+CELLAR_API int cellar_hash_path(cellar_digests *out, const char *path,
+                                const cellar_hash_opts *opts);
+/* Same for an open descriptor (not closed; read from its current offset if
+ * it is not a regular file, from 0 if it is). name labels error messages.
+ * Never uses the cache. */
+CELLAR_API int cellar_hash_fd(cellar_digests *out, int fd, const char *name,
+                              const cellar_hash_opts *opts);
+
+/* Called once per path, in the order given, on the calling thread. rc is
+ * that file's result; message its error text ("" when rc is 0). */
+typedef void (*cellar_hash_each_fn)(void *ctx, size_t index, int rc, const cellar_digests *d,
+                                    const char *message);
+/* Hashes n paths on opts->nthreads threads (several files at once), calling
+ * each() in order as results become available. Returns 0, or a negative
+ * code if it could not start (CELLAR_ENOMEM); per-file failures go to each(). */
+CELLAR_API int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts *opts,
+                                 cellar_hash_each_fn each, void *ctx);
+
+/* The ecosystem's identifiers of one file (src/ident.c), from one read
+ * pass. Strings are NUL-terminated; an empty string means "not defined for
+ * this file" (AutoV1 under 2 MiB, AutoV3 for a non-safetensors file). */
+typedef struct cellar_ident {
+    uint64_t size;
+    /* CivitAI's six, upper-case hex as CivitAI shows them. */
+    char sha256[65];
+    char autov1[9];     /* sha256(file[0x100000:0x110000])[:8]; files >= 2 MiB */
+    char autov2[11];    /* SHA256[:10] */
+    char autov3[65];    /* sha256(file[8+N:]), safetensors only */
+    char blake3[65];
+    char crc32[9];      /* CivitAI's byte order: little-endian bytes of the CRC */
+    /* Other tools' forms, lower-case. */
+    char crc32_zlib[9]; /* zlib's "%08X" (upper-case, big-endian) */
+    char a1111_model_hash[9];   /* AUTOMATIC1111's old hash: AutoV1 without minimum */
+    char a1111_shorthash[11];   /* AutoV2, lower-case */
+    char sshs_model_hash[65];   /* kohya: AutoV3 lower-case (also A1111's addnet hash) */
+    char lora_shorthash[13];    /* its first 12 characters */
+    char modelspec_hash[67];    /* "0x" + AutoV3 lower-case (modelspec.hash_sha256) */
+} cellar_ident;
+
+/* Computes every field of out for the file at path in one pass (several
+ * threads). opts: only flags and nthreads are used (may be NULL). Errors as
+ * cellar_hash_path(). */
+CELLAR_API int cellar_ident_file(cellar_ident *out, const char *path,
+                                 const cellar_hash_opts *opts);
+
+/* InvokeAI's model hash of a file or a folder, "<algo>:<hex>" (blake3:,
+ * sha256:, md5: ...), into *out (caller frees). A folder: model files
+ * (.ckpt .safetensors .bin .pt .pth, case-sensitive) found without entering
+ * symlinked folders, sorted component by component, each hashed with algo
+ * to hex, the hex concatenated, and that BLAKE3-hashed. opts: flags and
+ * nthreads. Errors: as cellar_hash_path(); CELLAR_EINVAL for crc32/git-sha1. */
+CELLAR_API int cellar_invokeai_hash(char **out, const char *path, cellar_algo algo,
+                                    const cellar_hash_opts *opts);
 
 /* ======================================================================
  * Formats: safetensors, sharded checkpoints, GGUF (src/safetensors.c ...)

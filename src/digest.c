@@ -1,0 +1,786 @@
+/* Digests: sha256, sha1, md5 (OpenSSL's libcrypto, which uses the SHA
+ * extensions where the CPU has them), crc32 (zlib), the git blob id, BLAKE3
+ * (ours), and the file-hashing engine on top of them.
+ *
+ * The only file that includes OpenSSL or zlib headers.
+ *
+ * A pass over a file feeds "lanes" (an algorithm over a byte range). Large
+ * files are mmapped: a lone BLAKE3 lane runs on the multi-threaded tree
+ * hasher; several lanes are spread over threads that walk the same mapping
+ * in step (a thread may not run more than STEP_WINDOW ahead of the slowest,
+ * so a file larger than RAM is still read from disk once). Small files,
+ * --no-mmap and a single thread use one buffer whose blocks feed every lane
+ * while they are in cache. Before and after, fstat must agree: a file that
+ * changed under us is reported, never hashed into the cache. */
+#include "digest.h"
+
+#include "db.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <zlib.h>
+
+#define MMAP_MIN ((uint64_t)1 << 20)     /* below this read(2) costs less than mapping */
+#define THREAD_MIN ((uint64_t)16 << 20)   /* below this threads cost more than they save */
+#define READ_BUF ((size_t)1 << 20)
+#define BLOCK ((uint64_t)256 << 10)       /* interleave step: stays in L2 across lanes */
+#define STEP ((uint64_t)8 << 20)          /* threaded walk: progress published per step */
+#define STEP_WINDOW ((uint64_t)256 << 20) /* max lead of a lane over the slowest */
+#define RACY_NS 50000000LL                /* > one tick of the kernel's coarse clock */
+
+/* ---- algorithms ---------------------------------------------------------- */
+
+static const struct algo_info {
+    const char *name;
+    size_t len;
+    double cost; /* relative CPU time per byte, for spreading lanes over threads */
+} algos[CELLAR_ALGO__COUNT] = {
+    [CELLAR_ALGO_BLAKE3] = {"blake3", 32, 0.3},
+    [CELLAR_ALGO_SHA256] = {"sha256", 32, 1.0},
+    [CELLAR_ALGO_SHA1] = {"sha1", 20, 0.9},
+    [CELLAR_ALGO_MD5] = {"md5", 16, 1.2},
+    [CELLAR_ALGO_CRC32] = {"crc32", 4, 0.4},
+    [CELLAR_ALGO_GITSHA1] = {"git-sha1", 20, 0.9},
+};
+
+const char *cellar_algo_name(cellar_algo a)
+{
+    return (unsigned)a < CELLAR_ALGO__COUNT ? algos[a].name : "unknown";
+}
+
+size_t cellar_algo_len(cellar_algo a)
+{
+    return (unsigned)a < CELLAR_ALGO__COUNT ? algos[a].len : 0;
+}
+
+int cellar_algo_parse(cellar_algo *out, const char *name)
+{
+    if (!name)
+        return cellar_fail(CELLAR_EINVAL, "no algorithm name");
+    for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++) {
+        if (!strcmp(name, algos[a].name)) {
+            *out = (cellar_algo)a;
+            return 0;
+        }
+    }
+    /* git's own spelling of the blob id, and b3sum's */
+    if (!strcmp(name, "gitsha1") || !strcmp(name, "git")) {
+        *out = CELLAR_ALGO_GITSHA1;
+        return 0;
+    }
+    if (!strcmp(name, "b3")) {
+        *out = CELLAR_ALGO_BLAKE3;
+        return 0;
+    }
+    return cellar_fail(CELLAR_EINVAL,
+                       "unknown algorithm '%s' (blake3, sha256, sha1, md5, crc32, git-sha1)", name);
+}
+
+void cellar_digest_hex(char *out, const cellar_digests *d, cellar_algo a)
+{
+    if ((unsigned)a >= CELLAR_ALGO__COUNT || !(d->have & CELLAR_ALGO_BIT(a))) {
+        out[0] = '\0';
+        return;
+    }
+    cellar_hex(out, d->d[a], algos[a].len);
+}
+
+/* ---- the streaming multi-digest ------------------------------------------ */
+
+struct cellar_hasher {
+    uint32_t algos;
+    uint64_t expected, seen;
+    EVP_MD_CTX *md[CELLAR_ALGO__COUNT]; /* sha256, sha1, md5, git-sha1 */
+    uLong crc;
+    cellar_blake3 b3;
+};
+
+static const EVP_MD *evp_of(unsigned a)
+{
+    switch (a) {
+    case CELLAR_ALGO_SHA256:
+        return EVP_sha256();
+    case CELLAR_ALGO_SHA1:
+    case CELLAR_ALGO_GITSHA1:
+        return EVP_sha1();
+    case CELLAR_ALGO_MD5:
+        return EVP_md5();
+    default:
+        return NULL;
+    }
+}
+
+int cellar_hasher_new(cellar_hasher **out, uint32_t algos_wanted, uint64_t expected_size)
+{
+    *out = NULL;
+    RETURN_ERROR_IF(algos_wanted == 0 || (algos_wanted & ~CELLAR_ALGO_ALL), CELLAR_EINVAL,
+                    "hasher: no known algorithm in set 0x%x", algos_wanted);
+    RETURN_ERROR_IF((algos_wanted & CELLAR_ALGO_BIT(CELLAR_ALGO_GITSHA1)) &&
+                        expected_size == UINT64_MAX,
+                    CELLAR_EUNSUPPORTED, "git-sha1 needs the size before the content");
+    cellar_hasher *h = cellar_calloc(1, sizeof *h);
+    if (!h)
+        return CELLAR_ENOMEM;
+    h->algos = algos_wanted;
+    h->expected = expected_size;
+    for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++) {
+        const EVP_MD *md = evp_of(a);
+        if (!md || !(algos_wanted & CELLAR_ALGO_BIT(a)))
+            continue;
+        h->md[a] = EVP_MD_CTX_new();
+        if (!h->md[a] || EVP_DigestInit_ex(h->md[a], md, NULL) != 1) {
+            cellar_hasher_free(h);
+            return cellar_fail(CELLAR_ENOMEM, "hasher: OpenSSL could not set up %s",
+                               algos[a].name);
+        }
+    }
+    if (h->md[CELLAR_ALGO_GITSHA1]) {
+        char head[40];
+        int n = snprintf(head, sizeof head, "blob %llu", (unsigned long long)expected_size);
+        EVP_DigestUpdate(h->md[CELLAR_ALGO_GITSHA1], head, (size_t)n + 1); /* with the NUL */
+    }
+    h->crc = crc32_z(0, Z_NULL, 0);
+    if (algos_wanted & CELLAR_ALGO_BIT(CELLAR_ALGO_BLAKE3))
+        cellar_blake3_init(&h->b3);
+    *out = h;
+    return 0;
+}
+
+void cellar_hasher_update(cellar_hasher *h, const void *data, size_t len)
+{
+    h->seen += len;
+    for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++)
+        if (h->md[a])
+            EVP_DigestUpdate(h->md[a], data, len);
+    if (h->algos & CELLAR_ALGO_BIT(CELLAR_ALGO_CRC32))
+        h->crc = crc32_z(h->crc, data, len);
+    if (h->algos & CELLAR_ALGO_BIT(CELLAR_ALGO_BLAKE3))
+        cellar_blake3_update(&h->b3, data, len);
+}
+
+int cellar_hasher_final(cellar_hasher *h, cellar_digests *out)
+{
+    memset(out, 0, sizeof *out);
+    RETURN_ERROR_IF(h->md[CELLAR_ALGO_GITSHA1] && h->seen != h->expected, CELLAR_EMISMATCH,
+                    "git-sha1: %llu bytes hashed, %llu announced", (unsigned long long)h->seen,
+                    (unsigned long long)h->expected);
+    out->size = h->seen;
+    for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++) {
+        if (!h->md[a])
+            continue;
+        unsigned n = 0;
+        if (EVP_DigestFinal_ex(h->md[a], out->d[a], &n) != 1 || n != algos[a].len)
+            return cellar_fail(CELLAR_EIO, "hasher: OpenSSL failed to finish %s", algos[a].name);
+    }
+    if (h->algos & CELLAR_ALGO_BIT(CELLAR_ALGO_CRC32)) {
+        uint32_t c = (uint32_t)h->crc;
+        /* big-endian, as zlib's %08X prints it */
+        out->d[CELLAR_ALGO_CRC32][0] = (uint8_t)(c >> 24);
+        out->d[CELLAR_ALGO_CRC32][1] = (uint8_t)(c >> 16);
+        out->d[CELLAR_ALGO_CRC32][2] = (uint8_t)(c >> 8);
+        out->d[CELLAR_ALGO_CRC32][3] = (uint8_t)c;
+    }
+    if (h->algos & CELLAR_ALGO_BIT(CELLAR_ALGO_BLAKE3))
+        cellar_blake3_finalize(&h->b3, out->d[CELLAR_ALGO_BLAKE3], CELLAR_BLAKE3_OUT_LEN);
+    out->have = h->algos;
+    return 0;
+}
+
+void cellar_hasher_free(cellar_hasher *h)
+{
+    if (!h)
+        return;
+    for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++)
+        EVP_MD_CTX_free(h->md[a]);
+    free(h);
+}
+
+/* ---- files ---------------------------------------------------------------- */
+
+unsigned digest_threads(unsigned n)
+{
+    return n ? n : cellar_ncpus();
+}
+
+static int64_t ns_of(struct timespec t)
+{
+    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+bool digest_stat_same(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           ns_of(a->st_mtim) == ns_of(b->st_mtim) && ns_of(a->st_ctim) == ns_of(b->st_ctim);
+}
+
+bool digest_stat_cacheable(const struct stat *st)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t last = ns_of(st->st_mtim) > ns_of(st->st_ctim) ? ns_of(st->st_mtim)
+                                                           : ns_of(st->st_ctim);
+    return last < ns_of(now) - RACY_NS;
+}
+
+int digest_open(int *fd, struct stat *st, const char *path)
+{
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer here. */
+    int f = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (f < 0)
+        return cellar_fail_errno(errno, "%s", path);
+    if (fstat(f, st) != 0) {
+        int rc = cellar_fail_errno(errno, "%s", path);
+        close(f);
+        return rc;
+    }
+    if (!S_ISREG(st->st_mode) && !S_ISFIFO(st->st_mode)) {
+        close(f);
+        return cellar_fail(CELLAR_EUNSUPPORTED, "%s: %s", path,
+                           S_ISDIR(st->st_mode) ? "Is a directory" : "not a regular file");
+    }
+    int fl = fcntl(f, F_GETFL);
+    if (fl >= 0)
+        fcntl(f, F_SETFL, fl & ~O_NONBLOCK);
+    *fd = f;
+    return 0;
+}
+
+static void lane_clamp(digest_lane *l, uint64_t size)
+{
+    if (l->end > size)
+        l->end = size;
+    if (l->start > l->end)
+        l->start = l->end;
+}
+
+static int lanes_start(cellar_hasher **h, digest_lane *lanes, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = cellar_hasher_new(&h[i], CELLAR_ALGO_BIT(lanes[i].algo),
+                                   lanes[i].end - lanes[i].start);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int lanes_finish(cellar_hasher **h, digest_lane *lanes, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        cellar_digests d;
+        int rc = cellar_hasher_final(h[i], &d);
+        if (rc)
+            return rc;
+        memcpy(lanes[i].out, d.d[lanes[i].algo], algos[lanes[i].algo].len);
+    }
+    return 0;
+}
+
+/* Feeds the bytes [off, off+len) of the file to every lane covering them. */
+static void lanes_feed(cellar_hasher **h, const digest_lane *lanes, size_t n, const uint8_t *p,
+                       uint64_t off, uint64_t len)
+{
+    uint64_t end = off + len;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t s = lanes[i].start > off ? lanes[i].start : off;
+        uint64_t e = lanes[i].end < end ? lanes[i].end : end;
+        if (s < e)
+            cellar_hasher_update(h[i], p + (s - off), (size_t)(e - s));
+    }
+}
+
+static void lanes_span(const digest_lane *lanes, size_t n, uint64_t *lo, uint64_t *hi)
+{
+    *lo = UINT64_MAX;
+    *hi = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (lanes[i].start == lanes[i].end)
+            continue;
+        if (lanes[i].start < *lo)
+            *lo = lanes[i].start;
+        if (lanes[i].end > *hi)
+            *hi = lanes[i].end;
+    }
+    if (*lo > *hi)
+        *lo = *hi;
+}
+
+static int pass_read(cellar_hasher **h, const digest_lane *lanes, size_t n, int fd,
+                     const char *name)
+{
+    uint64_t lo, hi;
+    lanes_span(lanes, n, &lo, &hi);
+    if (lo == hi)
+        return 0;
+    uint8_t *buf = cellar_malloc(READ_BUF);
+    if (!buf)
+        return CELLAR_ENOMEM;
+    int rc = 0;
+    for (uint64_t off = lo; off < hi;) {
+        size_t want = hi - off < READ_BUF ? (size_t)(hi - off) : READ_BUF;
+        ssize_t got = cellar_full_pread(fd, buf, want, off);
+        if (got < 0) {
+            rc = cellar_fail_errno(errno, "%s", name);
+            break;
+        }
+        if ((size_t)got < want) {
+            rc = cellar_fail(CELLAR_ECHANGED, "%s: file shrank while it was read", name);
+            break;
+        }
+        lanes_feed(h, lanes, n, buf, off, want);
+        off += want;
+    }
+    free(buf);
+    return rc;
+}
+
+/* The threaded walk over a mapping: lanes go to threads by estimated cost,
+ * and threads keep within STEP_WINDOW of each other. */
+struct walk {
+    const uint8_t *map;
+    cellar_hasher **h;
+    const digest_lane *lanes;
+    size_t n;
+    unsigned *owner; /* lane -> thread */
+    unsigned nthreads;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t *pos; /* per thread; UINT64_MAX once done */
+};
+
+struct walker {
+    struct walk *w;
+    unsigned t;
+};
+
+static uint64_t walk_slowest(const struct walk *w)
+{
+    uint64_t m = UINT64_MAX;
+    for (unsigned t = 0; t < w->nthreads; t++)
+        if (w->pos[t] < m)
+            m = w->pos[t];
+    return m;
+}
+
+static void *walk_thread(void *arg)
+{
+    struct walker *me = arg;
+    struct walk *w = me->w;
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        if (w->owner[i] != me->t || w->lanes[i].start == w->lanes[i].end)
+            continue;
+        if (w->lanes[i].start < lo)
+            lo = w->lanes[i].start;
+        if (w->lanes[i].end > hi)
+            hi = w->lanes[i].end;
+    }
+    for (uint64_t off = lo; off < hi; off += STEP) {
+        pthread_mutex_lock(&w->mu);
+        w->pos[me->t] = off;
+        pthread_cond_broadcast(&w->cv);
+        while (off > walk_slowest(w) + STEP_WINDOW)
+            pthread_cond_wait(&w->cv, &w->mu);
+        pthread_mutex_unlock(&w->mu);
+        uint64_t len = hi - off < STEP ? hi - off : STEP;
+        /* Interleave this thread's lanes block by block within the step. */
+        for (uint64_t b = off; b < off + len; b += BLOCK) {
+            uint64_t bl = off + len - b < BLOCK ? off + len - b : BLOCK;
+            for (size_t i = 0; i < w->n; i++)
+                if (w->owner[i] == me->t)
+                    lanes_feed(&w->h[i], &w->lanes[i], 1, w->map + b, b, bl);
+        }
+    }
+    pthread_mutex_lock(&w->mu);
+    w->pos[me->t] = UINT64_MAX;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static int pass_threads(cellar_hasher **h, const digest_lane *lanes, size_t n,
+                        const uint8_t *map, unsigned nthreads)
+{
+    int rc = 0;
+    unsigned *owner = cellar_calloc(n, sizeof *owner);
+    double *load = cellar_calloc(nthreads, sizeof *load);
+    uint64_t *pos = cellar_calloc(nthreads, sizeof *pos);
+    struct walker *ws = cellar_calloc(nthreads, sizeof *ws);
+    pthread_t *tid = cellar_calloc(nthreads, sizeof *tid);
+    bool *started = cellar_calloc(nthreads, sizeof *started);
+    if (!owner || !load || !pos || !ws || !tid || !started) {
+        rc = CELLAR_ENOMEM;
+        goto done;
+    }
+    /* Longest processing time first: the costliest lane to the least loaded
+     * thread. n is small (a handful of lanes). */
+    bool *placed = cellar_calloc(n, sizeof *placed);
+    if (!placed) {
+        rc = CELLAR_ENOMEM;
+        goto done;
+    }
+    for (size_t k = 0; k < n; k++) {
+        size_t best = n;
+        double best_cost = -1;
+        for (size_t i = 0; i < n; i++) {
+            double c = algos[lanes[i].algo].cost * (double)(lanes[i].end - lanes[i].start);
+            if (!placed[i] && c > best_cost) {
+                best = i;
+                best_cost = c;
+            }
+        }
+        unsigned t = 0;
+        for (unsigned u = 1; u < nthreads; u++)
+            if (load[u] < load[t])
+                t = u;
+        owner[best] = t;
+        load[t] += best_cost;
+        placed[best] = true;
+    }
+    free(placed);
+
+    struct walk w = {.map = map, .h = h, .lanes = lanes, .n = n, .owner = owner,
+                     .nthreads = nthreads, .pos = pos};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    for (unsigned t = 0; t < nthreads; t++) {
+        ws[t] = (struct walker){&w, t};
+        if (t > 0 && pthread_create(&tid[t], NULL, walk_thread, &ws[t]) == 0)
+            started[t] = true;
+        else if (t > 0) /* no thread: its lanes run on this one afterwards */
+            pos[t] = UINT64_MAX;
+    }
+    walk_thread(&ws[0]);
+    for (unsigned t = 1; t < nthreads; t++) {
+        if (started[t])
+            pthread_join(tid[t], NULL);
+        else
+            walk_thread(&ws[t]);
+    }
+    pthread_cond_destroy(&w.cv);
+    pthread_mutex_destroy(&w.mu);
+done:
+    free(owner);
+    free(load);
+    free(pos);
+    free(ws);
+    free(tid);
+    free(started);
+    return rc;
+}
+
+static int pass_mmap(cellar_hasher **h, digest_lane *lanes, size_t n, const uint8_t *map,
+                     uint64_t size, unsigned nthreads)
+{
+    if (n == 1 && lanes[0].algo == CELLAR_ALGO_BLAKE3 && lanes[0].start == 0 &&
+        lanes[0].end == size && nthreads > 1) {
+        cellar_blake3_hash_parallel(map, (size_t)size, nthreads, lanes[0].out);
+        return 1; /* digest already in the lane */
+    }
+    size_t busy = 0; /* lanes large enough to be worth a thread */
+    for (size_t i = 0; i < n; i++)
+        busy += lanes[i].end - lanes[i].start >= THREAD_MIN;
+    if (nthreads > busy)
+        nthreads = (unsigned)busy;
+    if (nthreads > 1)
+        return pass_threads(h, lanes, n, map, nthreads);
+    uint64_t lo, hi;
+    lanes_span(lanes, n, &lo, &hi);
+    for (uint64_t off = lo; off < hi; off += BLOCK)
+        lanes_feed(h, lanes, n, map + off, off, hi - off < BLOCK ? hi - off : BLOCK);
+    return 0;
+}
+
+int digest_lanes_fd(digest_lane *lanes, size_t n, int fd, const char *name, const struct stat *st,
+                    uint32_t flags, unsigned nthreads)
+{
+    uint64_t size = (uint64_t)st->st_size;
+    for (size_t i = 0; i < n; i++)
+        lane_clamp(&lanes[i], size);
+    nthreads = digest_threads(nthreads);
+
+    cellar_hasher **h = cellar_calloc(n ? n : 1, sizeof *h);
+    if (!h)
+        return CELLAR_ENOMEM;
+    int rc = lanes_start(h, lanes, n);
+    bool done_in_lane = false;
+    if (rc == 0) {
+        void *map = MAP_FAILED;
+        if (!(flags & CELLAR_HASH_NO_MMAP) && size >= MMAP_MIN && size <= SIZE_MAX) {
+            map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+            if (map != MAP_FAILED)
+                madvise(map, (size_t)size, MADV_SEQUENTIAL | MADV_WILLNEED);
+        }
+        if (map != MAP_FAILED) {
+            rc = pass_mmap(h, lanes, n, map, size, nthreads);
+            done_in_lane = rc == 1;
+            if (rc == 1)
+                rc = 0;
+            munmap(map, (size_t)size);
+        } else {
+            rc = pass_read(h, lanes, n, fd, name);
+        }
+    }
+    if (rc == 0 && !done_in_lane)
+        rc = lanes_finish(h, lanes, n);
+    if (rc == 0) {
+        struct stat after;
+        if (fstat(fd, &after) != 0)
+            rc = cellar_fail_errno(errno, "%s", name);
+        else if (!digest_stat_same(st, &after))
+            rc = cellar_fail(CELLAR_ECHANGED, "%s: file changed while it was hashed (size %llu -> %llu)",
+                             name, (unsigned long long)st->st_size,
+                             (unsigned long long)after.st_size);
+    }
+    for (size_t i = 0; i < n; i++)
+        cellar_hasher_free(h[i]);
+    free(h);
+    return rc;
+}
+
+/* ---- the cache --------------------------------------------------------- */
+
+static cellar_db_file_key key_of(const struct stat *st)
+{
+    return (cellar_db_file_key){
+        .dev = (uint64_t)st->st_dev,
+        .ino = (uint64_t)st->st_ino,
+        .size = (uint64_t)st->st_size,
+        .mtime_ns = ns_of(st->st_mtim),
+        .ctime_ns = ns_of(st->st_ctim),
+    };
+}
+
+int digest_cache_get(const struct stat *st, const char *name, uint8_t *out, size_t cap)
+{
+    cellar_db *db = cellar_db_shared();
+    if (!db)
+        return -1;
+    cellar_db_file_key k = key_of(st);
+    return cellar_db_hash_get(db, &k, name, out, cap);
+}
+
+void digest_cache_put(const struct stat *st, const char *name, const uint8_t *d, size_t len)
+{
+    cellar_db *db = cellar_db_shared();
+    if (!db || !digest_stat_cacheable(st))
+        return;
+    cellar_db_file_key k = key_of(st);
+    cellar_db_hash_put(db, &k, name, d, len);
+}
+
+/* ---- the public file API ----------------------------------------------- */
+
+static uint32_t algos_of(const cellar_hash_opts *o)
+{
+    return o && o->algos ? o->algos : CELLAR_ALGO_BIT(CELLAR_ALGO_BLAKE3);
+}
+
+static int hash_stream(cellar_digests *out, int fd, const char *name, uint32_t want)
+{
+    cellar_hasher *h;
+    int rc = cellar_hasher_new(&h, want, UINT64_MAX);
+    if (rc)
+        return cellar_fail_prefix("%s", name);
+    uint8_t *buf = cellar_malloc(READ_BUF);
+    if (!buf) {
+        cellar_hasher_free(h);
+        return CELLAR_ENOMEM;
+    }
+    for (;;) {
+        ssize_t got = read(fd, buf, READ_BUF);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            rc = cellar_fail_errno(errno, "%s", name);
+            break;
+        }
+        if (got == 0)
+            break;
+        cellar_hasher_update(h, buf, (size_t)got);
+    }
+    free(buf);
+    if (rc == 0)
+        rc = cellar_hasher_final(h, out);
+    cellar_hasher_free(h);
+    return rc;
+}
+
+/* Hashes the algorithms in want (not cached) of an open regular file. */
+static int hash_regular(cellar_digests *out, int fd, const char *name, const struct stat *st,
+                        uint32_t want, const cellar_hash_opts *o)
+{
+    digest_lane lanes[CELLAR_ALGO__COUNT];
+    size_t n = 0;
+    for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++)
+        if (want & CELLAR_ALGO_BIT(a))
+            lanes[n++] = (digest_lane){.algo = (cellar_algo)a, .start = 0, .end = UINT64_MAX};
+    int rc = digest_lanes_fd(lanes, n, fd, name, st, o ? o->flags : 0, o ? o->nthreads : 0);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(out->d[lanes[i].algo], lanes[i].out, algos[lanes[i].algo].len);
+        out->have |= CELLAR_ALGO_BIT(lanes[i].algo);
+    }
+    out->size = (uint64_t)st->st_size;
+    return 0;
+}
+
+int cellar_hash_fd(cellar_digests *out, int fd, const char *name, const cellar_hash_opts *opts)
+{
+    memset(out, 0, sizeof *out);
+    if (!name)
+        name = "(fd)";
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return cellar_fail_errno(errno, "%s", name);
+    RETURN_ERROR_IF(S_ISDIR(st.st_mode), CELLAR_EUNSUPPORTED, "%s: Is a directory", name);
+    if (!S_ISREG(st.st_mode))
+        return hash_stream(out, fd, name, algos_of(opts));
+    return hash_regular(out, fd, name, &st, algos_of(opts), opts);
+}
+
+int cellar_hash_path(cellar_digests *out, const char *path, const cellar_hash_opts *opts)
+{
+    memset(out, 0, sizeof *out);
+    uint32_t want = algos_of(opts);
+    bool use_cache = !(opts && (opts->flags & CELLAR_HASH_NO_CACHE));
+    struct stat pre;
+    if (use_cache) {
+        /* The cheap path: one stat, then the cache answers. */
+        if (stat(path, &pre) != 0)
+            return cellar_fail_errno(errno, "%s", path);
+        if (S_ISREG(pre.st_mode)) {
+            for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++) {
+                if (!(want & CELLAR_ALGO_BIT(a)))
+                    continue;
+                if (digest_cache_get(&pre, algos[a].name, out->d[a], CELLAR_DIGEST_MAX) ==
+                    (int)algos[a].len)
+                    out->cached |= CELLAR_ALGO_BIT(a);
+            }
+            out->have = out->cached;
+            out->size = (uint64_t)pre.st_size;
+            if (out->cached == want)
+                return 0;
+        }
+    }
+    int fd;
+    struct stat st;
+    int rc = digest_open(&fd, &st, path);
+    if (rc)
+        return rc;
+    if (S_ISFIFO(st.st_mode)) {
+        rc = hash_stream(out, fd, path, want);
+        close(fd);
+        return rc;
+    }
+    /* Between the stat and the open the file may have been replaced or
+     * written: cached digests count only if they describe this one. */
+    if (use_cache && !digest_stat_same(&pre, &st))
+        out->have = out->cached = 0;
+    uint32_t todo = want & ~out->cached;
+    rc = hash_regular(out, fd, path, &st, todo, opts);
+    close(fd);
+    if (rc)
+        return rc;
+    if (use_cache)
+        for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++)
+            if (todo & CELLAR_ALGO_BIT(a))
+                digest_cache_put(&st, algos[a].name, out->d[a], algos[a].len);
+    return 0;
+}
+
+/* ---- many files at once --------------------------------------------------- */
+
+struct batch_slot {
+    cellar_digests d;
+    int rc;
+    atomic_bool done;
+    char *message;
+};
+
+struct batch {
+    const char *const *paths;
+    size_t n;
+    cellar_hash_opts opts; /* per-file: nthreads already divided */
+    struct batch_slot *slots;
+    atomic_size_t next;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+static void *batch_thread(void *arg)
+{
+    struct batch *b = arg;
+    for (;;) {
+        size_t i = atomic_fetch_add(&b->next, 1);
+        if (i >= b->n)
+            break;
+        struct batch_slot *s = &b->slots[i];
+        cellar_error_clear();
+        s->rc = cellar_hash_path(&s->d, b->paths[i], &b->opts);
+        if (s->rc)
+            s->message = strdup(cellar_error_last());
+        pthread_mutex_lock(&b->mu);
+        atomic_store(&s->done, true);
+        pthread_cond_broadcast(&b->cv);
+        pthread_mutex_unlock(&b->mu);
+    }
+    return NULL;
+}
+
+int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts *opts,
+                      cellar_hash_each_fn each, void *ctx)
+{
+    if (n == 0)
+        return 0;
+    unsigned total = digest_threads(opts ? opts->nthreads : 0);
+    unsigned workers = n < total ? (unsigned)n : total;
+    struct batch b = {.paths = paths, .n = n};
+    if (opts)
+        b.opts = *opts;
+    /* Few files: each gets several threads; many: one each. */
+    b.opts.nthreads = total / workers ? total / workers : 1;
+    b.slots = cellar_calloc(n, sizeof *b.slots);
+    pthread_t *tid = cellar_calloc(workers, sizeof *tid);
+    if (!b.slots || !tid) {
+        free(b.slots);
+        free(tid);
+        return CELLAR_ENOMEM;
+    }
+    pthread_mutex_init(&b.mu, NULL);
+    pthread_cond_init(&b.cv, NULL);
+    unsigned started = 0;
+    for (unsigned t = 0; t < workers; t++)
+        if (pthread_create(&tid[t], NULL, batch_thread, &b) == 0)
+            started++;
+        else
+            break;
+    if (started == 0) /* no threads to be had: do the work here */
+        batch_thread(&b);
+    for (size_t i = 0; i < n; i++) {
+        struct batch_slot *s = &b.slots[i];
+        pthread_mutex_lock(&b.mu);
+        while (!atomic_load(&s->done))
+            pthread_cond_wait(&b.cv, &b.mu);
+        pthread_mutex_unlock(&b.mu);
+        each(ctx, i, s->rc, &s->d, s->rc ? (s->message ? s->message : "out of memory") : "");
+        free(s->message);
+    }
+    for (unsigned t = 0; t < started; t++)
+        pthread_join(tid[t], NULL);
+    pthread_cond_destroy(&b.cv);
+    pthread_mutex_destroy(&b.mu);
+    free(b.slots);
+    free(tid);
+    return 0;
+}

@@ -1,0 +1,51 @@
+/* The hashing engine's internal API: one pass over a file feeding several
+ * (algorithm, byte range) lanes, and the file identity the hash cache keys
+ * on. Used by ident.c (CivitAI/InvokeAI identifiers) and the store. */
+#ifndef CELLAR_DIGEST_H
+#define CELLAR_DIGEST_H
+
+#include "cellar.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+/* One algorithm over file[start:end] (end clamped to the file's size, as a
+ * Python slice is). The unit of work of a pass. */
+typedef struct digest_lane {
+    cellar_algo algo;
+    uint64_t start, end;
+    uint8_t out[CELLAR_DIGEST_MAX];
+} digest_lane;
+
+/* Hashes every lane over the regular file fd (whose fstat before the pass is
+ * *st) in one pass: mmap or read(2) per flags and size, lanes spread over up
+ * to nthreads threads (0: all cores). Afterwards fstat must match *st, else
+ * CELLAR_ECHANGED. name labels errors. */
+int digest_lanes_fd(digest_lane *lanes, size_t n, int fd, const char *name, const struct stat *st,
+                    uint32_t flags, unsigned nthreads);
+
+/* Opens path for hashing: O_RDONLY, then fstat. Directories, devices and
+ * sockets fail with CELLAR_EUNSUPPORTED; FIFOs are returned as they are. */
+int digest_open(int *fd, struct stat *st, const char *path);
+
+/* True if two stats describe the same unchanged file (device, inode, size,
+ * mtime, ctime). */
+bool digest_stat_same(const struct stat *a, const struct stat *b);
+
+/* True if a digest of the file described by st may be cached: its last
+ * change is older than the coarse timestamp clock's granularity, so a later
+ * write in the same tick cannot leave mtime and ctime unchanged. */
+bool digest_stat_cacheable(const struct stat *st);
+
+/* The hash cache (through db.h), silently absent when the database cannot
+ * be opened. name is the cache's algorithm label ("sha256", or a derived
+ * value such as "autov3"). A cached digest of length 0 records "not
+ * defined for this file". get returns the length, or -1 if absent. */
+int digest_cache_get(const struct stat *st, const char *name, uint8_t *out, size_t cap);
+void digest_cache_put(const struct stat *st, const char *name, const uint8_t *d, size_t len);
+
+/* Effective thread count: n, or all cores for 0. */
+unsigned digest_threads(unsigned n);
+
+#endif
