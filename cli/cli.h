@@ -31,5 +31,6 @@ bool cli_parse_size(const char *s, unsigned long long *out);
 typedef int (*cli_cmd_fn)(int argc, char **argv);
 
 /* The verbs (cli/cmd_<verb>.c). */
+int cmd_pull(int argc, char **argv);
 
 #endif

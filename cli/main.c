@@ -13,6 +13,7 @@ struct verb {
 
 /* One line per verb, in the order --help lists them; NULL ends the table. */
 static const struct verb verbs[] = {
+    {"pull", cmd_pull, "download a Hub repo, fetching only what the store lacks"},
     {NULL, NULL, NULL},
 };
 

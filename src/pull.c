@@ -1,0 +1,657 @@
+/* cellar_pull: a Hub revision into the store, downloading only what the
+ * store lacks, then laid out as a folder of links or an HF cache.
+ *
+ * One thread runs one event loop (http.h over libcurl multi): up to `jobs`
+ * files stream at once, each straight into a store writer that hashes the
+ * bytes as they arrive, so there is no second pass over a finished file and
+ * the memory used does not grow with file sizes. A writer's partial
+ * survives a killed run under a resume key naming the blob; the next run
+ * asks for the rest with a Range request (and starts over if the server
+ * ignores it). Files are downloaded whole in one stream each: the store's
+ * writer hashes in order, and on loopback or a fast link several files at
+ * once already fill it (see docs/pull.md). */
+#include "hub.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_JOBS 8
+#define MAX_JOBS 64
+/* How often to look again when another process holds a blob's lock. */
+#define WAIT_POLL_MS 200
+
+enum item_state { ITEM_QUEUED, ITEM_ACTIVE, ITEM_DONE };
+
+struct pull;
+
+struct item {
+    struct pull *p;
+    cellar_pull_file *f;
+    const cellar_hub_file *hf; /* online pulls only */
+    enum item_state state;
+    cellar_store_writer *w;
+    unsigned attempts;
+    uint64_t not_before; /* ms, monotonic */
+    uint64_t offset;     /* where this attempt's request started */
+    bool body_started;
+    bool waiting;        /* reported WAIT already */
+};
+
+struct pull {
+    cellar_store *s;
+    cellar_hub *hub;
+    const cellar_pull_opts *o;
+    const char *repo, *revision;
+    char commit[41];
+    cellar_pull_result *res;
+    struct item *items;
+    size_t n;
+    unsigned active;
+    uint64_t total_size, total_done;
+    int rc;            /* first failure: stop starting, abort transfers */
+    char *rc_msg;      /* its message, restored at the end */
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void emit(struct pull *p, cellar_pull_event_kind kind, const struct item *it,
+                 const char *message)
+{
+    if (!p->o->progress)
+        return;
+    cellar_pull_event ev = {kind,
+                            it ? it->f->path : NULL,
+                            it ? it->f->size : 0,
+                            it && it->w ? cellar_store_writer_offset(it->w) : 0,
+                            p->total_size,
+                            p->total_done,
+                            p->n,
+                            message};
+    p->o->progress(&ev, p->o->progress_ctx);
+}
+
+/* Records the first failure (its message kept) and returns its code. */
+static int pull_fail(struct pull *p, int rc)
+{
+    if (!p->rc) {
+        p->rc = rc;
+        p->rc_msg = strdup(cellar_error_last());
+    }
+    return rc;
+}
+
+/* include/exclude as huggingface_hub's allow/ignore patterns: fnmatch
+ * without FNM_PATHNAME, a trailing '/' meaning everything below. */
+static bool glob_match(const char *glob, const char *path)
+{
+    size_t n = strlen(glob);
+    if (n && glob[n - 1] == '/') {
+        char pat[4096];
+        if (n + 2 > sizeof pat)
+            return false;
+        memcpy(pat, glob, n);
+        pat[n] = '*';
+        pat[n + 1] = '\0';
+        return fnmatch(pat, path, 0) == 0;
+    }
+    return fnmatch(glob, path, 0) == 0;
+}
+
+static bool path_wanted(const cellar_pull_opts *o, const char *path)
+{
+    bool in = o->n_include == 0;
+    for (size_t i = 0; i < o->n_include && !in; i++)
+        in = glob_match(o->include[i], path);
+    for (size_t i = 0; i < o->n_exclude && in; i++)
+        in = !glob_match(o->exclude[i], path);
+    return in;
+}
+
+/* Is the blob of it in the store? 1 (sha256 filled), 0, or < 0. */
+static int item_lookup(struct pull *p, struct item *it)
+{
+    if (it->hf->lfs)
+        return cellar_store_lookup(p->s, CELLAR_ALGO_SHA256, it->hf->sha256, it->f->sha256);
+    return cellar_store_lookup(p->s, CELLAR_ALGO_GITSHA1, it->hf->gitsha1, it->f->sha256);
+}
+
+static void item_reused(struct pull *p, struct item *it)
+{
+    it->state = ITEM_DONE;
+    it->f->downloaded = 0;
+    p->res->files_reused++;
+    p->res->bytes_reused += it->f->size;
+    p->total_done += it->f->size;
+    emit(p, CELLAR_PULL_REUSED, it, NULL);
+}
+
+/* Takes back the bytes of a partial that is being thrown away. */
+static void item_discard(struct pull *p, struct item *it)
+{
+    if (it->w) {
+        p->total_done -= cellar_store_writer_offset(it->w);
+        cellar_store_writer_free(it->w);
+        it->w = NULL;
+    }
+}
+
+static int item_commit(struct pull *p, struct item *it);
+
+/* Schedules another try of it after a delay, or fails the pull. */
+static void item_retry(struct pull *p, struct item *it, const cellar_http_resp *resp)
+{
+    it->state = ITEM_QUEUED;
+    it->body_started = false;
+    if (++it->attempts >= CELLAR_HUB_ATTEMPTS) {
+        cellar_fail_prefix("%s: %s: gave up after %u tries", p->repo, it->f->path, it->attempts);
+        pull_fail(p, cellar_error_code() ? cellar_error_code() : CELLAR_ENET);
+        return;
+    }
+    emit(p, CELLAR_PULL_RETRY, it, cellar_error_last());
+    it->not_before = now_ms() + cellar_hub_backoff_ms(it->attempts, resp);
+}
+
+static int on_write(void *ud, const cellar_http_resp *resp, const void *data, size_t len)
+{
+    struct item *it = ud;
+    struct pull *p = it->p;
+    if (p->rc)
+        return p->rc; /* another file failed: stop this one, keep its partial */
+    if (!it->body_started) {
+        it->body_started = true;
+        if (it->offset > 0 && resp->status == 200) {
+            /* The server ignored the range: the body starts at byte 0. */
+            p->total_done -= cellar_store_writer_offset(it->w);
+            int rc = cellar_store_writer_truncate(it->w, 0);
+            if (rc)
+                return rc;
+        } else if (resp->status == 206 && resp->range_start != (int64_t)it->offset) {
+            return cellar_fail(CELLAR_ENET, "%s: asked for bytes from %llu, the server sent "
+                               "them from %lld", it->f->path, (unsigned long long)it->offset,
+                               (long long)resp->range_start);
+        }
+    }
+    int rc = cellar_store_writer_write(it->w, data, len);
+    if (rc)
+        return rc;
+    p->res->bytes_downloaded += len;
+    p->total_done += len;
+    emit(p, CELLAR_PULL_PROGRESS, it, NULL);
+    return 0;
+}
+
+static void on_done(void *ud, const cellar_http_resp *resp, int rc)
+{
+    struct item *it = ud;
+    struct pull *p = it->p;
+    p->active--;
+    if (p->rc) {
+        /* Aborted because another file failed: the partial stays. */
+        it->state = ITEM_QUEUED;
+        return;
+    }
+    if (rc == 0 && resp->status >= 200 && resp->status < 300) {
+        if (it->hf->lfs && resp->linked_etag[0]) {
+            char want[65];
+            cellar_hex(want, it->hf->sha256, 32);
+            if (strcmp(resp->linked_etag, want)) {
+                pull_fail(p, cellar_fail(CELLAR_EFORMAT,
+                                         "%s: %s: the listing says sha256 %s, the download "
+                                         "header says %s",
+                                         p->repo, it->f->path, want, resp->linked_etag));
+                return;
+            }
+        }
+        rc = item_commit(p, it);
+        if (rc == CELLAR_EMISMATCH)
+            item_retry(p, it, NULL);
+        else if (rc)
+            pull_fail(p, rc);
+        return;
+    }
+    if (rc == CELLAR_EMISMATCH) {
+        /* More bytes than listed: start over. */
+        item_discard(p, it);
+        item_retry(p, it, NULL);
+        return;
+    }
+    if (cellar_hub_retryable(rc, resp)) {
+        if (rc == 0)
+            cellar_fail(CELLAR_ENET, "%s: %s: the server answered %ld", p->repo, it->f->path,
+                        resp->status);
+        item_retry(p, it, rc ? NULL : resp);
+        return;
+    }
+    if (rc == 0)
+        rc = cellar_hub_status_error(p->hub, resp, p->repo, p->revision, it->f->path);
+    pull_fail(p, rc);
+}
+
+/* The bytes are all there: verify and admit (or throw away). */
+static int item_commit(struct pull *p, struct item *it)
+{
+    cellar_digests extra = {0}, got;
+    if (!it->hf->lfs) {
+        extra.have = CELLAR_ALGO_BIT(CELLAR_ALGO_GITSHA1);
+        extra.size = it->f->size;
+        memcpy(extra.d[CELLAR_ALGO_GITSHA1], it->hf->gitsha1, 20);
+    }
+    int rc = cellar_store_writer_commit(it->w, &extra, &got);
+    uint64_t had = cellar_store_writer_offset(it->w);
+    cellar_store_writer_free(it->w);
+    it->w = NULL;
+    if (rc == CELLAR_EMISMATCH) {
+        p->total_done -= had;
+        cellar_fail_prefix("%s: %s", p->repo, it->f->path);
+        return rc;
+    }
+    if (rc)
+        return cellar_fail_prefix("%s: %s", p->repo, it->f->path);
+    memcpy(it->f->sha256, got.d[CELLAR_ALGO_SHA256], 32);
+    it->state = ITEM_DONE;
+    it->f->downloaded = 1;
+    p->res->files_downloaded++;
+    emit(p, CELLAR_PULL_FINISH, it, NULL);
+    return 0;
+}
+
+/* Starts (or resumes) the download of it, or finds it needs none. */
+static int item_start(struct pull *p, struct item *it)
+{
+    int rc = item_lookup(p, it);
+    if (rc < 0)
+        return rc;
+    if (rc == 1) {
+        /* Another process stored it meanwhile. */
+        item_discard(p, it);
+        item_reused(p, it);
+        return 0;
+    }
+    if (!it->w) {
+        char key[80], hex[65];
+        if (it->hf->lfs) {
+            cellar_hex(hex, it->hf->sha256, 32);
+            snprintf(key, sizeof key, "sha256:%s", hex);
+        } else {
+            cellar_hex(hex, it->hf->gitsha1, 20);
+            snprintf(key, sizeof key, "git:%s", hex);
+        }
+        rc = cellar_store_writer_open(&it->w, p->s, it->hf->lfs ? it->hf->sha256 : NULL,
+                                      it->f->size, key);
+        if (rc == CELLAR_EBUSY) {
+            /* Another pull downloads this blob: wait for it, download
+             * nothing twice. */
+            if (!it->waiting)
+                emit(p, CELLAR_PULL_WAIT, it, NULL);
+            it->waiting = true;
+            it->not_before = now_ms() + WAIT_POLL_MS;
+            return 0;
+        }
+        if (rc)
+            return cellar_fail_prefix("%s: %s", p->repo, it->f->path);
+        /* Holding the blob's lock now: a pull that held it before us may
+         * have stored the blob between our lookup and the lock. */
+        rc = item_lookup(p, it);
+        if (rc < 0)
+            return rc;
+        if (rc == 1) {
+            cellar_store_writer_free(it->w);
+            it->w = NULL;
+            item_reused(p, it);
+            return 0;
+        }
+        p->total_done += cellar_store_writer_offset(it->w);
+    }
+    it->offset = cellar_store_writer_offset(it->w);
+    it->body_started = false;
+    emit(p, CELLAR_PULL_START, it, NULL);
+    if (it->offset == it->f->size) {
+        rc = item_commit(p, it);
+        if (rc == CELLAR_EMISMATCH) {
+            item_retry(p, it, NULL);
+            return p->rc;
+        }
+        return rc;
+    }
+    char *url = cellar_hub_file_url(p->hub, p->repo, p->commit, it->f->path);
+    if (!url)
+        return CELLAR_ENOMEM;
+    rc = cellar_http_start(p->hub->http, url, false, it->offset, on_write, on_done, it);
+    free(url);
+    if (rc)
+        return rc;
+    it->state = ITEM_ACTIVE;
+    p->active++;
+    return 0;
+}
+
+static int download_all(struct pull *p)
+{
+    unsigned jobs = p->o->jobs ? p->o->jobs : DEFAULT_JOBS;
+    if (jobs > MAX_JOBS)
+        jobs = MAX_JOBS;
+    for (;;) {
+        uint64_t now = now_ms(), next = UINT64_MAX;
+        bool pending = false;
+        for (size_t i = 0; i < p->n && !p->rc; i++) {
+            struct item *it = &p->items[i];
+            if (it->state != ITEM_QUEUED)
+                continue;
+            pending = true;
+            if (it->not_before > now) {
+                if (it->not_before < next)
+                    next = it->not_before;
+                continue;
+            }
+            if (p->active >= jobs)
+                break;
+            int rc = item_start(p, it);
+            if (rc)
+                pull_fail(p, rc);
+        }
+        if (p->rc ? p->active == 0 : !pending && p->active == 0)
+            break;
+        int wait = 100;
+        if (next != UINT64_MAX && next > now && next - now < (uint64_t)wait)
+            wait = (int)(next - now);
+        if (p->active) {
+            int rc = cellar_http_step(p->hub->http, wait);
+            if (rc)
+                pull_fail(p, rc);
+        } else {
+            struct timespec ts = {0, (long)wait * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    for (size_t i = 0; i < p->n; i++) {
+        cellar_store_writer_free(p->items[i].w); /* partials stay for the next run */
+        p->items[i].w = NULL;
+    }
+    return p->rc;
+}
+
+/* ---- layout ---- */
+
+/* Makes link a symlink to target, atomically (a temp name, then rename). */
+static int symlink_atomic(const char *target, const char *link)
+{
+    char buf[4096];
+    ssize_t n = readlink(link, buf, sizeof buf - 1);
+    if (n >= 0) {
+        buf[n] = '\0';
+        if (!strcmp(buf, target))
+            return 0;
+    }
+    char *tmp = cellar_sprintf("%s.cellar-tmp-%ld", link, (long)getpid());
+    if (!tmp)
+        return CELLAR_ENOMEM;
+    unlink(tmp);
+    int rc = 0;
+    if (symlink(target, tmp) != 0)
+        rc = cellar_fail_errno(errno, "%s: cannot create a symlink", tmp);
+    else if (rename(tmp, link) != 0) {
+        rc = cellar_fail_errno(errno, "%s: cannot rename a symlink into place", link);
+        unlink(tmp);
+    }
+    free(tmp);
+    return rc;
+}
+
+static int mkparent(const char *path)
+{
+    char *dir = cellar_strdup(path);
+    if (!dir)
+        return CELLAR_ENOMEM;
+    char *slash = strrchr(dir, '/');
+    int rc = 0;
+    if (slash && slash != dir) {
+        *slash = '\0';
+        rc = cellar_mkdirs(dir, 0755);
+    }
+    free(dir);
+    return rc;
+}
+
+static int layout_dir(struct pull *p, const char *root)
+{
+    for (size_t i = 0; i < p->res->n; i++) {
+        cellar_pull_file *f = &p->res->files[i];
+        char *dest = cellar_path_join(root, f->path);
+        if (!dest)
+            return CELLAR_ENOMEM;
+        int rc = cellar_store_link(p->s, f->sha256, dest, CELLAR_LINK_AUTO, NULL);
+        free(dest);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* HUB.md's cache layout: blobs/<etag> (hard links to the store's objects),
+ * snapshots/<commit>/<path> -> ../../blobs/<etag>, refs/<revision>. */
+static int layout_hf(struct pull *p, const char *root)
+{
+    const char *slash = strchr(p->repo, '/');
+    char *repo_dir = cellar_sprintf("%s/models--%.*s--%s", root, (int)(slash - p->repo), p->repo,
+                                    slash + 1);
+    if (!repo_dir)
+        return CELLAR_ENOMEM;
+    int rc = 0;
+    cellar_buf target;
+    cellar_buf_init(&target, 8192);
+    for (size_t i = 0; i < p->res->n && !rc; i++) {
+        cellar_pull_file *f = &p->res->files[i];
+        char *blob = cellar_sprintf("%s/blobs/%s", repo_dir, f->etag);
+        char *snap = cellar_sprintf("%s/snapshots/%s/%s", repo_dir, p->commit, f->path);
+        rc = blob && snap ? 0 : CELLAR_ENOMEM;
+        if (!rc)
+            rc = cellar_store_link(p->s, f->sha256, blob, CELLAR_LINK_AUTO, NULL);
+        if (!rc)
+            rc = mkparent(snap);
+        if (!rc) {
+            /* One "../" per directory between the link and the repo dir. */
+            target.len = 0;
+            rc = cellar_buf_append(&target, "../../", 6);
+            for (const char *c = f->path; !rc && (c = strchr(c, '/')); c++)
+                rc = cellar_buf_append(&target, "../", 3);
+            if (!rc)
+                rc = cellar_buf_printf(&target, "blobs/%s", f->etag);
+        }
+        if (!rc)
+            rc = symlink_atomic(target.data, snap);
+        free(blob);
+        free(snap);
+    }
+    cellar_buf_free(&target);
+    /* A pull by commit names no branch: HF's layout writes no ref then. */
+    if (!rc && strcmp(p->revision, p->commit)) {
+        char *ref = cellar_sprintf("%s/refs/%s", repo_dir, p->revision);
+        rc = ref ? mkparent(ref) : CELLAR_ENOMEM;
+        if (!rc)
+            rc = cellar_write_file_atomic(ref, p->commit, 40, 0644);
+        free(ref);
+    }
+    free(repo_dir);
+    return rc;
+}
+
+static int record_and_layout(struct pull *p)
+{
+    size_t n = p->res->n;
+    const char **paths = cellar_calloc(n, sizeof *paths);
+    uint8_t(*shas)[32] = cellar_calloc(n, 32);
+    int rc = CELLAR_ENOMEM;
+    if (!paths || !shas)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        paths[i] = p->res->files[i].path;
+        memcpy(shas[i], p->res->files[i].sha256, 32);
+    }
+    rc = cellar_store_record_snapshot(p->s, p->repo, p->revision, p->commit, n, paths,
+                                      (const uint8_t(*)[32])shas);
+    if (!rc && p->o->to_dir)
+        rc = layout_dir(p, p->o->to_dir);
+    if (!rc && p->o->hf_cache)
+        rc = layout_hf(p, p->o->hf_cache);
+done:
+    free(paths);
+    free(shas);
+    return rc;
+}
+
+/* ---- the two ways of finding the files ---- */
+
+static int files_alloc(cellar_pull_result *r, size_t n)
+{
+    r->files = cellar_calloc(n ? n : 1, sizeof *r->files);
+    return r->files ? 0 : CELLAR_ENOMEM;
+}
+
+static int plan_offline(struct pull *p)
+{
+    cellar_snapshot *snap = NULL;
+    int rc = cellar_store_find_snapshot(&snap, p->s, p->repo, p->revision);
+    if (rc == CELLAR_ENOTFOUND)
+        return cellar_fail(CELLAR_ENOTFOUND, "%s: no snapshot of revision '%s' recorded in the "
+                           "store (offline: pull it once online first)", p->repo, p->revision);
+    if (rc)
+        return rc;
+    snprintf(p->commit, sizeof p->commit, "%s", snap->commit);
+    rc = files_alloc(p->res, snap->n);
+    for (size_t i = 0; i < snap->n && !rc; i++) {
+        const cellar_snapshot_file *sf = &snap->files[i];
+        if (!path_wanted(p->o, sf->path))
+            continue;
+        cellar_pull_file *f = &p->res->files[p->res->n];
+        f->path = cellar_strdup(sf->path);
+        if (!f->path) {
+            rc = CELLAR_ENOMEM;
+            break;
+        }
+        p->res->n++;
+        f->size = sf->size;
+        memcpy(f->sha256, sf->sha256, 32);
+        /* The git blob id of a file kept in git is not recorded: name its
+         * cache blob by sha256 (loaders follow the symlinks, not the names). */
+        cellar_hex(f->etag, sf->sha256, 32);
+        p->res->files_reused++;
+        p->res->bytes_reused += f->size;
+    }
+    cellar_snapshot_free(snap);
+    return rc;
+}
+
+static int plan_online(struct pull *p, cellar_hub_listing *l)
+{
+    memcpy(p->commit, l->commit, sizeof p->commit);
+    int rc = files_alloc(p->res, l->n);
+    if (rc)
+        return rc;
+    p->items = cellar_calloc(l->n ? l->n : 1, sizeof *p->items);
+    if (!p->items)
+        return CELLAR_ENOMEM;
+    for (size_t i = 0; i < l->n; i++) {
+        const cellar_hub_file *hf = &l->files[i];
+        if (!path_wanted(p->o, hf->path))
+            continue;
+        cellar_pull_file *f = &p->res->files[p->res->n++];
+        struct item *it = &p->items[p->n++];
+        it->p = p;
+        it->f = f;
+        it->hf = hf;
+        f->path = cellar_strdup(hf->path);
+        if (!f->path)
+            return CELLAR_ENOMEM;
+        f->size = hf->size;
+        if (hf->lfs)
+            cellar_hex(f->etag, hf->sha256, 32);
+        else
+            cellar_hex(f->etag, hf->gitsha1, 20);
+        RETURN_ERROR_IF(ck_add(p->total_size, f->size, &p->total_size), CELLAR_ERANGE,
+                        "%s: sizes overflow", p->repo);
+    }
+    emit(p, CELLAR_PULL_PLAN, NULL, NULL);
+    for (size_t i = 0; i < p->n; i++) {
+        struct item *it = &p->items[i];
+        rc = item_lookup(p, it);
+        if (rc < 0)
+            return rc;
+        if (rc == 1) {
+            item_reused(p, it);
+        } else if (p->o->dry_run) {
+            it->state = ITEM_DONE;
+            it->f->downloaded = 1;
+            p->res->files_downloaded++;
+            p->res->bytes_downloaded += it->f->size;
+        }
+    }
+    return 0;
+}
+
+void cellar_pull_result_free(cellar_pull_result *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        free(r->files[i].path);
+    free(r->files);
+    r->files = NULL;
+    r->n = 0;
+}
+
+int cellar_pull(cellar_store *s, const char *repo, const cellar_pull_opts *opts,
+                cellar_pull_result *out)
+{
+    cellar_pull_result local;
+    cellar_pull_result *res = out ? out : &local;
+    memset(res, 0, sizeof *res);
+    cellar_pull_opts defaults = {0};
+    const cellar_pull_opts *o = opts ? opts : &defaults;
+    struct pull p = {.s = s, .o = o, .repo = repo, .res = res};
+    p.revision = o->revision && *o->revision ? o->revision : "main";
+    cellar_hub_listing *listing = NULL;
+    int rc = cellar_hub_check_repo(repo);
+    if (rc)
+        return rc;
+    if (o->to_dir && o->hf_cache)
+        return cellar_fail(CELLAR_EINVAL, "choose one layout: a folder or an HF cache");
+    if (!cellar_hub_path_safe(p.revision, strlen(p.revision)))
+        return cellar_fail(CELLAR_EINVAL, "'%s': not a valid revision name", p.revision);
+    const char *env_off = getenv("HF_HUB_OFFLINE");
+    bool offline = o->offline || (env_off && (!strcmp(env_off, "1") || !strcasecmp(env_off, "true")));
+
+    if (offline) {
+        rc = plan_offline(&p);
+    } else {
+        rc = cellar_hub_open(&p.hub, o->endpoint, o->token);
+        if (!rc)
+            rc = cellar_hub_list(&listing, p.hub, repo, p.revision);
+        if (!rc)
+            rc = plan_online(&p, listing);
+        if (!rc && !o->dry_run)
+            rc = download_all(&p);
+        if (rc && p.rc_msg)
+            cellar_fail(rc, "%s", p.rc_msg);
+    }
+    memcpy(res->commit, p.commit, sizeof res->commit);
+    if (!rc && !o->dry_run)
+        rc = record_and_layout(&p);
+    free(p.rc_msg);
+    free(p.items);
+    cellar_hub_listing_free(listing);
+    cellar_hub_free(p.hub);
+    if (!out)
+        cellar_pull_result_free(&local);
+    return rc;
+}
