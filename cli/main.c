@@ -40,7 +40,7 @@ int main(int argc, char **argv)
         return CLI_OK;
     }
     if (!strcmp(verb, "--version") || !strcmp(verb, "-V")) {
-        printf("cellar %s\n", cellar_version());
+        printf("cellar %s (blake3: %s)\n", cellar_version(), cellar_blake3_isa());
         return CLI_OK;
     }
     for (const struct verb *v = verbs; v->name; v++)

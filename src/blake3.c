@@ -1,0 +1,527 @@
+/* The BLAKE3 hasher: chunk state, the stack of subtree chaining values,
+ * extended output, and the three modes (hash, keyed_hash, derive_key).
+ *
+ * The input is a left-complete binary tree of 1024-byte chunks. Streaming
+ * keeps the chunk being filled in the hasher and one CV per complete
+ * subtree on a stack; large updates skip the chunk state and hash whole
+ * power-of-two subtrees through the kernel's hash_many, many chunks (then
+ * many parents) at once, which is where the SIMD speed comes from. */
+#include "blake3_impl.h"
+#include "util.h"
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+/* ---- output: what a compression will produce once its role is known ---- */
+
+/* A pending compression: its chaining value is the CV of a chunk or parent,
+ * or with ROOT the digest and any amount of extended output. */
+typedef struct output {
+    uint32_t cv[8];
+    uint8_t block[BLAKE3_BLOCK_LEN];
+    uint8_t block_len;
+    uint64_t counter;
+    uint8_t flags;
+} output;
+
+static output make_output(const uint32_t cv[8], const uint8_t block[BLAKE3_BLOCK_LEN],
+                          uint8_t block_len, uint64_t counter, uint8_t flags)
+{
+    output o;
+    memcpy(o.cv, cv, sizeof o.cv);
+    memcpy(o.block, block, BLAKE3_BLOCK_LEN);
+    o.block_len = block_len;
+    o.counter = counter;
+    o.flags = flags;
+    return o;
+}
+
+static void output_chaining_value(const blake3_kernel *k, const output *o,
+                                  uint8_t cv[BLAKE3_OUT_LEN])
+{
+    uint32_t words[8];
+    memcpy(words, o->cv, sizeof words);
+    k->compress_in_place(words, o->block, o->block_len, o->counter, o->flags);
+    blake3_store_cv_words(cv, words);
+}
+
+/* Root output bytes [seek, seek + out_len): block i of the output stream is
+ * the root compression with counter i. */
+static void output_root_bytes(const blake3_kernel *k, const output *o, uint64_t seek, uint8_t *out,
+                              size_t out_len)
+{
+    uint64_t counter = seek / 64;
+    size_t offset = (size_t)(seek % 64);
+    uint8_t block[64];
+    while (out_len > 0) {
+        k->compress_xof(o->cv, o->block, o->block_len, counter, o->flags | ROOT, block);
+        size_t n = 64 - offset;
+        if (n > out_len) n = out_len;
+        memcpy(out, block + offset, n);
+        out += n;
+        out_len -= n;
+        offset = 0;
+        counter++;
+    }
+}
+
+static output parent_output(const uint8_t block[BLAKE3_BLOCK_LEN], const uint32_t key[8],
+                            uint8_t flags)
+{
+    return make_output(key, block, BLAKE3_BLOCK_LEN, 0, flags | PARENT);
+}
+
+/* ---- the chunk state, kept in the hasher's own fields ---- */
+
+static size_t chunk_len(const cellar_blake3 *h)
+{
+    return (size_t)h->blocks_compressed * BLAKE3_BLOCK_LEN + h->buf_len;
+}
+
+static void chunk_reset(cellar_blake3 *h, uint64_t chunk_counter)
+{
+    memcpy(h->cv, h->key, sizeof h->cv);
+    h->chunk_counter = chunk_counter;
+    memset(h->buf, 0, sizeof h->buf);
+    h->buf_len = 0;
+    h->blocks_compressed = 0;
+}
+
+static uint8_t chunk_start_flag(const cellar_blake3 *h)
+{
+    return h->blocks_compressed == 0 ? CHUNK_START : 0;
+}
+
+/* Adds at most the rest of the current chunk. A full block stays buffered
+ * until more input arrives, because the last block of a chunk is compressed
+ * with CHUNK_END (and maybe ROOT), which is not known before. */
+static void chunk_update(const blake3_kernel *k, cellar_blake3 *h, const uint8_t *in, size_t len)
+{
+    if (h->buf_len > 0) {
+        size_t take = BLAKE3_BLOCK_LEN - h->buf_len;
+        if (take > len) take = len;
+        memcpy(h->buf + h->buf_len, in, take);
+        h->buf_len = (uint8_t)(h->buf_len + take);
+        in += take;
+        len -= take;
+        if (len == 0) return;
+        k->compress_in_place(h->cv, h->buf, BLAKE3_BLOCK_LEN, h->chunk_counter,
+                             h->flags | chunk_start_flag(h));
+        h->blocks_compressed++;
+        h->buf_len = 0;
+        memset(h->buf, 0, sizeof h->buf);
+    }
+    while (len > BLAKE3_BLOCK_LEN) {
+        k->compress_in_place(h->cv, in, BLAKE3_BLOCK_LEN, h->chunk_counter,
+                             h->flags | chunk_start_flag(h));
+        h->blocks_compressed++;
+        in += BLAKE3_BLOCK_LEN;
+        len -= BLAKE3_BLOCK_LEN;
+    }
+    memcpy(h->buf, in, len);
+    h->buf_len = (uint8_t)len;
+}
+
+static output chunk_output(const cellar_blake3 *h)
+{
+    return make_output(h->cv, h->buf, h->buf_len, h->chunk_counter,
+                       h->flags | chunk_start_flag(h) | CHUNK_END);
+}
+
+/* ---- whole subtrees at once, through hash_many ---- */
+
+/* The left subtree of a tree of len bytes (more than one chunk): the
+ * largest power-of-two number of chunks that leaves at least one byte for
+ * the right. */
+static size_t left_len(size_t len)
+{
+    size_t full_chunks = (len - 1) / BLAKE3_CHUNK_LEN;
+    size_t p = 1;
+    while (p * 2 <= full_chunks)
+        p *= 2;
+    return p * BLAKE3_CHUNK_LEN;
+}
+
+/* The CVs of up to k->degree chunks (the last may be partial), all in one
+ * hash_many call. Returns how many. */
+static size_t compress_chunks_parallel(const blake3_kernel *k, const uint8_t *in, size_t len,
+                                       const uint32_t key[8], uint64_t chunk_counter, uint8_t flags,
+                                       uint8_t *out)
+{
+    assert(len > 0 && len <= k->degree * BLAKE3_CHUNK_LEN);
+    const uint8_t *chunks[BLAKE3_MAX_SIMD_DEGREE];
+    size_t n = 0;
+    while (len - n * BLAKE3_CHUNK_LEN >= BLAKE3_CHUNK_LEN) {
+        chunks[n] = in + n * BLAKE3_CHUNK_LEN;
+        n++;
+    }
+    k->hash_many(chunks, n, BLAKE3_CHUNK_LEN / BLAKE3_BLOCK_LEN, key, chunk_counter, true, flags,
+                 CHUNK_START, CHUNK_END, out);
+    size_t done = n * BLAKE3_CHUNK_LEN;
+    if (len > done) {
+        /* A partial last chunk is never the root here: the caller has
+         * more than one chunk or will combine this CV with others. */
+        cellar_blake3 partial;
+        memcpy(partial.key, key, sizeof partial.key);
+        partial.flags = flags;
+        chunk_reset(&partial, chunk_counter + n);
+        chunk_update(k, &partial, in + done, len - done);
+        output o = chunk_output(&partial);
+        output_chaining_value(k, &o, out + n * BLAKE3_OUT_LEN);
+        n++;
+    }
+    return n;
+}
+
+/* Pairs of CVs to parent CVs, up to k->degree parents in one hash_many
+ * call; an odd CV at the end is passed through. Returns how many. */
+static size_t compress_parents_parallel(const blake3_kernel *k, const uint8_t *cvs, size_t num_cvs,
+                                        const uint32_t key[8], uint8_t flags, uint8_t *out)
+{
+    assert(num_cvs >= 2 && num_cvs <= 2 * BLAKE3_MAX_SIMD_DEGREE_OR_2);
+    const uint8_t *parents[BLAKE3_MAX_SIMD_DEGREE_OR_2];
+    size_t n = 0;
+    while (num_cvs - 2 * n >= 2) {
+        parents[n] = cvs + 2 * n * BLAKE3_OUT_LEN;
+        n++;
+    }
+    k->hash_many(parents, n, 1, key, 0, false, flags | PARENT, 0, 0, out);
+    if (num_cvs > 2 * n) {
+        memcpy(out + n * BLAKE3_OUT_LEN, cvs + 2 * n * BLAKE3_OUT_LEN, BLAKE3_OUT_LEN);
+        n++;
+    }
+    return n;
+}
+
+/* Reduces a subtree to at most max(degree, 2) CVs, its top nodes, left to
+ * right, and returns how many. Recursing on the left-complete split keeps
+ * every hash_many call full except at the right edge. At degree 1 a
+ * two-chunk tree still gives two CVs, so that the caller, not this
+ * function, decides which node is the root. */
+static size_t compress_subtree_wide(const blake3_kernel *k, const uint8_t *in, size_t len,
+                                    const uint32_t key[8], uint64_t chunk_counter, uint8_t flags,
+                                    uint8_t *out)
+{
+    if (len <= k->degree * BLAKE3_CHUNK_LEN)
+        return compress_chunks_parallel(k, in, len, key, chunk_counter, flags, out);
+
+    size_t left = left_len(len);
+    size_t degree = k->degree;
+    if (left > BLAKE3_CHUNK_LEN && degree == 1) degree = 2;
+    uint8_t cvs[2 * BLAKE3_MAX_SIMD_DEGREE_OR_2 * BLAKE3_OUT_LEN];
+    size_t left_n = compress_subtree_wide(k, in, left, key, chunk_counter, flags, cvs);
+    size_t right_n = compress_subtree_wide(k, in + left, len - left, key,
+                                           chunk_counter + left / BLAKE3_CHUNK_LEN, flags,
+                                           cvs + degree * BLAKE3_OUT_LEN);
+    /* The left side is a full power-of-two subtree, so it filled all its
+     * slots and the right CVs follow it without a gap. */
+    assert(left_n == degree);
+    if (left_n == 1) {
+        memcpy(out, cvs, 2 * BLAKE3_OUT_LEN);
+        return 2;
+    }
+    return compress_parents_parallel(k, cvs, left_n + right_n, key, flags, out);
+}
+
+/* The two CVs under the top node of a subtree of more than one chunk. The
+ * top node itself is not compressed: it may turn out to be the root. */
+static void compress_subtree_to_parent_node(const blake3_kernel *k, const uint8_t *in, size_t len,
+                                            const uint32_t key[8], uint64_t chunk_counter,
+                                            uint8_t flags, uint8_t out[2 * BLAKE3_OUT_LEN])
+{
+    assert(len > BLAKE3_CHUNK_LEN);
+    uint8_t cvs[BLAKE3_MAX_SIMD_DEGREE_OR_2 * BLAKE3_OUT_LEN];
+    size_t n = compress_subtree_wide(k, in, len, key, chunk_counter, flags, cvs);
+    while (n > 2) {
+        uint8_t parents[BLAKE3_MAX_SIMD_DEGREE_OR_2 * BLAKE3_OUT_LEN / 2];
+        n = compress_parents_parallel(k, cvs, n, key, flags, parents);
+        memcpy(cvs, parents, n * BLAKE3_OUT_LEN);
+    }
+    memcpy(out, cvs, 2 * BLAKE3_OUT_LEN);
+}
+
+/* ---- the CV stack ---- */
+
+/* Merges finished subtrees so that the stack holds one CV per 1 bit of
+ * total_chunks. Merging is lazy, only when more input arrives, because the
+ * last merge of the input is the root and needs ROOT. */
+static void merge_cv_stack(const blake3_kernel *k, cellar_blake3 *h, uint64_t total_chunks)
+{
+    size_t keep = (size_t)__builtin_popcountll(total_chunks);
+    while (h->cv_stack_len > keep) {
+        uint8_t *pair = h->cv_stack + (h->cv_stack_len - 2) * BLAKE3_OUT_LEN;
+        output o = parent_output(pair, h->key, h->flags);
+        output_chaining_value(k, &o, pair);
+        h->cv_stack_len--;
+    }
+}
+
+/* Pushes the CV of a subtree that starts at chunk chunk_counter. */
+static void push_cv(const blake3_kernel *k, cellar_blake3 *h, const uint8_t cv[BLAKE3_OUT_LEN],
+                    uint64_t chunk_counter)
+{
+    merge_cv_stack(k, h, chunk_counter);
+    assert(h->cv_stack_len <= BLAKE3_MAX_DEPTH);
+    memcpy(h->cv_stack + h->cv_stack_len * BLAKE3_OUT_LEN, cv, BLAKE3_OUT_LEN);
+    h->cv_stack_len++;
+}
+
+/* ---- the public hasher ---- */
+
+static void hasher_init(cellar_blake3 *h, const uint32_t key[8], uint8_t flags)
+{
+    memcpy(h->key, key, sizeof h->key);
+    h->flags = flags;
+    chunk_reset(h, 0);
+    h->cv_stack_len = 0;
+}
+
+void cellar_blake3_init(cellar_blake3 *h)
+{
+    hasher_init(h, BLAKE3_IV, 0);
+}
+
+void cellar_blake3_init_keyed(cellar_blake3 *h, const uint8_t key[CELLAR_BLAKE3_KEY_LEN])
+{
+    uint32_t words[8];
+    blake3_load_key_words(key, words);
+    hasher_init(h, words, KEYED_HASH);
+}
+
+void cellar_blake3_init_derive_key(cellar_blake3 *h, const char *context)
+{
+    /* The context string is hashed in its own mode; its digest is the key
+     * of the material hash. */
+    cellar_blake3 ctx;
+    hasher_init(&ctx, BLAKE3_IV, DERIVE_KEY_CONTEXT);
+    cellar_blake3_update(&ctx, context, strlen(context));
+    uint8_t context_key[BLAKE3_KEY_LEN];
+    cellar_blake3_finalize(&ctx, context_key, BLAKE3_KEY_LEN);
+    uint32_t words[8];
+    blake3_load_key_words(context_key, words);
+    hasher_init(h, words, DERIVE_KEY_MATERIAL);
+}
+
+void cellar_blake3_update(cellar_blake3 *h, const void *data, size_t len)
+{
+    const blake3_kernel *k = blake3_kernel_get();
+    const uint8_t *in = data;
+
+    /* Finish a chunk begun by an earlier update. */
+    if (chunk_len(h) > 0) {
+        size_t take = BLAKE3_CHUNK_LEN - chunk_len(h);
+        if (take > len) take = len;
+        chunk_update(k, h, in, take);
+        in += take;
+        len -= take;
+        if (len == 0) return;
+        /* More input follows, so this chunk is not the root. */
+        output o = chunk_output(h);
+        uint8_t cv[BLAKE3_OUT_LEN];
+        output_chaining_value(k, &o, cv);
+        push_cv(k, h, cv, h->chunk_counter);
+        chunk_reset(h, h->chunk_counter + 1);
+    }
+
+    /* Whole subtrees, as large as the input and the tree's alignment allow:
+     * a subtree starting at chunk c may hold 2^k chunks only if 2^k divides
+     * c. The last chunk always stays in the chunk state, because it might
+     * be the root. */
+    while (len > BLAKE3_CHUNK_LEN) {
+        size_t subtree = (size_t)1 << (63 - __builtin_clzll((unsigned long long)len));
+        uint64_t done_bytes = h->chunk_counter * BLAKE3_CHUNK_LEN;
+        while (((uint64_t)(subtree - 1) & done_bytes) != 0)
+            subtree /= 2;
+        uint64_t subtree_chunks = subtree / BLAKE3_CHUNK_LEN;
+        if (subtree <= BLAKE3_CHUNK_LEN) {
+            cellar_blake3 one;
+            memcpy(one.key, h->key, sizeof one.key);
+            one.flags = h->flags;
+            chunk_reset(&one, h->chunk_counter);
+            chunk_update(k, &one, in, subtree);
+            output o = chunk_output(&one);
+            uint8_t cv[BLAKE3_OUT_LEN];
+            output_chaining_value(k, &o, cv);
+            push_cv(k, h, cv, h->chunk_counter);
+        } else {
+            uint8_t pair[2 * BLAKE3_OUT_LEN];
+            compress_subtree_to_parent_node(k, in, subtree, h->key, h->chunk_counter, h->flags,
+                                            pair);
+            push_cv(k, h, pair, h->chunk_counter);
+            push_cv(k, h, pair + BLAKE3_OUT_LEN, h->chunk_counter + subtree_chunks / 2);
+        }
+        h->chunk_counter += subtree_chunks;
+        in += subtree;
+        len -= subtree;
+    }
+
+    if (len > 0) {
+        chunk_update(k, h, in, len);
+        merge_cv_stack(k, h, h->chunk_counter);
+    }
+}
+
+void cellar_blake3_finalize_seek(const cellar_blake3 *h, uint64_t seek, uint8_t *out,
+                                 size_t out_len)
+{
+    const blake3_kernel *k = blake3_kernel_get();
+    if (out_len == 0) return;
+    if (h->cv_stack_len == 0) {
+        output o = chunk_output(h);
+        output_root_bytes(k, &o, seek, out, out_len);
+        return;
+    }
+    /* Fold the stack from the right: the chunk state (or the top two CVs,
+     * if the input ended on a subtree boundary) under each CV below. */
+    output o;
+    size_t remaining;
+    if (chunk_len(h) > 0) {
+        o = chunk_output(h);
+        remaining = h->cv_stack_len;
+    } else {
+        o = parent_output(h->cv_stack + (h->cv_stack_len - 2) * BLAKE3_OUT_LEN, h->key, h->flags);
+        remaining = h->cv_stack_len - 2;
+    }
+    while (remaining > 0) {
+        remaining--;
+        uint8_t block[BLAKE3_BLOCK_LEN];
+        memcpy(block, h->cv_stack + remaining * BLAKE3_OUT_LEN, BLAKE3_OUT_LEN);
+        output_chaining_value(k, &o, block + BLAKE3_OUT_LEN);
+        o = parent_output(block, h->key, h->flags);
+    }
+    output_root_bytes(k, &o, seek, out, out_len);
+}
+
+void cellar_blake3_finalize(const cellar_blake3 *h, uint8_t *out, size_t out_len)
+{
+    cellar_blake3_finalize_seek(h, 0, out, out_len);
+}
+
+/* ---- many threads ---- */
+
+/* A large buffer is cut into units, aligned subtrees of the same
+ * power-of-two number of chunks; threads reduce units to CVs, then the
+ * calling thread pushes the CVs on the stack in order. Threads are started
+ * per call: against hundreds of megabytes their cost is nothing, and there
+ * is no pool to tear down or to break across fork(). */
+struct subtree_job {
+    const blake3_kernel *k;
+    const uint8_t *in;
+    size_t unit_len; /* bytes per subtree: a power-of-two number of chunks */
+    size_t units;    /* whole subtrees to hash */
+    const uint32_t *key;
+    uint8_t flags;
+    uint8_t *cvs; /* units CVs, in input order */
+    size_t next;  /* the next unit nobody has taken (atomic) */
+};
+
+/* The CV of one whole subtree that is not the root of the input. */
+static void subtree_cv(const struct subtree_job *j, size_t unit, uint8_t cv[BLAKE3_OUT_LEN])
+{
+    const uint8_t *in = j->in + unit * j->unit_len;
+    uint64_t chunk_counter = (uint64_t)unit * (j->unit_len / BLAKE3_CHUNK_LEN);
+    if (j->unit_len == BLAKE3_CHUNK_LEN) {
+        j->k->hash_many(&in, 1, BLAKE3_CHUNK_LEN / BLAKE3_BLOCK_LEN, j->key, chunk_counter, true,
+                        j->flags, CHUNK_START, CHUNK_END, cv);
+        return;
+    }
+    uint8_t pair[2 * BLAKE3_OUT_LEN];
+    compress_subtree_to_parent_node(j->k, in, j->unit_len, j->key, chunk_counter, j->flags, pair);
+    output o = parent_output(pair, j->key, j->flags);
+    output_chaining_value(j->k, &o, cv);
+}
+
+/* Threads take units one at a time, so a thread slowed by other work on
+ * the machine does not hold the others up. */
+static void *subtree_worker(void *arg)
+{
+    struct subtree_job *j = arg;
+    for (;;) {
+        size_t unit = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+        if (unit >= j->units) return NULL;
+        subtree_cv(j, unit, j->cvs + unit * BLAKE3_OUT_LEN);
+    }
+}
+
+#define MAX_THREADS 64
+
+void blake3_update_subtrees(cellar_blake3 *h, const void *data, size_t len, unsigned nthreads,
+                            size_t unit_len)
+{
+    assert(unit_len >= BLAKE3_CHUNK_LEN && (unit_len & (unit_len - 1)) == 0);
+    bool fresh = h->chunk_counter == 0 && chunk_len(h) == 0 && h->cv_stack_len == 0;
+    /* The last unit's worth (1 to unit_len bytes) goes through update: it
+     * holds the last chunk, which may be the root's. */
+    size_t units = len > 0 ? (len - 1) / unit_len : 0;
+    uint8_t *cvs = fresh && units >= 2 && nthreads > 1 ? malloc(units * BLAKE3_OUT_LEN) : NULL;
+    if (!cvs) {
+        cellar_blake3_update(h, data, len);
+        return;
+    }
+    if (nthreads > MAX_THREADS) nthreads = MAX_THREADS;
+    if (nthreads > units) nthreads = (unsigned)units;
+
+    const blake3_kernel *k = blake3_kernel_get();
+    struct subtree_job job = {
+        .k = k,
+        .in = data,
+        .unit_len = unit_len,
+        .units = units,
+        .key = h->key,
+        .flags = h->flags,
+        .cvs = cvs,
+        .next = 0,
+    };
+    pthread_t threads[MAX_THREADS];
+    unsigned started = 0;
+    while (started + 1 < nthreads &&
+           pthread_create(&threads[started], NULL, subtree_worker, &job) == 0)
+        started++;
+    subtree_worker(&job); /* the calling thread works too */
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+
+    /* The units are aligned subtrees, so pushing their CVs in order builds
+     * the same stack the streaming hasher would have. */
+    uint64_t unit_chunks = unit_len / BLAKE3_CHUNK_LEN;
+    for (size_t i = 0; i < units; i++)
+        push_cv(k, h, cvs + i * BLAKE3_OUT_LEN, (uint64_t)i * unit_chunks);
+    free(cvs);
+    chunk_reset(h, (uint64_t)units * unit_chunks);
+    size_t done = units * unit_len;
+    cellar_blake3_update(h, (const uint8_t *)data + done, len - done);
+}
+
+/* Below this a thread costs more to start than it saves. */
+#define PARALLEL_MIN_LEN (256 * 1024)
+/* Units of at least this many bytes keep every hash_many call full and the
+ * CV array small; at most this many units keep it small for huge inputs. */
+#define PARALLEL_MIN_UNIT (64 * 1024)
+#define PARALLEL_MAX_UNITS 65536
+
+void blake3_update_parallel(cellar_blake3 *h, const void *data, size_t len, unsigned nthreads)
+{
+    if (nthreads == 0) nthreads = cellar_ncpus();
+    if (nthreads <= 1 || len < PARALLEL_MIN_LEN) {
+        cellar_blake3_update(h, data, len);
+        return;
+    }
+    /* About 8 units per thread balances the load when threads run at
+     * different speeds; more only adds merging. */
+    size_t unit = PARALLEL_MIN_UNIT;
+    while (unit < len / (8 * (size_t)nthreads) && unit <= SIZE_MAX / 4)
+        unit *= 2;
+    while (len / unit > PARALLEL_MAX_UNITS)
+        unit *= 2;
+    blake3_update_subtrees(h, data, len, nthreads, unit);
+}
+
+void cellar_blake3_hash_parallel(const void *data, size_t len, unsigned nthreads,
+                                 uint8_t out[CELLAR_BLAKE3_OUT_LEN])
+{
+    cellar_blake3 h;
+    cellar_blake3_init(&h);
+    blake3_update_parallel(&h, data, len, nthreads);
+    cellar_blake3_finalize(&h, out, CELLAR_BLAKE3_OUT_LEN);
+}

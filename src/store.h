@@ -1,0 +1,109 @@
+/* The store's internals shared by its modules (store.c, link.c, dedup.c,
+ * gc.c, hfcache.c): the handle, object naming, per-blob locks, hashing a
+ * file, adopting an inode. The public side is the store section of cellar.h. */
+#ifndef CELLAR_STORE_H
+#define CELLAR_STORE_H
+
+#include "db.h"
+#include "util.h"
+
+#include <stdbool.h>
+#include <sys/stat.h>
+
+struct cellar_store {
+    char *home;    /* $CELLAR_HOME */
+    char *objects; /* home/objects/sha256 */
+    char *tmp;     /* home/tmp */
+    char *locks;   /* home/locks */
+    dev_t dev;     /* filesystem of objects/: hard links work only there */
+    cellar_db *db;
+};
+
+/* Files up to this size also get a git blob sha1: the Hub stores files
+ * larger than this in LFS, named by sha256, and smaller ones in git, named
+ * by their git blob sha1. */
+#define STORE_GITSHA1_MAX (10u * 1024 * 1024)
+
+/* The digests the store records for a blob of this size. */
+uint32_t store_algos(uint64_t size, unsigned add_flags);
+
+/* "objects/sha256/ab/cdef..." for sha256, allocated. */
+char *store_object_path(const cellar_store *s, const uint8_t sha256[32]);
+/* lstat of the object: 1 present (st filled), 0 absent, < 0 error. */
+int store_object_stat(const cellar_store *s, const uint8_t sha256[32], struct stat *st);
+
+/* Per-blob (or per-partial) locks: an exclusive flock on locks/<name>.lock.
+ * wait false: CELLAR_EBUSY when another process holds it. The lock file may
+ * be removed by its holder (gc); taking a lock re-checks that the file
+ * locked is still the one at the path. */
+int store_lock(const cellar_store *s, const char *name, bool wait, int *fd_out);
+/* Removes the lock file (holder only: gc when the blob is gone) and unlocks. */
+void store_lock_remove(const cellar_store *s, const char *name, int fd);
+void store_unlock(int fd);
+/* The lock name of a blob: its sha256 in hex (65 bytes). */
+void store_lock_name(char out[65], const uint8_t sha256[32]);
+
+/* Hashes an open file from its start with algos (see store_algos), checking
+ * the size against st->st_size. CELLAR_ECHANGED if it grew or shrank. */
+int store_hash_fd(int fd, const char *path, const struct stat *st, uint32_t algos,
+                  cellar_digests *out);
+
+/* Places the file at tmp (already 0444, fsynced as the caller needs) as the
+ * object named d->sha256, unless the store has it (then tmp is dropped and
+ * the object freshened). The caller holds the blob's lock. tmp is always
+ * gone afterwards. Records the digests. *created (may be NULL) tells which. */
+int store_admit(cellar_store *s, const char *tmp, const cellar_digests *d, bool *created);
+
+/* Makes the existing object look recently used to gc (its change time) and
+ * restores its read-only mode, without touching its modification time (a
+ * user's hard link to it shares that, and hash caches key on it). */
+int store_freshen(const cellar_store *s, const uint8_t sha256[32]);
+
+/* Adopts the file at path (open as fd, stat st, already hashed into d) as
+ * the object by hard-linking its inode into the store, after making it
+ * read-only. The caller holds the blob's lock and has checked the store does
+ * not have it. CELLAR_EUNSUPPORTED when the inode cannot be adopted (other
+ * filesystem, other owner, links refused): the caller copies instead.
+ * CELLAR_ECHANGED if the file at path is no longer the hashed one. */
+int store_adopt(cellar_store *s, const char *path, int fd, const struct stat *st,
+                const cellar_digests *d);
+
+/* Copies fd (positioned at 0) into a temp file in the store while hashing
+ * it, then admits it. ENOSPC and short writes leave nothing behind. */
+int store_copy_in(cellar_store *s, const char *path, int fd, const struct stat *st,
+                  uint32_t algos, cellar_digests *out);
+
+/* Calls cb for every object on disk, in sha256 order (the objects, not the
+ * index, are the truth); a non-zero return stops and is returned. */
+int store_foreach_object(cellar_store *s,
+                         int (*cb)(const uint8_t sha256[32], const char *path,
+                                   const struct stat *st, void *ctx),
+                         void *ctx);
+
+/* An absolute form of path (its directory resolved, the last component kept
+ * as is, so a symlink place stays the link itself), allocated. */
+char *store_abspath(const char *path);
+
+/* link.c: puts the object at obj as a hard link at dest atomically (temp
+ * name ".cellar-link.<sha256>.<random>" beside dest, then rename). When dest
+ * already is that inode nothing changes. errno-style failures come back as
+ * CELLAR_EUNSUPPORTED for EXDEV/EPERM/EMLINK (a caller may fall back). */
+int link_hard_replace(const char *obj, const struct stat *obj_st, const uint8_t sha256[32],
+                      const char *dest);
+/* Removes a leftover ".cellar-link.<sha256>.*" temp name at path if it is a
+ * hard link to that (present) object, so a crash leaves no litter that a
+ * rerun cannot clear. Returns true if it was one (removed). */
+bool link_clear_leftover(cellar_store *s, const char *path, const char *name);
+
+/* dedup.c, for hfcache.c: makes the regular file at path (stat st) a hard
+ * link to the stored copy of its content, adopting it if the store lacks
+ * it. want (may be NULL) is a digest the content must have (etag check). */
+typedef struct dedup_one {
+    cellar_digests d;  /* the file's digests */
+    bool linked;       /* path now is the object's inode */
+    bool already;      /* it already was */
+} dedup_one;
+int dedup_file(cellar_store *s, const char *path, const struct stat *st, unsigned flags,
+               cellar_algo want_algo, const uint8_t *want, dedup_one *res);
+
+#endif
