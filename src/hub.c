@@ -152,10 +152,11 @@ static int api_get(cellar_hub *hub, cellar_http_resp *resp, cellar_buf *body, co
         if (rc == 0 && resp->status >= 200 && resp->status < 300)
             return 0;
         if (!cellar_hub_retryable(rc, resp) || attempt == CELLAR_HUB_ATTEMPTS) {
+            bool retried = cellar_hub_retryable(rc, resp);
             if (rc == 0)
                 rc = cellar_hub_status_error(hub, resp, repo, revision, NULL);
-            else if (cellar_hub_retryable(rc, resp))
-                cellar_fail_prefix("%s: gave up after %u tries", repo, attempt);
+            if (retried)
+                cellar_fail_prefix("gave up after %u tries", attempt);
             cellar_buf_free(body);
             cellar_http_resp_release(resp);
             return rc;

@@ -25,6 +25,8 @@
 #define MAX_JOBS 64
 /* How often to look again when another process holds a blob's lock. */
 #define WAIT_POLL_MS 200
+/* Tries that may end with bytes not matching their digest. */
+#define MAX_MISMATCHES 3
 
 enum item_state { ITEM_QUEUED, ITEM_ACTIVE, ITEM_DONE };
 
@@ -37,6 +39,7 @@ struct item {
     enum item_state state;
     cellar_store_writer *w;
     unsigned attempts;
+    unsigned mismatches;
     uint64_t not_before; /* ms, monotonic */
     uint64_t offset;     /* where this attempt's request started */
     bool body_started;
@@ -153,7 +156,9 @@ static void item_retry(struct pull *p, struct item *it, const cellar_http_resp *
 {
     it->state = ITEM_QUEUED;
     it->body_started = false;
-    if (++it->attempts >= CELLAR_HUB_ATTEMPTS) {
+    it->attempts++;
+    /* Wrong bytes twice more are not bad luck: give up sooner on those. */
+    if (it->attempts >= CELLAR_HUB_ATTEMPTS || it->mismatches >= MAX_MISMATCHES) {
         cellar_fail_prefix("%s: %s: gave up after %u tries", p->repo, it->f->path, it->attempts);
         pull_fail(p, cellar_error_code() ? cellar_error_code() : CELLAR_ENET);
         return;
@@ -222,14 +227,14 @@ static void on_done(void *ud, const cellar_http_resp *resp, int rc)
     }
     if (rc == CELLAR_EMISMATCH) {
         /* More bytes than listed: start over. */
+        it->mismatches++;
         item_discard(p, it);
         item_retry(p, it, NULL);
         return;
     }
     if (cellar_hub_retryable(rc, resp)) {
         if (rc == 0)
-            cellar_fail(CELLAR_ENET, "%s: %s: the server answered %ld", p->repo, it->f->path,
-                        resp->status);
+            cellar_fail(CELLAR_ENET, "the server answered %ld", resp->status);
         item_retry(p, it, rc ? NULL : resp);
         return;
     }
@@ -253,7 +258,7 @@ static int item_commit(struct pull *p, struct item *it)
     it->w = NULL;
     if (rc == CELLAR_EMISMATCH) {
         p->total_done -= had;
-        cellar_fail_prefix("%s: %s", p->repo, it->f->path);
+        it->mismatches++;
         return rc;
     }
     if (rc)

@@ -52,7 +52,7 @@ store_sound() {
 same_tree() {
     local dir=$1 fx=$2 f
     (cd "$fx" && find . -type f | sort) >"$T/want.lst"
-    (cd "$dir" && find . -type f | sort) >"$T/got.lst"
+    (cd "$dir" && find -L . -type f | sort) >"$T/got.lst"
     cmp -s "$T/want.lst" "$T/got.lst" || { diff "$T/want.lst" "$T/got.lst" >&2; return 1; }
     while IFS= read -r f; do cmp -s "$fx/$f" "$dir/$f" || { echo "$f differs" >&2; return 1; }; done <"$T/want.lst"
 }
@@ -170,7 +170,7 @@ check "wrong once: store sound" store_sound "$CELLAR_HOME"
 fresh wrong
 ctl "mode=wrong&count=-1&match=vocab.txt"
 if pull pipe/alpha --to "$T/f-wrong" >"$T/out" 2>&1; then bad "wrong always: must fail"; fi
-check "wrong always: says so" grep -qi "vocab.txt.*\(match\|differ\)" "$T/out"
+check "wrong always: says so" grep -q "vocab.txt: gave up after 3 tries.*expected" "$T/out"
 check "wrong always: store sound" store_sound "$CELLAR_HOME"
 vocab_sha=$(sha256sum <"$FX/pipe/alpha/main/tokenizer/vocab.txt" | cut -c1-64)
 check "wrong always: nothing admitted for it" [ ! -e "$CELLAR_HOME/objects/sha256/${vocab_sha:0:2}/${vocab_sha:2}" ]
@@ -191,7 +191,7 @@ check "429: Retry-After honoured" [ $(( $(date +%s) - start )) -ge 1 ]
 fresh e500all
 ctl "mode=500&count=-1&match=/api/models/"
 if pull pipe/alpha --to "$T/f-500all" >"$T/out" 2>&1; then bad "500 always: must fail"; fi
-check "500 always: gives up clearly" grep -q "gave up after 6 tries" "$T/out"
+check "500 always: gives up clearly" grep -q "gave up after 6 tries.*500" "$T/out"
 
 fresh trunc1
 ctl "mode=truncjson&count=1&match=/api/"
@@ -217,7 +217,7 @@ check "malicious hf: nothing written" [ ! -e "$T/mal-hf" ]
 # ---- a killed pull resumes by range ---------------------------------------
 fresh kill
 ctl "mode=slow&count=-1&match=$UNET&rate=300000"
-pull pipe/alpha --to "$T/f-kill" >"$T/out" 2>&1 &
+"$BIN" pull pipe/alpha --to "$T/f-kill" >"$T/out" 2>&1 &
 pid=$!
 for _ in $(seq 100); do
     [ "$(served "$UNET")" -gt 200000 ] && break
