@@ -12,6 +12,9 @@
 /* API answers are small; a listing page of a huge repo stays far below. */
 #define API_BODY_MAX (64u << 20)
 #define MAX_PAGES 100000
+/* A body that does not parse was most likely cut short: worth a few tries,
+ * not as many as a busy server. */
+#define PARSE_ATTEMPTS 3
 
 int cellar_hub_open(cellar_hub **out, const char *endpoint, const char *token)
 {
@@ -188,7 +191,7 @@ static int api_json(cellar_json_doc **doc, char **link_next, cellar_hub *hub, co
             return 0;
         }
         cellar_http_resp_release(&resp);
-        if (rc != CELLAR_EFORMAT || attempt == CELLAR_HUB_ATTEMPTS)
+        if (rc != CELLAR_EFORMAT || attempt == PARSE_ATTEMPTS)
             return cellar_fail_prefix("%s", repo);
         sleep_ms(cellar_hub_backoff_ms(attempt, NULL));
     }
