@@ -1,19 +1,24 @@
 /* cellar_pull: a Hub revision into the store, downloading only what the
  * store lacks, then laid out as a folder of links or an HF cache.
  *
- * One thread runs one event loop (http.h over libcurl multi): up to `jobs`
- * files stream at once, each straight into a store writer that hashes the
- * bytes as they arrive, so there is no second pass over a finished file and
- * the memory used does not grow with file sizes. A writer's partial
- * survives a killed run under a resume key naming the blob; the next run
- * asks for the rest with a Range request (and starts over if the server
- * ignores it). Files are downloaded whole in one stream each: the store's
- * writer hashes in order, and on loopback or a fast link several files at
- * once already fill it (see docs/pull.md). */
+ * Downloads run on a few worker threads (up to one per core), each with its
+ * own event loop (http.h over libcurl multi) and its own store handle, and
+ * several transfers at once per loop: `jobs` files stream at a time in all.
+ * Each file streams straight into a store writer that hashes the bytes as
+ * they arrive, so there is no second pass over a finished file, and memory
+ * does not grow with file sizes; the threads exist because hashing (sha256,
+ * BLAKE3 and the git blob id of every byte) costs more CPU than receiving.
+ * A writer's partial survives a killed run under a resume key naming the
+ * blob; the next run asks for the rest with a Range request (and starts
+ * over if the server ignores it). Each file comes in one stream, in order:
+ * the writer hashes in order, and several files at once fill the link (see
+ * docs/pull.md). */
 #include "hub.h"
 
 #include <errno.h>
 #include <fnmatch.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -27,16 +32,29 @@
 #define WAIT_POLL_MS 200
 /* Tries that may end with bytes not matching their digest. */
 #define MAX_MISMATCHES 3
+/* Hashing threads are worth it up to about this many. */
+#define MAX_WORKERS 8
 
 enum item_state { ITEM_QUEUED, ITEM_ACTIVE, ITEM_DONE };
 
 struct pull;
 
-struct item {
+/* A download thread: its own event loop and store handle (neither may be
+ * shared between threads). */
+struct worker {
     struct pull *p;
+    pthread_t tid;
+    cellar_store *s;
+    cellar_hub *hub;
+    bool own; /* s and hub opened for this worker (else the caller's) */
+    unsigned active, jobs;
+};
+
+struct item {
+    struct worker *wk; /* while ACTIVE */
     cellar_pull_file *f;
     const cellar_hub_file *hf; /* online pulls only */
-    enum item_state state;
+    enum item_state state;     /* under p->mu */
     cellar_store_writer *w;
     unsigned attempts;
     unsigned mismatches;
@@ -55,10 +73,11 @@ struct pull {
     cellar_pull_result *res;
     struct item *items;
     size_t n;
-    unsigned active;
+    /* Below: shared by the workers, under mu. */
+    pthread_mutex_t mu;
     uint64_t total_size, total_done;
-    int rc;            /* first failure: stop starting, abort transfers */
-    char *rc_msg;      /* its message, restored at the end */
+    atomic_int rc;     /* first failure: stop starting, abort transfers */
+    char *rc_msg;      /* its message (errors are per thread), restored at the end */
 };
 
 static uint64_t now_ms(void)
@@ -68,29 +87,46 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void emit(struct pull *p, cellar_pull_event_kind kind, const struct item *it,
-                 const char *message)
+/* No event, only counters. */
+#define EV_NONE ((cellar_pull_event_kind)-1)
+
+/* Updates the shared counters and reports an event, one thread at a time.
+ * done_delta: change of the bytes in place; net: bytes received. */
+static void update(struct pull *p, cellar_pull_event_kind kind, const struct item *it,
+                   int64_t done_delta, uint64_t net, const char *message)
 {
-    if (!p->o->progress)
-        return;
-    cellar_pull_event ev = {kind,
-                            it ? it->f->path : NULL,
-                            it ? it->f->size : 0,
-                            it && it->w ? cellar_store_writer_offset(it->w) : 0,
-                            p->total_size,
-                            p->total_done,
-                            p->n,
-                            message};
-    p->o->progress(&ev, p->o->progress_ctx);
+    pthread_mutex_lock(&p->mu);
+    p->total_done += (uint64_t)done_delta;
+    p->res->bytes_downloaded += net;
+    if (kind == CELLAR_PULL_REUSED) {
+        p->res->files_reused++;
+        p->res->bytes_reused += it->f->size;
+    } else if (kind == CELLAR_PULL_FINISH) {
+        p->res->files_downloaded++;
+    }
+    if (kind != EV_NONE && p->o->progress) {
+        cellar_pull_event ev = {kind,
+                                it ? it->f->path : NULL,
+                                it ? it->f->size : 0,
+                                it && it->w ? cellar_store_writer_offset(it->w) : 0,
+                                p->total_size,
+                                p->total_done,
+                                p->n,
+                                message};
+        p->o->progress(&ev, p->o->progress_ctx);
+    }
+    pthread_mutex_unlock(&p->mu);
 }
 
 /* Records the first failure (its message kept) and returns its code. */
 static int pull_fail(struct pull *p, int rc)
 {
-    if (!p->rc) {
-        p->rc = rc;
+    pthread_mutex_lock(&p->mu);
+    if (!atomic_load(&p->rc)) {
         p->rc_msg = strdup(cellar_error_last());
+        atomic_store(&p->rc, rc);
     }
+    pthread_mutex_unlock(&p->mu);
     return rc;
 }
 
@@ -121,126 +157,53 @@ static bool path_wanted(const cellar_pull_opts *o, const char *path)
     return in;
 }
 
-/* Is the blob of it in the store? 1 (sha256 filled), 0, or < 0. */
-static int item_lookup(struct pull *p, struct item *it)
+/* Is the blob of it in store s? 1 (sha256 filled), 0, or < 0. */
+static int item_lookup(cellar_store *s, struct item *it)
 {
     if (it->hf->lfs)
-        return cellar_store_lookup(p->s, CELLAR_ALGO_SHA256, it->hf->sha256, it->f->sha256);
-    return cellar_store_lookup(p->s, CELLAR_ALGO_GITSHA1, it->hf->gitsha1, it->f->sha256);
+        return cellar_store_lookup(s, CELLAR_ALGO_SHA256, it->hf->sha256, it->f->sha256);
+    return cellar_store_lookup(s, CELLAR_ALGO_GITSHA1, it->hf->gitsha1, it->f->sha256);
+}
+
+static void set_state(struct pull *p, struct item *it, enum item_state st)
+{
+    pthread_mutex_lock(&p->mu);
+    it->state = st;
+    pthread_mutex_unlock(&p->mu);
 }
 
 static void item_reused(struct pull *p, struct item *it)
 {
-    it->state = ITEM_DONE;
     it->f->downloaded = 0;
-    p->res->files_reused++;
-    p->res->bytes_reused += it->f->size;
-    p->total_done += it->f->size;
-    emit(p, CELLAR_PULL_REUSED, it, NULL);
+    update(p, CELLAR_PULL_REUSED, it, (int64_t)it->f->size, 0, NULL);
+    set_state(p, it, ITEM_DONE);
 }
 
-/* Takes back the bytes of a partial that is being thrown away. */
+/* Throws a partial away, taking back its bytes from the progress. */
 static void item_discard(struct pull *p, struct item *it)
 {
     if (it->w) {
-        p->total_done -= cellar_store_writer_offset(it->w);
+        update(p, EV_NONE, it, -(int64_t)cellar_store_writer_offset(it->w), 0, NULL);
         cellar_store_writer_free(it->w);
         it->w = NULL;
     }
 }
 
-static int item_commit(struct pull *p, struct item *it);
-
 /* Schedules another try of it after a delay, or fails the pull. */
 static void item_retry(struct pull *p, struct item *it, const cellar_http_resp *resp)
 {
-    it->state = ITEM_QUEUED;
     it->body_started = false;
     it->attempts++;
     /* Wrong bytes twice more are not bad luck: give up sooner on those. */
     if (it->attempts >= CELLAR_HUB_ATTEMPTS || it->mismatches >= MAX_MISMATCHES) {
         cellar_fail_prefix("%s: %s: gave up after %u tries", p->repo, it->f->path, it->attempts);
         pull_fail(p, cellar_error_code() ? cellar_error_code() : CELLAR_ENET);
+        set_state(p, it, ITEM_QUEUED);
         return;
     }
-    emit(p, CELLAR_PULL_RETRY, it, cellar_error_last());
+    update(p, CELLAR_PULL_RETRY, it, 0, 0, cellar_error_last());
     it->not_before = now_ms() + cellar_hub_backoff_ms(it->attempts, resp);
-}
-
-static int on_write(void *ud, const cellar_http_resp *resp, const void *data, size_t len)
-{
-    struct item *it = ud;
-    struct pull *p = it->p;
-    if (p->rc)
-        return p->rc; /* another file failed: stop this one, keep its partial */
-    if (!it->body_started) {
-        it->body_started = true;
-        if (it->offset > 0 && resp->status == 200) {
-            /* The server ignored the range: the body starts at byte 0. */
-            p->total_done -= cellar_store_writer_offset(it->w);
-            int rc = cellar_store_writer_truncate(it->w, 0);
-            if (rc)
-                return rc;
-        } else if (resp->status == 206 && resp->range_start != (int64_t)it->offset) {
-            return cellar_fail(CELLAR_ENET, "%s: asked for bytes from %llu, the server sent "
-                               "them from %lld", it->f->path, (unsigned long long)it->offset,
-                               (long long)resp->range_start);
-        }
-    }
-    int rc = cellar_store_writer_write(it->w, data, len);
-    if (rc)
-        return rc;
-    p->res->bytes_downloaded += len;
-    p->total_done += len;
-    emit(p, CELLAR_PULL_PROGRESS, it, NULL);
-    return 0;
-}
-
-static void on_done(void *ud, const cellar_http_resp *resp, int rc)
-{
-    struct item *it = ud;
-    struct pull *p = it->p;
-    p->active--;
-    if (p->rc) {
-        /* Aborted because another file failed: the partial stays. */
-        it->state = ITEM_QUEUED;
-        return;
-    }
-    if (rc == 0 && resp->status >= 200 && resp->status < 300) {
-        if (it->hf->lfs && resp->linked_etag[0]) {
-            char want[65];
-            cellar_hex(want, it->hf->sha256, 32);
-            if (strcmp(resp->linked_etag, want)) {
-                pull_fail(p, cellar_fail(CELLAR_EFORMAT,
-                                         "%s: %s: the listing says sha256 %s, the download "
-                                         "header says %s",
-                                         p->repo, it->f->path, want, resp->linked_etag));
-                return;
-            }
-        }
-        rc = item_commit(p, it);
-        if (rc == CELLAR_EMISMATCH)
-            item_retry(p, it, NULL);
-        else if (rc)
-            pull_fail(p, rc);
-        return;
-    }
-    if (rc == CELLAR_EMISMATCH) {
-        /* More bytes than listed: start over. */
-        it->mismatches++;
-        item_discard(p, it);
-        item_retry(p, it, NULL);
-        return;
-    }
-    if (cellar_hub_retryable(rc, resp)) {
-        if (rc == 0)
-            cellar_fail(CELLAR_ENET, "the server answered %ld", resp->status);
-        item_retry(p, it, rc ? NULL : resp);
-        return;
-    }
-    if (rc == 0)
-        rc = cellar_hub_status_error(p->hub, resp, p->repo, p->revision, it->f->path);
-    pull_fail(p, rc);
+    set_state(p, it, ITEM_QUEUED);
 }
 
 /* The bytes are all there: verify and admit (or throw away). */
@@ -257,24 +220,107 @@ static int item_commit(struct pull *p, struct item *it)
     cellar_store_writer_free(it->w);
     it->w = NULL;
     if (rc == CELLAR_EMISMATCH) {
-        p->total_done -= had;
+        update(p, EV_NONE, it, -(int64_t)had, 0, NULL);
         it->mismatches++;
         return rc;
     }
     if (rc)
         return cellar_fail_prefix("%s: %s", p->repo, it->f->path);
     memcpy(it->f->sha256, got.d[CELLAR_ALGO_SHA256], 32);
-    it->state = ITEM_DONE;
     it->f->downloaded = 1;
-    p->res->files_downloaded++;
-    emit(p, CELLAR_PULL_FINISH, it, NULL);
+    update(p, CELLAR_PULL_FINISH, it, 0, 0, NULL);
+    set_state(p, it, ITEM_DONE);
     return 0;
 }
 
-/* Starts (or resumes) the download of it, or finds it needs none. */
-static int item_start(struct pull *p, struct item *it)
+static int on_write(void *ud, const cellar_http_resp *resp, const void *data, size_t len)
 {
-    int rc = item_lookup(p, it);
+    struct item *it = ud;
+    struct pull *p = it->wk->p;
+    int failed = atomic_load(&p->rc);
+    if (failed)
+        return failed; /* another file failed: stop this one, keep its partial */
+    if (!it->body_started) {
+        it->body_started = true;
+        if (it->offset > 0 && resp->status == 200) {
+            /* The server ignored the range: the body starts at byte 0. */
+            update(p, EV_NONE, it, -(int64_t)cellar_store_writer_offset(it->w), 0, NULL);
+            int rc = cellar_store_writer_truncate(it->w, 0);
+            if (rc)
+                return rc;
+        } else if (resp->status == 206 && resp->range_start != (int64_t)it->offset) {
+            return cellar_fail(CELLAR_ENET, "asked for bytes from %llu, the server sent them "
+                               "from %lld", (unsigned long long)it->offset,
+                               (long long)resp->range_start);
+        }
+    }
+    int rc = cellar_store_writer_write(it->w, data, len);
+    if (rc)
+        return rc;
+    update(p, CELLAR_PULL_PROGRESS, it, (int64_t)len, len, NULL);
+    return 0;
+}
+
+static void on_done(void *ud, const cellar_http_resp *resp, int rc)
+{
+    struct item *it = ud;
+    struct worker *wk = it->wk;
+    struct pull *p = wk->p;
+    wk->active--;
+    if (atomic_load(&p->rc)) {
+        /* Aborted because another file failed: the partial stays. */
+        set_state(p, it, ITEM_QUEUED);
+        return;
+    }
+    if (rc == 0 && resp->status >= 200 && resp->status < 300) {
+        if (it->hf->lfs && resp->linked_etag[0]) {
+            char want[65];
+            cellar_hex(want, it->hf->sha256, 32);
+            if (strcmp(resp->linked_etag, want)) {
+                pull_fail(p, cellar_fail(CELLAR_EFORMAT,
+                                         "%s: %s: the listing says sha256 %s, the download "
+                                         "header says %s",
+                                         p->repo, it->f->path, want, resp->linked_etag));
+                set_state(p, it, ITEM_QUEUED);
+                return;
+            }
+        }
+        rc = item_commit(p, it);
+        if (rc == CELLAR_EMISMATCH)
+            item_retry(p, it, NULL);
+        else if (rc) {
+            pull_fail(p, rc);
+            set_state(p, it, ITEM_QUEUED);
+        }
+        return;
+    }
+    if (rc == CELLAR_EMISMATCH) {
+        /* More bytes than listed: start over. */
+        it->mismatches++;
+        item_discard(p, it);
+        item_retry(p, it, NULL);
+        return;
+    }
+    if (cellar_hub_retryable(rc, resp)) {
+        if (rc == 0)
+            cellar_fail(CELLAR_ENET, "the server answered %ld", resp->status);
+        item_retry(p, it, rc ? NULL : resp);
+        return;
+    }
+    if (rc == 0)
+        rc = cellar_hub_status_error(wk->hub, resp, p->repo, p->revision, it->f->path);
+    pull_fail(p, rc);
+    set_state(p, it, ITEM_QUEUED);
+}
+
+/* Starts (or resumes) the download of it, claimed by wk, or finds it needs
+ * none. On return the item is ACTIVE (a transfer runs), DONE, or QUEUED
+ * again (waiting for another process, or failed). */
+static int item_start(struct worker *wk, struct item *it)
+{
+    struct pull *p = wk->p;
+    it->wk = wk;
+    int rc = item_lookup(wk->s, it);
     if (rc < 0)
         return rc;
     if (rc == 1) {
@@ -292,22 +338,23 @@ static int item_start(struct pull *p, struct item *it)
             cellar_hex(hex, it->hf->gitsha1, 20);
             snprintf(key, sizeof key, "git:%s", hex);
         }
-        rc = cellar_store_writer_open(&it->w, p->s, it->hf->lfs ? it->hf->sha256 : NULL,
+        rc = cellar_store_writer_open(&it->w, wk->s, it->hf->lfs ? it->hf->sha256 : NULL,
                                       it->f->size, key);
         if (rc == CELLAR_EBUSY) {
             /* Another pull downloads this blob: wait for it, download
              * nothing twice. */
             if (!it->waiting)
-                emit(p, CELLAR_PULL_WAIT, it, NULL);
+                update(p, CELLAR_PULL_WAIT, it, 0, 0, NULL);
             it->waiting = true;
             it->not_before = now_ms() + WAIT_POLL_MS;
+            set_state(p, it, ITEM_QUEUED);
             return 0;
         }
         if (rc)
             return cellar_fail_prefix("%s: %s", p->repo, it->f->path);
         /* Holding the blob's lock now: a pull that held it before us may
          * have stored the blob between our lookup and the lock. */
-        rc = item_lookup(p, it);
+        rc = item_lookup(wk->s, it);
         if (rc < 0)
             return rc;
         if (rc == 1) {
@@ -316,29 +363,93 @@ static int item_start(struct pull *p, struct item *it)
             item_reused(p, it);
             return 0;
         }
-        p->total_done += cellar_store_writer_offset(it->w);
+        update(p, EV_NONE, it, (int64_t)cellar_store_writer_offset(it->w), 0, NULL);
     }
     it->offset = cellar_store_writer_offset(it->w);
     it->body_started = false;
-    emit(p, CELLAR_PULL_START, it, NULL);
+    update(p, CELLAR_PULL_START, it, 0, 0, NULL);
     if (it->offset == it->f->size) {
         rc = item_commit(p, it);
         if (rc == CELLAR_EMISMATCH) {
             item_retry(p, it, NULL);
-            return p->rc;
+            return 0;
         }
         return rc;
     }
-    char *url = cellar_hub_file_url(p->hub, p->repo, p->commit, it->f->path);
+    char *url = cellar_hub_file_url(wk->hub, p->repo, p->commit, it->f->path);
     if (!url)
         return CELLAR_ENOMEM;
-    rc = cellar_http_start(p->hub->http, url, false, it->offset, on_write, on_done, it);
+    rc = cellar_http_start(wk->hub->http, url, false, it->offset, on_write, on_done, it);
     free(url);
     if (rc)
         return rc;
-    it->state = ITEM_ACTIVE;
-    p->active++;
+    wk->active++;
     return 0;
+}
+
+/* Claims the next item that may start now; NULL if none. *pending tells
+ * whether any item is still waiting, *next when the earliest may start. */
+static struct item *claim(struct pull *p, bool *pending, uint64_t *next)
+{
+    uint64_t now = now_ms();
+    struct item *got = NULL;
+    *pending = false;
+    *next = UINT64_MAX;
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < p->n; i++) {
+        struct item *it = &p->items[i];
+        if (it->state == ITEM_ACTIVE)
+            *pending = true;
+        if (it->state != ITEM_QUEUED)
+            continue;
+        *pending = true;
+        if (it->not_before > now) {
+            if (it->not_before < *next)
+                *next = it->not_before;
+            continue;
+        }
+        it->state = ITEM_ACTIVE;
+        got = it;
+        break;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return got;
+}
+
+static void *worker_run(void *arg)
+{
+    struct worker *wk = arg;
+    struct pull *p = wk->p;
+    for (;;) {
+        bool pending = true;
+        uint64_t next = UINT64_MAX;
+        while (!atomic_load(&p->rc) && wk->active < wk->jobs) {
+            struct item *it = claim(p, &pending, &next);
+            if (!it)
+                break;
+            int rc = item_start(wk, it);
+            if (rc) {
+                pull_fail(p, rc);
+                set_state(p, it, ITEM_QUEUED);
+            }
+        }
+        if (wk->active == 0 && (atomic_load(&p->rc) || !pending))
+            break;
+        uint64_t now = now_ms();
+        int wait = 100;
+        if (next != UINT64_MAX && next > now && next - now < (uint64_t)wait)
+            wait = (int)(next - now);
+        if (wk->active) {
+            int rc = cellar_http_step(wk->hub->http, wait);
+            if (rc)
+                pull_fail(p, rc);
+        } else {
+            /* Nothing of ours runs: others' items, or retries, are pending. */
+            struct timespec ts = {0, (long)wait * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
 }
 
 static int download_all(struct pull *p)
@@ -346,44 +457,54 @@ static int download_all(struct pull *p)
     unsigned jobs = p->o->jobs ? p->o->jobs : DEFAULT_JOBS;
     if (jobs > MAX_JOBS)
         jobs = MAX_JOBS;
-    for (;;) {
-        uint64_t now = now_ms(), next = UINT64_MAX;
-        bool pending = false;
-        for (size_t i = 0; i < p->n && !p->rc; i++) {
-            struct item *it = &p->items[i];
-            if (it->state != ITEM_QUEUED)
-                continue;
-            pending = true;
-            if (it->not_before > now) {
-                if (it->not_before < next)
-                    next = it->not_before;
-                continue;
-            }
-            if (p->active >= jobs)
-                break;
-            int rc = item_start(p, it);
-            if (rc)
-                pull_fail(p, rc);
+    size_t todo = 0;
+    for (size_t i = 0; i < p->n; i++)
+        todo += p->items[i].state == ITEM_QUEUED;
+    unsigned nw = cellar_ncpus();
+    if (nw > jobs)
+        nw = jobs;
+    if (nw > MAX_WORKERS)
+        nw = MAX_WORKERS;
+    if (nw > todo)
+        nw = todo ? (unsigned)todo : 1;
+    struct worker *wks = cellar_calloc(nw, sizeof *wks);
+    if (!wks)
+        return CELLAR_ENOMEM;
+    /* Worker 0 is this thread with the caller's handles; the others open
+     * their own. One that cannot is simply not started. */
+    unsigned started = 1;
+    wks[0] = (struct worker){.p = p, .s = p->s, .hub = p->hub};
+    for (unsigned i = 1; i < nw; i++) {
+        struct worker *wk = &wks[started];
+        *wk = (struct worker){.p = p, .own = true};
+        if (cellar_store_open(&wk->s, cellar_store_home(p->s)) ||
+            cellar_hub_open(&wk->hub, p->hub->endpoint, p->o->token)) {
+            cellar_store_free(wk->s);
+            cellar_hub_free(wk->hub);
+            continue;
         }
-        if (p->rc ? p->active == 0 : !pending && p->active == 0)
-            break;
-        int wait = 100;
-        if (next != UINT64_MAX && next > now && next - now < (uint64_t)wait)
-            wait = (int)(next - now);
-        if (p->active) {
-            int rc = cellar_http_step(p->hub->http, wait);
-            if (rc)
-                pull_fail(p, rc);
-        } else {
-            struct timespec ts = {0, (long)wait * 1000000L};
-            nanosleep(&ts, NULL);
-        }
+        started++;
     }
+    for (unsigned i = 0; i < started; i++)
+        wks[i].jobs = (jobs + started - 1 - i) / started;
+    unsigned threads = 1;
+    for (; threads < started; threads++)
+        if (pthread_create(&wks[threads].tid, NULL, worker_run, &wks[threads]) != 0)
+            break;
+    /* Items of a worker that could not start are claimed by the others. */
+    worker_run(&wks[0]);
+    for (unsigned i = 1; i < threads; i++)
+        pthread_join(wks[i].tid, NULL);
     for (size_t i = 0; i < p->n; i++) {
         cellar_store_writer_free(p->items[i].w); /* partials stay for the next run */
         p->items[i].w = NULL;
     }
-    return p->rc;
+    for (unsigned i = 1; i < started; i++) {
+        cellar_hub_free(wks[i].hub);
+        cellar_store_free(wks[i].s);
+    }
+    free(wks);
+    return atomic_load(&p->rc);
 }
 
 /* ---- layout ---- */
@@ -572,7 +693,6 @@ static int plan_online(struct pull *p, cellar_hub_listing *l)
             continue;
         cellar_pull_file *f = &p->res->files[p->res->n++];
         struct item *it = &p->items[p->n++];
-        it->p = p;
         it->f = f;
         it->hf = hf;
         f->path = cellar_strdup(hf->path);
@@ -586,10 +706,10 @@ static int plan_online(struct pull *p, cellar_hub_listing *l)
         RETURN_ERROR_IF(ck_add(p->total_size, f->size, &p->total_size), CELLAR_ERANGE,
                         "%s: sizes overflow", p->repo);
     }
-    emit(p, CELLAR_PULL_PLAN, NULL, NULL);
+    update(p, CELLAR_PULL_PLAN, NULL, 0, 0, NULL);
     for (size_t i = 0; i < p->n; i++) {
         struct item *it = &p->items[i];
-        rc = item_lookup(p, it);
+        rc = item_lookup(p->s, it);
         if (rc < 0)
             return rc;
         if (rc == 1) {
@@ -634,7 +754,9 @@ int cellar_pull(cellar_store *s, const char *repo, const cellar_pull_opts *opts,
     if (!cellar_hub_path_safe(p.revision, strlen(p.revision)))
         return cellar_fail(CELLAR_EINVAL, "'%s': not a valid revision name", p.revision);
     const char *env_off = getenv("HF_HUB_OFFLINE");
-    bool offline = o->offline || (env_off && (!strcmp(env_off, "1") || !strcasecmp(env_off, "true")));
+    bool offline =
+        o->offline || (env_off && (!strcmp(env_off, "1") || !strcasecmp(env_off, "true")));
+    pthread_mutex_init(&p.mu, NULL);
 
     if (offline) {
         rc = plan_offline(&p);
@@ -656,6 +778,7 @@ int cellar_pull(cellar_store *s, const char *repo, const cellar_pull_opts *opts,
     free(p.items);
     cellar_hub_listing_free(listing);
     cellar_hub_free(p.hub);
+    pthread_mutex_destroy(&p.mu);
     if (!out)
         cellar_pull_result_free(&local);
     return rc;
