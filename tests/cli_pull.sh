@@ -110,6 +110,21 @@ pull lab/many --to "$T/many" >/dev/null 2>&1 || bad "pull paginated"
 check "every page listed" same_tree "$T/many" "$FX/lab/many/main"
 ctl page_size=1000
 
+# ---- globs, --json, the default cache --------------------------------------
+pull pipe/gamma --to "$T/globs" --include "*.json" --include "tokenizer/" --exclude "unet/*" \
+    --json >"$T/out.json" 2>"$T/err" || { cat "$T/err"; bad "globs"; }
+check "globs: only the chosen files" [ "$(cd "$T/globs" && find . -type f | sort | tr '\n' ' ')" = \
+    "./model_index.json ./scheduler/scheduler_config.json ./text_encoder/config.json ./tokenizer/vocab.txt ./vae/config.json " ]
+check "json: counts" python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["repo"] == "pipe/gamma" and len(r["commit"]) == 40
+assert r["files_downloaded"] == 1 and r["files_reused"] == 4, r
+assert {f["path"]: f["action"] for f in r["files"]}["model_index.json"] == "download"
+' "$T/out.json"
+HF_HUB_CACHE=$T/hf-default pull lab/branched --hf-cache >/dev/null 2>&1 || bad "default cache"
+check "HF_HUB_CACHE honoured" [ -s "$T/hf-default/models--lab--branched/refs/main" ]
+
 # ---- dry run and offline ---------------------------------------------------
 reset_stats
 pull pipe/gamma --dry-run --to "$T/g" >"$T/out" 2>&1 || bad "dry run"
@@ -121,7 +136,7 @@ HF_ENDPOINT=http://127.0.0.1:9 pull pipe/beta --offline --to "$T/off" >/dev/null
 check "offline bytes" same_tree "$T/off" "$FX/pipe/beta/main"
 HF_HUB_OFFLINE=1 HF_ENDPOINT=http://127.0.0.1:9 pull pipe/alpha --to "$T/off2" >/dev/null 2>&1 || bad "HF_HUB_OFFLINE"
 check "HF_HUB_OFFLINE bytes" same_tree "$T/off2" "$FX/pipe/alpha/main"
-if pull pipe/gamma --offline --to "$T/off3" >"$T/out" 2>&1; then bad "offline unknown repo"; fi
+if pull pipe/nope --offline --to "$T/off3" >"$T/out" 2>&1; then bad "offline unknown repo"; fi
 check "offline unknown repo says so" grep -q "no snapshot" "$T/out"
 
 # ---- errors: 401/403/404 and the token -------------------------------------
