@@ -27,10 +27,27 @@ void cli_json_string(FILE *f, const char *s, size_t len);
  * KiB/MiB/GiB/TiB suffix; false if malformed. */
 bool cli_parse_size(const char *s, unsigned long long *out);
 
+/* "1.5 GiB": bytes in binary units, into buf; returns buf. */
+const char *cli_human_size(char buf[32], uint64_t bytes);
+/* Parses exactly 2n hex digits into n bytes; false if malformed. */
+bool cli_parse_hex(uint8_t *out, const char *hex, size_t n);
+/* Parses a duration: seconds, or with an s/m/h/d suffix; false if malformed. */
+bool cli_parse_duration(const char *s, uint64_t *out);
+
 /* Each verb: argv[0] is the verb's name. */
 typedef int (*cli_cmd_fn)(int argc, char **argv);
 
 /* The verbs (cli/cmd_<verb>.c). */
+/* The store's verbs (cli/cmd_add.c ... cmd_gc.c). */
+int cmd_add(int argc, char **argv);
+int cmd_dedup(int argc, char **argv);
+int cmd_import_hf(int argc, char **argv);
+int cmd_du(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_which(int argc, char **argv);
+int cmd_map(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 
 #endif

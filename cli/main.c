@@ -13,6 +13,15 @@ struct verb {
 
 /* One line per verb, in the order --help lists them; NULL ends the table. */
 static const struct verb verbs[] = {
+    {"add", cmd_add, "put files or folders into the store"},
+    {"dedup", cmd_dedup, "make identical files hard links to one stored copy"},
+    {"import-hf", cmd_import_hf, "adopt a Hugging Face cache: one copy per sha256"},
+    {"du", cmd_du, "disk usage counting each file once"},
+    {"ls", cmd_ls, "list the store's objects"},
+    {"which", cmd_which, "where the store keeps a blob"},
+    {"map", cmd_map, "every stored sha256 and its path"},
+    {"verify", cmd_verify, "re-hash objects and report damage"},
+    {"gc", cmd_gc, "remove objects nothing links to"},
     {"pull", cmd_pull, "download a Hub repo, fetching only what the store lacks"},
     {NULL, NULL, NULL},
 };

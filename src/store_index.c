@@ -305,9 +305,16 @@ static int snapshot_write(cellar_db *db, const char *repo, const char *revision,
     if (rc)
         return rc;
 
-    if ((rc = cellar_db_prepare(&st, db,
-                                "INSERT OR REPLACE INTO refs (repo, name, commit_id, updated)"
-                                " VALUES (?1, ?2, ?3, strftime('%s','now'))")))
+    return index_ref_put(db, repo, revision, commit);
+}
+
+int index_ref_put(cellar_db *db, const char *repo, const char *revision, const char *commit)
+{
+    cellar_db_stmt *st;
+    int rc = cellar_db_prepare(&st, db,
+                               "INSERT OR REPLACE INTO refs (repo, name, commit_id, updated)"
+                               " VALUES (?1, ?2, ?3, strftime('%s','now'))");
+    if (rc)
         return rc;
     if (!(rc = cellar_db_bind_text(st, 1, repo)) && !(rc = cellar_db_bind_text(st, 2, revision)) &&
         !(rc = cellar_db_bind_text(st, 3, commit)))

@@ -53,6 +53,9 @@ int index_place_foreach(cellar_db *db, const uint8_t sha256[32],
 int index_snapshot_put(cellar_db *db, const char *repo, const char *revision, const char *commit,
                        size_t n, const char *const *paths, const uint8_t (*sha256s)[32],
                        const uint64_t *sizes);
+/* Points revision of repo at commit (a ref read from elsewhere, e.g. a
+ * Hugging Face cache's refs/main). */
+int index_ref_put(cellar_db *db, const char *repo, const char *revision, const char *commit);
 /* Resolves revision (a recorded ref, else a commit) of repo into a
  * snapshot allocated for cellar_snapshot_free. CELLAR_ENOTFOUND. */
 int index_snapshot_get(cellar_db *db, const char *repo, const char *revision,

@@ -1,0 +1,58 @@
+/* cellar gc [--dry-run] [--grace 1h]: remove objects nothing links to. */
+#include "cli.h"
+
+#include <string.h>
+
+static const char usage[] =
+    "usage: cellar gc [--dry-run] [--grace DURATION] [-v]\n\n"
+    "Removes objects nothing links to any more (no other hard link, no\n"
+    "symlink cellar made still pointing at it), except those changed within\n"
+    "the grace period (default 1h; e.g. 30m, 2d, 0) and those a running\n"
+    "cellar is adding or linking. Also clears stale temp files.\n";
+
+static void on_removed(const uint8_t sha256[32], uint64_t size, void *ctx)
+{
+    const bool *verbose = ctx;
+    if (!*verbose)
+        return;
+    char hex[65];
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", sha256[i]);
+    printf("%s %llu\n", hex, (unsigned long long)size);
+}
+
+int cmd_gc(int argc, char **argv)
+{
+    cellar_gc_opts o = {.grace_seconds = 3600};
+    bool verbose = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return CLI_OK;
+        } else if (!strcmp(argv[i], "--dry-run") || !strcmp(argv[i], "-n")) {
+            o.dry_run = 1;
+        } else if (!strcmp(argv[i], "-v")) {
+            verbose = true;
+        } else if (!strcmp(argv[i], "--grace")) {
+            if (i + 1 == argc || !cli_parse_duration(argv[i + 1], &o.grace_seconds))
+                return cli_usage("gc", "--grace needs a duration such as 1h or 30m");
+            i++;
+        } else {
+            return cli_usage("gc", "unknown option '%s'", argv[i]);
+        }
+    }
+    cellar_store *s;
+    if (cellar_store_open(&s, NULL) != 0)
+        return cli_error_last();
+    cellar_gc_stats st;
+    int rc = cellar_store_gc(s, &o, &st, on_removed, &verbose);
+    cellar_store_free(s);
+    if (rc)
+        return cli_error_last();
+    char b[32];
+    printf("%s %llu objects (%s), kept %llu; %llu temp files cleared\n",
+           o.dry_run ? "would remove" : "removed", (unsigned long long)st.objects_removed,
+           cli_human_size(b, st.bytes_removed), (unsigned long long)st.objects_kept,
+           (unsigned long long)st.temp_removed);
+    return CLI_OK;
+}

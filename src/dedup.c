@@ -1,0 +1,600 @@
+/* dedup: identical files in existing folders become hard links to the one
+ * stored copy.
+ *
+ * Only files whose size another file (or a stored blob) shares are read;
+ * a file already sharing a stored object's inode is known from the index
+ * without reading it, and the hash cache answers for unchanged files, so a
+ * second run reads nothing. Each replacement is a link to a temp name beside
+ * the file and a rename over it: at every moment the name holds either the
+ * old inode or the stored one, both with the same bytes, so a crash (or a
+ * kill -9) at any point loses nothing. */
+#include "store.h"
+
+#include "inoset.h"
+#include "store_index.h"
+#include "walk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct dfile {
+    char *path;
+    struct stat st;
+};
+
+/* One inode among the files (all its names are consecutive in files[]). */
+struct dnode {
+    size_t first, count;
+    cellar_digests d;
+    bool hashed, object, bad;
+};
+
+struct dedup {
+    cellar_store *s;
+    const cellar_dedup_opts *o;
+    cellar_dedup_stats *stats;
+    struct dfile *files;
+    size_t nfiles, cap;
+    struct dnode *nodes;
+    size_t nnodes;
+};
+
+static void event(struct dedup *dd, cellar_dedup_event_kind kind, const char *path, uint64_t size,
+                  const char *message)
+{
+    if (kind == CELLAR_DEDUP_ERROR)
+        dd->stats->errors++;
+    if (!dd->o->cb)
+        return;
+    /* Every message names its file. */
+    char buf[1024];
+    if (message && strncmp(message, path, strlen(path)) != 0) {
+        snprintf(buf, sizeof buf, "%s: %s", path, message);
+        message = buf;
+    }
+    dd->o->cb(kind, path, size, message, dd->o->ctx);
+}
+
+static bool is_temp_name(const char *name)
+{
+    return strstr(name, ".cellar-tmp.") != NULL || strncmp(name, ".cellar-link.", 13) == 0;
+}
+
+static int collect(const char *path, const char *name, const struct stat *st, void *ctx)
+{
+    struct dedup *dd = ctx;
+    if (!S_ISREG(st->st_mode))
+        return 0;
+    if (is_temp_name(name)) {
+        /* A crashed run's temp link to an object: clear it. */
+        link_clear_leftover(dd->s, path, name);
+        return 0;
+    }
+    if (st->st_size <= 0 || (uint64_t)st->st_size < dd->o->min_size)
+        return 0;
+    if (dd->nfiles == dd->cap) {
+        size_t cap = dd->cap ? dd->cap * 2 : 256, bytes;
+        if (ck_mul(cap, sizeof *dd->files, &bytes))
+            return cellar_fail(CELLAR_ERANGE, "dedup: too many files");
+        struct dfile *f = cellar_realloc(dd->files, bytes);
+        if (!f)
+            return CELLAR_ENOMEM;
+        dd->files = f;
+        dd->cap = cap;
+    }
+    if (!(dd->files[dd->nfiles].path = cellar_strdup(path)))
+        return CELLAR_ENOMEM;
+    dd->files[dd->nfiles].st = *st;
+    dd->nfiles++;
+    dd->stats->files++;
+    return 0;
+}
+
+static void walk_error(const char *path, const char *message, void *ctx)
+{
+    event(ctx, CELLAR_DEDUP_ERROR, path, 0, message);
+}
+
+static int cmp_file(const void *pa, const void *pb)
+{
+    const struct stat *a = &((const struct dfile *)pa)->st, *b = &((const struct dfile *)pb)->st;
+    if (a->st_size != b->st_size)
+        return a->st_size < b->st_size ? -1 : 1;
+    if (a->st_dev != b->st_dev)
+        return a->st_dev < b->st_dev ? -1 : 1;
+    if (a->st_ino != b->st_ino)
+        return a->st_ino < b->st_ino ? -1 : 1;
+    return strcmp(((const struct dfile *)pa)->path, ((const struct dfile *)pb)->path);
+}
+
+/* Bytes on disk of the files' inodes, each counted once; restat: look at
+ * the files as they are now rather than as walked. */
+static int disk_bytes(struct dedup *dd, bool restat, uint64_t *out)
+{
+    inoset seen;
+    inoset_init(&seen);
+    uint64_t total = 0;
+    int rc = 0;
+    for (size_t i = 0; i < dd->nfiles; i++) {
+        struct stat now, *st = &dd->files[i].st;
+        if (restat) {
+            if (lstat(dd->files[i].path, &now) != 0)
+                continue;
+            st = &now;
+        }
+        int added = inoset_add(&seen, (uint64_t)st->st_dev, (uint64_t)st->st_ino);
+        if (added < 0) {
+            rc = added;
+            break;
+        }
+        if (added)
+            total += (uint64_t)st->st_blocks * 512;
+    }
+    inoset_free(&seen);
+    *out = total;
+    return rc;
+}
+
+/* The file at path still is the one walked, unchanged. */
+static bool unchanged(const char *path, const struct stat *was)
+{
+    struct stat now;
+    return lstat(path, &now) == 0 && now.st_dev == was->st_dev && now.st_ino == was->st_ino &&
+           now.st_size == was->st_size && now.st_mtim.tv_sec == was->st_mtim.tv_sec &&
+           now.st_mtim.tv_nsec == was->st_mtim.tv_nsec;
+}
+
+/* Why a file may not share the store's inode, or NULL if it may. */
+static const char *ineligible(const struct stat *st)
+{
+    if (st->st_uid != geteuid())
+        return "owned by another user; left alone";
+    if ((st->st_mode & 07000) || (st->st_mode & 0555) != 0444)
+        return "its permissions (private or executable) differ from the store's read-only 0444;"
+               " left alone";
+    return NULL;
+}
+
+/* Byte-for-byte comparison of two files (--paranoid): 1 same, 0 differ. */
+static int same_bytes(const char *a, const char *b)
+{
+    int fa = open(a, O_RDONLY | O_CLOEXEC), fb = open(b, O_RDONLY | O_CLOEXEC);
+    int rc = 1;
+    char *ba = malloc(1u << 20), *bb = malloc(1u << 20);
+    if (fa < 0 || fb < 0 || !ba || !bb) {
+        rc = fa < 0 || fb < 0 ? cellar_fail_errno(errno, "%s", fa < 0 ? a : b)
+                              : cellar_fail(CELLAR_ENOMEM, "out of memory comparing %s", a);
+        goto done;
+    }
+    for (;;) {
+        ssize_t ra = cellar_full_read(fa, ba, 1u << 20), rb = cellar_full_read(fb, bb, 1u << 20);
+        if (ra < 0 || rb < 0) {
+            rc = cellar_fail_errno(errno, "%s", ra < 0 ? a : b);
+            break;
+        }
+        if (ra != rb || memcmp(ba, bb, (size_t)ra) != 0) {
+            rc = 0;
+            break;
+        }
+        if (ra == 0)
+            break;
+    }
+done:
+    free(ba);
+    free(bb);
+    if (fa >= 0)
+        close(fa);
+    if (fb >= 0)
+        close(fb);
+    return rc;
+}
+
+/* Adopts the file at path (walked as st, digests d) as the object. The
+ * caller holds the blob's lock. */
+static int adopt_path(cellar_store *s, const char *path, const struct stat *st,
+                      const cellar_digests *d)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return cellar_fail_errno(errno, "%s", path);
+    struct stat now;
+    int rc;
+    if (fstat(fd, &now) != 0)
+        rc = cellar_fail_errno(errno, "%s", path);
+    else if (now.st_ino != st->st_ino || now.st_dev != st->st_dev ||
+             now.st_size != st->st_size || now.st_mtim.tv_sec != st->st_mtim.tv_sec ||
+             now.st_mtim.tv_nsec != st->st_mtim.tv_nsec)
+        rc = cellar_fail(CELLAR_ECHANGED, "%s: changed during dedup; left alone", path);
+    else
+        rc = store_adopt(s, path, fd, &now, d);
+    close(fd);
+    return rc;
+}
+
+/* Replaces path (walked as st) by a hard link to the object obj. */
+static int replace_path(cellar_store *s, const char *path, const struct stat *st, const char *obj,
+                        const struct stat *obj_st, const uint8_t sha256[32], unsigned flags)
+{
+    if (!unchanged(path, st))
+        return cellar_fail(CELLAR_ECHANGED, "%s: changed during dedup; left alone", path);
+    if (flags & CELLAR_DEDUP_PARANOID) {
+        int same = same_bytes(path, obj);
+        if (same < 0)
+            return same;
+        if (!same)
+            return cellar_fail(CELLAR_EMISMATCH,
+                               "%s: same sha256 as %s but different bytes; left alone", path, obj);
+    }
+    int rc = link_hard_replace(obj, obj_st, sha256, path);
+    if (rc == CELLAR_EUNSUPPORTED)
+        return cellar_fail(CELLAR_EUNSUPPORTED, "%s: cannot hard-link to the store's copy; left alone",
+                           path);
+    if (rc)
+        return rc;
+    char *abs = store_abspath(path);
+    if (!abs)
+        return CELLAR_ENOMEM;
+    rc = index_place_put(s->db, abs, sha256, CELLAR_LINK_HARD);
+    free(abs);
+    return rc;
+}
+
+static int cmp_node_sha(const void *pa, const void *pb)
+{
+    const struct dnode *a = *(struct dnode *const *)pa, *b = *(struct dnode *const *)pb;
+    int c = memcmp(a->d.d[CELLAR_ALGO_SHA256], b->d.d[CELLAR_ALGO_SHA256], 32);
+    if (c)
+        return c;
+    return (int)b->object - (int)a->object; /* the object's own inode first */
+}
+
+struct hash_job {
+    struct dedup *dd;
+    struct dnode **nodes;
+};
+
+static void hashed_one(void *ctx, size_t i, int rc, const cellar_digests *d, const char *message)
+{
+    struct hash_job *j = ctx;
+    struct dnode *n = j->nodes[i];
+    const struct dfile *f = &j->dd->files[n->first];
+    if (rc) {
+        n->bad = true;
+        event(j->dd, rc == CELLAR_ECHANGED ? CELLAR_DEDUP_SKIPPED : CELLAR_DEDUP_ERROR, f->path,
+              (uint64_t)f->st.st_size, message);
+        return;
+    }
+    n->d = *d;
+    n->hashed = true;
+}
+
+/* Finds the object's inode for a group of identical nodes, adopting one of
+ * them if the store lacks the blob. Returns 1 with *obj_st filled, 0 if
+ * there is nothing to share with, < 0 on error. */
+static int group_object(struct dedup *dd, struct dnode **g, size_t n, struct stat *obj_st,
+                        bool *would_adopt)
+{
+    const uint8_t *sha = g[0]->d.d[CELLAR_ALGO_SHA256];
+    *would_adopt = false;
+    int rc = store_object_stat(dd->s, sha, obj_st);
+    if (rc != 0)
+        return rc;
+    if (n < 2)
+        return 0; /* unique content: nothing to share, nothing to add */
+    for (size_t i = 0; i < n; i++) {
+        const struct dfile *f = &dd->files[g[i]->first];
+        if (f->st.st_dev != dd->s->dev || ineligible(&f->st))
+            continue;
+        if (dd->o->flags & CELLAR_DEDUP_DRY_RUN) {
+            *obj_st = f->st;
+            *would_adopt = true;
+            g[i]->object = true;
+            return 1;
+        }
+        g[i]->d.size = (uint64_t)f->st.st_size;
+        rc = adopt_path(dd->s, f->path, &f->st, &g[i]->d);
+        if (rc == CELLAR_EUNSUPPORTED)
+            continue;
+        if (rc) {
+            event(dd, rc == CELLAR_ECHANGED ? CELLAR_DEDUP_SKIPPED : CELLAR_DEDUP_ERROR, f->path,
+                  (uint64_t)f->st.st_size, cellar_error_last());
+            g[i]->bad = true;
+            continue;
+        }
+        g[i]->object = true;
+        return store_object_stat(dd->s, sha, obj_st);
+    }
+    for (size_t i = 0; i < n; i++)
+        event(dd, CELLAR_DEDUP_SKIPPED, dd->files[g[i]->first].path, g[i]->d.size,
+              "no copy can be adopted into the store (another filesystem or owner); left alone");
+    return 0;
+}
+
+/* Links every name of every node of one sha256 group to the object. */
+static int link_group(struct dedup *dd, struct dnode **g, size_t n)
+{
+    const uint8_t *sha = g[0]->d.d[CELLAR_ALGO_SHA256];
+    bool dry = dd->o->flags & CELLAR_DEDUP_DRY_RUN;
+    char lock[65];
+    int lfd = -1;
+    store_lock_name(lock, sha);
+    int rc = dry ? 0 : store_lock(dd->s, lock, true, &lfd);
+    if (rc)
+        return rc;
+    struct stat obj_st;
+    bool would_adopt;
+    rc = group_object(dd, g, n, &obj_st, &would_adopt);
+    char *obj = store_object_path(dd->s, sha);
+    if (rc <= 0 || !obj) {
+        rc = rc < 0 ? rc : obj ? 0 : CELLAR_ENOMEM;
+        goto done;
+    }
+    rc = 0;
+    if ((uint64_t)obj_st.st_size != g[0]->d.size && !would_adopt) {
+        for (size_t i = 0; i < n; i++)
+            event(dd, CELLAR_DEDUP_ERROR, dd->files[g[i]->first].path, g[i]->d.size,
+                  "the store's copy has another size: run 'cellar verify'; left alone");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct dnode *node = g[i];
+        if (node->bad)
+            continue;
+        for (size_t k = node->first; k < node->first + node->count; k++) {
+            struct dfile *f = &dd->files[k];
+            bool same = f->st.st_ino == obj_st.st_ino && f->st.st_dev == obj_st.st_dev;
+            if (same) {
+                dd->stats->linked++;
+                continue;
+            }
+            const char *why = f->st.st_dev != obj_st.st_dev
+                                  ? "on another filesystem than the store; left alone"
+                                  : ineligible(&f->st);
+            if (why) {
+                event(dd, CELLAR_DEDUP_SKIPPED, f->path, (uint64_t)f->st.st_size, why);
+                continue;
+            }
+            int r = dry ? 0 : replace_path(dd->s, f->path, &f->st, obj, &obj_st, sha, dd->o->flags);
+            if (r == CELLAR_ENOMEM) {
+                rc = r;
+                goto done;
+            }
+            if (r) {
+                event(dd, r == CELLAR_ECHANGED ? CELLAR_DEDUP_SKIPPED : CELLAR_DEDUP_ERROR, f->path,
+                      (uint64_t)f->st.st_size, cellar_error_last());
+                continue;
+            }
+            dd->stats->linked++;
+            event(dd, CELLAR_DEDUP_LINKED, f->path, (uint64_t)f->st.st_size, NULL);
+            if (dry) {
+                /* As it would be: the name now shares the object's inode. */
+                f->st.st_dev = obj_st.st_dev;
+                f->st.st_ino = obj_st.st_ino;
+            }
+        }
+    }
+done:
+    free(obj);
+    store_unlock(lfd);
+    return rc;
+}
+
+/* Groups the files into inodes, picks the candidates (a size shared by
+ * another inode or by a stored blob), and resolves or hashes them. */
+static int resolve_candidates(struct dedup *dd, struct dnode ***out, size_t *nout)
+{
+    *out = NULL;
+    *nout = 0;
+    if (!(dd->nodes = cellar_calloc(dd->nfiles ? dd->nfiles : 1, sizeof *dd->nodes)))
+        return CELLAR_ENOMEM;
+    for (size_t i = 0; i < dd->nfiles;) {
+        size_t j = i + 1;
+        while (j < dd->nfiles && dd->files[j].st.st_ino == dd->files[i].st.st_ino &&
+               dd->files[j].st.st_dev == dd->files[i].st.st_dev)
+            j++;
+        dd->nodes[dd->nnodes++] = (struct dnode){.first = i, .count = j - i};
+        i = j;
+    }
+    struct dnode **cand = cellar_calloc(dd->nnodes ? dd->nnodes : 1, sizeof *cand);
+    struct dnode **tohash = cellar_calloc(dd->nnodes ? dd->nnodes : 1, sizeof *tohash);
+    const char **paths = cellar_calloc(dd->nnodes ? dd->nnodes : 1, sizeof *paths);
+    size_t ncand = 0, nhash = 0;
+    int rc = 0;
+    if (!cand || !tohash || !paths) {
+        rc = CELLAR_ENOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < dd->nnodes;) {
+        off_t size = dd->files[dd->nodes[i].first].st.st_size;
+        size_t j = i + 1;
+        while (j < dd->nnodes && dd->files[dd->nodes[j].first].st.st_size == size)
+            j++;
+        int known = j - i >= 2 ? 1 : index_blob_size_known(dd->s->db, (uint64_t)size);
+        if (known < 0) {
+            rc = known;
+            goto done;
+        }
+        for (size_t k = i; known && k < j; k++) {
+            struct dnode *n = &dd->nodes[k];
+            const struct stat *st = &dd->files[n->first].st;
+            uint8_t sha[32];
+            struct stat obj;
+            int r = index_blob_by_inode(dd->s->db, (uint64_t)st->st_dev, (uint64_t)st->st_ino, sha);
+            if (r < 0) {
+                rc = r;
+                goto done;
+            }
+            if (r == 1 && store_object_stat(dd->s, sha, &obj) == 1 && obj.st_ino == st->st_ino &&
+                obj.st_dev == st->st_dev) {
+                /* Already the stored copy: known without reading it. */
+                memcpy(n->d.d[CELLAR_ALGO_SHA256], sha, 32);
+                n->d.have = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256);
+                n->d.size = (uint64_t)size;
+                n->hashed = n->object = true;
+            } else {
+                tohash[nhash] = n;
+                paths[nhash++] = dd->files[n->first].path;
+            }
+            cand[ncand++] = n;
+        }
+        i = j;
+    }
+    cellar_hash_opts ho = {.algos = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256)};
+    struct hash_job job = {dd, tohash};
+    if ((rc = cellar_hash_paths(paths, nhash, &ho, hashed_one, &job)))
+        goto done;
+    /* The hash must describe the file as walked. */
+    for (size_t i = 0; i < nhash; i++) {
+        struct dnode *n = tohash[i];
+        const struct dfile *f = &dd->files[n->first];
+        if (!n->bad && !unchanged(f->path, &f->st)) {
+            n->bad = true;
+            event(dd, CELLAR_DEDUP_SKIPPED, f->path, (uint64_t)f->st.st_size,
+                  "changed during dedup; left alone");
+        }
+    }
+    size_t keep = 0;
+    for (size_t i = 0; i < ncand; i++)
+        if (cand[i]->hashed && !cand[i]->bad)
+            cand[keep++] = cand[i];
+    *out = cand;
+    *nout = keep;
+    cand = NULL;
+done:
+    free(cand);
+    free(tohash);
+    free(paths);
+    return rc;
+}
+
+int cellar_dedup(cellar_store *s, size_t npaths, const char *const *paths,
+                 const cellar_dedup_opts *opts, cellar_dedup_stats *stats)
+{
+    cellar_dedup_opts none = {0};
+    cellar_dedup_stats local;
+    if (!stats)
+        stats = &local;
+    memset(stats, 0, sizeof *stats);
+    struct dedup dd = {.s = s, .o = opts ? opts : &none, .stats = stats};
+    walk_opts wo = {.follow = dd.o->flags & CELLAR_DEDUP_FOLLOW_SYMLINKS,
+                    .skip_dir = s->home,
+                    .fn = collect,
+                    .err = walk_error,
+                    .ctx = &dd};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < npaths; i++) {
+        rc = walk_tree(paths[i], &wo);
+        if (rc && rc != CELLAR_ENOMEM) {
+            event(&dd, CELLAR_DEDUP_ERROR, paths[i], 0, cellar_error_last());
+            rc = 0;
+        }
+    }
+    struct dnode **cand = NULL;
+    size_t ncand = 0;
+    if (rc == 0) {
+        qsort(dd.files, dd.nfiles, sizeof *dd.files, cmp_file);
+        rc = disk_bytes(&dd, false, &stats->bytes_before);
+    }
+    if (rc == 0)
+        rc = resolve_candidates(&dd, &cand, &ncand);
+    if (rc == 0) {
+        qsort(cand, ncand, sizeof *cand, cmp_node_sha);
+        for (size_t i = 0; rc == 0 && i < ncand;) {
+            size_t j = i + 1;
+            while (j < ncand && !memcmp(cand[j]->d.d[CELLAR_ALGO_SHA256],
+                                        cand[i]->d.d[CELLAR_ALGO_SHA256], 32))
+                j++;
+            rc = link_group(&dd, cand + i, j - i);
+            i = j;
+        }
+    }
+    if (rc == 0) {
+        bool dry = dd.o->flags & CELLAR_DEDUP_DRY_RUN;
+        rc = disk_bytes(&dd, !dry, &stats->bytes_after);
+    }
+    free(cand);
+    for (size_t i = 0; i < dd.nfiles; i++)
+        free(dd.files[i].path);
+    free(dd.files);
+    free(dd.nodes);
+    return rc;
+}
+
+int dedup_file(cellar_store *s, const char *path, const struct stat *st, unsigned flags,
+               cellar_algo want_algo, const uint8_t *want, dedup_one *res)
+{
+    memset(res, 0, sizeof *res);
+    cellar_hash_opts ho = {.algos = store_algos((uint64_t)st->st_size, 0)};
+    if (want)
+        ho.algos |= CELLAR_ALGO_BIT(want_algo);
+    int rc = cellar_hash_path(&res->d, path, &ho);
+    if (rc)
+        return rc;
+    if (want && memcmp(res->d.d[want_algo], want, cellar_algo_len(want_algo)) != 0) {
+        char got[65];
+        cellar_digest_hex(got, &res->d, want_algo);
+        return cellar_fail(CELLAR_EMISMATCH, "%s: its %s is %s, not the one its name says", path,
+                           cellar_algo_name(want_algo), got);
+    }
+    if (!unchanged(path, st))
+        return cellar_fail(CELLAR_ECHANGED, "%s: changed while read; left alone", path);
+    const uint8_t *sha = res->d.d[CELLAR_ALGO_SHA256];
+    char lock[65];
+    int lfd;
+    store_lock_name(lock, sha);
+    if ((rc = store_lock(s, lock, true, &lfd)))
+        return rc;
+    struct stat obj_st;
+    char *obj = store_object_path(s, sha);
+    if (!obj) {
+        rc = CELLAR_ENOMEM;
+        goto done;
+    }
+    rc = store_object_stat(s, sha, &obj_st);
+    if (rc == 0) {
+        rc = adopt_path(s, path, st, &res->d);
+        if (rc == 0) {
+            res->linked = true;
+            goto done;
+        }
+        if (rc != CELLAR_EUNSUPPORTED)
+            goto done;
+        /* Not adoptable (another filesystem or owner): the store gets a copy. */
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            rc = cellar_fail_errno(errno, "%s", path);
+            goto done;
+        }
+        cellar_digests d;
+        rc = store_copy_in(s, path, fd, st, ho.algos, &d);
+        close(fd);
+        if (rc || (rc = store_object_stat(s, sha, &obj_st)) != 1)
+            goto done;
+    } else if (rc < 0) {
+        goto done;
+    } else {
+        rc = index_blob_put(s->db, &res->d, (uint64_t)obj_st.st_dev, (uint64_t)obj_st.st_ino);
+        if (rc)
+            goto done;
+    }
+    if (obj_st.st_ino == st->st_ino && obj_st.st_dev == st->st_dev) {
+        res->linked = res->already = true;
+        rc = 0;
+        goto done;
+    }
+    const char *why = st->st_dev != obj_st.st_dev ? "on another filesystem than the store"
+                                                  : ineligible(st);
+    if (why) {
+        rc = cellar_fail(CELLAR_EUNSUPPORTED, "%s: %s", path, why);
+        goto done;
+    }
+    rc = replace_path(s, path, st, obj, &obj_st, sha, flags);
+    res->linked = rc == 0;
+done:
+    free(obj);
+    store_unlock(lfd);
+    return rc;
+}

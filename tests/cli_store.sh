@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# The store's verbs on generated trees: add/ls/which/map/du/verify/gc, dedup
+# of ComfyUI-, AUTOMATIC1111- and diffusers-like folders (inode sharing, du
+# equals the unique bytes, second run and --dry-run change nothing,
+# permissions kept, symlinks left alone), import-hf, and two concurrent adds.
+set -euo pipefail
+
+BIN=${CELLAR_BIN:?}
+T=${CELLAR_TEST_TMP:-/tmp/cellar-test}/cli_store
+rm -rf "$T"
+mkdir -p "$T"
+export CELLAR_HOME=$T/home
+passed=0
+failed=0
+
+ok() { passed=$((passed + 1)); }
+fail() {
+    failed=$((failed + 1))
+    echo "FAIL: $*" >&2
+}
+check() { # check "description" command...
+    local what=$1
+    shift
+    if "$@"; then ok; else fail "$what"; fi
+}
+
+# gen FILE SIZE SEED: deterministic pseudo-random bytes.
+gen() {
+    mkdir -p "$(dirname "$1")"
+    python3 -c 'import random,sys; r=random.Random(int(sys.argv[2])); sys.stdout.buffer.write(r.randbytes(int(sys.argv[1])))' "$2" "$3" >"$1"
+}
+ino() { stat -c %i "$1"; }
+mode() { stat -c %a "$1"; }
+sha() { sha256sum "$1" | cut -c1-64; }
+manifest() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum); }
+
+# ---- add, ls, which, map, verify -------------------------------------------
+gen "$T/in/one.bin" 300000 1
+gen "$T/in/two.bin" 5000 2
+cp "$T/in/two.bin" "$T/in/keep.bin"
+out=$("$BIN" add "$T/in/one.bin")
+check "add prints the sha256" test "$out" = "$(sha "$T/in/one.bin")  $T/in/one.bin"
+check "add adopts: same inode" test "$(ino "$T/in/one.bin")" = "$(ino "$("$BIN" which "$(sha "$T/in/one.bin")")")"
+check "adopted file is read-only" test "$(mode "$T/in/one.bin")" = 444
+"$BIN" add --copy "$T/in/keep.bin" >/dev/null
+check "add --copy leaves the file alone" test "$(mode "$T/in/keep.bin")" = 644
+check "ls lists both" test "$("$BIN" ls | wc -l)" = 2
+git_id=$(git hash-object "$T/in/two.bin" 2>/dev/null || python3 -c 'import hashlib,sys; d=open(sys.argv[1],"rb").read(); print(hashlib.sha1(b"blob %d\0" % len(d) + d).hexdigest())' "$T/in/two.bin")
+check "which by git blob id" test "$("$BIN" which "git-sha1:$git_id")" = "$("$BIN" which "$(sha "$T/in/two.bin")")"
+check "which of an unknown blob fails" bash -c "! '$BIN' which $(printf '0%.0s' {1..64}) 2>/dev/null"
+check "which rejects junk with usage" bash -c "'$BIN' which nothex >/dev/null 2>&1; test \$? = 2"
+"$BIN" map --json >"$T/map.json"
+check "map --json is JSON with both" python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert len(m)==2 and sys.argv[2] in m' "$T/map.json" "$(sha "$T/in/one.bin")"
+check "verify is clean" "$BIN" verify -q
+check "every verb has --help" bash -c "for v in add dedup import-hf du ls which map verify gc; do '$BIN' \$v --help >/dev/null || exit 1; done"
+
+# ---- dedup of model folders ---------------------------------------------------
+M=$T/models
+gen "$M/ComfyUI/models/checkpoints/sd15.safetensors" 2000000 10
+gen "$M/ComfyUI/models/loras/detail.safetensors" 400000 11
+gen "$M/ComfyUI/models/vae/vae-ft-mse.safetensors" 800000 12
+gen "$M/ComfyUI/models/embeddings/small.pt" 5000 13
+mkdir -p "$M/A1111/models/Stable-diffusion" "$M/A1111/models/Lora" "$M/A1111/models/VAE"
+cp "$M/ComfyUI/models/checkpoints/sd15.safetensors" "$M/A1111/models/Stable-diffusion/v1-5.safetensors"
+cp "$M/ComfyUI/models/loras/detail.safetensors" "$M/A1111/models/Lora/detail.safetensors"
+gen "$M/A1111/models/VAE/other.safetensors" 800000 14 # same size as the vae, other bytes
+mkdir -p "$M/diffusers/sd15/vae" "$M/diffusers/sd15/unet"
+cp "$M/ComfyUI/models/vae/vae-ft-mse.safetensors" "$M/diffusers/sd15/vae/diffusion_pytorch_model.safetensors"
+gen "$M/diffusers/sd15/unet/diffusion_pytorch_model.safetensors" 1500000 15
+cp "$M/ComfyUI/models/embeddings/small.pt" "$M/A1111/models/small.pt"
+# Permissions: a group-writable copy may share (it stays readable by the
+# same people), a private one may not.
+cp "$M/ComfyUI/models/checkpoints/sd15.safetensors" "$M/diffusers/sd15/private.safetensors"
+chmod 600 "$M/diffusers/sd15/private.safetensors"
+chmod 664 "$M/A1111/models/Lora/detail.safetensors"
+# A symlink to a duplicate is left alone.
+ln -s ../checkpoints/sd15.safetensors "$M/ComfyUI/models/loras/link.safetensors"
+manifest "$M" >"$T/before.sha"
+unique=$(find "$M" -type f -exec sha256sum {} + | sort -u -k1,1 | awk '{print $2}' | xargs stat -c %s | paste -sd+ | bc)
+
+inodes_before=$(find "$M" -type f -printf '%i %p\n' | sort)
+"$BIN" dedup --dry-run "$M" >"$T/dry.out" 2>/dev/null
+check "dry run reports savings" grep -q '^saved:  [1-9]' "$T/dry.out"
+check "dry run changes nothing" test "$inodes_before" = "$(find "$M" -type f -printf '%i %p\n' | sort)"
+
+"$BIN" dedup "$M" >"$T/dedup.out" 2>"$T/dedup.err"
+check "dedup prints before/after/saved" grep -q '^saved:  [1-9]' "$T/dedup.out"
+check "content unchanged" diff "$T/before.sha" <(manifest "$M")
+c=$M/ComfyUI/models
+check "checkpoints share one inode" test "$(ino $c/checkpoints/sd15.safetensors)" = "$(ino $M/A1111/models/Stable-diffusion/v1-5.safetensors)"
+check "vae shared with diffusers" test "$(ino $c/vae/vae-ft-mse.safetensors)" = "$(ino $M/diffusers/sd15/vae/diffusion_pytorch_model.safetensors)"
+check "same size, other bytes: untouched" test "$(ino $c/vae/vae-ft-mse.safetensors)" != "$(ino $M/A1111/models/VAE/other.safetensors)"
+check "the shared inode is the store's" test "$(ino $c/checkpoints/sd15.safetensors)" = "$(ino "$("$BIN" which "$(sha $c/checkpoints/sd15.safetensors)")")"
+check "private file left alone" test "$(ino $M/diffusers/sd15/private.safetensors)" != "$(ino $c/checkpoints/sd15.safetensors)"
+check "private file keeps 600" test "$(mode $M/diffusers/sd15/private.safetensors)" = 600
+check "private file reported" grep -q 'private.safetensors' "$T/dedup.err"
+check "664 copy shares, stays readable by all" test "$(mode $M/A1111/models/Lora/detail.safetensors)" = 444
+check "symlink left alone" test -L "$c/loras/link.safetensors"
+du_unique=$("$BIN" du --json "$M" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"]["unique"])')
+# The private copy keeps its own inode: du counts it once more.
+check "du equals unique bytes (+ the private copy)" test "$du_unique" = "$((unique + 2000000))"
+check "du lists each folder" bash -c "'$BIN' du '$M' | grep -q 'A1111'"
+
+out2=$("$BIN" dedup "$M" 2>/dev/null)
+check "second run saves nothing" grep -q '^saved:  0 bytes' <<<"$out2"
+check "second run: content unchanged" diff "$T/before.sha" <(manifest "$M")
+inodes_after=$(find "$M" -type f -printf '%i %p\n' | sort)
+"$BIN" dedup "$M" >/dev/null 2>&1 || true
+check "second run changes no inode" test "$inodes_after" = "$(find "$M" -type f -printf '%i %p\n' | sort)"
+check "no temp names left" test -z "$(find "$M" -name '.cellar-link.*')"
+check "verify after dedup" "$BIN" verify -q
+
+# ---- gc ----------------------------------------------------------------------
+"$BIN" gc >"$T/gc.out"
+check "gc keeps young objects" grep -q '^removed 0 objects' "$T/gc.out"
+"$BIN" gc --grace 0 --dry-run >"$T/gc.out"
+check "gc --dry-run: the copy-added blob would go" grep -q '^would remove 1 objects' "$T/gc.out"
+"$BIN" gc --grace 0 >"$T/gc.out"
+check "gc removes the unlinked blob" grep -q '^removed 1 objects' "$T/gc.out"
+check "gc kept every linked blob" "$BIN" which "$(sha $c/checkpoints/sd15.safetensors)" >/dev/null
+check "user files intact after gc" diff "$T/before.sha" <(manifest "$M")
+check "gc --grace rejects junk" bash -c "'$BIN' gc --grace soon >/dev/null 2>&1; test \$? = 2"
+
+# ---- verify finds a flipped byte and names the places ----------------------------
+obj=$("$BIN" which "$(sha $M/diffusers/sd15/unet/diffusion_pytorch_model.safetensors)" 2>/dev/null || true)
+if [ -z "$obj" ]; then
+    "$BIN" add "$M/diffusers/sd15/unet/diffusion_pytorch_model.safetensors" >/dev/null
+    obj=$("$BIN" which "$(sha $M/diffusers/sd15/unet/diffusion_pytorch_model.safetensors)")
+fi
+chmod u+w "$obj"
+printf '\x00' | dd of="$obj" bs=1 seek=1000 conv=notrunc status=none
+chmod 444 "$obj"
+set +e
+"$BIN" verify >"$T/verify.out" 2>"$T/verify.err"
+rc=$?
+set -e
+check "verify fails on a flipped byte" test $rc = 1
+check "verify names the place" grep -q 'linked at .*unet/diffusion_pytorch_model.safetensors' "$T/verify.err"
+check "verify deleted nothing" test -f "$obj"
+
+# ---- import-hf --------------------------------------------------------------------
+H=$T/hf
+b=$(python3 -c 'print("%040x" % 0xc0ffee)')
+gen "$T/w.bin" 700000 20
+wsha=$(sha "$T/w.bin")
+for repo in models--org--a models--org--b; do
+    mkdir -p "$H/$repo/blobs" "$H/$repo/snapshots/$b/unet" "$H/$repo/refs"
+    cp "$T/w.bin" "$H/$repo/blobs/$wsha"
+    ln -s "../../../blobs/$wsha" "$H/$repo/snapshots/$b/unet/model.safetensors"
+    printf '%s' "$b" >"$H/$repo/refs/main"
+done
+printf '{"x": 1}' >"$T/cfg"
+cfgid=$(python3 -c 'import hashlib,sys; d=open(sys.argv[1],"rb").read(); print(hashlib.sha1(b"blob %d\0" % len(d) + d).hexdigest())' "$T/cfg")
+cp "$T/cfg" "$H/models--org--a/blobs/$cfgid"
+ln -s "../../blobs/$cfgid" "$H/models--org--a/snapshots/$b/config.json"
+# A blob whose bytes do not match its name is reported and left alone.
+cp "$T/cfg" "$H/models--org--b/blobs/$(printf 'ab%.0s' {1..32})"
+set +e
+"$BIN" import-hf "$H" >"$T/hf.out" 2>"$T/hf.err"
+rc=$?
+set -e
+check "import-hf reports the bad blob" grep -q 'not the one its name says' "$T/hf.err"
+check "import-hf exits 1 on a bad blob" test $rc = 1
+check "repos share one copy" test "$(ino "$H/models--org--a/blobs/$wsha")" = "$(ino "$H/models--org--b/blobs/$wsha")"
+check "snapshot symlinks still resolve" cmp "$H/models--org--b/snapshots/$b/unet/model.safetensors" "$T/w.bin"
+check "git-stored file resolves" cmp "$H/models--org--a/snapshots/$b/config.json" "$T/cfg"
+check "import-hf saved a copy" grep -q '^saved:  [1-9]' "$T/hf.out"
+check "bad blob untouched" cmp "$H/models--org--b/blobs/$(printf 'ab%.0s' {1..32})" "$T/cfg"
+check "git blob found by its id" "$BIN" which "git-sha1:$cfgid" >/dev/null
+
+# ---- two concurrent adds of the same file ------------------------------------------
+for mode in --copy ""; do
+    gen "$T/conc/f$mode.bin" 3000000 30
+    f="$T/conc/f$mode.bin"
+    want=$(sha "$f")
+    "$BIN" add $mode "$f" >"$T/conc1.out" 2>&1 &
+    p1=$!
+    "$BIN" add $mode "$f" >"$T/conc2.out" 2>&1 &
+    p2=$!
+    r1=0 r2=0
+    wait $p1 || r1=$?
+    wait $p2 || r2=$?
+    check "concurrent add $mode: both succeed" test "$r1$r2" = 00
+    check "concurrent add $mode: one intact object" test "$(sha "$("$BIN" which "$want")")" = "$want"
+    check "concurrent add $mode: no temp files" test -z "$(ls -A "$CELLAR_HOME/tmp")"
+done
+
+echo "$passed passed, $failed failed"
+test "$failed" = 0
