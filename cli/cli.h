@@ -38,6 +38,10 @@ bool cli_parse_duration(const char *s, uint64_t *out);
 typedef int (*cli_cmd_fn)(int argc, char **argv);
 
 /* The verbs (cli/cmd_<verb>.c). */
+int cmd_hash(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_shard(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 /* The store's verbs (cli/cmd_add.c ... cmd_gc.c). */
 int cmd_add(int argc, char **argv);
 int cmd_dedup(int argc, char **argv);

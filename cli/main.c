@@ -13,6 +13,10 @@ struct verb {
 
 /* One line per verb, in the order --help lists them; NULL ends the table. */
 static const struct verb verbs[] = {
+    {"hash", cmd_hash, "digests and model identifiers of files (sha256sum/b3sum format)"},
+    {"inspect", cmd_inspect, "what a safetensors file, shard set or diffusers folder holds"},
+    {"shard", cmd_shard, "split a safetensors file into shards as huggingface_hub does"},
+    {"merge", cmd_merge, "join a sharded checkpoint into one safetensors file"},
     {"add", cmd_add, "put files or folders into the store"},
     {"dedup", cmd_dedup, "make identical files hard links to one stored copy"},
     {"import-hf", cmd_import_hf, "adopt a Hugging Face cache: one copy per sha256"},

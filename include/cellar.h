@@ -238,6 +238,217 @@ CELLAR_API int cellar_invokeai_hash(char **out, const char *path, cellar_algo al
 
 /* ---- formats section ---- */
 
+/* safetensors (src/safetensors.c).
+ * Layout: [u64 LE N][N bytes of JSON header][data buffer]. The reader
+ * applies FORMATS.md's reader rules 1-14 in order and accepts exactly what
+ * huggingface/safetensors accepts; errors (CELLAR_EFORMAT) name the file,
+ * the tensor and the rule ("header too small", "header too large",
+ * "invalid header length", "invalid header", "invalid header
+ * deserialization: trailing characters ...", "invalid offset for tensor
+ * 'x'", "incomplete metadata, file not fully covered"...). Only the header
+ * is read at open; tensor data is reached through an mmap made on the first
+ * cellar_st_data() call. Data is never assumed aligned. */
+
+/* Element types, in the reference's order (the writer sorts by it,
+ * descending). */
+typedef enum cellar_dtype {
+    CELLAR_DTYPE_BOOL,
+    CELLAR_DTYPE_F4,
+    CELLAR_DTYPE_F6_E2M3,
+    CELLAR_DTYPE_F6_E3M2,
+    CELLAR_DTYPE_U8,
+    CELLAR_DTYPE_I8,
+    CELLAR_DTYPE_F8_E5M2,
+    CELLAR_DTYPE_F8_E4M3,
+    CELLAR_DTYPE_F8_E8M0,
+    CELLAR_DTYPE_F8_E4M3FNUZ,
+    CELLAR_DTYPE_F8_E5M2FNUZ,
+    CELLAR_DTYPE_I16,
+    CELLAR_DTYPE_U16,
+    CELLAR_DTYPE_F16,
+    CELLAR_DTYPE_BF16,
+    CELLAR_DTYPE_I32,
+    CELLAR_DTYPE_U32,
+    CELLAR_DTYPE_F32,
+    CELLAR_DTYPE_C64,
+    CELLAR_DTYPE_F64,
+    CELLAR_DTYPE_I64,
+    CELLAR_DTYPE_U64,
+    CELLAR_DTYPE__COUNT
+} cellar_dtype;
+
+/* "BF16"..., or "?" for a value out of range. */
+CELLAR_API const char *cellar_dtype_name(cellar_dtype d);
+/* Bits per element (F4: 4, F6_*: 6, BOOL: 8...); 0 if out of range. */
+CELLAR_API unsigned cellar_dtype_bits(cellar_dtype d);
+/* Case-sensitive name (len bytes) to dtype; CELLAR_EINVAL if unknown. */
+CELLAR_API int cellar_dtype_parse(cellar_dtype *out, const char *name, size_t len);
+
+/* Largest header the reader accepts (the reference's limit). */
+#define CELLAR_ST_MAX_HEADER 100000000u
+
+typedef struct cellar_st cellar_st;
+
+/* One tensor. Strings and shape live as long as the cellar_st. name is
+ * length-delimited (it may contain NUL); a NUL follows it for convenience. */
+typedef struct cellar_st_tensor {
+    const char *name;
+    size_t name_len;
+    cellar_dtype dtype;
+    const char *dtype_name;
+    size_t rank;            /* 0: a scalar holding one element */
+    const uint64_t *shape;  /* rank entries */
+    uint64_t nelem;         /* product of shape (checked) */
+    uint64_t begin, end;    /* data_offsets: [begin, end) within the data buffer */
+    uint64_t offset;        /* absolute position of the first byte in the file */
+} cellar_st_tensor;
+
+/* Opens and validates the file at path (header read with pread; the fd is
+ * kept for the mapping). Errors: CELLAR_ENOTFOUND, CELLAR_EIO,
+ * CELLAR_EFORMAT (a broken rule), CELLAR_ENOMEM. */
+CELLAR_API int cellar_st_open(cellar_st **out, const char *path);
+/* Same on an open descriptor (read from offset 0; duplicated, so the caller
+ * keeps and closes its own). label names the file in messages. */
+CELLAR_API int cellar_st_open_fd(cellar_st **out, int fd, const char *label);
+/* Same on len bytes in memory, used in place: no copy, data must outlive the
+ * handle (DDUF validates embedded files this way). label names it. */
+CELLAR_API int cellar_st_open_buffer(cellar_st **out, const void *data, size_t len,
+                                     const char *label);
+CELLAR_API void cellar_st_free(cellar_st *st);
+
+/* Tensors in file order (sorted by data_offsets), duplicates resolved
+ * (last wins). */
+CELLAR_API size_t cellar_st_count(const cellar_st *st);
+/* Tensor i (< count), or NULL. */
+CELLAR_API const cellar_st_tensor *cellar_st_tensor_at(const cellar_st *st, size_t i);
+/* Index of the tensor named name (name_len bytes), or CELLAR_ENOTFOUND. */
+CELLAR_API int cellar_st_find(size_t *index, const cellar_st *st, const char *name,
+                              size_t name_len);
+/* A pointer to tensor i's bytes (end - begin of them), mapping the file on
+ * first use. Errors: CELLAR_EINVAL (bad i), CELLAR_EIO (mmap failed). */
+CELLAR_API int cellar_st_data(const void **out, cellar_st *st, size_t i);
+
+/* __metadata__ entries (duplicate keys: last wins; kept in order of first
+ * appearance). key/value are length-delimited and NUL-followed. */
+CELLAR_API size_t cellar_st_metadata_count(const cellar_st *st);
+CELLAR_API int cellar_st_metadata_at(const cellar_st *st, size_t i, const char **key,
+                                     size_t *key_len, const char **value, size_t *value_len);
+/* The value for a NUL-terminated key, or NULL. */
+CELLAR_API const char *cellar_st_metadata_get(const cellar_st *st, const char *key);
+
+/* N, the header length (padding included). */
+CELLAR_API uint64_t cellar_st_header_len(const cellar_st *st);
+/* 8 + N: where the data buffer starts. */
+CELLAR_API uint64_t cellar_st_data_start(const cellar_st *st);
+/* The whole file's size (8 + N + data). */
+CELLAR_API uint64_t cellar_st_file_size(const cellar_st *st);
+/* The label or path it was opened with. */
+CELLAR_API const char *cellar_st_label(const cellar_st *st);
+
+/* The writer: collects tensors, then writes a canonical file (FORMATS.md
+ * writer rules: tensors by dtype descending then name bytes, packed with no
+ * gaps; compact header with __metadata__ first holding "format":"pt" unless
+ * the caller set "format"; header padded with spaces to a multiple of 8;
+ * temp file + rename). Tensor bytes are borrowed until the write. */
+typedef struct cellar_st_writer cellar_st_writer;
+CELLAR_API int cellar_st_writer_new(cellar_st_writer **out);
+CELLAR_API void cellar_st_writer_free(cellar_st_writer *w);
+/* Adds a tensor of nbytes at data. CELLAR_EINVAL: name "__metadata__", an
+ * unknown dtype, or nbytes not matching dtype x shape (CELLAR_ERANGE on
+ * overflow). Duplicate names are reported by cellar_st_writer_write(). */
+CELLAR_API int cellar_st_writer_add(cellar_st_writer *w, const char *name, size_t name_len,
+                                    cellar_dtype dtype, size_t rank, const uint64_t *shape,
+                                    const void *data, uint64_t nbytes);
+/* Adds tensor i of an open file; its bytes are copied at write time
+ * (copy_file_range when src was opened from a path or fd). src must outlive
+ * the write. */
+CELLAR_API int cellar_st_writer_add_from(cellar_st_writer *w, cellar_st *src, size_t i);
+/* Sets a metadata key (NUL-terminated strings; a later set replaces). */
+CELLAR_API int cellar_st_writer_metadata(cellar_st_writer *w, const char *key, const char *value);
+/* Sum of the tensors' byte sizes so far. */
+CELLAR_API uint64_t cellar_st_writer_data_size(const cellar_st_writer *w);
+/* Writes the file atomically (replacing path). Errors: CELLAR_EINVAL (two
+ * tensors with one name), CELLAR_EIO, CELLAR_ENOMEM, CELLAR_ERANGE (header
+ * over the limit). */
+CELLAR_API int cellar_st_writer_write(cellar_st_writer *w, const char *path);
+
+/* Sharded checkpoints (src/shard.c), as huggingface_hub writes them.
+ * A shard set is one merged view of the tensors of several files. */
+typedef struct cellar_shards cellar_shards;
+
+/* Opens path: a model.safetensors.index.json (or any *.index.json), a
+ * directory (its *.safetensors.index.json if there is exactly one, else its
+ * only *.safetensors file), or a single .safetensors file. With an index,
+ * every shard named in weight_map is opened and checked: paths must stay in
+ * the directory (no root, drive, "..", other extension) and each tensor
+ * must be in the shard the index names. Errors: CELLAR_EFORMAT,
+ * CELLAR_ENOTFOUND, CELLAR_EIO, CELLAR_ENOMEM. */
+CELLAR_API int cellar_shards_open(cellar_shards **out, const char *path);
+CELLAR_API void cellar_shards_free(cellar_shards *s);
+/* Number of files and file i (its path and its open handle). */
+CELLAR_API size_t cellar_shards_nfiles(const cellar_shards *s);
+CELLAR_API const char *cellar_shards_path(const cellar_shards *s, size_t i);
+CELLAR_API cellar_st *cellar_shards_file(const cellar_shards *s, size_t i);
+/* The merged tensors, sorted by name bytes (a later file's duplicate
+ * replaces an earlier one). *file (may be NULL) gets the file index. */
+CELLAR_API size_t cellar_shards_count(const cellar_shards *s);
+CELLAR_API const cellar_st_tensor *cellar_shards_tensor(const cellar_shards *s, size_t i,
+                                                        size_t *file);
+/* Sum of the files' sizes on disk. */
+CELLAR_API uint64_t cellar_shards_size(const cellar_shards *s);
+/* True if it was opened through an index. */
+CELLAR_API int cellar_shards_indexed(const cellar_shards *s);
+
+/* huggingface_hub's parse_size_to_int: last two characters (any case) one
+ * of KB MB GB TB (decimal), the rest a float, truncated; a plain integer is
+ * bytes. "5GiB" fails. CELLAR_EINVAL if malformed. */
+CELLAR_API int cellar_parse_shard_size(uint64_t *out, const char *s);
+#define CELLAR_SHARD_DEFAULT_SIZE 5000000000ull
+
+/* Splits the file (or shard set) at src into outdir exactly as
+ * huggingface_hub's split_state_dict_into_shards (tensors by name, greedy,
+ * an oversized tensor alone, strict '>'): model.safetensors if one shard,
+ * else model-0000i-of-0000N.safetensors plus model.safetensors.index.json
+ * (2-space indented, metadata.total_size). *nshards (may be NULL) gets the
+ * count. outdir is created. Errors: as open and write. */
+CELLAR_API int cellar_shard_split(size_t *nshards, const char *src, const char *outdir,
+                                  uint64_t max_size);
+/* Merges the shard set at src (directory or index) into one file at dst
+ * (canonical writer, shards' metadata merged, first value kept). */
+CELLAR_API int cellar_shard_merge(const char *src, const char *dst);
+
+/* Structural hash (src/structural.c): DiffSynth-Studio's hash_model_file,
+ * md5 over the sorted "name:d0_d1", "name" entries joined by ','. out gets
+ * 32 lower-case hex digits and a NUL. */
+CELLAR_API int cellar_structural_hash_st(char out[33], cellar_st *const *files, size_t nfiles);
+/* For a file, a shard set or an index (same value as the merged file). */
+CELLAR_API int cellar_structural_hash(char out[33], const char *path);
+
+/* A model folder's weight components: a diffusers folder (model_index.json
+ * or sub-folders holding safetensors) gives one per sub-folder with
+ * weights, sorted by name; any other path gives one component named "" for
+ * the path itself. */
+typedef struct cellar_component {
+    char *name; /* "transformer", "vae"... or "" */
+    char *path; /* what cellar_shards_open() takes */
+} cellar_component;
+CELLAR_API int cellar_components(cellar_component **out, size_t *count, const char *path);
+CELLAR_API void cellar_components_free(cellar_component *c, size_t count);
+
+/* Known structural hashes (data/registry.tsv: hash, family, component,
+ * description, tab-separated; '#' comments). Loaded from path, or if path
+ * is NULL from $CELLAR_DATA_DIR, else the install data dir, else the
+ * source tree's data/. Errors: CELLAR_ENOTFOUND, CELLAR_EFORMAT. */
+typedef struct cellar_registry cellar_registry;
+typedef struct cellar_model_info {
+    const char *hash, *family, *component, *description;
+} cellar_model_info;
+CELLAR_API int cellar_registry_open(cellar_registry **out, const char *path);
+CELLAR_API void cellar_registry_free(cellar_registry *r);
+/* The entry for a 32-hex-digit hash, or NULL. */
+CELLAR_API const cellar_model_info *cellar_registry_find(const cellar_registry *r,
+                                                         const char *hash);
+
 /* ======================================================================
  * DDUF (src/dduf.c)
  * ====================================================================== */

@@ -291,13 +291,22 @@ int cellar_db_open(cellar_db **out, const char *path)
         db->path = cellar_strdup(path);
     } else {
         char *home = cellar_home_dir();
-        if (home && (rc = cellar_mkdirs(home, 0755)) == 0)
-            db->path = cellar_path_join(home, "cellar.db");
+        db->path = home ? cellar_path_join(home, "cellar.db") : NULL;
         free(home);
     }
-    if (rc || !db->path) {
+    if (!db->path) {
         cellar_db_close(db);
-        return rc ? rc : CELLAR_ENOMEM;
+        return CELLAR_ENOMEM;
+    }
+    char *slash = strrchr(db->path, '/');
+    if (slash && slash != db->path) {
+        *slash = '\0';
+        rc = cellar_mkdirs(db->path, 0755);
+        *slash = '/';
+        if (rc) {
+            cellar_db_close(db);
+            return rc;
+        }
     }
     int sqrc = sqlite3_open_v2(db->path, &db->sq,
                                SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,

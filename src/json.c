@@ -9,32 +9,69 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* ---- arena ---- */
 
 typedef struct arena_block {
     struct arena_block *next;
-    size_t used, cap;
+    size_t used, cap, mapped; /* mapped: bytes to munmap, 0 if malloc'd */
     max_align_t data[];
 } arena_block;
 
 struct cellar_json_doc {
     cellar_json root;
     char *strings;
+    size_t strings_mapped;
     arena_block *blocks;
+    size_t next_cap;
 };
+
+/* Large blocks come from mmap(MAP_POPULATE): a big header's DOM is several
+ * MB, and faulting its pages in one call costs a fraction of one trap per
+ * page (the dominant cost of parsing a 10,000-tensor header otherwise). */
+#define ARENA_MIN ((size_t)64 << 10)
+#define ARENA_MAX ((size_t)8 << 20)
+
+static void *big_alloc(size_t n, size_t *mapped)
+{
+    *mapped = 0;
+    if (n >= ARENA_MIN) {
+        void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+                       -1, 0);
+        if (p != MAP_FAILED) {
+            *mapped = n;
+            return p;
+        }
+    }
+    return cellar_malloc(n);
+}
+
+static void big_free(void *p, size_t mapped)
+{
+    if (mapped)
+        munmap(p, mapped);
+    else
+        free(p);
+}
 
 static void *arena_alloc(cellar_json_doc *doc, size_t n)
 {
     n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
     arena_block *b = doc->blocks;
     if (!b || b->cap - b->used < n) {
-        size_t cap = n > 65536 ? n : 65536;
-        b = cellar_malloc(sizeof *b + cap);
+        size_t cap = doc->next_cap ? doc->next_cap : ARENA_MIN;
+        if (cap < ARENA_MAX)
+            doc->next_cap = cap * 2;
+        if (cap < n)
+            cap = n;
+        size_t mapped;
+        b = big_alloc(sizeof *b + cap, &mapped);
         if (!b)
             return NULL;
         b->used = 0;
         b->cap = cap;
+        b->mapped = mapped;
         b->next = doc->blocks;
         doc->blocks = b;
     }
@@ -169,6 +206,22 @@ static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
     return 0;
 }
 
+size_t cellar_utf8_check(const void *data, size_t n)
+{
+    const unsigned char *p = data, *end = p + n;
+    while (p < end) {
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+        size_t k = utf8_seq(p, end);
+        if (!k)
+            return (size_t)(p - (const unsigned char *)data);
+        p += k;
+    }
+    return n;
+}
+
 /* Parses a string at ps->p (on the opening quote) into the string buffer. */
 static int parse_string(parser *ps, const char **s, size_t *len)
 {
@@ -176,11 +229,8 @@ static int parse_string(parser *ps, const char **s, size_t *len)
     char *o = ps->out, *begin = o;
     for (;;) {
         /* The common case: a run of plain ASCII copied as is. */
-        const unsigned char *run = p;
         while (p < end && *p >= 0x20 && *p != '"' && *p != '\\' && *p < 0x80)
-            p++;
-        memcpy(o, run, (size_t)(p - run));
-        o += p - run;
+            *o++ = (char)*p++;
         if (p >= end)
             return fail_at(ps, p, CELLAR_JSON_ESYNTAX, "unterminated string");
         unsigned c = *p;
@@ -438,7 +488,7 @@ int cellar_json_parse(cellar_json_doc **out, const void *data, size_t len, unsig
     cellar_json_doc *doc = cellar_calloc(1, sizeof *doc);
     if (!doc)
         return CELLAR_ENOMEM;
-    doc->strings = cellar_malloc(len + 1);
+    doc->strings = big_alloc(len + 1, &doc->strings_mapped);
     if (!doc->strings) {
         free(doc);
         return CELLAR_ENOMEM;
@@ -486,9 +536,9 @@ void cellar_json_free(cellar_json_doc *doc)
         return;
     for (arena_block *b = doc->blocks, *next; b; b = next) {
         next = b->next;
-        free(b);
+        big_free(b, b->mapped);
     }
-    free(doc->strings);
+    big_free(doc->strings, doc->strings_mapped);
     free(doc);
 }
 

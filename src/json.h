@@ -154,6 +154,11 @@ void cellar_jw_value(cellar_jw *w, const cellar_json *v);
  * unbalanced or too deep nesting). */
 int cellar_jw_finish(cellar_jw *w);
 
+/* Checks that n bytes are valid UTF-8 (RFC 3629: no overlongs, no
+ * surrogates, at most U+10FFFF). Returns n if so, else the offset of the
+ * first invalid sequence. */
+size_t cellar_utf8_check(const void *p, size_t n);
+
 /* Appends s as a JSON string literal (with quotes) to buf. */
 int cellar_json_escape(cellar_buf *buf, const char *s, size_t len, bool ascii);
 

@@ -1,0 +1,686 @@
+/* cellar hash: digests of files in sha256sum/b3sum's format, checking their
+ * lists, and the ecosystem's identifiers (CivitAI, InvokeAI). */
+#include "cli.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* What a run computes. Plain digests come from -a; the other kinds print
+ * values of their own. A new kind of hash is a new enum value, a row in
+ * methods[] and a case in hash_targets(). */
+enum kind { K_DIGEST, K_CIVITAI, K_INVOKEAI };
+
+static const struct method {
+    const char *name; /* -a NAME, or --NAME for a preset */
+    bool preset;
+    enum kind kind;
+    cellar_algo algo; /* K_DIGEST */
+    const char *help;
+} methods[] = {
+    {"blake3", false, K_DIGEST, CELLAR_ALGO_BLAKE3, "BLAKE3-256, as b3sum (the default)"},
+    {"sha256", false, K_DIGEST, CELLAR_ALGO_SHA256, "SHA-256, as sha256sum; the Hub's LFS oid"},
+    {"sha1", false, K_DIGEST, CELLAR_ALGO_SHA1, "SHA-1, as sha1sum"},
+    {"md5", false, K_DIGEST, CELLAR_ALGO_MD5, "MD5, as md5sum"},
+    {"crc32", false, K_DIGEST, CELLAR_ALGO_CRC32, "IEEE CRC-32, big-endian as zlib prints it"},
+    {"git-sha1", false, K_DIGEST, CELLAR_ALGO_GITSHA1, "git blob id; the Hub's oid of non-LFS files"},
+    {"civitai", true, K_CIVITAI, 0,
+     "CivitAI's SHA256, AutoV1, AutoV2, AutoV3, BLAKE3, CRC32 (and A1111/kohya/ModelSpec forms)"},
+    {"invokeai", true, K_INVOKEAI, 0,
+     "InvokeAI's hash of each file or model folder (-a: per-file algorithm, default blake3)"},
+};
+#define NMETHODS (sizeof methods / sizeof methods[0])
+
+struct run {
+    enum kind kind;
+    uint32_t algos;
+    size_t nalgos;
+    bool tag, json, recursive, quiet, strict;
+    cellar_hash_opts opts;
+    int status;
+    char **names; /* the targets being reported */
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: cellar hash [-a ALGO[,ALGO...]] [--tag] [--json] [--civitai] [--invokeai]\n"
+               "                   [-r] [--no-mmap] [--no-cache] [-j N] [PATH...]\n"
+               "       cellar hash -c [--quiet] [--strict] LIST...\n\n"
+               "Prints '<hex>  <path>' lines as sha256sum and b3sum do (names holding a\n"
+               "backslash or newline are escaped as they escape them). '-' or no PATH\n"
+               "reads standard input.\n\n"
+               "  -a, --algo LIST  digests to compute, comma-separated:\n");
+    for (size_t i = 0; i < NMETHODS; i++)
+        if (!methods[i].preset)
+            fprintf(f, "                     %-9s %s\n", methods[i].name, methods[i].help);
+    for (size_t i = 0; i < NMETHODS; i++)
+        if (methods[i].preset)
+            fprintf(f, "  --%-14s %s\n", methods[i].name, methods[i].help);
+    fprintf(f, "  --tag            print 'algo:hex  path' (implied by several -a digests)\n"
+               "  --json           one JSON object per file, per line\n"
+               "  -r, --recursive  hash the files under folders\n"
+               "  -c, --check      verify the lists (of sha256sum, b3sum, md5sum, cellar);\n"
+               "                   plain hex lines are checked as -a, else by their length\n"
+               "  --quiet          with -c: do not print OK lines\n"
+               "  --strict         with -c: fail on improperly formatted lines\n"
+               "  --no-mmap        read files instead of mapping them\n"
+               "  --no-cache       neither use nor fill the hash cache ($CELLAR_HOME/cellar.db)\n"
+               "  -j, --jobs N     threads to use (default: all cores)\n"
+               "  -h, --help       this help\n");
+}
+
+static int parse_algos(struct run *r, const char *list)
+{
+    char *copy = strdup(list);
+    if (!copy)
+        return cli_error("out of memory");
+    int rc = CLI_OK;
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        cellar_algo a;
+        if (cellar_algo_parse(&a, tok) != 0) {
+            rc = cli_usage("hash", "%s", cellar_error_last());
+            break;
+        }
+        if (!(r->algos & CELLAR_ALGO_BIT(a)))
+            r->nalgos++;
+        r->algos |= CELLAR_ALGO_BIT(a);
+    }
+    free(copy);
+    if (rc == CLI_OK && !r->algos)
+        rc = cli_usage("hash", "-a: no algorithm given");
+    return rc;
+}
+
+/* ---- names as sha256sum and b3sum print them ---------------------------- */
+
+/* Both tools start a line with '\' and escape '\' and newline when a name
+ * holds either; coreutils also escapes carriage return, b3sum does not. */
+static bool escapes_cr(cellar_algo a)
+{
+    return a != CELLAR_ALGO_BLAKE3;
+}
+
+static bool needs_escape(const char *name, bool cr)
+{
+    return strpbrk(name, cr ? "\\\n\r" : "\\\n") != NULL;
+}
+
+static void put_name(FILE *f, const char *name, bool cr)
+{
+    for (const char *p = name; *p; p++) {
+        if (*p == '\\')
+            fputs("\\\\", f);
+        else if (*p == '\n')
+            fputs("\\n", f);
+        else if (*p == '\r' && cr)
+            fputs("\\r", f);
+        else
+            fputc(*p, f);
+    }
+}
+
+static void print_digest(const struct run *r, const cellar_digests *d, cellar_algo a,
+                         const char *name)
+{
+    char hex[2 * CELLAR_DIGEST_MAX + 1];
+    cellar_digest_hex(hex, d, a);
+    bool cr = escapes_cr(a);
+    bool esc = needs_escape(name, cr);
+    if (esc)
+        putchar('\\');
+    if (r->tag || r->nalgos > 1)
+        printf("%s:", cellar_algo_name(a));
+    printf("%s  ", hex);
+    if (esc)
+        put_name(stdout, name, cr);
+    else
+        fputs(name, stdout);
+    putchar('\n');
+}
+
+static void json_field(const char *key, const char *value, bool *first)
+{
+    printf("%s\"%s\":", *first ? "{" : ",", key);
+    cli_json_string(stdout, value, strlen(value));
+    *first = false;
+}
+
+static void report_error(struct run *r, const char *name, const char *message)
+{
+    r->status = CLI_FAIL;
+    cli_error("%s", message);
+    if (r->json) {
+        bool first = true;
+        json_field("path", name, &first);
+        json_field("error", message, &first);
+        puts("}");
+    }
+}
+
+/* ---- plain digests ------------------------------------------------------ */
+
+static void print_digests(struct run *r, const char *name, const cellar_digests *d)
+{
+    if (!r->json) {
+        for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++)
+            if (r->algos & CELLAR_ALGO_BIT(a))
+                print_digest(r, d, (cellar_algo)a, name);
+        return;
+    }
+    bool first = true;
+    json_field("path", name, &first);
+    printf(",\"size\":%llu", (unsigned long long)d->size);
+    for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++) {
+        if (!(r->algos & CELLAR_ALGO_BIT(a)))
+            continue;
+        char hex[2 * CELLAR_DIGEST_MAX + 1];
+        cellar_digest_hex(hex, d, (cellar_algo)a);
+        json_field(cellar_algo_name((cellar_algo)a), hex, &first);
+    }
+    printf(",\"cached\":%s}\n", (d->cached & r->algos) == r->algos ? "true" : "false");
+}
+
+static void digest_done(void *ctx, size_t i, int rc, const cellar_digests *d, const char *message)
+{
+    struct run *r = ctx;
+    if (rc)
+        report_error(r, r->names[i], message);
+    else
+        print_digests(r, r->names[i], d);
+}
+
+static void hash_stdin(struct run *r)
+{
+    cellar_digests d;
+    if (cellar_hash_fd(&d, STDIN_FILENO, "-", &r->opts) != 0)
+        report_error(r, "-", cellar_error_last());
+    else
+        print_digests(r, "-", &d);
+}
+
+/* ---- presets ------------------------------------------------------------- */
+
+static void print_civitai(struct run *r, const char *name, const cellar_ident *id)
+{
+    if (r->json) {
+        bool first = true;
+        json_field("path", name, &first);
+        printf(",\"size\":%llu", (unsigned long long)id->size);
+        const struct {
+            const char *key, *value;
+        } fields[] = {
+            {"SHA256", id->sha256},
+            {"AutoV1", id->autov1},
+            {"AutoV2", id->autov2},
+            {"AutoV3", id->autov3},
+            {"BLAKE3", id->blake3},
+            {"CRC32", id->crc32},
+            {"crc32_zlib", id->crc32_zlib},
+            {"a1111_model_hash", id->a1111_model_hash},
+            {"a1111_shorthash", id->a1111_shorthash},
+            {"sshs_model_hash", id->sshs_model_hash},
+            {"lora_shorthash", id->lora_shorthash},
+            {"modelspec_hash", id->modelspec_hash},
+        };
+        for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+            if (fields[i].value[0])
+                json_field(fields[i].key, fields[i].value, &first);
+            else
+                printf(",\"%s\":null", fields[i].key);
+        }
+        puts("}");
+        return;
+    }
+    const char *no_v3 = "(none: not a safetensors file)";
+    printf("%s\n", name);
+    printf("  SHA256            %s\n", id->sha256);
+    printf("  AutoV1            %s\n", id->autov1[0] ? id->autov1 : "(none: under 2 MiB)");
+    printf("  AutoV2            %s\n", id->autov2);
+    printf("  AutoV3            %s\n", id->autov3[0] ? id->autov3 : no_v3);
+    printf("  BLAKE3            %s\n", id->blake3);
+    printf("  CRC32             %s  (zlib %%08X: %s)\n", id->crc32, id->crc32_zlib);
+    printf("  a1111 model_hash  %s\n", id->a1111_model_hash);
+    printf("  a1111 shorthash   %s\n", id->a1111_shorthash);
+    printf("  sshs_model_hash   %s\n", id->sshs_model_hash[0] ? id->sshs_model_hash : no_v3);
+    printf("  LoRA shorthash    %s\n", id->lora_shorthash[0] ? id->lora_shorthash : no_v3);
+    printf("  modelspec hash    %s\n", id->modelspec_hash[0] ? id->modelspec_hash : no_v3);
+}
+
+static void hash_preset(struct run *r, const char *name)
+{
+    if (r->kind == K_CIVITAI) {
+        cellar_ident id;
+        if (cellar_ident_file(&id, name, &r->opts) != 0)
+            report_error(r, name, cellar_error_last());
+        else
+            print_civitai(r, name, &id);
+        return;
+    }
+    cellar_algo algo = CELLAR_ALGO_BLAKE3;
+    for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++)
+        if (r->algos & CELLAR_ALGO_BIT(a))
+            algo = (cellar_algo)a;
+    char *h;
+    if (cellar_invokeai_hash(&h, name, algo, &r->opts) != 0) {
+        report_error(r, name, cellar_error_last());
+        return;
+    }
+    if (r->json) {
+        bool first = true;
+        json_field("path", name, &first);
+        json_field("invokeai", h, &first);
+        puts("}");
+    } else {
+        printf("%s  %s\n", h, name);
+    }
+    free(h);
+}
+
+/* ---- targets ------------------------------------------------------------- */
+
+struct targets {
+    char **v;
+    size_t n, cap;
+};
+
+static int targets_add(struct targets *t, const char *p)
+{
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 64;
+        char **v = realloc(t->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        t->v = v;
+        t->cap = cap;
+    }
+    if (!(t->v[t->n] = strdup(p)))
+        return -1;
+    t->n++;
+    return 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Adds the files under dir, sorted by name in each folder; symlinked
+ * folders are not entered (as find(1)), symlinks to files are hashed. */
+static void expand_dir(struct run *r, struct targets *t, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        report_error(r, dir, cellar_error_last()[0] ? cellar_error_last() : dir);
+        return;
+    }
+    struct targets names = {0};
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && targets_add(&names, e->d_name))
+            break;
+    closedir(d);
+    qsort(names.v, names.n, sizeof *names.v, name_cmp);
+    size_t dl = strlen(dir);
+    for (size_t i = 0; i < names.n; i++) {
+        char *p = malloc(dl + strlen(names.v[i]) + 2);
+        if (p) {
+            sprintf(p, "%s%s%s", dir, dl && dir[dl - 1] == '/' ? "" : "/", names.v[i]);
+            struct stat ls, st;
+            if (lstat(p, &ls) == 0 && S_ISDIR(ls.st_mode))
+                expand_dir(r, t, p);
+            else if (lstat(p, &ls) == 0 && S_ISLNK(ls.st_mode) &&
+                     !(stat(p, &st) == 0 && S_ISREG(st.st_mode)))
+                ; /* symlinked folder, or dangling: not a file to hash */
+            else if (targets_add(t, p))
+                cli_error("out of memory");
+            free(p);
+        }
+        free(names.v[i]);
+    }
+    free(names.v);
+}
+
+static void hash_targets(struct run *r, struct targets *t)
+{
+    if (r->kind != K_DIGEST) {
+        for (size_t i = 0; i < t->n; i++)
+            hash_preset(r, t->v[i]);
+        return;
+    }
+    /* Runs of files go to the library together (hashed in parallel);
+     * standard input between them is read where it stands. */
+    for (size_t i = 0; i < t->n;) {
+        if (!strcmp(t->v[i], "-")) {
+            hash_stdin(r);
+            i++;
+            continue;
+        }
+        size_t j = i;
+        while (j < t->n && strcmp(t->v[j], "-"))
+            j++;
+        r->names = t->v + i;
+        if (cellar_hash_paths((const char *const *)(t->v + i), j - i, &r->opts, digest_done, r))
+            report_error(r, t->v[i], cellar_error_last());
+        i = j;
+    }
+}
+
+/* ---- --check ------------------------------------------------------------- */
+
+struct check_counts {
+    size_t lines, malformed, mismatched, unreadable, ok;
+};
+
+static bool unescape(char *s)
+{
+    char *o = s;
+    for (char *p = s; *p; p++) {
+        if (*p != '\\') {
+            *o++ = *p;
+            continue;
+        }
+        p++;
+        if (*p == '\\')
+            *o++ = '\\';
+        else if (*p == 'n')
+            *o++ = '\n';
+        else if (*p == 'r')
+            *o++ = '\r';
+        else
+            return false;
+    }
+    *o = '\0';
+    return true;
+}
+
+static bool is_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strchr("0123456789abcdefABCDEF", s[i]) || !s[i])
+            return false;
+    return true;
+}
+
+/* The algorithms a bare hex digest of this length may be. Without -a both
+ * 64-digit readings (sha256sum's and b3sum's) are tried, in one pass. */
+static uint32_t algos_for_length(const struct run *r, size_t hexlen)
+{
+    uint32_t m = 0;
+    for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++)
+        if (2 * cellar_algo_len((cellar_algo)a) == hexlen)
+            m |= CELLAR_ALGO_BIT(a);
+    return r->algos ? m & r->algos : m;
+}
+
+/* Parses "HEX  NAME", "HEX *NAME", "algo:HEX  NAME" or "ALGO (NAME) = HEX",
+ * with a leading '\' for an escaped name. */
+static bool parse_check_line(const struct run *r, char *line, uint32_t *algos, char **hex,
+                             char **name)
+{
+    bool escaped = line[0] == '\\';
+    if (escaped)
+        line++;
+    char *sp = strstr(line, " (");
+    char *eq = strstr(line, ") = ");
+    if (sp && eq && eq > sp && sp == strchr(line, ' ')) {
+        /* BSD style, as sha256sum --tag writes: SHA256 (name) = hex */
+        *sp = '\0';
+        *eq = '\0';
+        for (char *p = line; *p; p++)
+            *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+        cellar_algo a;
+        if (cellar_algo_parse(&a, line) != 0)
+            return false;
+        *algos = CELLAR_ALGO_BIT(a);
+        *name = sp + 2;
+        *hex = eq + 4;
+    } else {
+        char *colon = strchr(line, ':');
+        char *blank = strchr(line, ' ');
+        *algos = 0;
+        if (colon && blank && colon < blank) {
+            *colon = '\0';
+            cellar_algo a;
+            if (cellar_algo_parse(&a, line) != 0)
+                return false;
+            *algos = CELLAR_ALGO_BIT(a);
+            line = colon + 1;
+            blank = strchr(line, ' ');
+        }
+        if (!blank || (blank[1] != ' ' && blank[1] != '*') || !blank[2])
+            return false;
+        *blank = '\0';
+        *hex = line;
+        *name = blank + 2;
+    }
+    size_t hl = strlen(*hex);
+    if (!is_hex(*hex, hl) || hl == 0)
+        return false;
+    if (!*algos)
+        *algos = algos_for_length(r, hl);
+    else if (2 * cellar_algo_len((cellar_algo)__builtin_ctz(*algos)) != hl)
+        return false;
+    if (!*algos)
+        return false;
+    return !escaped || unescape(*name);
+}
+
+static bool digest_matches(const cellar_digests *d, uint32_t algos, const char *hex)
+{
+    for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++) {
+        if (!(algos & CELLAR_ALGO_BIT(a)))
+            continue;
+        size_t len = cellar_algo_len((cellar_algo)a);
+        uint8_t want[CELLAR_DIGEST_MAX];
+        for (size_t i = 0; i < len; i++) {
+            unsigned v;
+            if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+                return false;
+            want[i] = (uint8_t)v;
+        }
+        if (!memcmp(want, d->d[a], len))
+            return true;
+    }
+    return false;
+}
+
+static void print_check(const char *name, const char *verdict)
+{
+    /* sha256sum -c escapes a name in its report only for a newline */
+    if (strchr(name, '\n')) {
+        putchar('\\');
+        put_name(stdout, name, false);
+    } else {
+        fputs(name, stdout);
+    }
+    printf(": %s\n", verdict);
+}
+
+static void check_one(struct run *r, struct check_counts *c, uint32_t algos, const char *hex,
+                      const char *name)
+{
+    cellar_hash_opts o = r->opts;
+    o.algos = algos;
+    cellar_digests d;
+    int rc = !strcmp(name, "-") ? cellar_hash_fd(&d, STDIN_FILENO, "-", &o)
+                                : cellar_hash_path(&d, name, &o);
+    if (rc) {
+        cli_error("%s", cellar_error_last());
+        print_check(name, "FAILED open or read");
+        c->unreadable++;
+    } else if (!digest_matches(&d, algos, hex)) {
+        print_check(name, "FAILED");
+        c->mismatched++;
+    } else {
+        if (!r->quiet)
+            print_check(name, "OK");
+        c->ok++;
+    }
+}
+
+static void plural(size_t n, const char *one, const char *many)
+{
+    if (n)
+        fprintf(stderr, "cellar: WARNING: %zu %s\n", n, n == 1 ? one : many);
+}
+
+static int check_list(struct run *r, const char *list)
+{
+    FILE *f = strcmp(list, "-") ? fopen(list, "r") : stdin;
+    if (!f)
+        return cli_error("%s: %s", list, strerror(errno));
+    struct check_counts c = {0};
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        if (line[n - 1] == '\n')
+            line[--n] = '\0';
+        if (n > 0 && line[n - 1] == '\r')
+            line[--n] = '\0';
+        c.lines++;
+        uint32_t algos;
+        char *hex, *name;
+        if (n == 0 || line[0] == '#' || !parse_check_line(r, line, &algos, &hex, &name)) {
+            c.malformed++;
+            continue;
+        }
+        check_one(r, &c, algos, hex, name);
+    }
+    free(line);
+    if (f != stdin)
+        fclose(f);
+    if (c.ok + c.mismatched + c.unreadable == 0) {
+        cli_error("%s: no properly formatted checksum lines found", list);
+        return CLI_FAIL;
+    }
+    plural(c.malformed, "line is improperly formatted", "lines are improperly formatted");
+    plural(c.unreadable, "listed file could not be read", "listed files could not be read");
+    plural(c.mismatched, "computed checksum did NOT match", "computed checksums did NOT match");
+    if (c.mismatched || c.unreadable || (r->strict && c.malformed))
+        return CLI_FAIL;
+    return CLI_OK;
+}
+
+/* ---- the verb ----------------------------------------------------------- */
+
+int cmd_hash(int argc, char **argv)
+{
+    enum { O_TAG = 256, O_JSON, O_NO_MMAP, O_NO_CACHE, O_QUIET, O_STRICT, O_PRESET };
+    static const struct option longopts[] = {
+        {"algo", required_argument, NULL, 'a'},
+        {"tag", no_argument, NULL, O_TAG},
+        {"json", no_argument, NULL, O_JSON},
+        {"civitai", no_argument, NULL, O_PRESET + K_CIVITAI},
+        {"invokeai", no_argument, NULL, O_PRESET + K_INVOKEAI},
+        {"recursive", no_argument, NULL, 'r'},
+        {"check", no_argument, NULL, 'c'},
+        {"quiet", no_argument, NULL, O_QUIET},
+        {"strict", no_argument, NULL, O_STRICT},
+        {"no-mmap", no_argument, NULL, O_NO_MMAP},
+        {"no-cache", no_argument, NULL, O_NO_CACHE},
+        {"jobs", required_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct run r = {.kind = K_DIGEST};
+    bool check = false;
+    optind = 1;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "a:rcj:h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'a':
+            if (parse_algos(&r, optarg) != CLI_OK)
+                return CLI_USAGE;
+            break;
+        case O_TAG:
+            r.tag = true;
+            break;
+        case O_JSON:
+            r.json = true;
+            break;
+        case O_PRESET + K_CIVITAI:
+        case O_PRESET + K_INVOKEAI:
+            if (r.kind != K_DIGEST)
+                return cli_usage("hash", "--civitai and --invokeai do not go together");
+            r.kind = (enum kind)(opt - O_PRESET);
+            break;
+        case 'r':
+            r.recursive = true;
+            break;
+        case 'c':
+            check = true;
+            break;
+        case O_QUIET:
+            r.quiet = true;
+            break;
+        case O_STRICT:
+            r.strict = true;
+            break;
+        case O_NO_MMAP:
+            r.opts.flags |= CELLAR_HASH_NO_MMAP;
+            break;
+        case O_NO_CACHE:
+            r.opts.flags |= CELLAR_HASH_NO_CACHE;
+            break;
+        case 'j': {
+            char *end;
+            long j = strtol(optarg, &end, 10);
+            if (*end || j < 1 || j > 1024)
+                return cli_usage("hash", "-j: '%s' is not a thread count from 1 to 1024", optarg);
+            r.opts.nthreads = (unsigned)j;
+            break;
+        }
+        case 'h':
+            usage(stdout);
+            return CLI_OK;
+        default:
+            return cli_usage("hash", "unknown option");
+        }
+    }
+    if (r.kind == K_CIVITAI && r.algos)
+        return cli_usage("hash", "--civitai computes its own digests; drop -a");
+    if (r.kind == K_INVOKEAI && r.nalgos > 1)
+        return cli_usage("hash", "--invokeai takes one per-file algorithm");
+    if (check && r.kind != K_DIGEST)
+        return cli_usage("hash", "-c checks digest lists, not --civitai/--invokeai output");
+
+    if (check) {
+        int status = CLI_OK;
+        if (optind == argc)
+            return check_list(&r, "-");
+        for (int i = optind; i < argc; i++)
+            if (check_list(&r, argv[i]) != CLI_OK)
+                status = CLI_FAIL;
+        return status;
+    }
+
+    if (r.kind == K_DIGEST && !r.algos) {
+        r.algos = CELLAR_ALGO_BIT(CELLAR_ALGO_BLAKE3);
+        r.nalgos = 1;
+    }
+    r.opts.algos = r.algos;
+    struct targets t = {0};
+    if (optind == argc && targets_add(&t, "-"))
+        return cli_error("out of memory");
+    for (int i = optind; i < argc; i++) {
+        struct stat st;
+        if (r.recursive && r.kind != K_INVOKEAI && strcmp(argv[i], "-") &&
+            stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode))
+            expand_dir(&r, &t, argv[i]);
+        else if (targets_add(&t, argv[i]))
+            return cli_error("out of memory");
+    }
+    hash_targets(&r, &t);
+    for (size_t i = 0; i < t.n; i++)
+        free(t.v[i]);
+    free(t.v);
+    if (fflush(stdout) != 0)
+        return cli_error("standard output: %s", strerror(errno));
+    return r.status;
+}

@@ -1,0 +1,41 @@
+/* cellar merge: join a sharded checkpoint back into one safetensors file. */
+#include "cli.h"
+
+#include <getopt.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: cellar merge -o FILE SHARDS\n\n"
+               "Merges a sharded checkpoint (its directory or its .index.json) into one\n"
+               "canonical safetensors file; tensor bytes are copied unchanged (with\n"
+               "copy_file_range where the file system allows) and the file appears\n"
+               "atomically.\n\n"
+               "  -o, --output FILE  the merged file (replaced if it exists)\n");
+}
+
+int cmd_merge(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *out = NULL;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'o': out = optarg; break;
+        case 'h': usage(stdout); return CLI_OK;
+        default: return cli_usage("merge", "unknown option");
+        }
+    }
+    if (argc - optind != 1)
+        return cli_usage("merge", "expected one SHARDS path");
+    if (!out)
+        return cli_usage("merge", "-o FILE is required");
+    if (cellar_shard_merge(argv[optind], out) != 0)
+        return cli_error_last();
+    return CLI_OK;
+}

@@ -1,0 +1,30 @@
+/* safetensors internals shared with the shard, structural-hash and DDUF
+ * modules. The public API is in cellar.h. */
+#ifndef CELLAR_SAFETENSORS_H
+#define CELLAR_SAFETENSORS_H
+
+#include "util.h"
+
+/* Element count and byte size of a tensor: CELLAR_ERANGE on overflow,
+ * CELLAR_EINVAL if the bits are not a whole number of bytes (*nelem is set
+ * then). Sets no message. */
+int cellar_st_nbytes(uint64_t *nelem, uint64_t *nbytes, cellar_dtype dtype, size_t rank,
+                     const uint64_t *shape);
+
+/* A printable rendering of a length-delimited name for messages (control
+ * bytes, quotes and backslashes as \xNN, long names cut with "..."). */
+void cellar_st_quote(char *out, size_t size, const char *s, size_t len);
+
+/* Where st's bytes come from: a descriptor (buf NULL) or a buffer (fd -1). */
+int cellar_st_source(int *fd, const uint8_t **buf, const cellar_st *st);
+
+/* Puts the canonical 8-byte length and padded header the writer would write
+ * into out (initialised here; the caller frees it). Sorts w's entries. */
+int cellar_st_writer_header(cellar_buf *out, cellar_st_writer *w);
+
+/* Appends len bytes of in_fd from offset off to out_fd at its position:
+ * copy_file_range where the kernel can, pread/write otherwise. label names
+ * the output in messages. */
+int cellar_copy_range(int out_fd, int in_fd, uint64_t off, uint64_t len, const char *label);
+
+#endif

@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# cellar inspect / shard / merge against files generated here with Python's
+# standard library, which also cross-checks every file cellar writes
+# (header parsed with json.loads, offsets, padding, canonical order).
+set -euo pipefail
+
+BIN=${CELLAR_BIN:?}
+T=${CELLAR_TEST_TMP:-/tmp/cellar-test}/cli_inspect
+rm -rf "$T" && mkdir -p "$T"
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+expect() { # expect DESC COMMAND...: the command succeeds
+    local d=$1; shift
+    if "$@"; then ok; else bad "$d"; fi
+}
+
+# gen.py OUT SPEC: SPEC is a JSON list of [name, dtype, shape]; tensors get
+# consecutive offsets in the given order; extra=N appends N stray bytes.
+cat > "$T/gen.py" <<'EOF'
+import json, struct, sys
+out, spec = sys.argv[1], json.loads(sys.argv[2])
+extra = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+bits = {"F32": 32, "BF16": 16, "F16": 16, "U8": 8, "I64": 64}
+hdr, data, at = {"__metadata__": {"format": "pt", "origin": "gen.py"}}, b"", 0
+for name, dt, shape in spec:
+    n = 1
+    for d in shape:
+        n *= d
+    size = n * bits[dt] // 8
+    hdr[name] = {"dtype": dt, "shape": shape, "data_offsets": [at, at + size]}
+    data += bytes((at + i) * 31 % 251 for i in range(size))
+    at += size
+h = json.dumps(hdr).encode()
+open(out, "wb").write(struct.pack("<Q", len(h)) + h + data + b"\0" * extra)
+EOF
+
+# check.py FILE...: every file follows the writer rules.
+cat > "$T/check.py" <<'EOF'
+import json, os, struct, sys
+order = ["BOOL", "F4", "F6_E2M3", "F6_E3M2", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0",
+         "F8_E4M3FNUZ", "F8_E5M2FNUZ", "I16", "U16", "F16", "BF16", "I32", "U32", "F32",
+         "C64", "F64", "I64", "U64"]
+for path in sys.argv[1:]:
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    assert n % 8 == 0, (path, "header length not a multiple of 8")
+    text = raw[8:8 + n].decode()
+    assert len(text) - len(text.rstrip(" ")) < 8, (path, "more padding than needed")
+    assert "\0" not in text, (path, "NUL in header")
+    hdr = json.loads(text)
+    keys = list(hdr)
+    assert keys[0] == "__metadata__" and hdr["__metadata__"]["format"] == "pt", (path, keys[:1])
+    assert text.rstrip(" ") == json.dumps(hdr, separators=(",", ":"), ensure_ascii=False), (path, "not compact")
+    tensors = [(k, v) for k, v in hdr.items() if k != "__metadata__"]
+    want = sorted(tensors, key=lambda kv: (-order.index(kv[1]["dtype"]), kv[0].encode()))
+    assert [k for k, _ in tensors] == [k for k, _ in want], (path, "not in canonical order")
+    at = 0
+    for k, v in tensors:
+        b, e = v["data_offsets"]
+        assert b == at, (path, k, "gap")
+        at = e
+    assert 8 + n + at == len(raw), (path, "not fully covered")
+EOF
+
+# tensor_bytes.py A B: the two files hold the same tensors with the same bytes.
+cat > "$T/same_tensors.py" <<'EOF'
+import json, struct, sys
+def load(p):
+    raw = open(p, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    hdr = json.loads(raw[8:8 + n])
+    hdr.pop("__metadata__", None)
+    return {k: (v["dtype"], v["shape"], raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]])
+            for k, v in hdr.items()}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+assert a == b, "tensors differ"
+EOF
+
+python3 "$T/gen.py" "$T/ex.safetensors" '[["scale","F32",[]],["a.weight","F32",[2,3]],["a.bias","F32",[2]]]'
+
+# --- inspect, text ---
+out=$("$BIN" inspect "$T/ex.safetensors")
+expect "tensor count" grep -q '^tensors:     3$' <<<"$out"
+expect "parameter count" grep -q '^parameters:  9$' <<<"$out"
+expect "dtype histogram" grep -q '^dtypes:      F32 x3 (36 B)$' <<<"$out"
+expect "metadata" grep -q 'origin = gen.py' <<<"$out"
+expect "structural hash (HASHES.md example)" grep -q '^structural:  cdf0726fd23f31be0c8f82e838646a79$' <<<"$out"
+expect "unknown model" grep -q '^model:       unknown$' <<<"$out"
+out=$("$BIN" inspect --tensors "$T/ex.safetensors")
+expect "--tensors" grep -q '  a.weight  F32  \[2, 3\]  24$' <<<"$out"
+
+# --- identification through the registry ---
+mkdir -p "$T/data"
+printf 'cdf0726fd23f31be0c8f82e838646a79\tToyNet\tall\tToy model from HASHES.md\n' > "$T/data/registry.tsv"
+out=$(CELLAR_DATA_DIR="$T/data" "$BIN" inspect "$T/ex.safetensors")
+expect "identified" grep -q '^model:       Toy model from HASHES.md (family ToyNet, component all)$' <<<"$out"
+
+# --- --json ---
+CELLAR_DATA_DIR="$T/data" "$BIN" inspect --json --tensors "$T/ex.safetensors" > "$T/ex.json"
+expect "--json fields" python3 - "$T/ex.json" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+c = j["components"][0]
+assert j["tensors"] == 3 and j["parameters"] == 9, j
+assert c["structural_hash"] == "cdf0726fd23f31be0c8f82e838646a79"
+assert c["model"]["family"] == "ToyNet"
+assert c["dtypes"] == {"F32": {"tensors": 3, "bytes": 36}}
+assert c["metadata"] == {"format": "pt", "origin": "gen.py"}
+assert {t["name"]: t["shape"] for t in c["tensor_list"]} == {"a.bias": [2], "a.weight": [2, 3], "scale": []}
+EOF
+
+# --- invalid files: the rule, exit 1 ---
+python3 "$T/gen.py" "$T/trailing.safetensors" '[["a","U8",[3]]]' 1
+set +e
+err=$("$BIN" inspect "$T/trailing.safetensors" 2>&1 >/dev/null); rc=$?
+set -e
+expect "trailing byte exit 1" test "$rc" = 1
+expect "trailing byte rule" grep -q "^cellar: $T/trailing.safetensors: incomplete metadata, file not fully covered" <<<"$err"
+printf 'abc' > "$T/short.safetensors"
+set +e
+err=$("$BIN" inspect "$T/short.safetensors" 2>&1 >/dev/null); rc=$?
+set -e
+expect "short file" test "$rc" = 1
+expect "short file rule" grep -q "header too small" <<<"$err"
+python3 - "$T/nulpad.safetensors" <<'EOF'
+import struct, sys
+h = b'{}\0\0\0\0\0\0'
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h)
+EOF
+set +e
+err=$("$BIN" inspect "$T/nulpad.safetensors" 2>&1 >/dev/null); rc=$?
+set -e
+expect "NUL padding" test "$rc" = 1
+expect "NUL padding rule" grep -q "invalid header deserialization: trailing characters" <<<"$err"
+
+# --- shard and merge ---
+spec='[["b.w","F32",[4,4]],["a.w","BF16",[10]],["c","U8",[7]],["d.e","I64",[3]],["a.b","F32",[5]]]'
+python3 "$T/gen.py" "$T/full.safetensors" "$spec"
+out=$("$BIN" shard "$T/full.safetensors" --max-size 0.03KB -o "$T/shards")
+expect "shard" test "$out" = "4 shards written to $T/shards"
+expect "shard files follow the writer rules" python3 "$T/check.py" "$T"/shards/model-*.safetensors
+expect "index JSON" python3 - "$T/shards" <<'EOF'
+import json, os, sys
+d = sys.argv[1]
+text = open(os.path.join(d, "model.safetensors.index.json")).read()
+idx = json.loads(text)
+# Exactly what huggingface_hub writes: json.dumps(index, indent=2).
+assert text == json.dumps(idx, indent=2), "not json.dumps(indent=2)"
+assert idx["metadata"]["total_size"] == 64 + 20 + 7 + 24 + 20
+files = sorted(set(idx["weight_map"].values()))
+n = len(files)
+assert files == ["model-%05d-of-%05d.safetensors" % (i + 1, n) for i in range(n)], files
+# Greedy in name order, limit 30: a.b (20); a.w (20) closes it; b.w (64)
+# goes alone at once while a.w's shard stays open; c (7) joins a.w; d.e
+# (24) closes that one.
+assert n == 4, files
+assert list(idx["weight_map"].items()) == [
+    ("a.b", files[0]), ("b.w", files[1]), ("a.w", files[2]), ("c", files[2]), ("d.e", files[3])], idx
+EOF
+expect "merge" "$BIN" merge "$T/shards" -o "$T/merged.safetensors"
+expect "merged file follows the writer rules" python3 "$T/check.py" "$T/merged.safetensors"
+expect "merged tensors equal the original" python3 "$T/same_tensors.py" "$T/full.safetensors" "$T/merged.safetensors"
+"$BIN" shard "$T/merged.safetensors" --max-size 30 -o "$T/shards2" >/dev/null
+"$BIN" merge "$T/shards2/model.safetensors.index.json" -o "$T/merged2.safetensors"
+expect "round trip byte-exact" cmp -s "$T/merged.safetensors" "$T/merged2.safetensors"
+h1=$("$BIN" inspect "$T/full.safetensors" | sed -n 's/^structural:  //p')
+h2=$("$BIN" inspect "$T/shards" | sed -n 's/^structural:  //p')
+expect "shard set hashes as the file" test -n "$h1" -a "$h1" = "$h2"
+out=$("$BIN" inspect "$T/shards")
+expect "shard set format" grep -q '^format:      safetensors (sharded), 4 files$' <<<"$out"
+
+# --- a diffusers folder ---
+mkdir -p "$T/pipe/vae" "$T/pipe/scheduler"
+echo '{}' > "$T/pipe/model_index.json"
+echo '{}' > "$T/pipe/scheduler/scheduler_config.json"
+cp "$T/ex.safetensors" "$T/pipe/vae/diffusion_pytorch_model.safetensors"
+cp -r "$T/shards" "$T/pipe/transformer"
+out=$("$BIN" inspect "$T/pipe")
+expect "components" grep -q '^format:      diffusers folder, 2 weight components$' <<<"$out"
+expect "component hash" grep -q '^  structural:  cdf0726fd23f31be0c8f82e838646a79$' <<<"$out"
+expect "total" grep -q '^  tensors:     8$' <<<"$out"
+
+# --- usage ---
+set +e
+err=$("$BIN" shard "$T/full.safetensors" --max-size 5GiB -o "$T/x" 2>&1); rc=$?
+set -e
+expect "5GiB refused" test "$rc" = 2
+expect "5GiB message" grep -q "unit 'IB' not supported" <<<"$err"
+set +e
+"$BIN" inspect >/dev/null 2>&1; rc1=$?
+"$BIN" merge "$T/shards" >/dev/null 2>&1; rc2=$?
+set -e
+expect "inspect without PATH" test "$rc1" = 2
+expect "merge without -o" test "$rc2" = 2
+for v in inspect shard merge; do
+    expect "$v --help" "$BIN" "$v" --help >/dev/null
+done
+
+echo "$pass passed, $fail failed"
+test "$fail" = 0
