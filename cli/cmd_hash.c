@@ -40,6 +40,7 @@ struct run {
     uint32_t algos;
     size_t nalgos;
     bool tag, json, recursive, quiet, strict;
+    cellar_algo last_match; /* -c: the algorithm to try first */
     cellar_hash_opts opts;
     int status;
     char **names; /* the targets being reported */
@@ -48,7 +49,7 @@ struct run {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: cellar hash [-a ALGO[,ALGO...]] [--tag] [--json] [--civitai] [--invokeai]\n"
-               "                   [-r] [--no-mmap] [--no-cache] [-j N] [PATH...]\n"
+               "                   [-r] [--[no-]mmap] [--no-cache] [-j N] [PATH...]\n"
                "       cellar hash -c [--quiet] [--strict] LIST...\n\n"
                "Prints '<hex>  <path>' lines as sha256sum and b3sum do (names holding a\n"
                "backslash or newline are escaped as they escape them). '-' or no PATH\n"
@@ -67,7 +68,9 @@ static void usage(FILE *f)
                "                   plain hex lines are checked as -a, else by their length\n"
                "  --quiet          with -c: do not print OK lines\n"
                "  --strict         with -c: fail on improperly formatted lines\n"
-               "  --no-mmap        read files instead of mapping them\n"
+               "  --mmap           hash from memory maps of the files\n"
+               "  --no-mmap        read the files into small buffers (the default: faster\n"
+               "                   on page-cached files; the option is b3sum's)\n"
                "  --no-cache       neither use nor fill the hash cache ($CELLAR_HOME/cellar.db)\n"
                "  -j, --jobs N     threads to use (default: all cores)\n"
                "  -h, --help       this help\n");
@@ -304,45 +307,69 @@ static int targets_add(struct targets *t, const char *p)
     return 0;
 }
 
-static int name_cmp(const void *a, const void *b)
+struct entry {
+    char *name;
+    unsigned char type; /* d_type */
+};
+
+static int entry_cmp(const void *a, const void *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    return strcmp(((const struct entry *)a)->name, ((const struct entry *)b)->name);
 }
 
 /* Adds the files under dir, sorted by name in each folder; symlinked
- * folders are not entered (as find(1)), symlinks to files are hashed. */
+ * folders are not entered (as find(1)), symlinks to files are hashed.
+ * d_type spares a stat per file: an unchanged tree costs one stat a file. */
 static void expand_dir(struct run *r, struct targets *t, const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d) {
-        report_error(r, dir, cellar_error_last()[0] ? cellar_error_last() : dir);
+        char message[4200];
+        snprintf(message, sizeof message, "%s: %s", dir, strerror(errno));
+        report_error(r, dir, message);
         return;
     }
-    struct targets names = {0};
+    struct entry *v = NULL;
+    size_t n = 0, cap = 0;
     struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && targets_add(&names, e->d_name))
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            struct entry *nv = realloc(v, cap * sizeof *v);
+            if (!nv)
+                break;
+            v = nv;
+        }
+        if (!(v[n].name = strdup(e->d_name)))
             break;
+        v[n++].type = e->d_type;
+    }
     closedir(d);
-    qsort(names.v, names.n, sizeof *names.v, name_cmp);
+    if (n)
+        qsort(v, n, sizeof *v, entry_cmp);
     size_t dl = strlen(dir);
-    for (size_t i = 0; i < names.n; i++) {
-        char *p = malloc(dl + strlen(names.v[i]) + 2);
+    bool slash = dl && dir[dl - 1] == '/';
+    for (size_t i = 0; i < n; i++) {
+        char *p = malloc(dl + strlen(v[i].name) + 2);
         if (p) {
-            sprintf(p, "%s%s%s", dir, dl && dir[dl - 1] == '/' ? "" : "/", names.v[i]);
-            struct stat ls, st;
-            if (lstat(p, &ls) == 0 && S_ISDIR(ls.st_mode))
+            sprintf(p, "%s%s%s", dir, slash ? "" : "/", v[i].name);
+            unsigned char type = v[i].type;
+            struct stat st;
+            if (type == DT_UNKNOWN && lstat(p, &st) == 0)
+                type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISLNK(st.st_mode) ? DT_LNK : DT_REG;
+            if (type == DT_DIR)
                 expand_dir(r, t, p);
-            else if (lstat(p, &ls) == 0 && S_ISLNK(ls.st_mode) &&
-                     !(stat(p, &st) == 0 && S_ISREG(st.st_mode)))
-                ; /* symlinked folder, or dangling: not a file to hash */
+            else if (type == DT_LNK && !(stat(p, &st) == 0 && S_ISREG(st.st_mode)))
+                ; /* a symlinked folder, or dangling: not a file to hash */
             else if (targets_add(t, p))
                 cli_error("out of memory");
             free(p);
         }
-        free(names.v[i]);
+        free(v[i].name);
     }
-    free(names.v);
+    free(v);
 }
 
 static void hash_targets(struct run *r, struct targets *t)
@@ -501,7 +528,14 @@ static void print_check(const char *name, const char *verdict)
     printf(": %s\n", verdict);
 }
 
-static void check_one(struct run *r, struct check_counts *c, uint32_t algos, const char *hex,
+/* A bare hex digest may fit several algorithms (64 digits: sha256sum's or
+ * b3sum's). They are tried one at a time, cheapest first, and the one that
+ * matched last goes first next time, so a whole list costs one digest a
+ * file; a file that matches none costs them all. */
+static const cellar_algo try_order[] = {CELLAR_ALGO_BLAKE3, CELLAR_ALGO_CRC32, CELLAR_ALGO_SHA1,
+                                        CELLAR_ALGO_GITSHA1, CELLAR_ALGO_SHA256, CELLAR_ALGO_MD5};
+
+static int check_with(const struct run *r, bool *match, uint32_t algos, const char *hex,
                       const char *name)
 {
     cellar_hash_opts o = r->opts;
@@ -509,11 +543,38 @@ static void check_one(struct run *r, struct check_counts *c, uint32_t algos, con
     cellar_digests d;
     int rc = !strcmp(name, "-") ? cellar_hash_fd(&d, STDIN_FILENO, "-", &o)
                                 : cellar_hash_path(&d, name, &o);
+    *match = rc == 0 && digest_matches(&d, algos, hex);
+    return rc;
+}
+
+static void check_one(struct run *r, struct check_counts *c, uint32_t algos, const char *hex,
+                      const char *name)
+{
+    int rc = 0;
+    bool match = false;
+    if (!strcmp(name, "-")) {
+        /* standard input is read once: every candidate in that pass, but
+         * not git-sha1 when there is another (a stream has no size) */
+        if (algos & ~CELLAR_ALGO_BIT(CELLAR_ALGO_GITSHA1))
+            algos &= ~CELLAR_ALGO_BIT(CELLAR_ALGO_GITSHA1);
+        rc = check_with(r, &match, algos, hex, name);
+    } else {
+        if (algos & CELLAR_ALGO_BIT(r->last_match))
+            rc = check_with(r, &match, CELLAR_ALGO_BIT(r->last_match), hex, name);
+        for (size_t k = 0; k < sizeof try_order / sizeof try_order[0] && !match && !rc; k++) {
+            cellar_algo a = try_order[k];
+            if (a == r->last_match || !(algos & CELLAR_ALGO_BIT(a)))
+                continue;
+            rc = check_with(r, &match, CELLAR_ALGO_BIT(a), hex, name);
+            if (match)
+                r->last_match = a;
+        }
+    }
     if (rc) {
         cli_error("%s", cellar_error_last());
         print_check(name, "FAILED open or read");
         c->unreadable++;
-    } else if (!digest_matches(&d, algos, hex)) {
+    } else if (!match) {
         print_check(name, "FAILED");
         c->mismatched++;
     } else {
@@ -571,7 +632,7 @@ static int check_list(struct run *r, const char *list)
 
 int cmd_hash(int argc, char **argv)
 {
-    enum { O_TAG = 256, O_JSON, O_NO_MMAP, O_NO_CACHE, O_QUIET, O_STRICT, O_PRESET };
+    enum { O_TAG = 256, O_JSON, O_MMAP, O_NO_MMAP, O_NO_CACHE, O_QUIET, O_STRICT, O_PRESET };
     static const struct option longopts[] = {
         {"algo", required_argument, NULL, 'a'},
         {"tag", no_argument, NULL, O_TAG},
@@ -582,6 +643,7 @@ int cmd_hash(int argc, char **argv)
         {"check", no_argument, NULL, 'c'},
         {"quiet", no_argument, NULL, O_QUIET},
         {"strict", no_argument, NULL, O_STRICT},
+        {"mmap", no_argument, NULL, O_MMAP},
         {"no-mmap", no_argument, NULL, O_NO_MMAP},
         {"no-cache", no_argument, NULL, O_NO_CACHE},
         {"jobs", required_argument, NULL, 'j'},
@@ -622,8 +684,11 @@ int cmd_hash(int argc, char **argv)
         case O_STRICT:
             r.strict = true;
             break;
+        case O_MMAP:
+            r.opts.flags |= CELLAR_HASH_MMAP;
+            break;
         case O_NO_MMAP:
-            r.opts.flags |= CELLAR_HASH_NO_MMAP;
+            r.opts.flags &= ~(uint32_t)CELLAR_HASH_MMAP;
             break;
         case O_NO_CACHE:
             r.opts.flags |= CELLAR_HASH_NO_CACHE;

@@ -64,12 +64,13 @@ CELLAR_API const char *cellar_error_name(int code);
 CELLAR_API const char *cellar_version(void);
 
 /* ======================================================================
- * BLAKE3 (src/blake3*.c)
+ * BLAKE3 (src/blake3*.c, docs/blake3.md)
  *
  * An infallible init/update/finalize hasher on caller-allocated state, as in
- * the reference C implementation. SIMD kernels (SSE4.1, AVX2, AVX-512) are
- * chosen once at run time; CELLAR_BLAKE3_ISA=portable|sse41|avx2|avx512 in
- * the environment caps the tier (for tests and benchmarks).
+ * the reference C implementation: no allocation, no errors. SIMD kernels
+ * (SSE4.1, AVX2, AVX-512) are chosen once at run time;
+ * CELLAR_BLAKE3_ISA=portable|sse41|avx2|avx512 in the environment caps the
+ * tier (for tests and benchmarks).
  * ====================================================================== */
 
 #define CELLAR_BLAKE3_OUT_LEN 32
@@ -78,7 +79,8 @@ CELLAR_API const char *cellar_version(void);
 #define CELLAR_BLAKE3_CHUNK_LEN 1024
 #define CELLAR_BLAKE3_MAX_DEPTH 54
 
-/* Fields are private; the struct is public only so callers can allocate it. */
+/* Fields are private; the struct is public only so callers can allocate it.
+ * It holds no pointers: copying it forks the hash state. */
 typedef struct cellar_blake3 {
     uint32_t key[8];
     uint32_t cv[8];
@@ -91,20 +93,30 @@ typedef struct cellar_blake3 {
     uint8_t cv_stack[(CELLAR_BLAKE3_MAX_DEPTH + 1) * CELLAR_BLAKE3_OUT_LEN];
 } cellar_blake3;
 
+/* The plain hash. */
 CELLAR_API void cellar_blake3_init(cellar_blake3 *h);
+/* keyed_hash mode: a MAC or PRF under a 32-byte key. */
 CELLAR_API void cellar_blake3_init_keyed(cellar_blake3 *h, const uint8_t key[CELLAR_BLAKE3_KEY_LEN]);
-/* context: a NUL-terminated, hard-coded, globally unique string. */
+/* derive_key mode. context: a NUL-terminated, hard-coded, globally unique
+ * string; the key material is then fed with update. */
 CELLAR_API void cellar_blake3_init_derive_key(cellar_blake3 *h, const char *context);
+/* Absorbs len bytes; any sizes in any number of calls give the same digest.
+ * Large calls hash many chunks at once through the SIMD kernels. */
 CELLAR_API void cellar_blake3_update(cellar_blake3 *h, const void *data, size_t len);
-/* Any output length; does not modify h, so it may be called again. */
+/* Any output length (the first 32 bytes are the digest); does not modify h,
+ * so it may be called again or followed by more updates. */
 CELLAR_API void cellar_blake3_finalize(const cellar_blake3 *h, uint8_t *out, size_t out_len);
-/* Extended output starting at byte offset seek. */
+/* Extended output starting at byte offset seek of the output stream. */
 CELLAR_API void cellar_blake3_finalize_seek(const cellar_blake3 *h, uint64_t seek, uint8_t *out,
                                             size_t out_len);
-/* The name of the kernel tier in use: "avx512", "avx2", "sse41" or "portable". */
+/* The name of the kernel tier in use: "avx512", "avx2", "sse41" or
+ * "portable". A static string. */
 CELLAR_API const char *cellar_blake3_isa(void);
-/* One-shot BLAKE3-256 of a buffer on up to nthreads threads (0: all cores).
- * Same digest as the streaming hasher. */
+/* One-shot BLAKE3-256 of any buffer (a memory map, for instance) on up to
+ * nthreads threads (0: all cores): subtrees of 2^k chunks are hashed on
+ * threads started for the call and merged as the tree requires, so the
+ * digest is the streaming hasher's for every length. Small buffers, or
+ * threads that cannot be started, are hashed on the calling thread. */
 CELLAR_API void cellar_blake3_hash_parallel(const void *data, size_t len, unsigned nthreads,
                                             uint8_t out[CELLAR_BLAKE3_OUT_LEN]);
 
@@ -160,7 +172,10 @@ CELLAR_API void cellar_hasher_free(cellar_hasher *h);
 
 /* Hashing files (src/digest.c). */
 enum {
-    CELLAR_HASH_NO_MMAP = 1u << 0,  /* always read(2), never mmap */
+    /* Hash from a memory map of the file instead of reading it into small
+     * per-thread buffers (the default, measured faster on page-cached
+     * files). A file truncated while mapped raises SIGBUS. */
+    CELLAR_HASH_MMAP = 1u << 0,
     CELLAR_HASH_NO_CACHE = 1u << 1, /* neither consult nor fill the hash cache */
 };
 

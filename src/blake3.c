@@ -10,6 +10,7 @@
 #include "util.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -400,27 +401,35 @@ void cellar_blake3_finalize(const cellar_blake3 *h, uint8_t *out, size_t out_len
 
 /* ---- many threads ---- */
 
-/* A large buffer is cut into units, aligned subtrees of the same
+/* A large input is cut into units, aligned subtrees of the same
  * power-of-two number of chunks; threads reduce units to CVs, then the
- * calling thread pushes the CVs on the stack in order. Threads are started
- * per call: against hundreds of megabytes their cost is nothing, and there
- * is no pool to tear down or to break across fork(). */
+ * calling thread pushes the CVs on the stack in order, which builds the
+ * same stack the streaming hasher would. Threads are started per batch of
+ * units: against hundreds of megabytes their cost is nothing, and there is
+ * no pool to tear down or to break across fork(). */
+
+#define MAX_THREADS 64
+/* Units per batch: bounds the CV array (32 KiB) whatever the input size. */
+#define BATCH_UNITS 1024
+
 struct subtree_job {
     const blake3_kernel *k;
-    const uint8_t *in;
-    size_t unit_len; /* bytes per subtree: a power-of-two number of chunks */
-    size_t units;    /* whole subtrees to hash */
+    const uint8_t *data; /* the input in memory, or NULL to read it from fd */
+    int fd;
+    size_t unit_len; /* bytes per unit: a power-of-two number of chunks */
+    size_t first;    /* the batch: units [first, end) */
+    size_t end;
     const uint32_t *key;
     uint8_t flags;
-    uint8_t *cvs; /* units CVs, in input order */
+    uint8_t *cvs; /* the batch's CVs, in input order */
     size_t next;  /* the next unit nobody has taken (atomic) */
+    int err;      /* atomic: 0, the errno of a failed read, or -1: file too short */
 };
 
-/* The CV of one whole subtree that is not the root of the input. */
-static void subtree_cv(const struct subtree_job *j, size_t unit, uint8_t cv[BLAKE3_OUT_LEN])
+/* The CV of one whole unit, a subtree that is not the root of the input. */
+static void subtree_cv(const struct subtree_job *j, const uint8_t *in, uint64_t chunk_counter,
+                       uint8_t cv[BLAKE3_OUT_LEN])
 {
-    const uint8_t *in = j->in + unit * j->unit_len;
-    uint64_t chunk_counter = (uint64_t)unit * (j->unit_len / BLAKE3_CHUNK_LEN);
     if (j->unit_len == BLAKE3_CHUNK_LEN) {
         j->k->hash_many(&in, 1, BLAKE3_CHUNK_LEN / BLAKE3_BLOCK_LEN, j->key, chunk_counter, true,
                         j->flags, CHUNK_START, CHUNK_END, cv);
@@ -432,73 +441,113 @@ static void subtree_cv(const struct subtree_job *j, size_t unit, uint8_t cv[BLAK
     output_chaining_value(j->k, &o, cv);
 }
 
+static void job_fail(struct subtree_job *j, int err)
+{
+    int none = 0;
+    __atomic_compare_exchange_n(&j->err, &none, err, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
 /* Threads take units one at a time, so a thread slowed by other work on
- * the machine does not hold the others up. */
+ * the machine does not hold the others up. Reading a file, each thread
+ * preads a unit into its own buffer, small enough to stay in its cache
+ * while it is hashed: cheaper, on the machines measured, than faulting in
+ * a memory map of the page cache. */
 static void *subtree_worker(void *arg)
 {
     struct subtree_job *j = arg;
-    for (;;) {
-        size_t unit = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
-        if (unit >= j->units) return NULL;
-        subtree_cv(j, unit, j->cvs + unit * BLAKE3_OUT_LEN);
+    uint8_t *buf = NULL;
+    if (!j->data && !(buf = malloc(j->unit_len))) {
+        job_fail(j, ENOMEM);
+        return NULL;
     }
+    uint64_t unit_chunks = j->unit_len / BLAKE3_CHUNK_LEN;
+    while (!__atomic_load_n(&j->err, __ATOMIC_RELAXED)) {
+        size_t unit = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+        if (unit >= j->end) break;
+        const uint8_t *in;
+        if (j->data) {
+            in = j->data + unit * j->unit_len;
+        } else {
+            ssize_t n = cellar_full_pread(j->fd, buf, j->unit_len, (uint64_t)unit * j->unit_len);
+            if (n != (ssize_t)j->unit_len) {
+                job_fail(j, n < 0 ? errno : -1);
+                break;
+            }
+            in = buf;
+        }
+        subtree_cv(j, in, (uint64_t)unit * unit_chunks,
+                   j->cvs + (unit - j->first) * BLAKE3_OUT_LEN);
+    }
+    free(buf);
+    return NULL;
 }
 
-#define MAX_THREADS 64
+/* Hashes units [first, end) on nthreads threads, the caller's among them,
+ * and pushes their CVs on h's stack. Returns the job's error (0 if none). */
+static int run_batch(struct subtree_job *j, cellar_blake3 *h, size_t first, size_t end,
+                     unsigned nthreads)
+{
+    j->first = first;
+    j->end = end;
+    j->next = first;
+    pthread_t threads[MAX_THREADS];
+    unsigned started = 0;
+    while (started + 1 < nthreads && started + 1 < end - first &&
+           pthread_create(&threads[started], NULL, subtree_worker, j) == 0)
+        started++;
+    subtree_worker(j);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    if (j->err) return j->err;
+    uint64_t unit_chunks = j->unit_len / BLAKE3_CHUNK_LEN;
+    for (size_t u = first; u < end; u++)
+        push_cv(j->k, h, j->cvs + (u - first) * BLAKE3_OUT_LEN, (uint64_t)u * unit_chunks);
+    chunk_reset(h, (uint64_t)end * unit_chunks);
+    return 0;
+}
+
+/* Everything but the last 1 to unit_len bytes, in units: that last piece
+ * holds the last chunk, which may be the root's, so it goes through
+ * update. Sets *done to the bytes hashed (0 if the input is too small for
+ * two units or h is not fresh). Returns the job's error (0 if none). */
+static int run_units(struct subtree_job *j, cellar_blake3 *h, uint64_t len, unsigned nthreads,
+                     uint64_t *done)
+{
+    *done = 0;
+    bool fresh = h->chunk_counter == 0 && chunk_len(h) == 0 && h->cv_stack_len == 0;
+    uint64_t units = len > 0 ? (len - 1) / j->unit_len : 0;
+    if (!fresh || units < 2) return 0;
+    if (nthreads > MAX_THREADS) nthreads = MAX_THREADS;
+    uint8_t cvs[BATCH_UNITS * BLAKE3_OUT_LEN];
+    j->cvs = cvs;
+    for (uint64_t first = 0; first < units; first += BATCH_UNITS) {
+        uint64_t end = units - first > BATCH_UNITS ? first + BATCH_UNITS : units;
+        int err = run_batch(j, h, (size_t)first, (size_t)end, nthreads);
+        if (err) return err;
+    }
+    *done = units * j->unit_len;
+    return 0;
+}
 
 void blake3_update_subtrees(cellar_blake3 *h, const void *data, size_t len, unsigned nthreads,
                             size_t unit_len)
 {
     assert(unit_len >= BLAKE3_CHUNK_LEN && (unit_len & (unit_len - 1)) == 0);
-    bool fresh = h->chunk_counter == 0 && chunk_len(h) == 0 && h->cv_stack_len == 0;
-    /* The last unit's worth (1 to unit_len bytes) goes through update: it
-     * holds the last chunk, which may be the root's. */
-    size_t units = len > 0 ? (len - 1) / unit_len : 0;
-    uint8_t *cvs = fresh && units >= 2 && nthreads > 1 ? malloc(units * BLAKE3_OUT_LEN) : NULL;
-    if (!cvs) {
-        cellar_blake3_update(h, data, len);
-        return;
-    }
-    if (nthreads > MAX_THREADS) nthreads = MAX_THREADS;
-    if (nthreads > units) nthreads = (unsigned)units;
-
-    const blake3_kernel *k = blake3_kernel_get();
     struct subtree_job job = {
-        .k = k,
-        .in = data,
+        .k = blake3_kernel_get(),
+        .data = data,
+        .fd = -1,
         .unit_len = unit_len,
-        .units = units,
         .key = h->key,
         .flags = h->flags,
-        .cvs = cvs,
-        .next = 0,
     };
-    pthread_t threads[MAX_THREADS];
-    unsigned started = 0;
-    while (started + 1 < nthreads &&
-           pthread_create(&threads[started], NULL, subtree_worker, &job) == 0)
-        started++;
-    subtree_worker(&job); /* the calling thread works too */
-    for (unsigned i = 0; i < started; i++)
-        pthread_join(threads[i], NULL);
-
-    /* The units are aligned subtrees, so pushing their CVs in order builds
-     * the same stack the streaming hasher would have. */
-    uint64_t unit_chunks = unit_len / BLAKE3_CHUNK_LEN;
-    for (size_t i = 0; i < units; i++)
-        push_cv(k, h, cvs + i * BLAKE3_OUT_LEN, (uint64_t)i * unit_chunks);
-    free(cvs);
-    chunk_reset(h, (uint64_t)units * unit_chunks);
-    size_t done = units * unit_len;
-    cellar_blake3_update(h, (const uint8_t *)data + done, len - done);
+    uint64_t done = 0;
+    run_units(&job, h, len, nthreads, &done); /* no error without a file */
+    cellar_blake3_update(h, (const uint8_t *)data + done, len - (size_t)done);
 }
 
 /* Below this a thread costs more to start than it saves. */
 #define PARALLEL_MIN_LEN (256 * 1024)
-/* Units of at least this many bytes keep every hash_many call full and the
- * CV array small; at most this many units keep it small for huge inputs. */
-#define PARALLEL_MIN_UNIT (64 * 1024)
-#define PARALLEL_MAX_UNITS 65536
 
 void blake3_update_parallel(cellar_blake3 *h, const void *data, size_t len, unsigned nthreads)
 {
@@ -507,14 +556,49 @@ void blake3_update_parallel(cellar_blake3 *h, const void *data, size_t len, unsi
         cellar_blake3_update(h, data, len);
         return;
     }
-    /* About 8 units per thread balances the load when threads run at
-     * different speeds; more only adds merging. */
-    size_t unit = PARALLEL_MIN_UNIT;
-    while (unit < len / (8 * (size_t)nthreads) && unit <= SIZE_MAX / 4)
-        unit *= 2;
-    while (len / unit > PARALLEL_MAX_UNITS)
+    /* About 8 units per thread balance the load when threads run at
+     * different speeds; beyond 1 MiB larger units gain nothing. */
+    size_t unit = 64 * 1024;
+    while (unit < 1024 * 1024 && unit < len / (8 * (size_t)nthreads))
         unit *= 2;
     blake3_update_subtrees(h, data, len, nthreads, unit);
+}
+
+/* Units of a file: large enough that reads are efficient, small enough to
+ * stay in a core's cache between the copy and the hashing. */
+#define FILE_UNIT_LEN (1024 * 1024)
+
+int blake3_update_fd(cellar_blake3 *h, int fd, uint64_t size, unsigned nthreads, const char *path)
+{
+    if (nthreads == 0) nthreads = cellar_ncpus();
+    struct subtree_job job = {
+        .k = blake3_kernel_get(),
+        .fd = fd,
+        .unit_len = FILE_UNIT_LEN,
+        .key = h->key,
+        .flags = h->flags,
+    };
+    uint64_t off = 0;
+    int err = run_units(&job, h, size, nthreads, &off);
+    uint8_t *buf = NULL;
+    if (!err && off < size && !(buf = malloc(FILE_UNIT_LEN))) err = ENOMEM;
+    /* The rest (or all of a small file, or a hasher that had input
+     * already) in order on this thread. */
+    while (!err && off < size) {
+        size_t want = size - off < FILE_UNIT_LEN ? (size_t)(size - off) : FILE_UNIT_LEN;
+        ssize_t n = cellar_full_pread(fd, buf, want, off);
+        if (n != (ssize_t)want)
+            err = n < 0 ? errno : -1;
+        else
+            cellar_blake3_update(h, buf, want);
+        off += want;
+    }
+    free(buf);
+    if (err == -1)
+        return cellar_fail(CELLAR_ECHANGED, "%s: file ended before its %llu bytes", path,
+                           (unsigned long long)size);
+    if (err) return cellar_fail_errno(err, "%s", path);
+    return 0;
 }
 
 void cellar_blake3_hash_parallel(const void *data, size_t len, unsigned nthreads,

@@ -59,10 +59,11 @@ static enum tier env_cap(void)
 #define SSE41_COMPRESS PORTABLE_COMPRESS
 #endif
 
-/* Each tier's kernel: its own hash_many, with the best single-block
- * compression among the tiers it includes (AVX2 has none of its own: one
- * block fills only 128-bit rows, which SSE4.1 covers). A tier that is not
- * built has no name. */
+/* Each tier's kernel: its own hash_many, with the SSE4.1 single-block
+ * compression where it is built. Wider tiers have none of their own: one
+ * block fills only four 128-bit rows, and single blocks (partial chunks,
+ * the root, the last parents) are a vanishing share of a large input. A
+ * tier that is not built has no name. */
 static const blake3_kernel kernels[] = {
     [TIER_PORTABLE] = {"portable", 1, PORTABLE_COMPRESS, blake3_hash_many_portable},
 #if defined(__x86_64__) || defined(__i386__)
@@ -73,8 +74,7 @@ static const blake3_kernel kernels[] = {
     [TIER_AVX2] = {"avx2", 8, SSE41_COMPRESS, blake3_hash_many_avx2},
 #endif
 #if !defined(CELLAR_NO_AVX512)
-    [TIER_AVX512] = {"avx512", 16, blake3_compress_in_place_avx512, blake3_compress_xof_avx512,
-                     blake3_hash_many_avx512},
+    [TIER_AVX512] = {"avx512", 16, SSE41_COMPRESS, blake3_hash_many_avx512},
 #endif
 #endif
 };

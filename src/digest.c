@@ -5,18 +5,19 @@
  * The only file that includes OpenSSL or zlib headers.
  *
  * A pass over a file feeds "lanes" (an algorithm over a byte range), so
- * that several digests cost one read. Bytes are read(2) into a buffer that
+ * that several digests cost one read. Bytes are pread into a buffer that
  * stays in L2 while every lane of a thread hashes it: with the page cache
- * warm, hashing from that buffer is faster than hashing a mapping straight
- * out of memory (measured: sha256 1.6x). Lanes of a large file are spread
- * over threads by estimated cost; each thread reads for itself and stays
- * within STEP_WINDOW of the slowest, so a cold file is still read from disk
- * about once. The exception is a lone BLAKE3 of a large file: it runs on
- * the tree hasher's threads over a mapping, as b3sum does. Before and after
- * a pass fstat must agree: a file that changed under us is reported, never
- * cached. */
+ * warm, that is faster than hashing a memory map straight out of DRAM
+ * (sha256 1.6x here; BLAKE3 about 2x, see docs/blake3.md), so mapping is an
+ * option (CELLAR_HASH_MMAP), not the default. Lanes of a large file are
+ * spread over threads by estimated cost; each thread reads for itself and
+ * stays within STEP_WINDOW of the slowest, so a cold file is still read
+ * from disk about once. A lone BLAKE3 of a large file runs on the tree
+ * hasher's threads instead. Before and after a pass fstat must agree: a
+ * file that changed under us is reported, never cached. */
 #include "digest.h"
 
+#include "blake3_impl.h"
 #include "db.h"
 #include "util.h"
 
@@ -32,7 +33,7 @@
 #include <openssl/evp.h>
 #include <zlib.h>
 
-#define MMAP_MIN ((uint64_t)1 << 20)      /* below this read(2) costs less than mapping */
+#define MMAP_MIN ((uint64_t)1 << 20)      /* below this mapping costs more than it saves */
 #define THREAD_MIN ((uint64_t)16 << 20)   /* below this threads cost more than they save */
 #define READ_BUF ((size_t)256 << 10)      /* stays in L2 while every lane hashes it */
 #define STEP ((uint64_t)8 << 20)          /* threaded walk: progress published per step */
@@ -316,8 +317,32 @@ static void lanes_span(const digest_lane *lanes, size_t n, uint64_t *lo, uint64_
         *lo = *hi;
 }
 
-static int pass_read(cellar_hasher **h, const digest_lane *lanes, size_t n, int fd,
-                     const char *name)
+/* Where a pass gets the bytes: read into the caller's buffer, or, with
+ * CELLAR_HASH_MMAP, straight from a mapping of the file. */
+struct source {
+    int fd;
+    const char *name;
+    const uint8_t *map;
+};
+
+static int source_get(const struct source *src, uint8_t *buf, uint64_t off, size_t want,
+                      const uint8_t **out)
+{
+    if (src->map) {
+        *out = src->map + off;
+        return 0;
+    }
+    ssize_t got = cellar_full_pread(src->fd, buf, want, off);
+    if (got < 0)
+        return cellar_fail_errno(errno, "%s", src->name);
+    if ((size_t)got < want)
+        return cellar_fail(CELLAR_ECHANGED, "%s: file shrank while it was read", src->name);
+    *out = buf;
+    return 0;
+}
+
+static int pass_one_thread(cellar_hasher **h, const digest_lane *lanes, size_t n,
+                           const struct source *src)
 {
     uint64_t lo, hi;
     lanes_span(lanes, n, &lo, &hi);
@@ -327,19 +352,11 @@ static int pass_read(cellar_hasher **h, const digest_lane *lanes, size_t n, int 
     if (!buf)
         return CELLAR_ENOMEM;
     int rc = 0;
-    for (uint64_t off = lo; off < hi;) {
+    for (uint64_t off = lo; off < hi && rc == 0; off += READ_BUF) {
         size_t want = hi - off < READ_BUF ? (size_t)(hi - off) : READ_BUF;
-        ssize_t got = cellar_full_pread(fd, buf, want, off);
-        if (got < 0) {
-            rc = cellar_fail_errno(errno, "%s", name);
-            break;
-        }
-        if ((size_t)got < want) {
-            rc = cellar_fail(CELLAR_ECHANGED, "%s: file shrank while it was read", name);
-            break;
-        }
-        lanes_feed(h, lanes, n, buf, off, want);
-        off += want;
+        const uint8_t *p;
+        if ((rc = source_get(src, buf, off, want, &p)) == 0)
+            lanes_feed(h, lanes, n, p, off, want);
     }
     free(buf);
     return rc;
@@ -350,8 +367,7 @@ static int pass_read(cellar_hasher **h, const digest_lane *lanes, size_t n, int 
  * mapping straight from memory by more than the copy costs) and keeps
  * within STEP_WINDOW of the slowest thread. */
 struct walk {
-    int fd;
-    const char *name;
+    const struct source *src;
     cellar_hasher **h;
     const digest_lane *lanes;
     size_t n;
@@ -400,14 +416,13 @@ static int walk_lanes(struct walker *me, uint8_t *buf)
             pthread_mutex_unlock(&w->mu);
         }
         size_t want = hi - off < READ_BUF ? (size_t)(hi - off) : READ_BUF;
-        ssize_t got = cellar_full_pread(w->fd, buf, want, off);
-        if (got < 0)
-            return cellar_fail_errno(errno, "%s", w->name);
-        if ((size_t)got < want)
-            return cellar_fail(CELLAR_ECHANGED, "%s: file shrank while it was read", w->name);
+        const uint8_t *p;
+        int rc = source_get(w->src, buf, off, want, &p);
+        if (rc)
+            return rc;
         for (size_t i = 0; i < w->n; i++)
             if (w->owner[i] == me->t)
-                lanes_feed(&w->h[i], &w->lanes[i], 1, buf, off, want);
+                lanes_feed(&w->h[i], &w->lanes[i], 1, p, off, want);
     }
     return 0;
 }
@@ -428,8 +443,8 @@ static void *walk_thread(void *arg)
     return NULL;
 }
 
-static int pass_threads(cellar_hasher **h, const digest_lane *lanes, size_t n, int fd,
-                        const char *name, unsigned nthreads)
+static int pass_threads(cellar_hasher **h, const digest_lane *lanes, size_t n,
+                        const struct source *src, unsigned nthreads)
 {
     int rc = 0;
     unsigned *owner = cellar_calloc(n, sizeof *owner);
@@ -464,7 +479,7 @@ static int pass_threads(cellar_hasher **h, const digest_lane *lanes, size_t n, i
         placed[best] = true;
     }
 
-    struct walk w = {.fd = fd, .name = name, .h = h, .lanes = lanes, .n = n, .owner = owner,
+    struct walk w = {.src = src, .h = h, .lanes = lanes, .n = n, .owner = owner,
                      .nthreads = nthreads, .pos = pos};
     pthread_mutex_init(&w.mu, NULL);
     pthread_cond_init(&w.cv, NULL);
@@ -498,22 +513,22 @@ done:
     return rc;
 }
 
-/* A lone BLAKE3 of a whole large file: the tree hasher's threads over a
- * mapping, as b3sum does. Returns whether it applied (the digest is then
- * in the lane). */
-static bool pass_blake3_mapped(digest_lane *lanes, size_t n, int fd, uint64_t size,
-                               uint32_t flags, unsigned nthreads)
+/* A lone BLAKE3 of a whole file, on the tree hasher's threads: reading
+ * subtrees into per-thread buffers, or over the mapping. Returns whether it
+ * applied (the digest is then in the lane). */
+static bool pass_blake3_tree(int *rc, digest_lane *lanes, size_t n, const struct source *src,
+                             uint64_t size, unsigned nthreads)
 {
     if (n != 1 || lanes[0].algo != CELLAR_ALGO_BLAKE3 || lanes[0].start != 0 ||
-        lanes[0].end != size || nthreads < 2 || (flags & CELLAR_HASH_NO_MMAP) ||
-        size < MMAP_MIN || size > SIZE_MAX)
+        lanes[0].end != size || nthreads < 2 || size < THREAD_MIN)
         return false;
-    void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED)
-        return false;
-    madvise(map, (size_t)size, MADV_WILLNEED);
-    cellar_blake3_hash_parallel(map, (size_t)size, nthreads, lanes[0].out);
-    munmap(map, (size_t)size);
+    cellar_blake3 b3;
+    cellar_blake3_init(&b3);
+    if (src->map)
+        blake3_update_parallel(&b3, src->map, (size_t)size, nthreads);
+    else if ((*rc = blake3_update_fd(&b3, src->fd, size, nthreads, src->name)))
+        return true;
+    cellar_blake3_finalize(&b3, lanes[0].out, CELLAR_BLAKE3_OUT_LEN);
     return true;
 }
 
@@ -525,21 +540,30 @@ int digest_lanes_fd(digest_lane *lanes, size_t n, int fd, const char *name, cons
         lane_clamp(&lanes[i], size);
     nthreads = digest_threads(nthreads);
 
+    struct source src = {.fd = fd, .name = name};
+    void *map = MAP_FAILED;
+    if ((flags & CELLAR_HASH_MMAP) && size >= MMAP_MIN && size <= SIZE_MAX) {
+        map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+        if (map != MAP_FAILED) {
+            madvise(map, (size_t)size, MADV_SEQUENTIAL);
+            src.map = map;
+        }
+    }
     cellar_hasher **h = cellar_calloc(n ? n : 1, sizeof *h);
-    if (!h)
-        return CELLAR_ENOMEM;
-    int rc = lanes_start(h, lanes, n);
-    if (rc == 0 && !pass_blake3_mapped(lanes, n, fd, size, flags, nthreads)) {
+    int rc = h ? lanes_start(h, lanes, n) : CELLAR_ENOMEM;
+    if (rc == 0 && !pass_blake3_tree(&rc, lanes, n, &src, size, nthreads)) {
         size_t busy = 0; /* lanes long enough to be worth a thread */
         for (size_t i = 0; i < n; i++)
             busy += lanes[i].end - lanes[i].start >= THREAD_MIN;
         if (nthreads > busy)
             nthreads = (unsigned)busy;
-        rc = nthreads > 1 ? pass_threads(h, lanes, n, fd, name, nthreads)
-                          : pass_read(h, lanes, n, fd, name);
+        rc = nthreads > 1 ? pass_threads(h, lanes, n, &src, nthreads)
+                          : pass_one_thread(h, lanes, n, &src);
         if (rc == 0)
             rc = lanes_finish(h, lanes, n);
     }
+    if (map != MAP_FAILED)
+        munmap(map, (size_t)size);
     if (rc == 0) {
         struct stat after;
         if (fstat(fd, &after) != 0)
@@ -549,7 +573,7 @@ int digest_lanes_fd(digest_lane *lanes, size_t n, int fd, const char *name, cons
                              name, (unsigned long long)st->st_size,
                              (unsigned long long)after.st_size);
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; h && i < n; i++)
         cellar_hasher_free(h[i]);
     free(h);
     return rc;
@@ -657,69 +681,111 @@ int cellar_hash_fd(cellar_digests *out, int fd, const char *name, const cellar_h
     return hash_regular(out, fd, name, &st, algos_of(opts), opts);
 }
 
-int cellar_hash_path(cellar_digests *out, const char *path, const cellar_hash_opts *opts)
+/* Looks up every algorithm of want for the file pre describes; sets
+ * out->cached and out->have to those found. */
+static void cache_lookup(cellar_digests *out, const struct stat *pre, uint32_t want)
 {
-    memset(out, 0, sizeof *out);
-    uint32_t want = algos_of(opts);
-    bool use_cache = !(opts && (opts->flags & CELLAR_HASH_NO_CACHE));
-    struct stat pre;
-    if (use_cache) {
-        /* The cheap path: one stat, then the cache answers. */
-        if (stat(path, &pre) != 0)
-            return cellar_fail_errno(errno, "%s", path);
-        if (S_ISREG(pre.st_mode)) {
-            for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++) {
-                if (!(want & CELLAR_ALGO_BIT(a)))
-                    continue;
-                if (digest_cache_get(&pre, algos[a].name, out->d[a], CELLAR_DIGEST_MAX) ==
-                    (int)algos[a].len)
-                    out->cached |= CELLAR_ALGO_BIT(a);
-            }
-            out->have = out->cached;
-            out->size = (uint64_t)pre.st_size;
-            if (out->cached == want)
-                return 0;
-        }
+    for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++) {
+        if (!(want & CELLAR_ALGO_BIT(a)))
+            continue;
+        if (digest_cache_get(pre, algos[a].name, out->d[a], CELLAR_DIGEST_MAX) ==
+            (int)algos[a].len)
+            out->cached |= CELLAR_ALGO_BIT(a);
     }
-    int fd;
+    out->have = out->cached;
+    out->size = (uint64_t)pre->st_size;
+}
+
+static void cache_store(const cellar_digests *d, const struct stat *st, uint32_t computed)
+{
+    for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++)
+        if (computed & CELLAR_ALGO_BIT(a))
+            digest_cache_put(st, algos[a].name, d->d[a], algos[a].len);
+}
+
+/* What hashing one path did, for the caller to cache: the fstat the
+ * digests belong to and which digests were computed (not cached). */
+struct hashed {
     struct stat st;
-    int rc = digest_open(&fd, &st, path);
+    uint32_t computed;
+};
+
+/* Hashes path given what a cache lookup already found in *out (digests
+ * valid for the file *pre described; pre NULL: none). */
+static int hash_uncached(cellar_digests *out, struct hashed *done, const char *path,
+                         const struct stat *pre, const cellar_hash_opts *o)
+{
+    uint32_t want = algos_of(o);
+    done->computed = 0;
+    int fd;
+    int rc = digest_open(&fd, &done->st, path);
     if (rc)
         return rc;
-    if (S_ISFIFO(st.st_mode)) {
+    if (S_ISFIFO(done->st.st_mode)) {
         rc = hash_stream(out, fd, path, want);
         close(fd);
         return rc;
     }
     /* Between the stat and the open the file may have been replaced or
      * written: cached digests count only if they describe this one. */
-    if (use_cache && !digest_stat_same(&pre, &st))
+    if (!pre || !digest_stat_same(pre, &done->st))
         out->have = out->cached = 0;
     uint32_t todo = want & ~out->cached;
-    rc = hash_regular(out, fd, path, &st, todo, opts);
+    rc = hash_regular(out, fd, path, &done->st, todo, o);
     close(fd);
-    if (rc)
-        return rc;
-    if (use_cache)
-        for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++)
-            if (todo & CELLAR_ALGO_BIT(a))
-                digest_cache_put(&st, algos[a].name, out->d[a], algos[a].len);
-    return 0;
+    if (rc == 0)
+        done->computed = todo;
+    return rc;
+}
+
+static bool cache_wanted(const cellar_hash_opts *o)
+{
+    return !(o && (o->flags & CELLAR_HASH_NO_CACHE));
+}
+
+int cellar_hash_path(cellar_digests *out, const char *path, const cellar_hash_opts *opts)
+{
+    memset(out, 0, sizeof *out);
+    uint32_t want = algos_of(opts);
+    struct stat pre;
+    if (cache_wanted(opts)) {
+        /* The cheap path: one stat, then the cache answers. */
+        if (stat(path, &pre) != 0)
+            return cellar_fail_errno(errno, "%s", path);
+        if (S_ISREG(pre.st_mode)) {
+            cache_lookup(out, &pre, want);
+            if (out->cached == want)
+                return 0;
+        }
+    }
+    struct hashed done;
+    int rc = hash_uncached(out, &done, path, cache_wanted(opts) ? &pre : NULL, opts);
+    if (rc == 0 && cache_wanted(opts))
+        cache_store(out, &done.st, done.computed);
+    return rc;
 }
 
 /* ---- many files at once --------------------------------------------------- */
 
+/* The calling thread does all cache work, in few transactions: a first pass
+ * looks every file up (one stat and one query each, in one read
+ * transaction), so an unchanged tree never wakes a worker; workers hash
+ * the misses; results are stored in order as they are reported, in write
+ * transactions that are committed before each wait for a worker. */
 struct batch_slot {
     cellar_digests d;
+    struct stat pre;
+    bool looked_up;
+    struct hashed done;
     int rc;
-    atomic_bool done;
+    atomic_bool ready;
     char *message;
 };
 
 struct batch {
     const char *const *paths;
     size_t n;
-    cellar_hash_opts opts; /* per-file: nthreads already divided */
+    cellar_hash_opts opts; /* per file: nthreads already divided */
     struct batch_slot *slots;
     atomic_size_t next;
     pthread_mutex_t mu;
@@ -734,16 +800,45 @@ static void *batch_thread(void *arg)
         if (i >= b->n)
             break;
         struct batch_slot *s = &b->slots[i];
+        if (atomic_load(&s->ready))
+            continue;
         cellar_error_clear();
-        s->rc = cellar_hash_path(&s->d, b->paths[i], &b->opts);
+        s->rc = hash_uncached(&s->d, &s->done, b->paths[i], s->looked_up ? &s->pre : NULL,
+                              &b->opts);
         if (s->rc)
             s->message = strdup(cellar_error_last());
         pthread_mutex_lock(&b->mu);
-        atomic_store(&s->done, true);
+        atomic_store(&s->ready, true);
         pthread_cond_broadcast(&b->cv);
         pthread_mutex_unlock(&b->mu);
     }
     return NULL;
+}
+
+/* Stat and look up every path; slots answered in full are ready. */
+static void batch_lookup(struct batch *b, cellar_db *db)
+{
+    uint32_t want = algos_of(&b->opts);
+    cellar_db_lock(db);
+    bool txn = cellar_db_exec(db, "BEGIN") == 0;
+    for (size_t i = 0; i < b->n; i++) {
+        struct batch_slot *s = &b->slots[i];
+        if (stat(b->paths[i], &s->pre) != 0) {
+            s->rc = cellar_fail_errno(errno, "%s", b->paths[i]);
+            s->message = strdup(cellar_error_last());
+            atomic_store(&s->ready, true);
+            continue;
+        }
+        if (!S_ISREG(s->pre.st_mode))
+            continue; /* the worker reports or streams it */
+        s->looked_up = true;
+        cache_lookup(&s->d, &s->pre, want);
+        if (s->d.cached == want)
+            atomic_store(&s->ready, true);
+    }
+    if (txn)
+        cellar_db_exec(db, "COMMIT");
+    cellar_db_unlock(db);
 }
 
 int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts *opts,
@@ -765,6 +860,10 @@ int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts
         free(tid);
         return CELLAR_ENOMEM;
     }
+    cellar_db *db = cache_wanted(opts) ? cellar_db_shared() : NULL;
+    if (db)
+        batch_lookup(&b, db);
+
     pthread_mutex_init(&b.mu, NULL);
     pthread_cond_init(&b.cv, NULL);
     unsigned started = 0;
@@ -775,14 +874,35 @@ int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts
             break;
     if (started == 0) /* no threads to be had: do the work here */
         batch_thread(&b);
+    bool writing = false;
     for (size_t i = 0; i < n; i++) {
         struct batch_slot *s = &b.slots[i];
+        if (!atomic_load(&s->ready) && writing) {
+            /* never hold the write lock while waiting for a worker */
+            cellar_db_exec(db, "COMMIT");
+            cellar_db_unlock(db);
+            writing = false;
+        }
         pthread_mutex_lock(&b.mu);
-        while (!atomic_load(&s->done))
+        while (!atomic_load(&s->ready))
             pthread_cond_wait(&b.cv, &b.mu);
         pthread_mutex_unlock(&b.mu);
+        if (db && s->rc == 0 && s->done.computed && digest_stat_cacheable(&s->done.st)) {
+            if (!writing) {
+                cellar_db_lock(db);
+                writing = cellar_db_begin(db) == 0;
+                if (!writing)
+                    cellar_db_unlock(db);
+            }
+            if (writing)
+                cache_store(&s->d, &s->done.st, s->done.computed);
+        }
         each(ctx, i, s->rc, &s->d, s->rc ? (s->message ? s->message : "out of memory") : "");
         free(s->message);
+    }
+    if (writing) {
+        cellar_db_exec(db, "COMMIT");
+        cellar_db_unlock(db);
     }
     for (unsigned t = 0; t < started; t++)
         pthread_join(tid[t], NULL);

@@ -333,7 +333,8 @@ int cellar_invokeai_hash(char **out, const char *path, cellar_algo algo,
     cellar_buf_init(&c.hex, 0);
     int rc = walk(&files, path);
     if (rc == 0) {
-        qsort(files.v, files.n, sizeof *files.v, path_cmp);
+        if (files.n)
+            qsort(files.v, files.n, sizeof *files.v, path_cmp);
         rc = cellar_hash_paths((const char *const *)files.v, files.n, &o, concat_one, &c);
         if (rc == 0)
             rc = c.rc;

@@ -1,11 +1,14 @@
 /* BLAKE3: the official vectors in every mode and at every output length,
  * on every kernel tier this CPU and build support; streaming in odd pieces;
- * the threaded hasher against the streaming one around chunk and subtree
- * boundaries; and random inputs against the b3sum command. */
+ * the threaded hashers (of a buffer and of a file) against the streaming
+ * one around chunk and subtree boundaries; and random inputs against the
+ * b3sum command. */
 #include "blake3_impl.h"
 #include "testutil.h"
 #include "util.h"
 
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -40,9 +43,16 @@ static const char *json_string(const char *p, const char *name, char *out, size_
  * context string, then cases of input_len and three hex outputs. */
 static int load_vectors(void)
 {
+    /* CTest sets CELLAR_SHARED; run by hand, the shared folder is beside
+     * the checkout this file is in. */
     const char *shared = getenv("CELLAR_SHARED");
     char path[4096];
-    snprintf(path, sizeof path, "%s/vectors/blake3.json", shared && *shared ? shared : "../shared");
+    if (shared && *shared)
+        snprintf(path, sizeof path, "%s/vectors/blake3.json", shared);
+    else {
+        char here[] = __FILE__;
+        snprintf(path, sizeof path, "%s/../../shared/vectors/blake3.json", dirname(here));
+    }
     char *json;
     size_t len;
     if (cellar_read_file(&json, &len, path, 1 << 20) != 0) {
@@ -236,20 +246,26 @@ static void digests_of_sizes(uint8_t out[NUM_SIZES][CELLAR_BLAKE3_OUT_LEN], cons
     }
 }
 
-static void test_b3sum(const uint8_t *in)
+static void write_files(const char *dir, const uint8_t *in)
+{
+    for (size_t s = 0; s < NUM_SIZES; s++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/f%zu", dir, boundary_sizes[s]);
+        CHECK(cellar_write_file_atomic(path, in, boundary_sizes[s], 0644) == 0);
+    }
+}
+
+static void test_b3sum(const char *dir, const uint8_t *in)
 {
     if (system("command -v b3sum >/dev/null 2>&1") != 0) {
         printf("b3sum not found: skipping the comparison with it\n");
         return;
     }
-    const char *dir = test_tmpdir("blake3");
     uint8_t digests[NUM_SIZES][CELLAR_BLAKE3_OUT_LEN];
     digests_of_sizes(digests, in);
     for (size_t s = 0; s < NUM_SIZES; s++) {
-        char path[4200], cmd[4300], hex[2 * CELLAR_BLAKE3_OUT_LEN + 1];
-        snprintf(path, sizeof path, "%s/f%zu", dir, boundary_sizes[s]);
-        CHECK(cellar_write_file_atomic(path, in, boundary_sizes[s], 0644) == 0);
-        snprintf(cmd, sizeof cmd, "b3sum --no-names '%s'", path);
+        char cmd[4300], hex[2 * CELLAR_BLAKE3_OUT_LEN + 1];
+        snprintf(cmd, sizeof cmd, "b3sum --no-names '%s/f%zu'", dir, boundary_sizes[s]);
         FILE *p = popen(cmd, "r");
         char line[128] = "";
         CHECK(p && fgets(line, sizeof line, p) != NULL);
@@ -259,6 +275,63 @@ static void test_b3sum(const uint8_t *in)
         CHECK_MSG(!strcmp(line, hex), "b3sum of %zu bytes: %s, cellar: %s", boundary_sizes[s], line,
                   hex);
     }
+}
+
+/* Files read on threads, each into its own buffer, give the streaming
+ * digest; a file shorter than announced and a bad descriptor are errors. */
+static void test_fd(const char *dir, const uint8_t *in)
+{
+    uint8_t want[NUM_SIZES][CELLAR_BLAKE3_OUT_LEN];
+    digests_of_sizes(want, in);
+    for (size_t s = 0; s < NUM_SIZES; s++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/f%zu", dir, boundary_sizes[s]);
+        int fd = open(path, O_RDONLY);
+        CHECK(fd >= 0);
+        for (unsigned t = 1; t <= 3; t++) {
+            cellar_blake3 h;
+            cellar_blake3_init(&h);
+            CHECK(blake3_update_fd(&h, fd, boundary_sizes[s], t, path) == 0);
+            uint8_t got[CELLAR_BLAKE3_OUT_LEN];
+            cellar_blake3_finalize(&h, got, sizeof got);
+            CHECK_MSG(!memcmp(got, want[s], sizeof got), "fd: %zu bytes, %u threads",
+                      boundary_sizes[s], t);
+        }
+        close(fd);
+    }
+
+    /* Keyed, and a hasher that has bytes already, through the same path. */
+    size_t len = boundary_sizes[NUM_SIZES - 1];
+    char path[4200];
+    snprintf(path, sizeof path, "%s/f%zu", dir, len);
+    int fd = open(path, O_RDONLY);
+    cellar_blake3 a, b;
+    uint8_t da[XOF_LEN], db[XOF_LEN];
+    init_mode(&a, KEYED);
+    CHECK(blake3_update_fd(&a, fd, len, 2, path) == 0);
+    init_mode(&b, KEYED);
+    cellar_blake3_update(&b, in, len);
+    cellar_blake3_finalize(&a, da, XOF_LEN);
+    cellar_blake3_finalize(&b, db, XOF_LEN);
+    CHECK(!memcmp(da, db, XOF_LEN));
+    cellar_blake3_init(&a);
+    cellar_blake3_update(&a, "x", 1);
+    CHECK(blake3_update_fd(&a, fd, len, 2, path) == 0);
+    cellar_blake3_init(&b);
+    cellar_blake3_update(&b, "x", 1);
+    cellar_blake3_update(&b, in, len);
+    cellar_blake3_finalize(&a, da, XOF_LEN);
+    cellar_blake3_finalize(&b, db, XOF_LEN);
+    CHECK(!memcmp(da, db, XOF_LEN));
+
+    cellar_blake3_init(&a);
+    CHECK_ERR(blake3_update_fd(&a, fd, len + 1, 2, path), CELLAR_ECHANGED, path);
+    cellar_blake3_init(&a);
+    CHECK_ERR(blake3_update_fd(&a, fd, 4 * len, 2, path), CELLAR_ECHANGED, "file ended");
+    close(fd);
+    cellar_blake3_init(&a);
+    CHECK_ERR(blake3_update_fd(&a, -1, len, 2, "closed.bin"), CELLAR_EIO,
+              "closed.bin: Bad file descriptor");
 }
 
 static bool use_tier(const char *tier)
@@ -310,7 +383,10 @@ int main(void)
 
     unsetenv("CELLAR_BLAKE3_ISA");
     blake3_dispatch_reset();
-    test_b3sum(in);
+    const char *dir = test_tmpdir("test_blake3");
+    write_files(dir, in);
+    test_b3sum(dir, in);
+    test_fd(dir, in);
     free(in);
     return test_summary();
 }
