@@ -30,6 +30,9 @@ Test hooks (on the hub port):
   GET /_stats[?reset=1]              per-file requests and body bytes,
       auth_leaks (requests reaching the CDN with an Authorization header),
       api (API calls), ranges (range requests honoured)
+  GET /_stats?sum=SUFFIX             plain text: body bytes of the files
+                                     whose "org/name/path" ends with SUFFIX
+  GET /_stats?field=NAME             plain text: one counter
 """
 import hashlib
 import json
@@ -241,14 +244,22 @@ class Handler(BaseHTTPRequestHandler):
     def route(self):
         url = urllib.parse.urlsplit(self.path)
         raw = url.path.split("/")[1:]
-        query = urllib.parse.parse_qs(url.query)
+        query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
         if self.server.is_cdn:
             return self.cdn(raw)
         if raw[0] == "_control":
             return self.control(query)
         if raw[0] == "_stats":
             with self.st.lock:
-                body = json.dumps(self.st.stats).encode()
+                if "sum" in query:
+                    # Plain-text answers spare a shell test a JSON parser.
+                    suffix = query.get("sum", [""])[0]
+                    body = str(sum(v["bytes"] for k, v in self.st.stats["files"].items()
+                                   if k.endswith(suffix))).encode()
+                elif "field" in query:
+                    body = str(self.st.stats[query["field"][0]]).encode()
+                else:
+                    body = json.dumps(self.st.stats).encode()
             if "reset" in query:
                 self.st.reset_stats()
             return self.send(200, body)
