@@ -264,11 +264,11 @@ int cmd_pull(int argc, char **argv)
             for (size_t i = 0; i < r.n; i++)
                 printf("%s %s (%llu bytes)\n", r.files[i].downloaded ? "download" : "reuse   ",
                        r.files[i].path, (unsigned long long)r.files[i].size);
-        printf("%s %s at %.12s: %s %llu files (%s), reused %llu files (%s)\n",
+        printf("%s %s at %.12s: %s %llu files (%s), %s %llu files (%s)\n",
                o.dry_run ? "would pull" : "pulled", repo, r.commit,
                o.dry_run ? "would download" : "downloaded",
-               (unsigned long long)r.files_downloaded, down, (unsigned long long)r.files_reused,
-               reuse);
+               (unsigned long long)r.files_downloaded, down, o.dry_run ? "reuse" : "reused",
+               (unsigned long long)r.files_reused, reuse);
         ret = CLI_OK;
     }
     cellar_pull_result_free(&r);

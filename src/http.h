@@ -52,9 +52,9 @@ typedef void (*cellar_http_done_fn)(void *ud, const cellar_http_resp *resp, int 
 int cellar_http_new(cellar_http **out, const char *endpoint, const char *token);
 void cellar_http_free(cellar_http *h);
 
-/* Starts GET url (HEAD if head), from byte range_from if > 0. ud is handed
- * to both callbacks; write may be NULL (body discarded). */
-int cellar_http_start(cellar_http *h, const char *url, bool head, uint64_t range_from,
+/* Starts GET url, from byte range_from if > 0. ud is handed to both
+ * callbacks; write may be NULL (body discarded). */
+int cellar_http_start(cellar_http *h, const char *url, uint64_t range_from,
                       cellar_http_write_fn write, cellar_http_done_fn done, void *ud);
 /* Runs every started transfer (and the ones callbacks start) to the end. */
 int cellar_http_run(cellar_http *h);
@@ -62,8 +62,6 @@ int cellar_http_run(cellar_http *h);
  * ended, then waits up to wait_ms for activity. For callers that also keep
  * timers (retries after a delay). */
 int cellar_http_step(cellar_http *h, int wait_ms);
-/* Transfers started and not yet done. */
-unsigned cellar_http_active(const cellar_http *h);
 
 /* One GET with the body (2xx or not) gathered in *body, at most limit
  * bytes (CELLAR_ERANGE past it). rc as for the done callback; *resp is the

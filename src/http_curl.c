@@ -26,7 +26,6 @@ struct cellar_http_req {
     CURL *easy;
     struct curl_slist *headers;
     char *url;
-    bool head;
     uint64_t range_from;
     cellar_http_write_fn write;
     cellar_http_done_fn done;
@@ -143,11 +142,6 @@ void cellar_http_free(cellar_http *h)
         free(h->auth);
     }
     free(h);
-}
-
-unsigned cellar_http_active(const cellar_http *h)
-{
-    return h->active;
 }
 
 void cellar_http_resp_release(cellar_http_resp *resp)
@@ -319,7 +313,6 @@ static int req_arm(cellar_http_req *r)
     CURL *e = r->easy;
     curl_easy_setopt(e, CURLOPT_URL, r->url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-    curl_easy_setopt(e, CURLOPT_NOBODY, r->head ? 1L : 0L);
     if (r->range_from > 0) {
         char range[32];
         snprintf(range, sizeof range, "%llu-", (unsigned long long)r->range_from);
@@ -334,14 +327,13 @@ static int req_arm(cellar_http_req *r)
     return 0;
 }
 
-int cellar_http_start(cellar_http *h, const char *url, bool head, uint64_t range_from,
+int cellar_http_start(cellar_http *h, const char *url, uint64_t range_from,
                       cellar_http_write_fn write, cellar_http_done_fn done, void *ud)
 {
     cellar_http_req *r = cellar_calloc(1, sizeof *r);
     if (!r)
         return CELLAR_ENOMEM;
     r->h = h;
-    r->head = head;
     r->range_from = range_from;
     r->write = write;
     r->done = done;
@@ -367,7 +359,6 @@ int cellar_http_start(cellar_http *h, const char *url, bool head, uint64_t range
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 60L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
     rc = req_arm(r);
     if (rc)
@@ -484,7 +475,7 @@ int cellar_http_fetch(cellar_http *h, cellar_http_resp *resp, cellar_buf *body, 
     memset(resp, 0, sizeof *resp);
     cellar_buf_init(body, limit);
     struct fetch f = {body, resp, 0, false};
-    int rc = cellar_http_start(h, url, false, 0, fetch_write, fetch_done, &f);
+    int rc = cellar_http_start(h, url, 0, fetch_write, fetch_done, &f);
     if (rc)
         return rc;
     rc = cellar_http_run(h);

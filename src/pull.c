@@ -46,7 +46,6 @@ struct worker {
     pthread_t tid;
     cellar_store *s;
     cellar_hub *hub;
-    bool own; /* s and hub opened for this worker (else the caller's) */
     unsigned active, jobs;
 };
 
@@ -379,7 +378,7 @@ static int item_start(struct worker *wk, struct item *it)
     char *url = cellar_hub_file_url(wk->hub, p->repo, p->commit, it->f->path);
     if (!url)
         return CELLAR_ENOMEM;
-    rc = cellar_http_start(wk->hub->http, url, false, it->offset, on_write, on_done, it);
+    rc = cellar_http_start(wk->hub->http, url, it->offset, on_write, on_done, it);
     free(url);
     if (rc)
         return rc;
@@ -441,8 +440,11 @@ static void *worker_run(void *arg)
             wait = (int)(next - now);
         if (wk->active) {
             int rc = cellar_http_step(wk->hub->http, wait);
-            if (rc)
+            if (rc) {
+                /* The loop itself broke: its transfers cannot finish. */
                 pull_fail(p, rc);
+                break;
+            }
         } else {
             /* Nothing of ours runs: others' items, or retries, are pending. */
             struct timespec ts = {0, (long)wait * 1000000L};
@@ -476,7 +478,7 @@ static int download_all(struct pull *p)
     wks[0] = (struct worker){.p = p, .s = p->s, .hub = p->hub};
     for (unsigned i = 1; i < nw; i++) {
         struct worker *wk = &wks[started];
-        *wk = (struct worker){.p = p, .own = true};
+        *wk = (struct worker){.p = p};
         if (cellar_store_open(&wk->s, cellar_store_home(p->s)) ||
             cellar_hub_open(&wk->hub, p->hub->endpoint, p->o->token)) {
             cellar_store_free(wk->s);
