@@ -213,9 +213,8 @@ static bool hex_field(uint8_t *out, const cellar_json *v, size_t n)
            cellar_unhex(out, v->u.str, n);
 }
 
-/* Appends the files of one listing page. */
-static int add_page(cellar_hub_listing *l, size_t *cap, const cellar_json *page,
-                    const char *repo)
+/* Appends the files of one parsed listing page. */
+static int add_page(cellar_hub_listing *l, const cellar_json *page, const char *repo)
 {
     RETURN_ERROR_IF(!cellar_json_is(page, CELLAR_JSON_ARRAY), CELLAR_EFORMAT,
                     "%s: tree listing is not a JSON array", repo);
@@ -241,15 +240,15 @@ static int add_page(cellar_hub_listing *l, size_t *cap, const cellar_json *page,
         }
         if (!cellar_json_str_eq(type, "file"))
             continue;
-        if (l->n == *cap) {
-            size_t ncap = *cap ? *cap * 2 : 64, bytes;
+        if (l->n == l->cap) {
+            size_t ncap = l->cap ? l->cap * 2 : 64, bytes;
             RETURN_ERROR_IF(ck_mul(ncap, sizeof *l->files, &bytes), CELLAR_ERANGE,
                             "%s: too many files", repo);
             cellar_hub_file *f = cellar_realloc(l->files, bytes);
             if (!f)
                 return CELLAR_ENOMEM;
             l->files = f;
-            *cap = ncap;
+            l->cap = ncap;
         }
         cellar_hub_file *f = &l->files[l->n];
         memset(f, 0, sizeof *f);
@@ -277,6 +276,17 @@ static int add_page(cellar_hub_listing *l, size_t *cap, const cellar_json *page,
     return 0;
 }
 
+int cellar_hub_parse_tree(cellar_hub_listing *l, const void *json, size_t len, const char *repo)
+{
+    cellar_json_doc *doc;
+    int rc = cellar_json_parse(&doc, json, len, 0, "tree listing", NULL);
+    if (rc)
+        return cellar_fail_prefix("%s", repo);
+    rc = add_page(l, cellar_json_root(doc), repo);
+    cellar_json_free(doc);
+    return rc;
+}
+
 int cellar_hub_list(cellar_hub_listing **out, cellar_hub *hub, const char *repo,
                     const char *revision)
 {
@@ -287,7 +297,6 @@ int cellar_hub_list(cellar_hub_listing **out, cellar_hub *hub, const char *repo,
     cellar_hub_listing *l = cellar_calloc(1, sizeof *l);
     char *rev = cellar_http_escape(revision, false), *url = NULL, *next = NULL;
     cellar_json_doc *doc = NULL;
-    size_t cap = 0;
     rc = CELLAR_ENOMEM;
     if (!l || !rev)
         goto done;
@@ -324,7 +333,7 @@ int cellar_hub_list(cellar_hub_listing **out, cellar_hub *hub, const char *repo,
         rc = api_json(&doc, &next, hub, url, repo, revision, "tree listing");
         if (rc)
             goto done;
-        rc = add_page(l, &cap, cellar_json_root(doc), repo);
+        rc = add_page(l, cellar_json_root(doc), repo);
         cellar_json_free(doc);
         doc = NULL;
         if (rc)

@@ -27,7 +27,7 @@ typedef struct cellar_hub_file {
 
 typedef struct cellar_hub_listing {
     char commit[41];
-    size_t n;
+    size_t n, cap;
     cellar_hub_file *files;
 } cellar_hub_listing;
 
@@ -51,6 +51,11 @@ bool cellar_hub_path_safe(const char *path, size_t len);
 int cellar_hub_list(cellar_hub_listing **out, cellar_hub *hub, const char *repo,
                     const char *revision);
 void cellar_hub_listing_free(cellar_hub_listing *l);
+/* Appends the files of one page of a tree listing (the JSON array the tree
+ * call answers) to l (zeroed before the first page); directories are
+ * skipped. Every path is checked, sizes and digests validated. Errors:
+ * CELLAR_EFORMAT (naming repo), CELLAR_ENOMEM. */
+int cellar_hub_parse_tree(cellar_hub_listing *l, const void *json, size_t len, const char *repo);
 
 /* The resolve URL of path at commit; allocated. */
 char *cellar_hub_file_url(const cellar_hub *hub, const char *repo, const char *commit,
