@@ -149,6 +149,10 @@ if pull pipe/nope --to "$T/x" >"$T/out" 2>&1; then bad "missing repo"; fi
 check "404 repo" grep -q "repository not found" "$T/out"
 if pull pipe/alpha --revision v9 --to "$T/x" >"$T/out" 2>&1; then bad "missing revision"; fi
 check "404 revision" grep -q "revision 'v9' not found" "$T/out"
+ctl "mode=gone&count=-1&match=pipe/gamma/unet/config.json"
+if pull pipe/gamma --to "$T/x" >"$T/out" 2>&1; then bad "missing file"; fi
+check "404 file" grep -q "file 'unet/config.json' not found at revision 'main'" "$T/out"
+ctl clear=1
 if pull ../etc --to "$T/x" >"$T/out" 2>&1; then bad "bad repo name"; fi
 check "bad repo name" grep -q "ORG/NAME" "$T/out"
 

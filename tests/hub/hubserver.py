@@ -24,7 +24,8 @@ Test hooks (on the hub port):
       "org/name/path" (or of the API path). Modes: reset (drop the
       connection mid-file), wrong (flip a byte), 500, 429 (Retry-After: 1),
       norange (answer 200 to range requests), truncjson (cut API answers),
-      malicious (list bad paths), slow (R bytes per second).
+      malicious (list bad paths), slow (R bytes per second), gone (answer
+      404 EntryNotFound for a listed file).
   GET /_control?clear=1              all faults off
   GET /_control?page_size=N          tree listing page size
   GET /_stats[?reset=1]              per-file requests and body bytes,
@@ -364,7 +365,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.error(404, "RevisionNotFound", "Invalid rev id: %s" % rev)
         commit, branch, files = snap
         entry = next((f for f in files if f[0] == path), None)
-        if entry is None:
+        if entry is None or self.st.fault("gone", key):
             return self.error(404, "EntryNotFound", "Entry not found: %s" % path,
                               [("X-Repo-Commit", commit)])
         _, size, git, sha = entry
