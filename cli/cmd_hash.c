@@ -11,8 +11,9 @@
 #include <unistd.h>
 
 /* What a run computes. Plain digests come from -a; the other kinds print
- * values of their own. A new kind of hash is a new enum value, a row in
- * methods[] and a case in hash_targets(). */
+ * values of their own and are chosen by -a NAME or by --NAME (preset).
+ * A new kind of hash is a new enum value, a row in methods[] (and a long
+ * option if it is a preset) and a case in hash_targets(). */
 enum kind { K_DIGEST, K_CIVITAI, K_INVOKEAI };
 
 static const struct method {
@@ -29,9 +30,9 @@ static const struct method {
     {"crc32", false, K_DIGEST, CELLAR_ALGO_CRC32, "IEEE CRC-32, big-endian as zlib prints it"},
     {"git-sha1", false, K_DIGEST, CELLAR_ALGO_GITSHA1, "git blob id; the Hub's oid of non-LFS files"},
     {"civitai", true, K_CIVITAI, 0,
-     "CivitAI's SHA256, AutoV1, AutoV2, AutoV3, BLAKE3, CRC32 (and A1111/kohya/ModelSpec forms)"},
+     "CivitAI's six hashes, and A1111's, kohya's, ModelSpec's"},
     {"invokeai", true, K_INVOKEAI, 0,
-     "InvokeAI's hash of each file or model folder (-a: per-file algorithm, default blake3)"},
+     "InvokeAI's hash of files and model folders (-a: per file)"},
 };
 #define NMETHODS (sizeof methods / sizeof methods[0])
 
@@ -54,7 +55,7 @@ static void usage(FILE *f)
                "Prints '<hex>  <path>' lines as sha256sum and b3sum do (names holding a\n"
                "backslash or newline are escaped as they escape them). '-' or no PATH\n"
                "reads standard input.\n\n"
-               "  -a, --algo LIST  digests to compute, comma-separated:\n");
+               "  -a, --algo LIST  what to compute, comma-separated:\n");
     for (size_t i = 0; i < NMETHODS; i++)
         if (!methods[i].preset)
             fprintf(f, "                     %-9s %s\n", methods[i].name, methods[i].help);
@@ -64,8 +65,9 @@ static void usage(FILE *f)
     fprintf(f, "  --tag            print 'algo:hex  path' (implied by several -a digests)\n"
                "  --json           one JSON object per file, per line\n"
                "  -r, --recursive  hash the files under folders\n"
-               "  -c, --check      verify the lists (of sha256sum, b3sum, md5sum, cellar);\n"
-               "                   plain hex lines are checked as -a, else by their length\n"
+               "  -c, --check      verify the lists (of sha256sum, b3sum, md5sum, cellar),\n"
+               "                   reading every file (no cache); plain hex lines are\n"
+               "                   checked as -a, else by their length\n"
                "  --quiet          with -c: do not print OK lines\n"
                "  --strict         with -c: fail on improperly formatted lines\n"
                "  --mmap           hash from memory maps of the files\n"
@@ -76,26 +78,38 @@ static void usage(FILE *f)
                "  -h, --help       this help\n");
 }
 
+/* -a's names: a digest row adds an algorithm; any other row selects its
+ * kind, alone. The library's aliases ("b3", "git") are digests too. */
 static int parse_algos(struct run *r, const char *list)
 {
     char *copy = strdup(list);
     if (!copy)
         return cli_error("out of memory");
     int rc = CLI_OK;
-    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok;
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok && rc == CLI_OK;
          tok = strtok_r(NULL, ",", &save)) {
+        const struct method *m = NULL;
+        for (size_t i = 0; i < NMETHODS && !m; i++)
+            if (!methods[i].preset && !strcmp(methods[i].name, tok))
+                m = &methods[i];
         cellar_algo a;
-        if (cellar_algo_parse(&a, tok) != 0) {
-            rc = cli_usage("hash", "%s", cellar_error_last());
-            break;
+        if (m && m->kind != K_DIGEST) {
+            if (r->kind != K_DIGEST && r->kind != m->kind)
+                rc = cli_usage("hash", "-a %s does not go with --%s or another -a kind", tok,
+                               m->name);
+            r->kind = m->kind;
+            continue;
         }
-        if (!(r->algos & CELLAR_ALGO_BIT(a)))
+        if (m)
+            a = m->algo;
+        else if (cellar_algo_parse(&a, tok) != 0)
+            rc = cli_usage("hash", "%s", cellar_error_last());
+        if (rc == CLI_OK && !(r->algos & CELLAR_ALGO_BIT(a))) {
             r->nalgos++;
-        r->algos |= CELLAR_ALGO_BIT(a);
+            r->algos |= CELLAR_ALGO_BIT(a);
+        }
     }
     free(copy);
-    if (rc == CLI_OK && !r->algos)
-        rc = cli_usage("hash", "-a: no algorithm given");
     return rc;
 }
 
@@ -254,16 +268,17 @@ static void print_civitai(struct run *r, const char *name, const cellar_ident *i
     printf("  modelspec hash    %s\n", id->modelspec_hash[0] ? id->modelspec_hash : no_v3);
 }
 
-static void hash_preset(struct run *r, const char *name)
+static void hash_civitai(struct run *r, const char *name)
 {
-    if (r->kind == K_CIVITAI) {
-        cellar_ident id;
-        if (cellar_ident_file(&id, name, &r->opts) != 0)
-            report_error(r, name, cellar_error_last());
-        else
-            print_civitai(r, name, &id);
-        return;
-    }
+    cellar_ident id;
+    if (cellar_ident_file(&id, name, &r->opts) != 0)
+        report_error(r, name, cellar_error_last());
+    else
+        print_civitai(r, name, &id);
+}
+
+static void hash_invokeai(struct run *r, const char *name)
+{
     cellar_algo algo = CELLAR_ALGO_BLAKE3;
     for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++)
         if (r->algos & CELLAR_ALGO_BIT(a))
@@ -374,9 +389,16 @@ static void expand_dir(struct run *r, struct targets *t, const char *dir)
 
 static void hash_targets(struct run *r, struct targets *t)
 {
-    if (r->kind != K_DIGEST) {
+    switch (r->kind) {
+    case K_DIGEST:
+        break;
+    case K_CIVITAI:
         for (size_t i = 0; i < t->n; i++)
-            hash_preset(r, t->v[i]);
+            hash_civitai(r, t->v[i]);
+        return;
+    case K_INVOKEAI:
+        for (size_t i = 0; i < t->n; i++)
+            hash_invokeai(r, t->v[i]);
         return;
     }
     /* Runs of files go to the library together (hashed in parallel);
@@ -453,7 +475,9 @@ static bool parse_check_line(const struct run *r, char *line, uint32_t *algos, c
     if (escaped)
         line++;
     char *sp = strstr(line, " (");
-    char *eq = strstr(line, ") = ");
+    char *eq = NULL; /* the last ") = ": the name may hold one */
+    for (char *p = strstr(line, ") = "); p; p = strstr(p + 1, ") = "))
+        eq = p;
     if (sp && eq && eq > sp && sp == strchr(line, ' ')) {
         /* BSD style, as sha256sum --tag writes: SHA256 (name) = hex */
         *sp = '\0';
@@ -716,6 +740,9 @@ int cmd_hash(int argc, char **argv)
         return cli_usage("hash", "-c checks digest lists, not --civitai/--invokeai output");
 
     if (check) {
+        /* Verifying is about the bytes on disk now (bit rot leaves mtime
+         * alone): always read them. */
+        r.opts.flags |= CELLAR_HASH_NO_CACHE;
         int status = CLI_OK;
         if (optind == argc)
             return check_list(&r, "-");

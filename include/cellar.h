@@ -676,7 +676,8 @@ CELLAR_API int cellar_store_gc(cellar_store *s, const cellar_gc_opts *opts,
  * write through one name would change every copy). Files whose read/execute
  * bits differ from 0444 (private or executable files) or owned by another
  * user are skipped. A file whose bytes differ is never touched; files that
- * change while read are skipped. */
+ * change while read are skipped. On a filesystem other than the store's
+ * (no hard link can reach it) copies share the first copy's inode instead. */
 #define CELLAR_DEDUP_DRY_RUN (1u << 0)        /* report only */
 #define CELLAR_DEDUP_PARANOID (1u << 1)       /* also compare bytes before linking */
 #define CELLAR_DEDUP_FOLLOW_SYMLINKS (1u << 2) /* follow symlinks (-L) */

@@ -306,6 +306,7 @@ void cellar_blake3_init_derive_key(cellar_blake3 *h, const char *context)
 
 void cellar_blake3_update(cellar_blake3 *h, const void *data, size_t len)
 {
+    if (len == 0) return; /* data may be NULL then */
     const blake3_kernel *k = blake3_kernel_get();
     const uint8_t *in = data;
 
@@ -543,7 +544,8 @@ void blake3_update_subtrees(cellar_blake3 *h, const void *data, size_t len, unsi
     };
     uint64_t done = 0;
     run_units(&job, h, len, nthreads, &done); /* no error without a file */
-    cellar_blake3_update(h, (const uint8_t *)data + done, len - (size_t)done);
+    if (len > done)
+        cellar_blake3_update(h, (const uint8_t *)data + done, len - (size_t)done);
 }
 
 /* Below this a thread costs more to start than it saves. */

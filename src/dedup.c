@@ -10,6 +10,7 @@
  * kill -9) at any point loses nothing. */
 #include "store.h"
 
+#include "digest.h"
 #include "inoset.h"
 #include "store_index.h"
 #include "walk.h"
@@ -30,7 +31,13 @@ struct dnode {
     size_t first, count;
     cellar_digests d;
     bool hashed, object, bad;
+    struct dnode *rep; /* an earlier inode with the same bytes: its digest is ours */
 };
+
+/* Same-size inodes are compared byte for byte with up to this many distinct
+ * contents of their size before being hashed on their own: a copy costs a
+ * comparison (memcmp speed) instead of a sha256 of its bytes. */
+#define MAX_REPS 4
 
 struct dedup {
     cellar_store *s;
@@ -40,6 +47,7 @@ struct dedup {
     size_t nfiles, cap;
     struct dnode *nodes;
     size_t nnodes;
+    char *cmp; /* 2 * CMP_CHUNK bytes for comparing candidates */
 };
 
 static void event(struct dedup *dd, cellar_dedup_event_kind kind, const char *path, uint64_t size,
@@ -158,19 +166,25 @@ static const char *ineligible(const struct stat *st)
     return NULL;
 }
 
-/* Byte-for-byte comparison of two files (--paranoid): 1 same, 0 differ. */
-static int same_bytes(const char *a, const char *b)
+/* Comparison buffers: small enough to stay in cache, reused across files. */
+#define CMP_CHUNK (256u * 1024)
+
+/* Byte-for-byte comparison of two files with two CMP_CHUNK buffers: 1 same,
+ * 0 differ, < 0 on a failure. Stops at the first differing chunk. */
+static int same_bytes(const char *a, const char *b, char *ba, char *bb)
 {
-    int fa = open(a, O_RDONLY | O_CLOEXEC), fb = open(b, O_RDONLY | O_CLOEXEC);
-    int rc = 1;
-    char *ba = malloc(1u << 20), *bb = malloc(1u << 20);
-    if (fa < 0 || fb < 0 || !ba || !bb) {
-        rc = fa < 0 || fb < 0 ? cellar_fail_errno(errno, "%s", fa < 0 ? a : b)
-                              : cellar_fail(CELLAR_ENOMEM, "out of memory comparing %s", a);
-        goto done;
+    int fa = open(a, O_RDONLY | O_CLOEXEC);
+    if (fa < 0)
+        return cellar_fail_errno(errno, "%s", a);
+    int fb = open(b, O_RDONLY | O_CLOEXEC);
+    if (fb < 0) {
+        int rc = cellar_fail_errno(errno, "%s", b);
+        close(fa);
+        return rc;
     }
+    int rc = 1;
     for (;;) {
-        ssize_t ra = cellar_full_read(fa, ba, 1u << 20), rb = cellar_full_read(fb, bb, 1u << 20);
+        ssize_t ra = cellar_full_read(fa, ba, CMP_CHUNK), rb = cellar_full_read(fb, bb, CMP_CHUNK);
         if (ra < 0 || rb < 0) {
             rc = cellar_fail_errno(errno, "%s", ra < 0 ? a : b);
             break;
@@ -182,13 +196,19 @@ static int same_bytes(const char *a, const char *b)
         if (ra == 0)
             break;
     }
-done:
-    free(ba);
-    free(bb);
-    if (fa >= 0)
-        close(fa);
-    if (fb >= 0)
-        close(fb);
+    close(fa);
+    close(fb);
+    return rc;
+}
+
+/* same_bytes with buffers of its own (--paranoid, once per file). */
+static int same_bytes_alloc(const char *a, const char *b)
+{
+    char *buf = cellar_malloc(2 * CMP_CHUNK);
+    if (!buf)
+        return CELLAR_ENOMEM;
+    int rc = same_bytes(a, b, buf, buf + CMP_CHUNK);
+    free(buf);
     return rc;
 }
 
@@ -214,25 +234,28 @@ static int adopt_path(cellar_store *s, const char *path, const struct stat *st,
     return rc;
 }
 
-/* Replaces path (walked as st) by a hard link to the object obj. */
+/* Replaces path (walked as st) by a hard link to obj (the object, or the
+ * copy chosen on another filesystem), recording the place if it is the
+ * object. */
 static int replace_path(cellar_store *s, const char *path, const struct stat *st, const char *obj,
-                        const struct stat *obj_st, const uint8_t sha256[32], unsigned flags)
+                        const struct stat *obj_st, const uint8_t sha256[32], unsigned flags,
+                        bool record)
 {
     if (!unchanged(path, st))
         return cellar_fail(CELLAR_ECHANGED, "%s: changed during dedup; left alone", path);
     if (flags & CELLAR_DEDUP_PARANOID) {
-        int same = same_bytes(path, obj);
+        int same = same_bytes_alloc(path, obj);
         if (same < 0)
             return same;
         if (!same)
             return cellar_fail(CELLAR_EMISMATCH,
                                "%s: same sha256 as %s but different bytes; left alone", path, obj);
     }
-    int rc = link_hard_replace(obj, obj_st, sha256, path);
+    int rc = link_hard_replace(s, obj, obj_st, sha256, path);
     if (rc == CELLAR_EUNSUPPORTED)
         return cellar_fail(CELLAR_EUNSUPPORTED, "%s: cannot hard-link to the store's copy; left alone",
                            path);
-    if (rc)
+    if (rc || !record)
         return rc;
     char *abs = store_abspath(path);
     if (!abs)
@@ -273,7 +296,7 @@ static void hashed_one(void *ctx, size_t i, int rc, const cellar_digests *d, con
 
 /* Finds the object's inode for a group of identical nodes, adopting one of
  * them if the store lacks the blob. Returns 1 with *obj_st filled, 0 if
- * there is nothing to share with, < 0 on error. */
+ * the store has no copy (none adoptable, or unique content), < 0 on error. */
 static int group_object(struct dedup *dd, struct dnode **g, size_t n, struct stat *obj_st,
                         bool *would_adopt)
 {
@@ -307,13 +330,56 @@ static int group_object(struct dedup *dd, struct dnode **g, size_t n, struct sta
         g[i]->object = true;
         return store_object_stat(dd->s, sha, obj_st);
     }
-    for (size_t i = 0; i < n; i++)
-        event(dd, CELLAR_DEDUP_SKIPPED, dd->files[g[i]->first].path, g[i]->d.size,
-              "no copy can be adopted into the store (another filesystem or owner); left alone");
     return 0;
 }
 
-/* Links every name of every node of one sha256 group to the object. */
+/* Makes every name on target's filesystem in the group a hard link to
+ * target (the object, or on another filesystem the first copy there). */
+static int link_names(struct dedup *dd, struct dnode **g, size_t n, const char *target,
+                      const struct stat *tst, const uint8_t sha256[32], bool in_store)
+{
+    bool dry = dd->o->flags & CELLAR_DEDUP_DRY_RUN;
+    for (size_t i = 0; i < n; i++) {
+        struct dnode *node = g[i];
+        if (node->bad)
+            continue;
+        for (size_t k = node->first; k < node->first + node->count; k++) {
+            struct dfile *f = &dd->files[k];
+            if (f->st.st_dev != tst->st_dev)
+                continue;
+            if (f->st.st_ino == tst->st_ino) {
+                dd->stats->linked++;
+                continue;
+            }
+            const char *why = ineligible(&f->st);
+            if (why) {
+                event(dd, CELLAR_DEDUP_SKIPPED, f->path, (uint64_t)f->st.st_size, why);
+                continue;
+            }
+            int r = dry ? 0
+                        : replace_path(dd->s, f->path, &f->st, target, tst, sha256, dd->o->flags,
+                                       in_store);
+            if (r == CELLAR_ENOMEM)
+                return r;
+            if (r) {
+                event(dd, r == CELLAR_ECHANGED ? CELLAR_DEDUP_SKIPPED : CELLAR_DEDUP_ERROR, f->path,
+                      (uint64_t)f->st.st_size, cellar_error_last());
+                continue;
+            }
+            dd->stats->linked++;
+            event(dd, CELLAR_DEDUP_LINKED, f->path, (uint64_t)f->st.st_size, NULL);
+            if (dry) {
+                /* As it would be: the name now shares the target's inode. */
+                f->st.st_ino = tst->st_ino;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Links the names of one sha256 group: to the stored object on the store's
+ * filesystem; on any other filesystem (where no hard link to the store can
+ * exist) to the first eligible copy there, so the space is saved anyway. */
 static int link_group(struct dedup *dd, struct dnode **g, size_t n)
 {
     const uint8_t *sha = g[0]->d.d[CELLAR_ALGO_SHA256];
@@ -326,60 +392,62 @@ static int link_group(struct dedup *dd, struct dnode **g, size_t n)
         return rc;
     struct stat obj_st;
     bool would_adopt;
-    rc = group_object(dd, g, n, &obj_st, &would_adopt);
+    int have = group_object(dd, g, n, &obj_st, &would_adopt);
     char *obj = store_object_path(dd->s, sha);
-    if (rc <= 0 || !obj) {
-        rc = rc < 0 ? rc : obj ? 0 : CELLAR_ENOMEM;
+    if (have < 0 || !obj) {
+        rc = have < 0 ? have : CELLAR_ENOMEM;
         goto done;
     }
-    rc = 0;
-    if ((uint64_t)obj_st.st_size != g[0]->d.size && !would_adopt) {
+    if (have && (uint64_t)obj_st.st_size != g[0]->d.size && !would_adopt) {
         for (size_t i = 0; i < n; i++)
             event(dd, CELLAR_DEDUP_ERROR, dd->files[g[i]->first].path, g[i]->d.size,
                   "the store's copy has another size: run 'cellar verify'; left alone");
         goto done;
     }
-    for (size_t i = 0; i < n; i++) {
-        struct dnode *node = g[i];
-        if (node->bad)
+    if (have && (rc = link_names(dd, g, n, obj, &obj_st, sha, true)))
+        goto done;
+    for (size_t i = 0; n >= 2 && i < n; i++) {
+        struct dfile *a = &dd->files[g[i]->first];
+        if (g[i]->bad || (have && a->st.st_dev == obj_st.st_dev) || ineligible(&a->st))
             continue;
-        for (size_t k = node->first; k < node->first + node->count; k++) {
-            struct dfile *f = &dd->files[k];
-            bool same = f->st.st_ino == obj_st.st_ino && f->st.st_dev == obj_st.st_dev;
-            if (same) {
-                dd->stats->linked++;
-                continue;
-            }
-            const char *why = f->st.st_dev != obj_st.st_dev
-                                  ? "on another filesystem than the store; left alone"
-                                  : ineligible(&f->st);
-            if (why) {
-                event(dd, CELLAR_DEDUP_SKIPPED, f->path, (uint64_t)f->st.st_size, why);
-                continue;
-            }
-            int r = dry ? 0 : replace_path(dd->s, f->path, &f->st, obj, &obj_st, sha, dd->o->flags);
-            if (r == CELLAR_ENOMEM) {
-                rc = r;
-                goto done;
-            }
-            if (r) {
-                event(dd, r == CELLAR_ECHANGED ? CELLAR_DEDUP_SKIPPED : CELLAR_DEDUP_ERROR, f->path,
-                      (uint64_t)f->st.st_size, cellar_error_last());
-                continue;
-            }
-            dd->stats->linked++;
-            event(dd, CELLAR_DEDUP_LINKED, f->path, (uint64_t)f->st.st_size, NULL);
-            if (dry) {
-                /* As it would be: the name now shares the object's inode. */
-                f->st.st_dev = obj_st.st_dev;
-                f->st.st_ino = obj_st.st_ino;
-            }
-        }
+        bool first = true;
+        for (size_t j = 0; first && j < i; j++)
+            first = g[j]->bad || dd->files[g[j]->first].st.st_dev != a->st.st_dev ||
+                    ineligible(&dd->files[g[j]->first].st);
+        struct stat anchor = a->st;
+        if (first && (rc = link_names(dd, g, n, a->path, &anchor, sha, false)))
+            goto done;
     }
 done:
     free(obj);
     store_unlock(lfd);
     return rc;
+}
+
+/* Looks among the inodes of n's size queued for hashing (reps) for one
+ * with n's bytes: 1 found (n->rep set), 0 not, < 0 on a failure. */
+static int find_rep(struct dedup *dd, struct dnode **reps, size_t nreps, struct dnode *n)
+{
+    const char *path = dd->files[n->first].path;
+    for (size_t i = 0; i < nreps && i < MAX_REPS; i++) {
+        if (!dd->cmp && !(dd->cmp = cellar_malloc(2 * CMP_CHUNK)))
+            return CELLAR_ENOMEM;
+        int same = same_bytes(path, dd->files[reps[i]->first].path, dd->cmp, dd->cmp + CMP_CHUNK);
+        if (same == CELLAR_ENOMEM)
+            return same;
+        if (same < 0) {
+            /* Unreadable: report it and leave it out. */
+            n->bad = true;
+            event(dd, CELLAR_DEDUP_ERROR, path, (uint64_t)dd->files[n->first].st.st_size,
+                  cellar_error_last());
+            return 1;
+        }
+        if (same) {
+            n->rep = reps[i];
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* Groups the files into inodes, picks the candidates (a size shared by
@@ -401,7 +469,7 @@ static int resolve_candidates(struct dedup *dd, struct dnode ***out, size_t *nou
     struct dnode **cand = cellar_calloc(dd->nnodes ? dd->nnodes : 1, sizeof *cand);
     struct dnode **tohash = cellar_calloc(dd->nnodes ? dd->nnodes : 1, sizeof *tohash);
     const char **paths = cellar_calloc(dd->nnodes ? dd->nnodes : 1, sizeof *paths);
-    size_t ncand = 0, nhash = 0;
+    size_t ncand = 0, nhash = 0, first_rep = 0;
     int rc = 0;
     if (!cand || !tohash || !paths) {
         rc = CELLAR_ENOMEM;
@@ -434,23 +502,39 @@ static int resolve_candidates(struct dedup *dd, struct dnode ***out, size_t *nou
                 n->d.have = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256);
                 n->d.size = (uint64_t)size;
                 n->hashed = n->object = true;
-            } else {
+            } else if (digest_cache_get(st, cellar_algo_name(CELLAR_ALGO_SHA256),
+                                        n->d.d[CELLAR_ALGO_SHA256], 32) == 32) {
+                n->d.have = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256);
+                n->d.size = (uint64_t)size;
+                n->hashed = true;
+            } else if ((r = find_rep(dd, tohash + first_rep, nhash - first_rep, n)) < 0) {
+                rc = r;
+                goto done;
+            } else if (r == 0) {
                 tohash[nhash] = n;
                 paths[nhash++] = dd->files[n->first].path;
             }
             cand[ncand++] = n;
         }
+        first_rep = nhash;
         i = j;
     }
     cellar_hash_opts ho = {.algos = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256)};
     struct hash_job job = {dd, tohash};
     if ((rc = cellar_hash_paths(paths, nhash, &ho, hashed_one, &job)))
         goto done;
-    /* The hash must describe the file as walked. */
-    for (size_t i = 0; i < nhash; i++) {
-        struct dnode *n = tohash[i];
+    for (size_t i = 0; i < ncand; i++) {
+        struct dnode *n = cand[i];
+        if (n->rep && n->rep->hashed && !n->rep->bad) {
+            n->d = n->rep->d;
+            n->hashed = true;
+        }
+    }
+    /* The digest must describe the file as walked. */
+    for (size_t i = 0; i < ncand; i++) {
+        struct dnode *n = cand[i];
         const struct dfile *f = &dd->files[n->first];
-        if (!n->bad && !unchanged(f->path, &f->st)) {
+        if (!n->object && !n->bad && n->hashed && !unchanged(f->path, &f->st)) {
             n->bad = true;
             event(dd, CELLAR_DEDUP_SKIPPED, f->path, (uint64_t)f->st.st_size,
                   "changed during dedup; left alone");
@@ -485,6 +569,7 @@ int cellar_dedup(cellar_store *s, size_t npaths, const char *const *paths,
                     .err = walk_error,
                     .ctx = &dd};
     int rc = 0;
+    s->batch = true;
     for (size_t i = 0; rc == 0 && i < npaths; i++) {
         rc = walk_tree(paths[i], &wo);
         if (rc && rc != CELLAR_ENOMEM) {
@@ -515,11 +600,13 @@ int cellar_dedup(cellar_store *s, size_t npaths, const char *const *paths,
         bool dry = dd.o->flags & CELLAR_DEDUP_DRY_RUN;
         rc = disk_bytes(&dd, !dry, &stats->bytes_after);
     }
+    s->batch = false;
     free(cand);
     for (size_t i = 0; i < dd.nfiles; i++)
         free(dd.files[i].path);
     free(dd.files);
     free(dd.nodes);
+    free(dd.cmp);
     return rc;
 }
 
@@ -591,7 +678,7 @@ int dedup_file(cellar_store *s, const char *path, const struct stat *st, unsigne
         rc = cellar_fail(CELLAR_EUNSUPPORTED, "%s: %s", path, why);
         goto done;
     }
-    rc = replace_path(s, path, st, obj, &obj_st, sha, flags);
+    rc = replace_path(s, path, st, obj, &obj_st, sha, flags, true);
     res->linked = rc == 0;
 done:
     free(obj);

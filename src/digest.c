@@ -17,7 +17,7 @@
  * file that changed under us is reported, never cached. */
 #include "digest.h"
 
-#include "blake3_impl.h"
+#include "blake3.h"
 #include "db.h"
 #include "util.h"
 
@@ -39,6 +39,7 @@
 #define STEP ((uint64_t)8 << 20)          /* threaded walk: progress published per step */
 #define STEP_WINDOW ((uint64_t)256 << 20) /* max lead of a lane over the slowest */
 #define RACY_NS 50000000LL                /* > one tick of the kernel's coarse clock */
+#define STORE_BATCH 4096                  /* cache rows written per transaction, at most */
 
 /* ---- algorithms ---------------------------------------------------------- */
 
@@ -209,7 +210,8 @@ void cellar_hasher_free(cellar_hasher *h)
 
 /* ---- files ---------------------------------------------------------------- */
 
-unsigned digest_threads(unsigned n)
+/* Effective thread count: n, or all cores for 0. */
+static unsigned digest_threads(unsigned n)
 {
     return n ? n : cellar_ncpus();
 }
@@ -770,8 +772,8 @@ int cellar_hash_path(cellar_digests *out, const char *path, const cellar_hash_op
 /* The calling thread does all cache work, in few transactions: a first pass
  * looks every file up (one stat and one query each, in one read
  * transaction), so an unchanged tree never wakes a worker; workers hash
- * the misses; results are stored in order as they are reported, in write
- * transactions that are committed before each wait for a worker. */
+ * the misses; each run of results found ready is stored in one write
+ * transaction, then reported in order. */
 struct batch_slot {
     cellar_digests d;
     struct stat pre;
@@ -841,6 +843,29 @@ static void batch_lookup(struct batch *b, cellar_db *db)
     cellar_db_unlock(db);
 }
 
+/* Caches the digests computed for slots [from, to), all ready, in one
+ * write transaction. Never held across a wait or a callback: the caller's
+ * callback may write to the database through a connection of its own. */
+static void batch_store(struct batch *b, cellar_db *db, size_t from, size_t to)
+{
+    bool any = false;
+    for (size_t i = from; i < to && !any; i++)
+        any = b->slots[i].rc == 0 && b->slots[i].done.computed;
+    if (!any)
+        return;
+    cellar_db_lock(db);
+    if (cellar_db_begin(db) == 0) {
+        for (size_t i = from; i < to; i++) {
+            const struct batch_slot *s = &b->slots[i];
+            if (s->rc == 0 && s->done.computed)
+                cache_store(&s->d, &s->done.st, s->done.computed);
+        }
+        if (cellar_db_commit(db) != 0)
+            cellar_db_rollback(db);
+    }
+    cellar_db_unlock(db);
+}
+
 int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts *opts,
                       cellar_hash_each_fn each, void *ctx)
 {
@@ -874,35 +899,22 @@ int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts
             break;
     if (started == 0) /* no threads to be had: do the work here */
         batch_thread(&b);
-    bool writing = false;
-    for (size_t i = 0; i < n; i++) {
-        struct batch_slot *s = &b.slots[i];
-        if (!atomic_load(&s->ready) && writing) {
-            /* never hold the write lock while waiting for a worker */
-            cellar_db_exec(db, "COMMIT");
-            cellar_db_unlock(db);
-            writing = false;
-        }
+    for (size_t i = 0; i < n;) {
         pthread_mutex_lock(&b.mu);
-        while (!atomic_load(&s->ready))
+        while (!atomic_load(&b.slots[i].ready))
             pthread_cond_wait(&b.cv, &b.mu);
         pthread_mutex_unlock(&b.mu);
-        if (db && s->rc == 0 && s->done.computed && digest_stat_cacheable(&s->done.st)) {
-            if (!writing) {
-                cellar_db_lock(db);
-                writing = cellar_db_begin(db) == 0;
-                if (!writing)
-                    cellar_db_unlock(db);
-            }
-            if (writing)
-                cache_store(&s->d, &s->done.st, s->done.computed);
+        size_t j = i + 1;
+        while (j < n && j - i < STORE_BATCH && atomic_load(&b.slots[j].ready))
+            j++;
+        if (db)
+            batch_store(&b, db, i, j);
+        for (; i < j; i++) {
+            struct batch_slot *s = &b.slots[i];
+            each(ctx, i, s->rc, &s->d,
+                 s->rc ? (s->message ? s->message : "out of memory") : "");
+            free(s->message);
         }
-        each(ctx, i, s->rc, &s->d, s->rc ? (s->message ? s->message : "out of memory") : "");
-        free(s->message);
-    }
-    if (writing) {
-        cellar_db_exec(db, "COMMIT");
-        cellar_db_unlock(db);
     }
     for (unsigned t = 0; t < started; t++)
         pthread_join(tid[t], NULL);

@@ -45,7 +45,4 @@ bool digest_stat_cacheable(const struct stat *st);
 int digest_cache_get(const struct stat *st, const char *name, uint8_t *out, size_t cap);
 void digest_cache_put(const struct stat *st, const char *name, const uint8_t *d, size_t len);
 
-/* Effective thread count: n, or all cores for 0. */
-unsigned digest_threads(unsigned n);
-
 #endif

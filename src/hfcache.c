@@ -346,6 +346,7 @@ int cellar_import_hf(cellar_store *s, const char *hf_cache, cellar_dedup_cb cb, 
         qsort(names, n, sizeof *names, cmp_name);
     if (rc == 0)
         stats->bytes_before = blob_bytes(cache, names, n);
+    s->batch = true;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         struct repo r = {.s = s, .cb = cb, .ctx = ctx, .stats = stats};
         char *dir = cellar_path_join(cache, names[i]);
@@ -373,6 +374,7 @@ int cellar_import_hf(cellar_store *s, const char *hf_cache, cellar_dedup_cb cb, 
         free(blobs);
         free(dir);
     }
+    s->batch = false;
     if (rc == 0)
         stats->bytes_after = blob_bytes(cache, names, n);
     for (size_t i = 0; i < n; i++)

@@ -61,7 +61,7 @@ static char *parent_of(const char *path)
 
 /* Renames tmp over dest and makes it durable. rename(2) does nothing when
  * both names are already links to one inode, so tmp is removed after. */
-static int commit_temp(const char *tmp, const char *dest)
+static int commit_temp(cellar_store *s, const char *tmp, const char *dest)
 {
     if (rename(tmp, dest) != 0) {
         int rc = cellar_fail_errno(errno, "%s: cannot replace", dest);
@@ -72,7 +72,7 @@ static int commit_temp(const char *tmp, const char *dest)
     char *dir = parent_of(dest);
     if (!dir)
         return CELLAR_ENOMEM;
-    int rc = cellar_fsync_dir(dir);
+    int rc = store_sync_dir(s, dir);
     free(dir);
     return rc;
 }
@@ -83,7 +83,7 @@ static bool unsupported_errno(int e)
            e == EINVAL || e == ENOSYS;
 }
 
-int link_hard_replace(const char *obj, const struct stat *obj_st, const uint8_t sha256[32],
+int link_hard_replace(cellar_store *s, const char *obj, const struct stat *obj_st, const uint8_t sha256[32],
                       const char *dest)
 {
     struct stat st;
@@ -99,7 +99,7 @@ int link_hard_replace(const char *obj, const struct stat *obj_st, const uint8_t 
         if (unsupported_errno(e))
             rc = CELLAR_EUNSUPPORTED;
     } else {
-        rc = commit_temp(tmp, dest);
+        rc = commit_temp(s, tmp, dest);
     }
     free(tmp);
     return rc;
@@ -112,9 +112,14 @@ bool link_clear_leftover(cellar_store *s, const char *path, const char *name)
     if (strncmp(name, LEFTOVER_PREFIX, plen) != 0 || strlen(name) < plen + 65 ||
         name[plen + 64] != '.' || !cellar_unhex(sha, name + plen, 32))
         return false;
+    /* The temp name is only ever an extra name of an inode that another
+     * name (the object, or the copy it was linked from) holds too. */
     struct stat obj, st;
-    if (store_object_stat(s, sha, &obj) != 1 || lstat(path, &st) != 0 ||
-        st.st_ino != obj.st_ino || st.st_dev != obj.st_dev)
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return false;
+    bool object = store_object_stat(s, sha, &obj) == 1 && st.st_ino == obj.st_ino &&
+                  st.st_dev == obj.st_dev;
+    if (!object && st.st_nlink < 2)
         return false;
     return unlink(path) == 0;
 }
@@ -172,11 +177,11 @@ static int copy_to(const char *obj, const char *tmp, bool reflink)
 }
 
 /* One attempt at one mode; CELLAR_EUNSUPPORTED when the filesystem refuses. */
-static int link_one(const char *obj, const struct stat *obj_st, const uint8_t sha256[32],
+static int link_one(cellar_store *s, const char *obj, const struct stat *obj_st, const uint8_t sha256[32],
                     const char *dest, cellar_link_mode mode)
 {
     if (mode == CELLAR_LINK_HARD)
-        return link_hard_replace(obj, obj_st, sha256, dest);
+        return link_hard_replace(s, obj, obj_st, sha256, dest);
     char *tmp = temp_beside(dest, sha256);
     if (!tmp)
         return CELLAR_ENOMEM;
@@ -188,7 +193,7 @@ static int link_one(const char *obj, const struct stat *obj_st, const uint8_t sh
         rc = copy_to(obj, tmp, mode == CELLAR_LINK_REFLINK);
     }
     if (rc == 0)
-        rc = commit_temp(tmp, dest);
+        rc = commit_temp(s, tmp, dest);
     free(tmp);
     return rc;
 }
@@ -226,11 +231,11 @@ int cellar_store_link(cellar_store *s, const uint8_t sha256[32], const char *des
     if (mode == CELLAR_LINK_AUTO) {
         for (size_t i = 0; i < sizeof chain / sizeof chain[0]; i++) {
             m = chain[i];
-            if ((rc = link_one(obj, &obj_st, sha256, dest, m)) != CELLAR_EUNSUPPORTED)
+            if ((rc = link_one(s, obj, &obj_st, sha256, dest, m)) != CELLAR_EUNSUPPORTED)
                 break;
         }
     } else {
-        rc = link_one(obj, &obj_st, sha256, dest, m);
+        rc = link_one(s, obj, &obj_st, sha256, dest, m);
     }
     if (rc == 0)
         store_freshen(s, sha256);

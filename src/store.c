@@ -158,6 +158,11 @@ fail:
     return rc;
 }
 
+int store_sync_dir(cellar_store *s, const char *dir)
+{
+    return s->batch ? 0 : cellar_fsync_dir(dir);
+}
+
 void cellar_store_free(cellar_store *s)
 {
     if (!s)
@@ -286,7 +291,7 @@ int store_admit(cellar_store *s, const char *tmp, const cellar_digests *d, bool 
         if (created)
             *created = true;
         unlink(tmp);
-        rc = cellar_fsync_dir(dir);
+        rc = store_sync_dir(s, dir);
     } else if (errno == EEXIST) {
         unlink(tmp);
         rc = store_freshen(s, d->d[CELLAR_ALGO_SHA256]);
@@ -456,7 +461,22 @@ char *store_abspath(const char *path)
     return abs;
 }
 
-int cellar_store_add_file(cellar_store *s, const char *path, unsigned flags, cellar_digests *out)
+/* The blob whose object is the inode st describes: 1 (digests in d), 0, < 0. */
+static int known_inode(cellar_store *s, const struct stat *st, cellar_digests *d)
+{
+    uint8_t sha[32];
+    struct stat obj;
+    int rc = index_blob_by_inode(s->db, (uint64_t)st->st_dev, (uint64_t)st->st_ino, sha);
+    if (rc != 1)
+        return rc;
+    if ((rc = store_object_stat(s, sha, &obj)) != 1)
+        return rc;
+    if (obj.st_ino != st->st_ino || obj.st_dev != st->st_dev)
+        return 0;
+    return index_blob_get(s->db, sha, d);
+}
+
+static int add_once(cellar_store *s, const char *path, unsigned flags, cellar_digests *out)
 {
     int fd;
     struct stat st;
@@ -468,6 +488,13 @@ int cellar_store_add_file(cellar_store *s, const char *path, unsigned flags, cel
         return cellar_fail(CELLAR_EINVAL, "%s: not a regular file", path);
     }
     cellar_digests d;
+    /* Already the stored copy (adopted before, or linked from the store). */
+    if ((rc = known_inode(s, &st, &d)) != 0) {
+        if (rc == 1 && !(rc = store_freshen(s, d.d[CELLAR_ALGO_SHA256])) && out)
+            *out = d;
+        close(fd);
+        return rc;
+    }
     uint32_t algos = store_algos((uint64_t)st.st_size, flags);
     bool adopt = !(flags & CELLAR_ADD_COPY) && st.st_dev == s->dev && st.st_uid == geteuid();
     if (!adopt) {
@@ -507,6 +534,17 @@ done:
     close(fd);
     if (rc == 0 && out)
         *out = d;
+    return rc;
+}
+
+int cellar_store_add_file(cellar_store *s, const char *path, unsigned flags, cellar_digests *out)
+{
+    /* Another process adopting the same file changes its mode and change
+     * time under our hashing; the next attempt finds it in the store. */
+    int rc;
+    for (int attempt = 0; attempt < 3; attempt++)
+        if ((rc = add_once(s, path, flags, out)) != CELLAR_ECHANGED)
+            break;
     return rc;
 }
 

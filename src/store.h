@@ -17,7 +17,17 @@ struct cellar_store {
     char *locks;   /* home/locks */
     dev_t dev;     /* filesystem of objects/: hard links work only there */
     cellar_db *db;
+    /* Set while a batch (dedup, import-hf) runs: the directories whose
+     * entries it changes are not fsynced. Its renames only swap one name
+     * between two inodes holding the same bytes, and an object entry lost
+     * to a power cut leaves its inode held by the user's file, so a lost
+     * entry costs a rerun, never data; the fsyncs would cost more time
+     * than the hashing. */
+    bool batch;
 };
+
+/* fsyncs dir unless a batch is running. */
+int store_sync_dir(cellar_store *s, const char *dir);
 
 /* Files up to this size also get a git blob sha1: the Hub stores files
  * larger than this in LFS, named by sha256, and smaller ones in git, named
@@ -88,11 +98,11 @@ char *store_abspath(const char *path);
  * name ".cellar-link.<sha256>.<random>" beside dest, then rename). When dest
  * already is that inode nothing changes. errno-style failures come back as
  * CELLAR_EUNSUPPORTED for EXDEV/EPERM/EMLINK (a caller may fall back). */
-int link_hard_replace(const char *obj, const struct stat *obj_st, const uint8_t sha256[32],
+int link_hard_replace(cellar_store *s, const char *obj, const struct stat *obj_st, const uint8_t sha256[32],
                       const char *dest);
 /* Removes a leftover ".cellar-link.<sha256>.*" temp name at path if it is a
- * hard link to that (present) object, so a crash leaves no litter that a
- * rerun cannot clear. Returns true if it was one (removed). */
+ * hard link to that object, or another name of its inode remains, so a
+ * crash leaves no litter that a rerun cannot clear. True if removed. */
 bool link_clear_leftover(cellar_store *s, const char *path, const char *name);
 
 /* dedup.c, for hfcache.c: makes the regular file at path (stat st) a hard

@@ -45,6 +45,8 @@ same "md5 vs md5sum" "$("$C" hash -a md5 "${files[@]}")" "$(md5sum "${files[@]}"
 same "sha1 vs sha1sum" "$("$C" hash -a sha1 --no-mmap -j 1 "${files[@]}")" "$(sha1sum "${files[@]}")"
 same "git-sha1 vs git hash-object" "$("$C" hash -a git-sha1 random.bin | cut -c1-40)" \
     "$(python3 -c 'import hashlib,sys; d=open(sys.argv[1],"rb").read(); print(hashlib.sha1(b"blob %d\0" % len(d) + d).hexdigest())' random.bin)"
+same "--mmap" "$("$C" hash --mmap -a sha256,blake3 random.bin)" \
+    "$("$C" hash --no-mmap -a sha256,blake3 random.bin)"
 same "--tag" "$("$C" hash --tag -a sha256 hello.txt)" \
     "sha256:b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9  hello.txt"
 same "several algorithms are tagged" "$("$C" hash -a crc32,md5 hello.txt)" \
@@ -156,6 +158,18 @@ printf 'cache it' > ../cache.bin
 sleep 0.2
 same "cache: changed file is a miss" "$(cached ../cache.bin)" "False"
 same "cache: changed file, new digest" "$("$C" hash ../cache.bin)" "$(b3sum ../cache.bin)"
+# several processes sharing one fresh database at once
+rm -rf "$CELLAR_HOME"
+sleep 0.1
+pids=()
+for i in 1 2 3 4; do
+    "$C" hash -r -a sha256,md5 . > "../par$i.out" 2> "../par$i.err" & pids+=($!)
+done
+for i in 1 2 3 4; do
+    wait "${pids[$((i - 1))]}" && ok || bad "parallel run $i failed: $(cat "../par$i.err")"
+    same "parallel run $i: output" "$(cat "../par$i.out")" "$(cat ../par1.out)"
+    same "parallel run $i: quiet" "$(cat "../par$i.err")" ""
+done
 err=$(CELLAR_HOME=/dev/null/nowhere "$C" hash hello.txt 2>&1 >/dev/null)
 same "no usable database: quiet, no cache" "$err" ""
 status "no usable database: still hashes" 0 env CELLAR_HOME=/dev/null/nowhere "$C" hash hello.txt

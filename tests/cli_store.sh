@@ -24,19 +24,22 @@ check() { # check "description" command...
     if "$@"; then ok; else fail "$what"; fi
 }
 
-# gen FILE SIZE SEED: deterministic pseudo-random bytes.
+# gen FILE SIZE: random bytes (distinct from every other generated file).
 gen() {
     mkdir -p "$(dirname "$1")"
-    python3 -c 'import random,sys; r=random.Random(int(sys.argv[2])); sys.stdout.buffer.write(r.randbytes(int(sys.argv[1])))' "$2" "$3" >"$1"
+    head -c "$2" /dev/urandom >"$1"
 }
+# The "total" "unique" bytes of `cellar du --json`.
+du_unique() { "$BIN" du --json "$@" | sed -n 's/^], "total": .*"unique": \([0-9]*\),.*/\1/p'; }
+git_blob_id() { git hash-object --no-filters "$1"; }
 ino() { stat -c %i "$1"; }
 mode() { stat -c %a "$1"; }
 sha() { sha256sum "$1" | cut -c1-64; }
 manifest() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum); }
 
 # ---- add, ls, which, map, verify -------------------------------------------
-gen "$T/in/one.bin" 300000 1
-gen "$T/in/two.bin" 5000 2
+gen "$T/in/one.bin" 300000
+gen "$T/in/two.bin" 5000
 cp "$T/in/two.bin" "$T/in/keep.bin"
 out=$("$BIN" add "$T/in/one.bin")
 check "add prints the sha256" test "$out" = "$(sha "$T/in/one.bin")  $T/in/one.bin"
@@ -45,28 +48,29 @@ check "adopted file is read-only" test "$(mode "$T/in/one.bin")" = 444
 "$BIN" add --copy "$T/in/keep.bin" >/dev/null
 check "add --copy leaves the file alone" test "$(mode "$T/in/keep.bin")" = 644
 check "ls lists both" test "$("$BIN" ls | wc -l)" = 2
-git_id=$(git hash-object "$T/in/two.bin" 2>/dev/null || python3 -c 'import hashlib,sys; d=open(sys.argv[1],"rb").read(); print(hashlib.sha1(b"blob %d\0" % len(d) + d).hexdigest())' "$T/in/two.bin")
+git_id=$(git_blob_id "$T/in/two.bin")
 check "which by git blob id" test "$("$BIN" which "git-sha1:$git_id")" = "$("$BIN" which "$(sha "$T/in/two.bin")")"
 check "which of an unknown blob fails" bash -c "! '$BIN' which $(printf '0%.0s' {1..64}) 2>/dev/null"
 check "which rejects junk with usage" bash -c "'$BIN' which nothex >/dev/null 2>&1; test \$? = 2"
 "$BIN" map --json >"$T/map.json"
-check "map --json is JSON with both" python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert len(m)==2 and sys.argv[2] in m' "$T/map.json" "$(sha "$T/in/one.bin")"
+check "map --json has both" test "$(grep -c '"[0-9a-f]\{64\}": "/' "$T/map.json")" = 2
+check "map --json maps the sha256 to its object" grep -q "\"$(sha "$T/in/one.bin")\": \"$CELLAR_HOME/objects/sha256/" "$T/map.json"
 check "verify is clean" "$BIN" verify -q
 check "every verb has --help" bash -c "for v in add dedup import-hf du ls which map verify gc; do '$BIN' \$v --help >/dev/null || exit 1; done"
 
 # ---- dedup of model folders ---------------------------------------------------
 M=$T/models
-gen "$M/ComfyUI/models/checkpoints/sd15.safetensors" 2000000 10
-gen "$M/ComfyUI/models/loras/detail.safetensors" 400000 11
-gen "$M/ComfyUI/models/vae/vae-ft-mse.safetensors" 800000 12
-gen "$M/ComfyUI/models/embeddings/small.pt" 5000 13
+gen "$M/ComfyUI/models/checkpoints/sd15.safetensors" 2000000
+gen "$M/ComfyUI/models/loras/detail.safetensors" 400000
+gen "$M/ComfyUI/models/vae/vae-ft-mse.safetensors" 800000
+gen "$M/ComfyUI/models/embeddings/small.pt" 5000
 mkdir -p "$M/A1111/models/Stable-diffusion" "$M/A1111/models/Lora" "$M/A1111/models/VAE"
 cp "$M/ComfyUI/models/checkpoints/sd15.safetensors" "$M/A1111/models/Stable-diffusion/v1-5.safetensors"
 cp "$M/ComfyUI/models/loras/detail.safetensors" "$M/A1111/models/Lora/detail.safetensors"
-gen "$M/A1111/models/VAE/other.safetensors" 800000 14 # same size as the vae, other bytes
+gen "$M/A1111/models/VAE/other.safetensors" 800000 # same size as the vae, other bytes
 mkdir -p "$M/diffusers/sd15/vae" "$M/diffusers/sd15/unet"
 cp "$M/ComfyUI/models/vae/vae-ft-mse.safetensors" "$M/diffusers/sd15/vae/diffusion_pytorch_model.safetensors"
-gen "$M/diffusers/sd15/unet/diffusion_pytorch_model.safetensors" 1500000 15
+gen "$M/diffusers/sd15/unet/diffusion_pytorch_model.safetensors" 1500000
 cp "$M/ComfyUI/models/embeddings/small.pt" "$M/A1111/models/small.pt"
 # Permissions: a group-writable copy may share (it stays readable by the
 # same people), a private one may not.
@@ -96,7 +100,7 @@ check "private file keeps 600" test "$(mode $M/diffusers/sd15/private.safetensor
 check "private file reported" grep -q 'private.safetensors' "$T/dedup.err"
 check "664 copy shares, stays readable by all" test "$(mode $M/A1111/models/Lora/detail.safetensors)" = 444
 check "symlink left alone" test -L "$c/loras/link.safetensors"
-du_unique=$("$BIN" du --json "$M" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"]["unique"])')
+du_unique=$(du_unique "$M")
 # The private copy keeps its own inode: du counts it once more.
 check "du equals unique bytes (+ the private copy)" test "$du_unique" = "$((unique + 2000000))"
 check "du lists each folder" bash -c "'$BIN' du '$M' | grep -q 'A1111'"
@@ -140,8 +144,8 @@ check "verify deleted nothing" test -f "$obj"
 
 # ---- import-hf --------------------------------------------------------------------
 H=$T/hf
-b=$(python3 -c 'print("%040x" % 0xc0ffee)')
-gen "$T/w.bin" 700000 20
+b=$(printf '%040x' 12648430)
+gen "$T/w.bin" 700000
 wsha=$(sha "$T/w.bin")
 for repo in models--org--a models--org--b; do
     mkdir -p "$H/$repo/blobs" "$H/$repo/snapshots/$b/unet" "$H/$repo/refs"
@@ -150,7 +154,7 @@ for repo in models--org--a models--org--b; do
     printf '%s' "$b" >"$H/$repo/refs/main"
 done
 printf '{"x": 1}' >"$T/cfg"
-cfgid=$(python3 -c 'import hashlib,sys; d=open(sys.argv[1],"rb").read(); print(hashlib.sha1(b"blob %d\0" % len(d) + d).hexdigest())' "$T/cfg")
+cfgid=$(git_blob_id "$T/cfg")
 cp "$T/cfg" "$H/models--org--a/blobs/$cfgid"
 ln -s "../../blobs/$cfgid" "$H/models--org--a/snapshots/$b/config.json"
 # A blob whose bytes do not match its name is reported and left alone.
@@ -168,9 +172,25 @@ check "import-hf saved a copy" grep -q '^saved:  [1-9]' "$T/hf.out"
 check "bad blob untouched" cmp "$H/models--org--b/blobs/$(printf 'ab%.0s' {1..32})" "$T/cfg"
 check "git blob found by its id" "$BIN" which "git-sha1:$cfgid" >/dev/null
 
+# ---- a tree on another filesystem than the store ----------------------------------
+# No hard link can reach the store there: copies share one inode among
+# themselves instead. Needs a second filesystem (/dev/shm) to run.
+shm=/dev/shm/cellar-test-$$
+if mkdir -p "$shm" 2>/dev/null && [ "$(stat -c %d /dev/shm)" != "$(stat -c %d "$T")" ]; then
+    gen "$shm/a/x.bin" 300000
+    mkdir -p "$shm/b"
+    cp "$shm/a/x.bin" "$shm/b/x.bin"
+    cp "$shm/a/x.bin" "$shm/b/y.bin"
+    "$BIN" dedup "$shm" >"$T/xdev.out" 2>&1
+    check "other filesystem: copies share an inode" test "$(ino "$shm/a/x.bin")" = "$(ino "$shm/b/y.bin")"
+    check "other filesystem: all three" test "$(ino "$shm/a/x.bin")" = "$(ino "$shm/b/x.bin")"
+    check "other filesystem: savings reported" grep -q '^saved:  [1-9]' "$T/xdev.out"
+    rm -rf "$shm"
+fi
+
 # ---- two concurrent adds of the same file ------------------------------------------
 for mode in --copy ""; do
-    gen "$T/conc/f$mode.bin" 3000000 30
+    gen "$T/conc/f$mode.bin" 3000000
     f="$T/conc/f$mode.bin"
     want=$(sha "$f")
     "$BIN" add $mode "$f" >"$T/conc1.out" 2>&1 &

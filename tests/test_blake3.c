@@ -358,6 +358,14 @@ int main(void)
     blake3_dispatch_reset();
     CHECK_STR(cellar_blake3_isa(), best);
 
+    /* No bytes may come as a NULL pointer. */
+    cellar_blake3 h;
+    uint8_t empty[CELLAR_BLAKE3_OUT_LEN];
+    cellar_blake3_init(&h);
+    cellar_blake3_update(&h, NULL, 0);
+    cellar_blake3_finalize(&h, empty, sizeof empty);
+    CHECK(!memcmp(empty, vectors[0].hash, sizeof empty));
+
     size_t max = boundary_sizes[NUM_SIZES - 1];
     uint8_t *in = random_bytes(max);
     uint8_t portable[NUM_SIZES][CELLAR_BLAKE3_OUT_LEN];

@@ -346,7 +346,7 @@ static void test_cache(const char *dir)
 }
 
 struct seen {
-    size_t calls;
+    size_t calls, cached;
     bool in_order;
     int rcs[4];
     char hex[4][65];
@@ -357,6 +357,7 @@ static void each(void *ctx, size_t i, int rc, const cellar_digests *d, const cha
     struct seen *s = ctx;
     s->in_order &= i == s->calls;
     s->calls++;
+    s->cached += rc == 0 && d->cached == d->have;
     if (i < 4) {
         s->rcs[i] = rc;
         cellar_digest_hex(s->hex[i], d, CELLAR_ALGO_SHA256);
@@ -381,6 +382,16 @@ static void test_many(const char *dir)
           s.rcs[3] == CELLAR_EUNSUPPORTED);
     CHECK_STR(s.hex[0], "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     CHECK_STR(s.hex[2], "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    CHECK(s.cached == 0);
+    /* Again, past the racy window: both files come from the cache. */
+    struct timespec t = {0, 120000000};
+    nanosleep(&t, NULL);
+    CHECK(cellar_hash_paths(paths, 4, &o, each, &(struct seen){.in_order = true}) == 0);
+    s = (struct seen){.in_order = true};
+    CHECK(cellar_hash_paths(paths, 4, &o, each, &s) == 0);
+    CHECK(s.calls == 4 && s.in_order && s.cached == 2);
+    CHECK_STR(s.hex[0], "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    CHECK(s.rcs[1] == CELLAR_ENOTFOUND && s.rcs[3] == CELLAR_EUNSUPPORTED);
     free(a);
     free(b);
     free(missing);

@@ -143,7 +143,7 @@ static void test_autov3(const char *dir)
     cellar_hash_opts o = {.flags = CELLAR_HASH_NO_CACHE};
     CHECK(cellar_ident_file(&id, path, &o) == 0);
 #define TAIL "hashlib.sha256(d[8 + int.from_bytes(d[:8], \"little\"):]).hexdigest()"
-    static const char *const exprs[] = {TAIL, TAIL ".upper()", TAIL "[:12]", "\"0x\" + " TAIL};
+    static const char *const exprs[] = {TAIL, (TAIL ".upper()"), (TAIL "[:12]"), ("\"0x\" + " TAIL)};
 #undef TAIL
     char want[NEXPR][80];
     python(want, path, exprs, 4);

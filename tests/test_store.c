@@ -554,6 +554,73 @@ static void test_dedup(void)
     cellar_store_free(s);
 }
 
+static void test_import_hf(void)
+{
+    const char *dir = test_tmpdir("store_hf");
+    cellar_store *s = open_store(dir);
+    char *src = path_in(dir, "w.bin");
+    make_file(src, 150000, 40);
+    char *data;
+    size_t len;
+    CHECK(cellar_read_file(&data, &len, src, 0) == 0);
+    cellar_digests d;
+    digest_of(data, len, &d);
+    char hex[65];
+    cellar_hex(hex, d.d[CELLAR_ALGO_SHA256], 32);
+    const char *commit = "1111111111111111111111111111111111111111";
+    for (int r = 0; r < 2; r++) {
+        const char *repo = r ? "models--org--b" : "models--org--a";
+        char *blob = cellar_sprintf("%s/hub/%s/blobs/%s", dir, repo, hex);
+        char *snapdir = cellar_sprintf("%s/hub/%s/snapshots/%s/unet", dir, repo, commit);
+        char *link = cellar_sprintf("%s/model.safetensors", snapdir);
+        char *target = cellar_sprintf("../../../blobs/%s", hex);
+        char *ref = cellar_sprintf("%s/hub/%s/refs/main", dir, repo);
+        char *refdir = cellar_sprintf("%s/hub/%s/refs", dir, repo);
+        char *blobdir = cellar_sprintf("%s/hub/%s/blobs", dir, repo);
+        CHECK(cellar_mkdirs(snapdir, 0755) == 0 && cellar_mkdirs(refdir, 0755) == 0 &&
+              cellar_mkdirs(blobdir, 0755) == 0);
+        CHECK(cellar_write_file_atomic(blob, data, len, 0644) == 0);
+        CHECK(symlink(target, link) == 0);
+        CHECK(cellar_write_file_atomic(ref, commit, 40, 0644) == 0);
+        free(blob);
+        free(snapdir);
+        free(link);
+        free(target);
+        free(ref);
+        free(refdir);
+        free(blobdir);
+    }
+    char *hub = path_in(dir, "hub");
+    cellar_import_stats st;
+    CHECK(cellar_import_hf(s, hub, NULL, NULL, &st) == 0);
+    CHECK(st.repos == 2 && st.blobs == 2 && st.linked == 2 && st.errors == 0);
+    CHECK(st.bytes_after < st.bytes_before);
+    char *a = cellar_sprintf("%s/models--org--a/blobs/%s", hub, hex);
+    char *b = cellar_sprintf("%s/models--org--b/snapshots/%s/unet/model.safetensors", hub, commit);
+    struct stat sa, sb;
+    CHECK(stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_ino == sb.st_ino);
+    cellar_snapshot *snap;
+    CHECK(cellar_store_find_snapshot(&snap, s, "org/b", "main") == 0);
+    if (snap) {
+        CHECK_STR(snap->commit, commit);
+        CHECK(snap->n == 1 && !strcmp(snap->files[0].path, "unet/model.safetensors") &&
+              !memcmp(snap->files[0].sha256, d.d[CELLAR_ALGO_SHA256], 32));
+    }
+    cellar_snapshot_free(snap);
+    /* A second import changes nothing. */
+    CHECK(cellar_import_hf(s, hub, NULL, NULL, &st) == 0);
+    CHECK(st.bytes_after == st.bytes_before && st.errors == 0);
+    char *none = path_in(dir, "nohub");
+    CHECK_ERR(cellar_import_hf(s, none, NULL, NULL, &st), CELLAR_ENOTFOUND, "nohub");
+    free(none);
+    free(a);
+    free(b);
+    free(hub);
+    free(data);
+    free(src);
+    cellar_store_free(s);
+}
+
 int main(void)
 {
     char *home = cellar_path_join(test_tmpdir("store_home"), "cellar");
@@ -567,5 +634,6 @@ int main(void)
     test_gc();
     test_add_disk_full();
     test_dedup();
+    test_import_hf();
     return test_summary();
 }
