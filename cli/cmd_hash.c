@@ -14,7 +14,7 @@
  * values of their own and are chosen by -a NAME or by --NAME (preset).
  * A new kind of hash is a new enum value, a row in methods[] (and a long
  * option if it is a preset) and a case in hash_targets(). */
-enum kind { K_DIGEST, K_CIVITAI, K_INVOKEAI };
+enum kind { K_DIGEST, K_CIVITAI, K_INVOKEAI, K_STRUCTURAL };
 
 static const struct method {
     const char *name; /* -a NAME, or --NAME for a preset */
@@ -29,6 +29,8 @@ static const struct method {
     {"md5", false, K_DIGEST, CELLAR_ALGO_MD5, "MD5, as md5sum"},
     {"crc32", false, K_DIGEST, CELLAR_ALGO_CRC32, "IEEE CRC-32, big-endian as zlib prints it"},
     {"git-sha1", false, K_DIGEST, CELLAR_ALGO_GITSHA1, "git blob id; the Hub's oid of non-LFS files"},
+    {"structural", false, K_STRUCTURAL, 0,
+     "DiffSynth-Studio's md5 of tensor names and shapes (file, shards, folder)"},
     {"civitai", true, K_CIVITAI, 0,
      "CivitAI's six hashes, and A1111's, kohya's, ModelSpec's"},
     {"invokeai", true, K_INVOKEAI, 0,
@@ -299,6 +301,34 @@ static void hash_invokeai(struct run *r, const char *name)
     free(h);
 }
 
+/* The structural hash of a weight file or shard set, or of each component
+ * of a model folder (printed as FOLDER/COMPONENT). */
+static void hash_structural(struct run *r, const char *name)
+{
+    cellar_component *c;
+    size_t n;
+    if (cellar_components(&c, &n, name) != 0) {
+        report_error(r, name, cellar_error_last());
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char h[33];
+        if (cellar_structural_hash(h, c[i].path) != 0) {
+            report_error(r, c[i].path, cellar_error_last());
+            continue;
+        }
+        if (r->json) {
+            bool first = true;
+            json_field("path", c[i].path, &first);
+            json_field("structural", h, &first);
+            puts("}");
+        } else {
+            printf("%s  %s\n", h, c[i].path);
+        }
+    }
+    cellar_components_free(c, n);
+}
+
 /* ---- targets ------------------------------------------------------------- */
 
 struct targets {
@@ -399,6 +429,10 @@ static void hash_targets(struct run *r, struct targets *t)
     case K_INVOKEAI:
         for (size_t i = 0; i < t->n; i++)
             hash_invokeai(r, t->v[i]);
+        return;
+    case K_STRUCTURAL:
+        for (size_t i = 0; i < t->n; i++)
+            hash_structural(r, t->v[i]);
         return;
     }
     /* Runs of files go to the library together (hashed in parallel);
@@ -734,6 +768,8 @@ int cmd_hash(int argc, char **argv)
     }
     if (r.kind == K_CIVITAI && r.algos)
         return cli_usage("hash", "--civitai computes its own digests; drop -a");
+    if (r.kind == K_STRUCTURAL && r.algos)
+        return cli_usage("hash", "-a structural does not combine with digests");
     if (r.kind == K_INVOKEAI && r.nalgos > 1)
         return cli_usage("hash", "--invokeai takes one per-file algorithm");
     if (check && r.kind != K_DIGEST)
@@ -762,7 +798,8 @@ int cmd_hash(int argc, char **argv)
         return cli_error("out of memory");
     for (int i = optind; i < argc; i++) {
         struct stat st;
-        if (r.recursive && r.kind != K_INVOKEAI && strcmp(argv[i], "-") &&
+        if (r.recursive && r.kind != K_INVOKEAI && r.kind != K_STRUCTURAL &&
+            strcmp(argv[i], "-") &&
             stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode))
             expand_dir(&r, &t, argv[i]);
         else if (targets_add(&t, argv[i]))

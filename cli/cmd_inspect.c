@@ -139,8 +139,10 @@ static void text_summary(const struct summary *s, const char *indent)
     if (s->params >= 1000)
         printf(" (%s)", human_count(s->params, a, sizeof a));
     printf("%s\n", s->params_overflow ? " (overflowed)" : "");
-    printf("%ssize:        %" PRIu64 " bytes (%s), tensor data %s\n", indent, s->size,
-           human_bytes(s->size, a, sizeof a), human_bytes(s->bytes, b, sizeof b));
+    printf("%ssize:        %" PRIu64 " bytes", indent, s->size);
+    if (s->size >= 1000)
+        printf(" (%s)", human_bytes(s->size, a, sizeof a));
+    printf(", tensor data %s\n", human_bytes(s->bytes, b, sizeof b));
     printf("%sdtypes:     ", indent);
     bool any = false;
     for (int d = CELLAR_DTYPE__COUNT - 1; d >= 0; d--) {
@@ -353,7 +355,9 @@ static int inspect_weights(const char *path, const struct opts *o)
             text_summary(&total, "  ");
         }
     } else if (o->json) {
-        printf("]}\n");
+        printf("],\"error\":");
+        cli_json_string(stdout, cellar_error_last(), strlen(cellar_error_last()));
+        printf("}\n");
     }
     cellar_registry_free(reg);
     cellar_components_free(comps, n);

@@ -35,7 +35,14 @@ int cmd_merge(int argc, char **argv)
         return cli_usage("merge", "expected one SHARDS path");
     if (!out)
         return cli_usage("merge", "-o FILE is required");
+    cellar_shards *s;
+    if (cellar_shards_open(&s, argv[optind]) != 0)
+        return cli_error_last();
+    size_t tensors = cellar_shards_count(s), files = cellar_shards_nfiles(s);
+    cellar_shards_free(s);
     if (cellar_shard_merge(argv[optind], out) != 0)
         return cli_error_last();
+    printf("%zu tensor%s from %zu file%s merged into %s\n", tensors, tensors == 1 ? "" : "s", files,
+           files == 1 ? "" : "s", out);
     return CLI_OK;
 }

@@ -340,7 +340,9 @@ CELLAR_API const cellar_st_tensor *cellar_st_tensor_at(const cellar_st *st, size
 CELLAR_API int cellar_st_find(size_t *index, const cellar_st *st, const char *name,
                               size_t name_len);
 /* A pointer to tensor i's bytes (end - begin of them), mapping the file on
- * first use. Errors: CELLAR_EINVAL (bad i), CELLAR_EIO (mmap failed). */
+ * first use (safe from several threads). The mapping lives as long as st;
+ * a file truncated behind cellar's back faults on access (SIGBUS), as with
+ * any mapping. Errors: CELLAR_EINVAL (bad i), CELLAR_EIO (mmap failed). */
 CELLAR_API int cellar_st_data(const void **out, cellar_st *st, size_t i);
 
 /* __metadata__ entries (duplicate keys: last wins; kept in order of first
@@ -424,8 +426,10 @@ CELLAR_API int cellar_parse_shard_size(uint64_t *out, const char *s);
  * huggingface_hub's split_state_dict_into_shards (tensors by name, greedy,
  * an oversized tensor alone, strict '>'): model.safetensors if one shard,
  * else model-0000i-of-0000N.safetensors plus model.safetensors.index.json
- * (2-space indented, metadata.total_size). *nshards (may be NULL) gets the
- * count. outdir is created. Errors: as open and write. */
+ * (2-space indented, metadata.total_size). Every shard carries the
+ * source's __metadata__. Files of an earlier split in outdir that the new
+ * one does not replace are removed, as huggingface_hub does. *nshards (may
+ * be NULL) gets the count. outdir is created. Errors: as open and write. */
 CELLAR_API int cellar_shard_split(size_t *nshards, const char *src, const char *outdir,
                                   uint64_t max_size);
 /* Merges the shard set at src (directory or index) into one file at dst

@@ -21,6 +21,7 @@ typedef struct arena_block {
 
 struct cellar_json_doc {
     cellar_json root;
+    void *root_children; /* the scratch stack, kept as the root's storage */
     char *strings;
     size_t strings_mapped;
     arena_block *blocks;
@@ -374,7 +375,13 @@ static int parse_array(parser *ps, cellar_json *v, unsigned depth)
     v->type = CELLAR_JSON_ARRAY;
     v->count = (uint32_t)n;
     v->u.items = NULL;
-    if (n) {
+    if (n && depth == 1) {
+        /* The root's children are the whole stack: keep it, copy nothing. */
+        ps->doc->root_children = ps->vals;
+        v->u.items = ps->vals;
+        ps->vals = NULL;
+        ps->capvals = 0;
+    } else if (n) {
         cellar_json *items = arena_alloc(ps->doc, n * sizeof *items);
         if (!items)
             return CELLAR_ENOMEM;
@@ -427,7 +434,12 @@ static int parse_object(parser *ps, cellar_json *v, unsigned depth)
     v->type = CELLAR_JSON_OBJECT;
     v->count = (uint32_t)n;
     v->u.members = NULL;
-    if (n) {
+    if (n && depth == 1) {
+        ps->doc->root_children = ps->mems;
+        v->u.members = ps->mems;
+        ps->mems = NULL;
+        ps->capmems = 0;
+    } else if (n) {
         cellar_json_member *mems = arena_alloc(ps->doc, n * sizeof *mems);
         if (!mems)
             return CELLAR_ENOMEM;
@@ -539,6 +551,7 @@ void cellar_json_free(cellar_json_doc *doc)
         big_free(b, b->mapped);
     }
     big_free(doc->strings, doc->strings_mapped);
+    free(doc->root_children);
     free(doc);
 }
 

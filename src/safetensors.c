@@ -208,6 +208,20 @@ static int want_u64(const cellar_st *st, const char *tname, const char *what, co
 
 static int read_dtype(const cellar_st *st, const char *tname, const cellar_json *v, pending *t)
 {
+    /* serde reads a buffered enum also in its externally tagged form, a
+     * one-key object {"F32": null}; a unit variant's payload may be null or
+     * {} (serde's ContentDeserializer::deserialize_unit), so the reference
+     * accepts those too. */
+    if (v->type == CELLAR_JSON_OBJECT && v->count == 1) {
+        const cellar_json *payload = &v->u.members[0].value;
+        if (payload->type != CELLAR_JSON_NULL &&
+            !(payload->type == CELLAR_JSON_OBJECT && payload->count == 0))
+            return bad(st, "invalid header deserialization: tensor '%s': dtype variant payload is %s, not null",
+                       tname, type_word(payload));
+        cellar_json name = {.type = CELLAR_JSON_STRING, .len = v->u.members[0].key_len};
+        name.u.str = v->u.members[0].key;
+        return read_dtype(st, tname, &name, t);
+    }
     if (v->type != CELLAR_JSON_STRING)
         return bad(st, "invalid header deserialization: tensor '%s': dtype is %s, not a string",
                    tname, type_word(v));
@@ -698,15 +712,21 @@ int cellar_st_data(const void **out, cellar_st *st, size_t i)
         *out = st->buf + st->tensors[i].offset;
         return 0;
     }
-    if (!st->map) {
+    void *map = __atomic_load_n(&st->map, __ATOMIC_ACQUIRE);
+    if (!map) {
         if (st->file_size > SIZE_MAX)
             return cellar_fail(CELLAR_ERANGE, "%s: too large to map", st->label);
         void *m = mmap(NULL, (size_t)st->file_size, PROT_READ, MAP_SHARED, st->fd, 0);
         if (m == MAP_FAILED)
             return cellar_fail_errno(errno, "%s: mmap", st->label);
-        st->map = m;
+        /* Threads may race to map first: one mapping wins, the others go. */
+        if (__atomic_compare_exchange_n(&st->map, &map, m, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            map = m;
+        else
+            munmap(m, (size_t)st->file_size);
     }
-    *out = (const uint8_t *)st->map + st->tensors[i].offset;
+    *out = (const uint8_t *)map + st->tensors[i].offset;
     return 0;
 }
 

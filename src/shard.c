@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define INDEX_SUFFIX ".safetensors.index.json"
 #define INDEX_LIMIT ((size_t)256 << 20)
@@ -481,13 +482,20 @@ int cellar_parse_shard_size(uint64_t *out, const char *str)
         ve--;
     if (ve == vb || ve - vb >= sizeof num)
         return cellar_fail(CELLAR_EINVAL, "size '%s': could not parse the number", str);
-    memcpy(num, s + vb, ve - vb);
-    num[ve - vb] = '\0';
     /* strtod also takes hex, inf and nan; Python's float() takes no hex and
-     * int() of inf or nan fails, so allow only decimal forms. */
-    for (size_t i = 0; num[i]; i++)
-        if (!isdigit((unsigned char)num[i]) && !strchr("+-.eE", num[i]))
+     * int() of inf or nan fails, so allow only decimal forms. Python allows
+     * '_' between digits ("1_000"); strtod does not, so drop those. */
+    size_t k = 0;
+    for (size_t i = vb; i < ve; i++) {
+        char ch = s[i];
+        if (ch == '_' && i > vb && i + 1 < ve && isdigit((unsigned char)s[i - 1]) &&
+            isdigit((unsigned char)s[i + 1]))
+            continue;
+        if (!isdigit((unsigned char)ch) && !strchr("+-.eE", ch))
             return cellar_fail(CELLAR_EINVAL, "size '%s': could not parse the number", str);
+        num[k++] = ch;
+    }
+    num[k] = '\0';
     char *end;
     errno = 0;
     double v = strtod(num, &end);
@@ -521,6 +529,47 @@ static int copy_metadata(cellar_st_writer *w, const cellar_shards *src)
         }
     }
     return rc;
+}
+
+/* huggingface_hub clears a previous save's files from the folder; cellar
+ * does it after the new files are in place, removing only the names of an
+ * earlier split (model.safetensors, model-0000i-of-0000N.safetensors, the
+ * index) that the new one did not write. */
+static int remove_stale(const char *outdir, size_t nplan)
+{
+    char **names;
+    size_t n;
+    int rc = list_dir(&names, &n, outdir, ".json");
+    char **st = NULL;
+    size_t nst = 0;
+    if (rc == 0)
+        rc = list_dir(&st, &nst, outdir, ".safetensors");
+    for (size_t i = 0; rc == 0 && i < n + nst; i++) {
+        const char *name = i < n ? names[i] : st[i - n];
+        unsigned a, b;
+        int used = 0;
+        bool stale;
+        if (strcmp(name, "model" INDEX_SUFFIX) == 0)
+            stale = nplan == 1;
+        else if (strcmp(name, "model.safetensors") == 0)
+            stale = nplan > 1;
+        else if (strlen(name) == 32 &&
+                 sscanf(name, "model-%5u-of-%5u.safetensors%n", &a, &b, &used) == 2 && used == 32)
+            stale = b != nplan;
+        else
+            continue;
+        if (!stale)
+            continue;
+        char *path = cellar_path_join(outdir, name);
+        if (!path)
+            rc = CELLAR_ENOMEM;
+        else if (unlink(path) != 0 && errno != ENOENT)
+            rc = cellar_fail_errno(errno, "%s: cannot remove a previous shard", path);
+        free(path);
+    }
+    free_list(names, n);
+    free_list(st, nst);
+    return rc == 0 ? cellar_fsync_dir(outdir) : rc;
 }
 
 typedef struct shard_plan {
@@ -630,6 +679,8 @@ int cellar_shard_split(size_t *nshards, const char *src, const char *outdir, uin
         rc = ipath ? cellar_write_file_atomic(ipath, index.data, index.len, 0644) : CELLAR_ENOMEM;
         free(ipath);
     }
+    if (rc == 0)
+        rc = remove_stale(outdir, nplan);
     if (rc == 0 && nshards)
         *nshards = nplan;
 done:

@@ -117,6 +117,11 @@ err=$("$BIN" inspect "$T/trailing.safetensors" 2>&1 >/dev/null); rc=$?
 set -e
 expect "trailing byte exit 1" test "$rc" = 1
 expect "trailing byte rule" grep -q "^cellar: $T/trailing.safetensors: incomplete metadata, file not fully covered" <<<"$err"
+set +e
+"$BIN" inspect --json "$T/trailing.safetensors" > "$T/err.json" 2>/dev/null; rc=$?
+set -e
+expect "--json error exit 1" test "$rc" = 1
+expect "--json error object" python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert "not fully covered" in j["error"], j' "$T/err.json"
 printf 'abc' > "$T/short.safetensors"
 set +e
 err=$("$BIN" inspect "$T/short.safetensors" 2>&1 >/dev/null); rc=$?
@@ -158,11 +163,12 @@ assert n == 4, files
 assert list(idx["weight_map"].items()) == [
     ("a.b", files[0]), ("b.w", files[1]), ("a.w", files[2]), ("c", files[2]), ("d.e", files[3])], idx
 EOF
-expect "merge" "$BIN" merge "$T/shards" -o "$T/merged.safetensors"
+out=$("$BIN" merge "$T/shards" -o "$T/merged.safetensors")
+expect "merge" test "$out" = "5 tensors from 4 files merged into $T/merged.safetensors"
 expect "merged file follows the writer rules" python3 "$T/check.py" "$T/merged.safetensors"
 expect "merged tensors equal the original" python3 "$T/same_tensors.py" "$T/full.safetensors" "$T/merged.safetensors"
 "$BIN" shard "$T/merged.safetensors" --max-size 30 -o "$T/shards2" >/dev/null
-"$BIN" merge "$T/shards2/model.safetensors.index.json" -o "$T/merged2.safetensors"
+"$BIN" merge "$T/shards2/model.safetensors.index.json" -o "$T/merged2.safetensors" >/dev/null
 expect "round trip byte-exact" cmp -s "$T/merged.safetensors" "$T/merged2.safetensors"
 h1=$("$BIN" inspect "$T/full.safetensors" | sed -n 's/^structural:  //p')
 h2=$("$BIN" inspect "$T/shards" | sed -n 's/^structural:  //p')
@@ -180,6 +186,20 @@ out=$("$BIN" inspect "$T/pipe")
 expect "components" grep -q '^format:      diffusers folder, 2 weight components$' <<<"$out"
 expect "component hash" grep -q '^  structural:  cdf0726fd23f31be0c8f82e838646a79$' <<<"$out"
 expect "total" grep -q '^  tensors:     8$' <<<"$out"
+
+# --- cellar hash -a structural ---
+out=$("$BIN" hash -a structural "$T/ex.safetensors" "$T/pipe")
+expect "hash -a structural" test "$out" = "cdf0726fd23f31be0c8f82e838646a79  $T/ex.safetensors
+$h1  $T/pipe/transformer
+cdf0726fd23f31be0c8f82e838646a79  $T/pipe/vae"
+out=$("$BIN" hash --json -a structural "$T/shards")
+expect "hash -a structural --json" test "$out" = "{\"path\":\"$T/shards\",\"structural\":\"$h1\"}"
+set +e
+"$BIN" hash -a structural "$T/trailing.safetensors" >/dev/null 2>&1; rc1=$?
+"$BIN" hash -a structural,sha256 "$T/ex.safetensors" >/dev/null 2>&1; rc2=$?
+set -e
+expect "hash -a structural of a broken file" test "$rc1" = 1
+expect "structural with digests" test "$rc2" = 2
 
 # --- usage ---
 set +e

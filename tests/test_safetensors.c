@@ -100,6 +100,9 @@ static const struct bad_case bad_cases[] = {
     {"one offset", "{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0]}}", 8, "data_offsets has 1 entries, not 2"},
     /* rule 10 */
     {"unknown dtype", "{\"t\":{\"dtype\":\"Q4\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "tensor 't': unknown dtype 'Q4'"},
+    {"dtype object two keys", "{\"t\":{\"dtype\":{\"F32\":null,\"U8\":null},\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "dtype is an object, not a string"},
+    {"dtype object payload", "{\"t\":{\"dtype\":{\"F32\":1},\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "dtype variant payload is a number"},
+    {"dtype object unknown", "{\"t\":{\"dtype\":{\"Q4\":null},\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "unknown dtype 'Q4'"},
     {"lower-case dtype", "{\"t\":{\"dtype\":\"f32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "unknown dtype 'f32'"},
     /* rule 11 */
     {"different duplicates", "{" T1 ",\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 8, "incomplete metadata, file not fully covered"},
@@ -178,6 +181,7 @@ static void test_accepted(void)
         {"array form", "{\"t\":[\"I32\",[2,2],[0,16]]}", 16, 1},
         {"extra fields ignored", "{\"t\":{\"x\":[[{}]],\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"y\":null}}", 8, 1},
         {"identical duplicates", "{" T1 "," T1 "}", 8, 1},
+        {"dtype as serde enum object", "{\"t\":{\"dtype\":{\"F32\":null},\"shape\":[2],\"data_offsets\":[0,8]},\"u\":[{\"U8\":{}},[1],[8,9]]}", 9, 2},
         {"rank 0", "{\"s\":{\"dtype\":\"F64\",\"shape\":[],\"data_offsets\":[0,8]}}", 8, 1},
         {"zero size", "{\"z\":{\"dtype\":\"F32\",\"shape\":[0,5],\"data_offsets\":[0,0]},\"y\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}", 0, 2},
         {"empty and NUL names", "{\"\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},\"a\\u0000b\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]}}", 2, 2},

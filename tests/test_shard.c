@@ -125,6 +125,17 @@ static void test_split_example(void)
     CHECK_STR(h1, h2);
     CHECK_STR(h1, h3);
 
+    /* Re-splitting into the same folder leaves no file of the old split. */
+    CHECK(cellar_shard_split(&n, src, out, 16) == 0 && n == 3);
+    CHECK(access(join(out, "model-00004-of-00004.safetensors"), F_OK) != 0);
+    CHECK(access(join(out, "model-00001-of-00003.safetensors"), F_OK) == 0);
+    CHECK(cellar_shard_split(&n, src, out, 1000) == 0 && n == 1);
+    CHECK(access(join(out, "model.safetensors.index.json"), F_OK) != 0);
+    CHECK(access(join(out, "model-00001-of-00003.safetensors"), F_OK) != 0);
+    cellar_shards *again;
+    CHECK(cellar_shards_open(&again, out) == 0 && cellar_shards_count(again) == 5);
+    cellar_shards_free(again);
+
     /* A limit everything fits under: one model.safetensors, no index. */
     char one[4300];
     snprintf(one, sizeof one, "%s/one", dir);
@@ -151,7 +162,8 @@ static void test_sizes(void)
     } c[] = {
         {"5GB", 0, 5000000000ull},   {"5gb", 0, 5000000000ull}, {" 10 MB ", 0, 10000000},
         {"1.5KB", 0, 1500},          {"2TB", 0, 2000000000000ull}, {"0.0000001KB", 0, 0},
-        {"1.1GB", 0, 1100000000},    {"1e3KB", 0, 1000000},     {"12345", 0, 12345},
+        {"1.1GB", 0, 1100000000},    {"1_000KB", 0, 1000000},   {"1__0KB", CELLAR_EINVAL, 0},
+        {"_1KB", CELLAR_EINVAL, 0},    {"1e3KB", 0, 1000000},     {"12345", 0, 12345},
         {"5GiB", CELLAR_EINVAL, 0},  {"5G", CELLAR_EINVAL, 0},   {"GB", CELLAR_EINVAL, 0},
         {"xGB", CELLAR_EINVAL, 0},   {"infGB", CELLAR_EINVAL, 0}, {"0x10GB", CELLAR_EINVAL, 0},
         {"-1GB", CELLAR_EINVAL, 0},  {"", CELLAR_EINVAL, 0},     {"5 PB", CELLAR_EINVAL, 0},
