@@ -207,7 +207,8 @@ typedef void (*cellar_hash_each_fn)(void *ctx, size_t index, int rc, const cella
                                     const char *message);
 /* Hashes n paths on opts->nthreads threads (several files at once), calling
  * each() in order as results become available. Returns 0, or a negative
- * code if it could not start (CELLAR_ENOMEM); per-file failures go to each(). */
+ * code if it could not go on (CELLAR_ENOMEM; each() then has seen a prefix
+ * of the paths); per-file failures go to each(). */
 CELLAR_API int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts *opts,
                                  cellar_hash_each_fn each, void *ctx);
 

@@ -40,6 +40,7 @@
 #define STEP_WINDOW ((uint64_t)256 << 20) /* max lead of a lane over the slowest */
 #define RACY_NS 50000000LL                /* > one tick of the kernel's coarse clock */
 #define STORE_BATCH 4096                  /* cache rows written per transaction, at most */
+#define BATCH_WINDOW 8192                 /* paths in flight at once: bounds memory */
 
 /* ---- algorithms ---------------------------------------------------------- */
 
@@ -866,12 +867,11 @@ static void batch_store(struct batch *b, cellar_db *db, size_t from, size_t to)
     cellar_db_unlock(db);
 }
 
-int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts *opts,
-                      cellar_hash_each_fn each, void *ctx)
+/* One window of paths: index base + i of the caller's list is paths[i]. */
+static int hash_window(const char *const *paths, size_t n, size_t base,
+                       const cellar_hash_opts *opts, unsigned total, cellar_hash_each_fn each,
+                       void *ctx)
 {
-    if (n == 0)
-        return 0;
-    unsigned total = digest_threads(opts ? opts->nthreads : 0);
     unsigned workers = n < total ? (unsigned)n : total;
     struct batch b = {.paths = paths, .n = n};
     if (opts)
@@ -911,7 +911,7 @@ int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts
             batch_store(&b, db, i, j);
         for (; i < j; i++) {
             struct batch_slot *s = &b.slots[i];
-            each(ctx, i, s->rc, &s->d,
+            each(ctx, base + i, s->rc, &s->d,
                  s->rc ? (s->message ? s->message : "out of memory") : "");
             free(s->message);
         }
@@ -922,5 +922,18 @@ int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts
     pthread_mutex_destroy(&b.mu);
     free(b.slots);
     free(tid);
+    return 0;
+}
+
+int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts *opts,
+                      cellar_hash_each_fn each, void *ctx)
+{
+    unsigned total = digest_threads(opts ? opts->nthreads : 0);
+    for (size_t off = 0; off < n; off += BATCH_WINDOW) {
+        size_t m = n - off < BATCH_WINDOW ? n - off : BATCH_WINDOW;
+        int rc = hash_window(paths + off, m, off, opts, total, each, ctx);
+        if (rc)
+            return rc;
+    }
     return 0;
 }
