@@ -8,8 +8,8 @@
 
 static const char usage[] =
     "usage: cellar pull ORG/NAME [--revision REV] [--include GLOB]... [--exclude GLOB]...\n"
-    "                   [--to DIR | --hf-cache[=DIR]] [--jobs N] [--token T]\n"
-    "                   [--offline] [--dry-run] [--json]\n"
+    "                   [--to DIR | --hf-cache[=DIR]] [--jobs N] [--part-size SIZE]\n"
+    "                   [--token T] [--offline] [--dry-run] [--json]\n"
     "\n"
     "Downloads one revision of a Hugging Face Hub repo into the store. Files the\n"
     "store already holds (same sha256 or git blob id) are linked, not downloaded;\n"
@@ -23,6 +23,8 @@ static const char usage[] =
     "  --hf-cache[=DIR] lay out a Hugging Face cache (the default; DIR defaults to\n"
     "                   $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub)\n"
     "  --jobs N         downloads at once (default 8)\n"
+    "  --part-size SIZE a file with over twice SIZE left, when no other waits, comes\n"
+    "                   in parallel ranged parts (default 32MiB; 0: never)\n"
     "  --token T        Hub token (default: $HF_TOKEN); sent only to the endpoint\n"
     "  --offline        use the store's records only (also HF_HUB_OFFLINE=1)\n"
     "  --dry-run        say what would be downloaded and what reused\n"
@@ -204,6 +206,14 @@ int cmd_pull(int argc, char **argv)
                 goto done;
             }
             o.jobs = (unsigned)n;
+        } else if (!strcmp(a, "--part-size")) {
+            NEEDS_VALUE();
+            unsigned long long ps;
+            if (!cli_parse_size(val, &ps)) {
+                ret = cli_usage("pull", "--part-size: a size such as 64MiB");
+                goto done;
+            }
+            o.part_size = ps ? ps : UINT64_MAX;
         } else if (!strcmp(a, "--token")) {
             NEEDS_VALUE();
             o.token = val;

@@ -808,6 +808,10 @@ typedef struct cellar_pull_opts {
     int dry_run;           /* only say what would be downloaded and reused */
     cellar_pull_progress_fn progress; /* may be NULL */
     void *progress_ctx;
+    /* A file with over twice this many bytes left, when no other file is
+     * waiting for a transfer slot, is fetched in parallel ranged parts.
+     * 0: 32 MiB; UINT64_MAX: never. */
+    uint64_t part_size;
 } cellar_pull_opts;
 
 typedef struct cellar_pull_file {

@@ -52,9 +52,10 @@ typedef void (*cellar_http_done_fn)(void *ud, const cellar_http_resp *resp, int 
 int cellar_http_new(cellar_http **out, const char *endpoint, const char *token);
 void cellar_http_free(cellar_http *h);
 
-/* Starts GET url, from byte range_from if > 0. ud is handed to both
+/* Starts GET url; with range_from > 0 or range_to > 0, asks for bytes
+ * [range_from, range_to) (range_to 0: to the end). ud is handed to both
  * callbacks; write may be NULL (body discarded). */
-int cellar_http_start(cellar_http *h, const char *url, uint64_t range_from,
+int cellar_http_start(cellar_http *h, const char *url, uint64_t range_from, uint64_t range_to,
                       cellar_http_write_fn write, cellar_http_done_fn done, void *ud);
 /* Runs every started transfer (and the ones callbacks start) to the end. */
 int cellar_http_run(cellar_http *h);

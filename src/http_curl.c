@@ -26,7 +26,7 @@ struct cellar_http_req {
     CURL *easy;
     struct curl_slist *headers;
     char *url;
-    uint64_t range_from;
+    uint64_t range_from, range_to;
     cellar_http_write_fn write;
     cellar_http_done_fn done;
     void *ud;
@@ -313,7 +313,12 @@ static int req_arm(cellar_http_req *r)
     CURL *e = r->easy;
     curl_easy_setopt(e, CURLOPT_URL, r->url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-    if (r->range_from > 0) {
+    if (r->range_to > r->range_from) {
+        char range[48];
+        snprintf(range, sizeof range, "%llu-%llu", (unsigned long long)r->range_from,
+                 (unsigned long long)r->range_to - 1);
+        curl_easy_setopt(e, CURLOPT_RANGE, range);
+    } else if (r->range_from > 0) {
         char range[32];
         snprintf(range, sizeof range, "%llu-", (unsigned long long)r->range_from);
         curl_easy_setopt(e, CURLOPT_RANGE, range);
@@ -327,7 +332,7 @@ static int req_arm(cellar_http_req *r)
     return 0;
 }
 
-int cellar_http_start(cellar_http *h, const char *url, uint64_t range_from,
+int cellar_http_start(cellar_http *h, const char *url, uint64_t range_from, uint64_t range_to,
                       cellar_http_write_fn write, cellar_http_done_fn done, void *ud)
 {
     cellar_http_req *r = cellar_calloc(1, sizeof *r);
@@ -335,6 +340,7 @@ int cellar_http_start(cellar_http *h, const char *url, uint64_t range_from,
         return CELLAR_ENOMEM;
     r->h = h;
     r->range_from = range_from;
+    r->range_to = range_to;
     r->write = write;
     r->done = done;
     r->ud = ud;
@@ -475,7 +481,7 @@ int cellar_http_fetch(cellar_http *h, cellar_http_resp *resp, cellar_buf *body, 
     memset(resp, 0, sizeof *resp);
     cellar_buf_init(body, limit);
     struct fetch f = {body, resp, 0, false};
-    int rc = cellar_http_start(h, url, 0, fetch_write, fetch_done, &f);
+    int rc = cellar_http_start(h, url, 0, 0, fetch_write, fetch_done, &f);
     if (rc)
         return rc;
     rc = cellar_http_run(h);

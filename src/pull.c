@@ -16,6 +16,7 @@
 #include "hub.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -34,6 +35,10 @@
 #define MAX_MISMATCHES 3
 /* Hashing threads are worth it up to about this many. */
 #define MAX_WORKERS 8
+/* Ranged parts of one file: a file with over twice this left, when no
+ * other file waits for a slot, is fetched in up to MAX_PARTS parts. */
+#define DEFAULT_PART_SIZE (32u << 20)
+#define MAX_PARTS 16
 
 enum item_state { ITEM_QUEUED, ITEM_ACTIVE, ITEM_DONE };
 
@@ -49,6 +54,20 @@ struct worker {
     unsigned active, jobs;
 };
 
+struct item;
+
+/* One transfer of an attempt: part 0 streams into the store's writer; the
+ * others (ranged mode) land in the sidecar at their offsets and are fed to
+ * the writer in order as it reaches them. */
+struct part {
+    struct item *it;
+    unsigned index;
+    uint64_t start, end; /* bytes [start, end) of the file */
+    uint64_t got;        /* received */
+    uint64_t fed;        /* of those, passed from the sidecar to the writer */
+    bool body_started, ok;
+};
+
 struct item {
     struct worker *wk; /* while ACTIVE */
     cellar_pull_file *f;
@@ -58,9 +77,17 @@ struct item {
     unsigned attempts;
     unsigned mismatches;
     uint64_t not_before; /* ms, monotonic */
-    uint64_t offset;     /* where this attempt's request started */
-    bool body_started;
+    uint64_t offset;     /* where this attempt started */
     bool waiting;        /* reported WAIT already */
+    bool no_ranges;      /* the server answered a range with the whole file */
+    /* The attempt in flight. */
+    struct part *parts;
+    unsigned nparts, running;
+    int sidecar;
+    bool failed; /* a part failed: fail_rc (0: an HTTP error status), the */
+    int fail_rc; /* answer and the message, kept past the transfer */
+    cellar_http_resp fail_resp;
+    char *fail_msg;
 };
 
 struct pull {
@@ -191,7 +218,6 @@ static void item_discard(struct pull *p, struct item *it)
 /* Schedules another try of it after a delay, or fails the pull. */
 static void item_retry(struct pull *p, struct item *it, const cellar_http_resp *resp)
 {
-    it->body_started = false;
     it->attempts++;
     /* Wrong bytes twice more are not bad luck: give up sooner on those. */
     if (it->attempts >= CELLAR_HUB_ATTEMPTS || it->mismatches >= MAX_MISMATCHES) {
@@ -232,59 +258,151 @@ static int item_commit(struct pull *p, struct item *it)
     return 0;
 }
 
+static int pwrite_all(int fd, const void *data, size_t len, uint64_t off, const char *name)
+{
+    const char *q = data;
+    while (len) {
+        ssize_t n = pwrite(fd, q, len, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return cellar_fail_errno(n < 0 ? errno : EIO, "%s: writing a part", name);
+        q += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* Sends the bytes the ranged parts have put in the sidecar to the writer,
+ * in order, as far as they are contiguous with what it has. */
+static int drain(struct item *it)
+{
+    if (it->nparts < 2 || it->no_ranges || !it->parts[0].ok)
+        return 0;
+    uint8_t buf[64 * 1024];
+    for (;;) {
+        uint64_t w = cellar_store_writer_offset(it->w);
+        if (w >= it->f->size)
+            return 0;
+        struct part *pt = NULL;
+        for (unsigned j = 1; j < it->nparts && !pt; j++)
+            if (w >= it->parts[j].start && w < it->parts[j].end)
+                pt = &it->parts[j];
+        if (!pt)
+            return 0;
+        uint64_t avail = pt->start + pt->got - w;
+        if (avail == 0)
+            return 0;
+        size_t n = avail < sizeof buf ? (size_t)avail : sizeof buf;
+        ssize_t r = cellar_full_pread(it->sidecar, buf, n, w);
+        if (r != (ssize_t)n)
+            return cellar_fail_errno(r < 0 ? errno : EIO, "%s: reading back a part",
+                                     it->f->path);
+        int rc = cellar_store_writer_write(it->w, buf, n);
+        if (rc)
+            return rc;
+        pt->fed += n;
+    }
+}
+
+/* Ends the ranged state of an attempt: the sidecar and what it held that
+ * the writer did not take. */
+static void parts_release(struct pull *p, struct item *it)
+{
+    int64_t lost = 0;
+    for (unsigned j = 1; j < it->nparts; j++)
+        lost += (int64_t)(it->parts[j].got - it->parts[j].fed);
+    if (lost)
+        update(p, EV_NONE, it, -lost, 0, NULL);
+    if (it->sidecar >= 0)
+        close(it->sidecar);
+    it->sidecar = -1;
+    free(it->parts);
+    it->parts = NULL;
+    it->nparts = 0;
+    free(it->fail_msg);
+    it->fail_msg = NULL;
+    it->failed = false;
+    it->fail_rc = 0;
+}
+
+/* Remembers the first failure of an attempt's parts (their answers are
+ * gone when the last part ends). */
+static void part_failed(struct item *it, int rc, const cellar_http_resp *resp)
+{
+    if (it->failed)
+        return;
+    it->failed = true;
+    it->fail_rc = rc;
+    it->fail_resp = *resp;
+    it->fail_resp.link_next = NULL;
+    it->fail_msg = strdup(cellar_error_last());
+}
+
 static int on_write(void *ud, const cellar_http_resp *resp, const void *data, size_t len)
 {
-    struct item *it = ud;
+    struct part *pt = ud;
+    struct item *it = pt->it;
     struct pull *p = it->wk->p;
     int failed = atomic_load(&p->rc);
     if (failed)
         return failed; /* another file failed: stop this one, keep its partial */
-    if (!it->body_started) {
-        it->body_started = true;
-        if (it->offset > 0 && resp->status == 200) {
-            /* The server ignored the range: the body starts at byte 0. */
-            update(p, EV_NONE, it, -(int64_t)cellar_store_writer_offset(it->w), 0, NULL);
-            int rc = cellar_store_writer_truncate(it->w, 0);
-            if (rc)
-                return rc;
-        } else if (resp->status == 206 && resp->range_start != (int64_t)it->offset) {
-            return cellar_fail(CELLAR_ENET, "asked for bytes from %llu, the server sent them "
-                               "from %lld", (unsigned long long)it->offset,
+    if (it->failed)
+        return cellar_fail(CELLAR_ENET, "%s: stopped: another part failed", it->f->path);
+    bool ranged = it->nparts > 1 && !it->no_ranges;
+    if (!pt->body_started) {
+        pt->body_started = true;
+        if (pt->index == 0 && resp->status == 200) {
+            /* The server ignored the range: the whole body comes here. */
+            if (it->nparts > 1)
+                it->no_ranges = true;
+            if (it->offset > 0) {
+                update(p, EV_NONE, it, -(int64_t)cellar_store_writer_offset(it->w), 0, NULL);
+                int rc = cellar_store_writer_truncate(it->w, 0);
+                if (rc)
+                    return rc;
+            }
+            ranged = false;
+        } else if (resp->status != 206 || resp->range_start != (int64_t)pt->start) {
+            if (pt->index > 0)
+                it->no_ranges = true;
+            return cellar_fail(CELLAR_ENET, "%s: asked for bytes from %llu, the server sent "
+                               "them from %lld", it->f->path, (unsigned long long)pt->start,
                                (long long)resp->range_start);
         }
     }
-    int rc = cellar_store_writer_write(it->w, data, len);
+    if (pt->index > 0 && it->no_ranges)
+        return cellar_fail(CELLAR_ENET, "%s: the server ignores ranges", it->f->path);
+    if (ranged && pt->got + len > pt->end - pt->start)
+        return cellar_fail(CELLAR_EMISMATCH, "%s: more bytes than the range asked for",
+                           it->f->path);
+    int rc = pt->index == 0 ? cellar_store_writer_write(it->w, data, len)
+                            : pwrite_all(it->sidecar, data, len, pt->start + pt->got, it->f->path);
     if (rc)
         return rc;
+    pt->got += len;
     update(p, CELLAR_PULL_PROGRESS, it, (int64_t)len, len, NULL);
-    return 0;
+    return pt->index > 0 ? drain(it) : 0;
 }
 
-static void on_done(void *ud, const cellar_http_resp *resp, int rc)
+/* The last part of an attempt ended: commit, retry or fail the item. */
+static void attempt_end(struct pull *p, struct item *it)
 {
-    struct item *it = ud;
     struct worker *wk = it->wk;
-    struct pull *p = wk->p;
-    wk->active--;
-    if (atomic_load(&p->rc)) {
-        /* Aborted because another file failed: the partial stays. */
-        set_state(p, it, ITEM_QUEUED);
-        return;
-    }
-    if (rc == 0 && resp->status >= 200 && resp->status < 300) {
-        if (it->hf->lfs && resp->linked_etag[0]) {
-            char want[65];
-            cellar_hex(want, it->hf->sha256, 32);
-            if (strcmp(resp->linked_etag, want)) {
-                pull_fail(p, cellar_fail(CELLAR_EFORMAT,
-                                         "%s: %s: the listing says sha256 %s, the download "
-                                         "header says %s",
-                                         p->repo, it->f->path, want, resp->linked_etag));
-                set_state(p, it, ITEM_QUEUED);
-                return;
-            }
-        }
-        rc = item_commit(p, it);
+    bool complete = cellar_store_writer_offset(it->w) == it->f->size;
+    bool failed = it->failed;
+    int fail_rc = it->fail_rc;
+    cellar_http_resp fail_resp = it->fail_resp;
+    bool no_ranges = it->no_ranges;
+    if (failed && it->fail_msg)
+        cellar_fail(fail_rc ? fail_rc : CELLAR_ENET, "%s", it->fail_msg);
+    parts_release(p, it);
+    it->no_ranges = no_ranges;
+    /* Complete despite a part stopped early: part 0 got the whole file
+     * from a server that ignored the ranges. The commit verifies it. */
+    if (complete && (!failed || fail_rc == CELLAR_ENET)) {
+        int rc = item_commit(p, it);
         if (rc == CELLAR_EMISMATCH)
             item_retry(p, it, NULL);
         else if (rc) {
@@ -293,29 +411,161 @@ static void on_done(void *ud, const cellar_http_resp *resp, int rc)
         }
         return;
     }
-    if (rc == CELLAR_EMISMATCH) {
+    if (!failed)
+        fail_rc = cellar_fail(CELLAR_ENET, "%s: the transfer ended early", it->f->path);
+    if (fail_rc == CELLAR_EMISMATCH) {
         /* More bytes than listed: start over. */
         it->mismatches++;
         item_discard(p, it);
         item_retry(p, it, NULL);
         return;
     }
-    if (cellar_hub_retryable(rc, resp)) {
-        if (rc == 0)
-            cellar_fail(CELLAR_ENET, "the server answered %ld", resp->status);
-        item_retry(p, it, rc ? NULL : resp);
+    if (cellar_hub_retryable(fail_rc, &fail_resp)) {
+        if (fail_rc == 0)
+            cellar_fail(CELLAR_ENET, "the server answered %ld", fail_resp.status);
+        item_retry(p, it, fail_rc ? NULL : &fail_resp);
         return;
     }
-    if (rc == 0)
-        rc = cellar_hub_status_error(wk->hub, resp, p->repo, p->revision, it->f->path);
-    pull_fail(p, rc);
+    if (fail_rc == 0)
+        fail_rc = cellar_hub_status_error(wk->hub, &fail_resp, p->repo, p->revision,
+                                          it->f->path);
+    pull_fail(p, fail_rc);
     set_state(p, it, ITEM_QUEUED);
+}
+
+static void on_done(void *ud, const cellar_http_resp *resp, int rc)
+{
+    struct part *pt = ud;
+    struct item *it = pt->it;
+    struct worker *wk = it->wk;
+    struct pull *p = wk->p;
+    wk->active--;
+    it->running--;
+    bool ok = rc == 0 && resp->status >= 200 && resp->status < 300;
+    if (ok && it->hf->lfs && resp->linked_etag[0]) {
+        char want[65];
+        cellar_hex(want, it->hf->sha256, 32);
+        if (strcmp(resp->linked_etag, want)) {
+            rc = cellar_fail(CELLAR_EFORMAT,
+                             "%s: %s: the listing says sha256 %s, the download header says %s",
+                             p->repo, it->f->path, want, resp->linked_etag);
+            ok = false;
+        }
+    }
+    if (ok) {
+        pt->ok = true;
+        if (pt->index == 0) {
+            int drc = drain(it);
+            if (drc)
+                part_failed(it, drc, resp);
+        }
+    } else if (rc == CELLAR_EFORMAT) {
+        pull_fail(p, rc);
+    } else {
+        part_failed(it, rc, resp);
+    }
+    if (it->running > 0)
+        return;
+    if (atomic_load(&p->rc)) {
+        /* Stopped because a file failed: the writer's partial stays. */
+        parts_release(p, it);
+        set_state(p, it, ITEM_QUEUED);
+        return;
+    }
+    attempt_end(p, it);
+}
+
+/* How many ranged parts to fetch the rest of it in: several only for a
+ * large file that nothing else is waiting to share the free slots with
+ * (parts cost a second write and read of their bytes, see docs/pull.md). */
+static unsigned parts_for(const struct worker *wk, const struct item *it, bool others_waiting)
+{
+    uint64_t ps = wk->p->o->part_size ? wk->p->o->part_size : DEFAULT_PART_SIZE;
+    uint64_t rest = it->f->size - it->offset;
+    unsigned free_slots = wk->jobs > wk->active ? wk->jobs - wk->active : 1;
+    if (it->no_ranges || others_waiting || wk->p->o->part_size == UINT64_MAX || rest / 2 < ps)
+        return 1;
+    uint64_t n = (rest + ps - 1) / ps;
+    if (n > free_slots)
+        n = free_slots;
+    if (n > MAX_PARTS)
+        n = MAX_PARTS;
+    return (unsigned)n;
+}
+
+/* Opens the unnamed scratch file the parts past the first land in. */
+static int sidecar_open(struct worker *wk, struct item *it)
+{
+    static atomic_uint seq;
+    char *path = cellar_sprintf("%s/tmp/parts.%ld.%u", cellar_store_home(wk->s), (long)getpid(),
+                                atomic_fetch_add(&seq, 1));
+    if (!path)
+        return CELLAR_ENOMEM;
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int rc = fd < 0 ? cellar_fail_errno(errno, "%s", path) : 0;
+    if (fd >= 0)
+        unlink(path); /* nothing to clean up after a crash */
+    free(path);
+    it->sidecar = fd;
+    return rc;
+}
+
+/* Starts the transfers of one attempt: the rest of the file in one stream,
+ * or in ranged parts. */
+static int attempt_start(struct worker *wk, struct item *it, bool others_waiting)
+{
+    struct pull *p = wk->p;
+    unsigned n = parts_for(wk, it, others_waiting);
+    it->parts = cellar_calloc(n, sizeof *it->parts);
+    if (!it->parts)
+        return CELLAR_ENOMEM;
+    it->nparts = n;
+    it->running = 0;
+    it->sidecar = -1;
+    int rc = n > 1 ? sidecar_open(wk, it) : 0;
+    if (rc) {
+        parts_release(p, it);
+        return rc;
+    }
+    uint64_t rest = it->f->size - it->offset, each = (rest + n - 1) / n;
+    for (unsigned j = 0; j < n; j++) {
+        struct part *pt = &it->parts[j];
+        pt->it = it;
+        pt->index = j;
+        pt->start = it->offset + j * each;
+        pt->end = j == n - 1 ? it->f->size : pt->start + each;
+    }
+    char *url = cellar_hub_file_url(wk->hub, p->repo, p->commit, it->f->path);
+    if (!url) {
+        parts_release(p, it);
+        return CELLAR_ENOMEM;
+    }
+    for (unsigned j = 0; j < n; j++) {
+        struct part *pt = &it->parts[j];
+        /* A single stream asks for the rest open-ended, as any client. */
+        rc = cellar_http_start(wk->hub->http, url, pt->start, n > 1 ? pt->end : 0, on_write,
+                               on_done, pt);
+        if (rc) {
+            /* The parts started fail through part_failed and end the try. */
+            if (it->running == 0) {
+                free(url);
+                parts_release(p, it);
+                return rc;
+            }
+            part_failed(it, rc, &(cellar_http_resp){.status = 0});
+            break;
+        }
+        it->running++;
+        wk->active++;
+    }
+    free(url);
+    return 0;
 }
 
 /* Starts (or resumes) the download of it, claimed by wk, or finds it needs
  * none. On return the item is ACTIVE (a transfer runs), DONE, or QUEUED
  * again (waiting for another process, or failed). */
-static int item_start(struct worker *wk, struct item *it)
+static int item_start(struct worker *wk, struct item *it, bool others_waiting)
 {
     struct pull *p = wk->p;
     it->wk = wk;
@@ -365,7 +615,6 @@ static int item_start(struct worker *wk, struct item *it)
         update(p, EV_NONE, it, (int64_t)cellar_store_writer_offset(it->w), 0, NULL);
     }
     it->offset = cellar_store_writer_offset(it->w);
-    it->body_started = false;
     update(p, CELLAR_PULL_START, it, 0, 0, NULL);
     if (it->offset == it->f->size) {
         rc = item_commit(p, it);
@@ -375,24 +624,16 @@ static int item_start(struct worker *wk, struct item *it)
         }
         return rc;
     }
-    char *url = cellar_hub_file_url(wk->hub, p->repo, p->commit, it->f->path);
-    if (!url)
-        return CELLAR_ENOMEM;
-    rc = cellar_http_start(wk->hub->http, url, it->offset, on_write, on_done, it);
-    free(url);
-    if (rc)
-        return rc;
-    wk->active++;
-    return 0;
+    return attempt_start(wk, it, others_waiting);
 }
 
 /* Claims the next item that may start now; NULL if none. *pending tells
  * whether any item is still waiting, *next when the earliest may start. */
-static struct item *claim(struct pull *p, bool *pending, uint64_t *next)
+static struct item *claim(struct pull *p, bool *pending, uint64_t *next, bool *others_waiting)
 {
     uint64_t now = now_ms();
     struct item *got = NULL;
-    *pending = false;
+    *pending = *others_waiting = false;
     *next = UINT64_MAX;
     pthread_mutex_lock(&p->mu);
     for (size_t i = 0; i < p->n; i++) {
@@ -402,6 +643,10 @@ static struct item *claim(struct pull *p, bool *pending, uint64_t *next)
         if (it->state != ITEM_QUEUED)
             continue;
         *pending = true;
+        if (got) {
+            *others_waiting = true;
+            break;
+        }
         if (it->not_before > now) {
             if (it->not_before < *next)
                 *next = it->not_before;
@@ -409,7 +654,6 @@ static struct item *claim(struct pull *p, bool *pending, uint64_t *next)
         }
         it->state = ITEM_ACTIVE;
         got = it;
-        break;
     }
     pthread_mutex_unlock(&p->mu);
     return got;
@@ -423,10 +667,11 @@ static void *worker_run(void *arg)
         bool pending = true;
         uint64_t next = UINT64_MAX;
         while (!atomic_load(&p->rc) && wk->active < wk->jobs) {
-            struct item *it = claim(p, &pending, &next);
+            bool others;
+            struct item *it = claim(p, &pending, &next, &others);
             if (!it)
                 break;
-            int rc = item_start(wk, it);
+            int rc = item_start(wk, it, others);
             if (rc) {
                 pull_fail(p, rc);
                 set_state(p, it, ITEM_QUEUED);

@@ -218,6 +218,24 @@ ctl "mode=malicious&count=-1&match=pipe/alpha"
 if pull pipe/alpha --hf-cache "$T/mal-hf" >"$T/out" 2>&1; then bad "malicious hf: must fail"; fi
 check "malicious hf: nothing written" [ ! -e "$T/mal-hf" ]
 
+# ---- a large file in parallel ranged parts ---------------------------------
+fresh parts
+pull pipe/alpha --include "unet/*" --jobs 8 --part-size 200KB --to "$T/p1" >"$T/out" 2>&1 || { cat "$T/out"; bad "parts: pull"; }
+check "parts: bytes" cmp -s "$FX/pipe/alpha/main/$UNET" "$T/p1/$UNET"
+check "parts: several range requests" [ "$(stat_field ranges)" -ge 2 ]
+check "parts: each byte fetched once" [ "$(served "$UNET")" = "$want_unet" ]
+check "parts: store sound" store_sound "$CELLAR_HOME"
+fresh parts-reset
+ctl "mode=reset&count=2&match=$UNET"
+pull pipe/alpha --include "unet/*" --jobs 8 --part-size 200KB --to "$T/p2" >"$T/out" 2>&1 || { cat "$T/out"; bad "parts, reset: pull"; }
+check "parts, reset: bytes" cmp -s "$FX/pipe/alpha/main/$UNET" "$T/p2/$UNET"
+check "parts, reset: store sound" store_sound "$CELLAR_HOME"
+fresh parts-norange
+ctl "mode=norange&count=-1&match=$UNET"
+pull pipe/alpha --include "unet/*" --jobs 8 --part-size 200KB --to "$T/p3" >"$T/out" 2>&1 || { cat "$T/out"; bad "parts, ranges ignored: pull"; }
+check "parts, ranges ignored: bytes" cmp -s "$FX/pipe/alpha/main/$UNET" "$T/p3/$UNET"
+check "parts, ranges ignored: store sound" store_sound "$CELLAR_HOME"
+
 # ---- a killed pull resumes by range ---------------------------------------
 fresh kill
 ctl "mode=slow&count=-1&match=$UNET&rate=300000"
