@@ -3,16 +3,16 @@
  *
  * Downloads run on a few worker threads (up to one per core), each with its
  * own event loop (http.h over libcurl multi) and its own store handle, and
- * several transfers at once per loop: `jobs` files stream at a time in all.
- * Each file streams straight into a store writer that hashes the bytes as
- * they arrive, so there is no second pass over a finished file, and memory
- * does not grow with file sizes; the threads exist because hashing (sha256,
- * BLAKE3 and the git blob id of every byte) costs more CPU than receiving.
- * A writer's partial survives a killed run under a resume key naming the
- * blob; the next run asks for the rest with a Range request (and starts
- * over if the server ignores it). Each file comes in one stream, in order:
- * the writer hashes in order, and several files at once fill the link (see
- * docs/pull.md). */
+ * several transfers at once per loop: `jobs` transfers at a time in all.
+ * Each file streams into a store writer that hashes the bytes as they
+ * arrive, so there is no second pass over a finished file and memory does
+ * not grow with file sizes; the threads exist because hashing every byte
+ * costs more CPU than receiving it. A large file with nothing else waiting
+ * for a slot comes in ranged parts: the first streams into the writer, the
+ * others land in an unlinked sidecar file and are fed to the writer in order
+ * as it reaches them (docs/pull.md). A writer's partial survives a killed
+ * run under a resume key naming the blob; the next run asks for the rest
+ * with a Range request (and starts over if the server ignores it). */
 #include "hub.h"
 
 #include <errno.h>
