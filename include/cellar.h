@@ -685,7 +685,8 @@ CELLAR_API int cellar_store_gc(cellar_store *s, const cellar_gc_opts *opts,
  * (no hard link can reach it) copies share the first copy's inode instead. */
 #define CELLAR_DEDUP_DRY_RUN (1u << 0)        /* report only */
 #define CELLAR_DEDUP_PARANOID (1u << 1)       /* also compare bytes before linking */
-#define CELLAR_DEDUP_FOLLOW_SYMLINKS (1u << 2) /* follow symlinks (-L) */
+/* -L: dedup the files symlinks lead to (the symlinks themselves stay). */
+#define CELLAR_DEDUP_FOLLOW_SYMLINKS (1u << 2)
 
 typedef enum cellar_dedup_event_kind {
     CELLAR_DEDUP_LINKED,  /* path now shares the stored copy (or would) */

@@ -93,12 +93,36 @@ static int collect(const char *path, const char *name, const struct stat *st, vo
         dd->files = f;
         dd->cap = cap;
     }
-    if (!(dd->files[dd->nfiles].path = cellar_strdup(path)))
-        return CELLAR_ENOMEM;
+    /* Followed (-L): act on the file the symlink leads to, never replace
+     * the symlink itself. */
+    struct stat lst;
+    bool link = (dd->o->flags & CELLAR_DEDUP_FOLLOW_SYMLINKS) && lstat(path, &lst) == 0 &&
+                S_ISLNK(lst.st_mode);
+    char *real = link ? realpath(path, NULL) : cellar_strdup(path);
+    if (!real)
+        return link ? 0 : CELLAR_ENOMEM;
+    dd->files[dd->nfiles].path = real;
     dd->files[dd->nfiles].st = *st;
     dd->nfiles++;
     dd->stats->files++;
     return 0;
+}
+
+/* Drops names listed twice (a file reached directly and through a symlink
+ * with -L); files[] is sorted, so they are adjacent. */
+static void drop_repeats(struct dedup *dd)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < dd->nfiles; i++) {
+        if (keep && !strcmp(dd->files[keep - 1].path, dd->files[i].path) &&
+            dd->files[keep - 1].st.st_ino == dd->files[i].st.st_ino) {
+            free(dd->files[i].path);
+            dd->stats->files--;
+            continue;
+        }
+        dd->files[keep++] = dd->files[i];
+    }
+    dd->nfiles = keep;
 }
 
 static void walk_error(const char *path, const char *message, void *ctx)
@@ -581,6 +605,7 @@ int cellar_dedup(cellar_store *s, size_t npaths, const char *const *paths,
     size_t ncand = 0;
     if (rc == 0) {
         qsort(dd.files, dd.nfiles, sizeof *dd.files, cmp_file);
+        drop_repeats(&dd);
         rc = disk_bytes(&dd, false, &stats->bytes_before);
     }
     if (rc == 0)

@@ -40,7 +40,7 @@ int cellar_link_mode_parse(cellar_link_mode *out, const char *name)
  * leftover from a crash says which object it is a link to. */
 static char *temp_beside(const char *dest, const uint8_t sha256[32])
 {
-    static _Thread_local unsigned counter;
+    static _Atomic unsigned counter; /* unique across threads too */
     char hex[65];
     cellar_hex(hex, sha256, 32);
     const char *slash = strrchr(dest, '/');

@@ -310,7 +310,7 @@ done:
 /* A unique name in tmp/ with prefix; allocated. */
 static char *tmp_name(const cellar_store *s, const char *prefix)
 {
-    static _Thread_local unsigned counter;
+    static _Atomic unsigned counter; /* unique across threads too */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return cellar_sprintf("%s/%s.%ld.%u.%lx", s->tmp, prefix, (long)getpid(), ++counter,

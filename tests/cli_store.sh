@@ -114,6 +114,19 @@ check "second run changes no inode" test "$inodes_after" = "$(find "$M" -type f 
 check "no temp names left" test -z "$(find "$M" -name '.cellar-link.*')"
 check "verify after dedup" "$BIN" verify -q
 
+# ---- -L follows symlinks to the files they name, and keeps the symlinks ----------
+L=$T/follow
+gen "$L/real/a.bin" 200000
+mkdir -p "$L/elsewhere" "$L/tree"
+cp "$L/real/a.bin" "$L/elsewhere/b.bin"
+ln -s ../elsewhere/b.bin "$L/tree/link.bin"
+cp "$L/real/a.bin" "$L/tree/c.bin"
+"$BIN" dedup "$L/tree" "$L/real" >/dev/null 2>&1
+check "without -L the symlink's target is left alone" test "$(ino "$L/elsewhere/b.bin")" != "$(ino "$L/tree/c.bin")"
+"$BIN" dedup -L "$L/tree" >/dev/null 2>&1
+check "-L links the target" test "$(ino "$L/elsewhere/b.bin")" = "$(ino "$L/tree/c.bin")"
+check "-L keeps the symlink a symlink" test -L "$L/tree/link.bin"
+
 # ---- gc ----------------------------------------------------------------------
 "$BIN" gc >"$T/gc.out"
 check "gc keeps young objects" grep -q '^removed 0 objects' "$T/gc.out"
@@ -176,6 +189,7 @@ check "git blob found by its id" "$BIN" which "git-sha1:$cfgid" >/dev/null
 # No hard link can reach the store there: copies share one inode among
 # themselves instead. Needs a second filesystem (/dev/shm) to run.
 shm=/dev/shm/cellar-test-$$
+trap 'rm -rf "$shm"' EXIT
 if mkdir -p "$shm" 2>/dev/null && [ "$(stat -c %d /dev/shm)" != "$(stat -c %d "$T")" ]; then
     gen "$shm/a/x.bin" 300000
     mkdir -p "$shm/b"
@@ -204,6 +218,18 @@ for mode in --copy ""; do
     check "concurrent add $mode: one intact object" test "$(sha "$("$BIN" which "$want")")" = "$want"
     check "concurrent add $mode: no temp files" test -z "$(ls -A "$CELLAR_HOME/tmp")"
 done
+
+# ---- gc while an add runs ------------------------------------------------------------
+gen "$T/gcrace/f.bin" 20000000
+"$BIN" add "$T/gcrace/f.bin" >"$T/gcrace.out" 2>&1 &
+p1=$!
+for _ in 1 2 3 4 5 6 7 8; do "$BIN" gc --grace 0 >/dev/null; done
+r1=0
+wait $p1 || r1=$?
+check "add during gc succeeds" test $r1 = 0
+want=$(sha "$T/gcrace/f.bin")
+"$BIN" gc --grace 0 >/dev/null
+check "gc during add kept the linked object" test "$(sha "$("$BIN" which "$want")")" = "$want"
 
 echo "$passed passed, $failed failed"
 test "$failed" = 0
