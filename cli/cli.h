@@ -53,5 +53,6 @@ int cmd_map(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_dduf(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
 
 #endif

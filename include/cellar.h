@@ -936,6 +936,96 @@ CELLAR_API void cellar_du_free(cellar_du *du);
 
 /* ---- hub section ---- */
 
+/* cellar_pull (src/pull.c): downloads one revision of a Hub repo into the
+ * store without fetching what the store already holds, then lays it out.
+ *  1. the revision is resolved to a commit and the commit's files listed
+ *     with their sha256 (LFS) or git blob sha1 (files kept in git);
+ *  2. a file whose digest the store holds is linked, not downloaded; the
+ *     others are downloaded in parallel (libcurl multi), hashed while they
+ *     stream and admitted only if size and digest match; a killed pull
+ *     leaves resumable partials that the next one continues by range;
+ *     another process downloading the same blob is waited for, not joined;
+ *  3. the snapshot (repo, revision, commit, path -> sha256) is recorded in
+ *     the store and laid out as a folder of links (to_dir) or in the Hugging
+ *     Face cache layout (hf_cache: models--ORG--NAME/{blobs,snapshots,refs},
+ *     blobs hard-linked to the store's objects).
+ * The token is sent only to the endpoint's own host, never to a host a
+ * redirect leads to, and never appears in a message. */
+
+typedef enum cellar_pull_event_kind {
+    CELLAR_PULL_PLAN,     /* listing done: total files/bytes known; path NULL */
+    CELLAR_PULL_REUSED,   /* path is in the store already: linked */
+    CELLAR_PULL_START,    /* path starts downloading (done: bytes resumed) */
+    CELLAR_PULL_PROGRESS, /* bytes of path arrived */
+    CELLAR_PULL_RETRY,    /* path failed and is tried again; message says why */
+    CELLAR_PULL_FINISH,   /* path downloaded, verified and stored */
+    CELLAR_PULL_WAIT      /* another process is downloading path's blob */
+} cellar_pull_event_kind;
+
+typedef struct cellar_pull_event {
+    cellar_pull_event_kind kind;
+    const char *path;    /* in the repo; NULL for PLAN */
+    uint64_t size;       /* of path */
+    uint64_t done;       /* bytes of path in the store's partial so far */
+    uint64_t total_size; /* bytes of every file of the pull */
+    uint64_t total_done; /* bytes reused + downloaded so far */
+    size_t total_files;  /* files in the pull */
+    const char *message; /* RETRY: why; else NULL */
+} cellar_pull_event;
+
+/* Called on the pulling thread; must not call back into the pull. */
+typedef void (*cellar_pull_progress_fn)(const cellar_pull_event *ev, void *ctx);
+
+typedef struct cellar_pull_opts {
+    const char *endpoint;  /* NULL: $HF_ENDPOINT, else https://huggingface.co */
+    const char *token;     /* NULL: $HF_TOKEN; "" for none */
+    const char *revision;  /* NULL: "main" */
+    const char *const *include; /* fnmatch globs on repo paths; none: all */
+    size_t n_include;
+    const char *const *exclude;
+    size_t n_exclude;
+    const char *to_dir;    /* lay out as a folder of hard links, or NULL */
+    const char *hf_cache;  /* lay out in this HF cache root, or NULL */
+    unsigned jobs;         /* transfers at once; 0: 8 */
+    int offline;           /* resolve from the store's records only */
+    int dry_run;           /* only say what would be downloaded and reused */
+    cellar_pull_progress_fn progress; /* may be NULL */
+    void *progress_ctx;
+    /* A file with over twice this many bytes left, when no other file is
+     * waiting for a transfer slot, is fetched in parallel ranged parts.
+     * 0: 32 MiB; UINT64_MAX: never. */
+    uint64_t part_size;
+} cellar_pull_opts;
+
+typedef struct cellar_pull_file {
+    char *path;          /* in the repo */
+    uint64_t size;
+    uint8_t sha256[32];  /* zero if unknown (a git file not yet downloaded, dry run) */
+    char etag[65];       /* the Hub's name: sha256 (LFS) or git blob sha1, hex */
+    int downloaded;      /* 1: downloaded (or would be, dry run); 0: reused */
+} cellar_pull_file;
+
+typedef struct cellar_pull_result {
+    char commit[41];
+    uint64_t files_downloaded, bytes_downloaded; /* bytes: received over the network */
+    uint64_t files_reused, bytes_reused;
+    size_t n;                /* the files of the pull, in listing order */
+    cellar_pull_file *files;
+} cellar_pull_result;
+
+/* Pulls repo ("ORG/NAME") into store s. out (may be NULL) gets the summary;
+ * free it with cellar_pull_result_free. Errors: CELLAR_EINVAL (bad repo name
+ * or options), CELLAR_EAUTH (401/403, the message mentions the token),
+ * CELLAR_ENOTFOUND (repo, revision or file missing: the message says which;
+ * offline: no recorded snapshot), CELLAR_EFORMAT (a malformed answer or an
+ * unsafe path listed: nothing written), CELLAR_EMISMATCH (bytes kept not
+ * matching after retries: nothing admitted), CELLAR_ENET (gave up after
+ * retries), CELLAR_EBUSY, CELLAR_EIO. */
+CELLAR_API int cellar_pull(cellar_store *s, const char *repo, const cellar_pull_opts *opts,
+                           cellar_pull_result *out);
+/* Frees what cellar_pull put in *r (not r itself). NULL-safe. */
+CELLAR_API void cellar_pull_result_free(cellar_pull_result *r);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,516 @@
+/* The HTTP client (http.h) over libcurl's multi interface: one event loop,
+ * many transfers, redirects followed by hand so the token stays with the
+ * endpoint's origin. The only file that includes curl.h. */
+#include "http.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+#define MAX_REDIRECTS 8
+#define ERROR_BODY_MAX 4096
+
+struct cellar_http {
+    CURLM *multi;
+    char *origin; /* "scheme://host:port" of the endpoint, lower case */
+    char *auth;   /* "Authorization: Bearer ..." or NULL */
+    unsigned active;
+};
+
+struct cellar_http_req {
+    cellar_http *h;
+    CURL *easy;
+    struct curl_slist *headers;
+    char *url;
+    uint64_t range_from, range_to;
+    cellar_http_write_fn write;
+    cellar_http_done_fn done;
+    void *ud;
+    cellar_http_resp resp;
+    char *location;       /* Location of the current answer */
+    long hop_status;      /* status of the current answer */
+    int write_rc;         /* the write callback's error, if it stopped us */
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc;
+
+static void global_init(void)
+{
+    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* "scheme://host:port" of url, lower case; NULL (error set) if unparsable. */
+static char *url_origin(const char *url)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *port = NULL, *out = NULL;
+    if (!u) {
+        cellar_fail(CELLAR_ENOMEM, "out of memory parsing a URL");
+        return NULL;
+    }
+    if (curl_url_set(u, CURLUPART_URL, url, 0) || curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) ||
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT)) {
+        cellar_fail(CELLAR_EINVAL, "%s: not a valid URL", url);
+        goto done;
+    }
+    out = cellar_sprintf("%s://%s:%s", scheme, host, port);
+    for (char *p = out; p && *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+done:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return out;
+}
+
+/* location resolved against base; NULL (error set) if unusable. Only
+ * http(s) targets are followed. */
+static char *url_resolve(const char *base, const char *location)
+{
+    CURLU *u = curl_url();
+    char *res = NULL, *scheme = NULL, *out = NULL;
+    if (!u) {
+        cellar_fail(CELLAR_ENOMEM, "out of memory parsing a URL");
+        return NULL;
+    }
+    if (curl_url_set(u, CURLUPART_URL, base, 0) || curl_url_set(u, CURLUPART_URL, location, 0) ||
+        curl_url_get(u, CURLUPART_URL, &res, 0) || curl_url_get(u, CURLUPART_SCHEME, &scheme, 0)) {
+        cellar_fail(CELLAR_ENET, "%s: redirect to an invalid URL", base);
+        goto done;
+    }
+    if (strcasecmp(scheme, "http") && strcasecmp(scheme, "https")) {
+        cellar_fail(CELLAR_ENET, "%s: redirect to a %s URL refused", base, scheme);
+        goto done;
+    }
+    out = cellar_strdup(res);
+done:
+    curl_free(res);
+    curl_free(scheme);
+    curl_url_cleanup(u);
+    return out;
+}
+
+int cellar_http_new(cellar_http **out, const char *endpoint, const char *token)
+{
+    *out = NULL;
+    pthread_once(&global_once, global_init);
+    RETURN_ERROR_IF(global_rc != CURLE_OK, CELLAR_ENET, "libcurl failed to initialize: %s",
+                    curl_easy_strerror(global_rc));
+    RETURN_ERROR_IF(token && strpbrk(token, "\r\n"), CELLAR_EINVAL,
+                    "the token holds a line break");
+    cellar_http *h = cellar_calloc(1, sizeof *h);
+    if (!h)
+        return CELLAR_ENOMEM;
+    h->origin = url_origin(endpoint);
+    if (!h->origin)
+        goto fail;
+    if (token && *token) {
+        h->auth = cellar_sprintf("Authorization: Bearer %s", token);
+        if (!h->auth)
+            goto fail;
+    }
+    h->multi = curl_multi_init();
+    if (!h->multi) {
+        cellar_fail(CELLAR_ENOMEM, "out of memory creating an HTTP client");
+        goto fail;
+    }
+    *out = h;
+    return 0;
+fail:
+    cellar_http_free(h);
+    return cellar_error_code() ? cellar_error_code() : CELLAR_ENOMEM;
+}
+
+void cellar_http_free(cellar_http *h)
+{
+    if (!h)
+        return;
+    if (h->multi)
+        curl_multi_cleanup(h->multi);
+    free(h->origin);
+    if (h->auth) {
+        /* Do not leave the token lying in freed memory. */
+        memset(h->auth, 0, strlen(h->auth));
+        free(h->auth);
+    }
+    free(h);
+}
+
+void cellar_http_resp_release(cellar_http_resp *resp)
+{
+    free(resp->link_next);
+    resp->link_next = NULL;
+}
+
+static void req_free(cellar_http_req *r)
+{
+    if (!r)
+        return;
+    if (r->easy)
+        curl_easy_cleanup(r->easy);
+    curl_slist_free_all(r->headers);
+    free(r->url);
+    free(r->location);
+    cellar_http_resp_release(&r->resp);
+    free(r);
+}
+
+/* Copies a header value, trimmed, quotes and a weak-validator prefix
+ * removed, into dst. */
+static void copy_value(char *dst, size_t cap, const char *v, size_t n, bool unquote)
+{
+    while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    if (unquote) {
+        if (n >= 2 && v[0] == 'W' && v[1] == '/') {
+            v += 2;
+            n -= 2;
+        }
+        if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+            v++;
+            n -= 2;
+        }
+    }
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, v, n);
+    dst[n] = '\0';
+}
+
+static int64_t parse_i64(const char *v, size_t n)
+{
+    char tmp[32];
+    copy_value(tmp, sizeof tmp, v, n, false);
+    char *end;
+    if (!isdigit((unsigned char)tmp[0]))
+        return -1;
+    long long x = strtoll(tmp, &end, 10);
+    return *end ? -1 : (int64_t)x;
+}
+
+/* Link: <url>; rel="next", possibly among other links. */
+static char *parse_link_next(const char *v, size_t n)
+{
+    const char *end = v + n;
+    while (v < end) {
+        const char *lt = memchr(v, '<', (size_t)(end - v));
+        if (!lt)
+            return NULL;
+        const char *gt = memchr(lt, '>', (size_t)(end - lt));
+        if (!gt)
+            return NULL;
+        const char *next = memchr(gt, ',', (size_t)(end - gt));
+        const char *stop = next ? next : end;
+        for (const char *p = gt; p + 10 <= stop; p++)
+            if (!strncasecmp(p, "rel=\"next\"", 10) || !strncasecmp(p, "rel=next", 8))
+                return cellar_strndup(lt + 1, (size_t)(gt - lt - 1));
+        v = next ? next + 1 : end;
+    }
+    return NULL;
+}
+
+static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
+{
+    cellar_http_req *r = ud;
+    cellar_http_resp *s = &r->resp;
+    size_t n = size * nmemb;
+    if (n >= 5 && !strncmp(line, "HTTP/", 5)) {
+        /* A new answer (after a redirect or a 100 Continue): per-answer
+         * fields start over, the Hub's own headers are kept. */
+        const char *sp = memchr(line, ' ', n);
+        r->hop_status = sp ? strtol(sp + 1, NULL, 10) : 0;
+        s->content_length = s->range_start = s->retry_after = -1;
+        s->error_code[0] = s->error_message[0] = '\0';
+        free(r->location);
+        r->location = NULL;
+        return n;
+    }
+    const char *colon = memchr(line, ':', n);
+    if (!colon)
+        return n;
+    size_t klen = (size_t)(colon - line);
+    const char *v = colon + 1;
+    size_t vlen = n - klen - 1;
+    while (vlen && (*v == ' ' || *v == '\t')) {
+        v++;
+        vlen--;
+    }
+#define IS(name) (klen == sizeof(name) - 1 && !strncasecmp(line, name, klen))
+    if (IS("x-repo-commit") && !s->repo_commit[0])
+        copy_value(s->repo_commit, sizeof s->repo_commit, v, vlen, true);
+    else if (IS("etag") && !s->etag[0])
+        copy_value(s->etag, sizeof s->etag, v, vlen, true);
+    else if (IS("x-linked-etag") && !s->linked_etag[0])
+        copy_value(s->linked_etag, sizeof s->linked_etag, v, vlen, true);
+    else if (IS("x-linked-size") && s->linked_size < 0)
+        s->linked_size = parse_i64(v, vlen);
+    else if (IS("content-length"))
+        s->content_length = parse_i64(v, vlen);
+    else if (IS("retry-after"))
+        s->retry_after = parse_i64(v, vlen);
+    else if (IS("x-error-code"))
+        copy_value(s->error_code, sizeof s->error_code, v, vlen, false);
+    else if (IS("x-error-message"))
+        copy_value(s->error_message, sizeof s->error_message, v, vlen, false);
+    else if (IS("content-range")) {
+        char tmp[96];
+        copy_value(tmp, sizeof tmp, v, vlen, false);
+        if (!strncasecmp(tmp, "bytes ", 6) && isdigit((unsigned char)tmp[6]))
+            s->range_start = strtoll(tmp + 6, NULL, 10);
+    } else if (IS("location")) {
+        free(r->location);
+        r->location = cellar_strndup(v, vlen);
+        if (r->location)
+            copy_value(r->location, vlen + 1, v, vlen, false);
+    } else if (IS("link") && !s->link_next) {
+        s->link_next = parse_link_next(v, vlen);
+    }
+#undef IS
+    return n;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+    cellar_http_req *r = ud;
+    size_t n = size * nmemb;
+    if (r->hop_status < 200 || r->hop_status >= 300 || !r->write)
+        return n; /* redirect and error bodies: headers say enough */
+    r->resp.status = r->hop_status;
+    int rc = r->write(r->ud, &r->resp, data, n);
+    if (rc) {
+        r->write_rc = rc;
+        return n ? 0 : 1; /* any short count makes curl stop */
+    }
+    return n;
+}
+
+/* (Re)arms the easy handle for r->url: headers chosen by origin. */
+static int req_arm(cellar_http_req *r)
+{
+    cellar_http *h = r->h;
+    curl_slist_free_all(r->headers);
+    r->headers = NULL;
+    char *origin = url_origin(r->url);
+    if (!origin)
+        return cellar_error_code();
+    bool own = strcmp(origin, h->origin) == 0;
+    free(origin);
+    struct curl_slist *l = curl_slist_append(NULL, "User-Agent: cellar/" CELLAR_VERSION_STRING);
+    if (l && own && h->auth) {
+        struct curl_slist *l2 = curl_slist_append(l, h->auth);
+        l = l2 ? l2 : (curl_slist_free_all(l), NULL);
+    }
+    RETURN_ERROR_IF(!l, CELLAR_ENOMEM, "out of memory building HTTP headers");
+    r->headers = l;
+    CURL *e = r->easy;
+    curl_easy_setopt(e, CURLOPT_URL, r->url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+    if (r->range_to > r->range_from) {
+        char range[48];
+        snprintf(range, sizeof range, "%llu-%llu", (unsigned long long)r->range_from,
+                 (unsigned long long)r->range_to - 1);
+        curl_easy_setopt(e, CURLOPT_RANGE, range);
+    } else if (r->range_from > 0) {
+        char range[32];
+        snprintf(range, sizeof range, "%llu-", (unsigned long long)r->range_from);
+        curl_easy_setopt(e, CURLOPT_RANGE, range);
+    } else {
+        curl_easy_setopt(e, CURLOPT_RANGE, NULL);
+    }
+    r->hop_status = 0;
+    CURLMcode mc = curl_multi_add_handle(h->multi, e);
+    RETURN_ERROR_IF(mc != CURLM_OK, CELLAR_ENET, "%s: cannot start the transfer: %s", r->url,
+                    curl_multi_strerror(mc));
+    return 0;
+}
+
+int cellar_http_start(cellar_http *h, const char *url, uint64_t range_from, uint64_t range_to,
+                      cellar_http_write_fn write, cellar_http_done_fn done, void *ud)
+{
+    cellar_http_req *r = cellar_calloc(1, sizeof *r);
+    if (!r)
+        return CELLAR_ENOMEM;
+    r->h = h;
+    r->range_from = range_from;
+    r->range_to = range_to;
+    r->write = write;
+    r->done = done;
+    r->ud = ud;
+    r->resp.linked_size = r->resp.content_length = r->resp.range_start = -1;
+    r->resp.retry_after = -1;
+    r->url = cellar_strdup(url);
+    r->easy = curl_easy_init();
+    int rc = CELLAR_ENOMEM;
+    if (!r->url || !r->easy)
+        goto fail;
+    CURL *e = r->easy;
+    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 30L);
+    /* A transfer that moves less than 1 KiB/s for a minute is dead. */
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 60L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
+    rc = req_arm(r);
+    if (rc)
+        goto fail;
+    h->active++;
+    return 0;
+fail:
+    req_free(r);
+    return rc;
+}
+
+/* A transfer finished: follow a redirect or report. */
+static void req_finish(cellar_http *h, cellar_http_req *r, CURLcode result)
+{
+    curl_multi_remove_handle(h->multi, r->easy);
+    int rc = 0;
+    long status = r->hop_status;
+    if (r->write_rc) {
+        rc = r->write_rc;
+    } else if (result != CURLE_OK) {
+        rc = cellar_fail(CELLAR_ENET, "%s: %s", r->url, r->errbuf[0] ? r->errbuf
+                                                                     : curl_easy_strerror(result));
+    } else if (status >= 300 && status < 400 && status != 304 && r->location) {
+        if (r->resp.redirects >= MAX_REDIRECTS) {
+            rc = cellar_fail(CELLAR_ENET, "%s: more than %d redirects", r->url, MAX_REDIRECTS);
+        } else {
+            char *next = url_resolve(r->url, r->location);
+            if (!next) {
+                rc = cellar_error_code();
+            } else {
+                free(r->url);
+                r->url = next;
+                r->resp.redirects++;
+                r->errbuf[0] = '\0';
+                rc = req_arm(r);
+                if (!rc)
+                    return; /* still active */
+            }
+        }
+    }
+    r->resp.status = rc == CELLAR_ENET && !r->write_rc && result != CURLE_OK ? 0 : status;
+    h->active--;
+    if (r->done)
+        r->done(r->ud, &r->resp, rc);
+    req_free(r);
+}
+
+int cellar_http_step(cellar_http *h, int wait_ms)
+{
+    int running = 0;
+    CURLMcode mc = curl_multi_perform(h->multi, &running);
+    RETURN_ERROR_IF(mc != CURLM_OK, CELLAR_ENET, "HTTP event loop failed: %s",
+                    curl_multi_strerror(mc));
+    CURLMsg *m;
+    int left;
+    bool finished = false;
+    while ((m = curl_multi_info_read(h->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        cellar_http_req *r = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        req_finish(h, r, m->data.result);
+        finished = true;
+    }
+    /* A callback may have started transfers: let them run before waiting. */
+    if (finished || wait_ms <= 0)
+        return 0;
+    mc = curl_multi_poll(h->multi, NULL, 0, wait_ms, NULL);
+    RETURN_ERROR_IF(mc != CURLM_OK, CELLAR_ENET, "HTTP event loop failed: %s",
+                    curl_multi_strerror(mc));
+    return 0;
+}
+
+int cellar_http_run(cellar_http *h)
+{
+    while (h->active) {
+        int rc = cellar_http_step(h, 200);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+struct fetch {
+    cellar_buf *body;
+    cellar_http_resp *resp;
+    int rc;
+    bool done;
+};
+
+static int fetch_write(void *ud, const cellar_http_resp *resp, const void *data, size_t len)
+{
+    struct fetch *f = ud;
+    (void)resp;
+    int rc = cellar_buf_append(f->body, data, len);
+    if (rc == CELLAR_ERANGE)
+        return cellar_fail(CELLAR_ERANGE, "answer larger than %zu bytes", f->body->limit);
+    return rc;
+}
+
+static void fetch_done(void *ud, const cellar_http_resp *resp, int rc)
+{
+    struct fetch *f = ud;
+    *f->resp = *resp;
+    /* The request frees its copy; keep ours. */
+    f->resp->link_next = resp->link_next ? cellar_strdup(resp->link_next) : NULL;
+    f->rc = rc;
+    f->done = true;
+}
+
+int cellar_http_fetch(cellar_http *h, cellar_http_resp *resp, cellar_buf *body, const char *url,
+                      size_t limit)
+{
+    memset(resp, 0, sizeof *resp);
+    cellar_buf_init(body, limit);
+    struct fetch f = {body, resp, 0, false};
+    int rc = cellar_http_start(h, url, 0, 0, fetch_write, fetch_done, &f);
+    if (rc)
+        return rc;
+    rc = cellar_http_run(h);
+    if (rc)
+        return rc;
+    return f.rc;
+}
+
+char *cellar_http_escape(const char *s, bool keep_slash)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(s), cap;
+    if (ck_mul(n, (size_t)3, &cap) || ck_add(cap, (size_t)1, &cap)) {
+        cellar_fail(CELLAR_ERANGE, "string too long to escape");
+        return NULL;
+    }
+    char *out = cellar_malloc(cap), *p = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (isalnum(c) || strchr("-._~", c) || (keep_slash && c == '/')) {
+            *p++ = (char)c;
+        } else {
+            *p++ = '%';
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 15];
+        }
+    }
+    *p = '\0';
+    return out;
+}
