@@ -27,7 +27,10 @@ hub_pid=$!
 for _ in $(seq 100); do [ -s "$DIR/hub.port" ] && break; sleep 0.1; done
 port=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["hub"])' "$DIR/hub.port")
 export HF_ENDPOINT=http://127.0.0.1:$port
-served() { curl -sf "$HF_ENDPOINT/_stats?sum=bytes"; }
+served() {
+    curl -sf "$HF_ENDPOINT/_stats" |
+        python3 -c 'import json,sys; print(sum(v["bytes"] for v in json.load(sys.stdin)["files"].values()))'
+}
 echo "== test Hub at $HF_ENDPOINT"
 
 step "$CELLAR" pull demo/sd-alpha --to "$DIR/alpha"

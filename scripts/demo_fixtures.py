@@ -53,6 +53,7 @@ def pipeline(root, name, unet_seed, mib):
         "unet": ["diffusers", "UNet2DConditionModel"], "scheduler": ["diffusers", "PNDMScheduler"],
         "tokenizer": ["transformers", "CLIPTokenizer"]}, indent=2) + "\n")
     text(os.path.join(base, "scheduler/scheduler_config.json"), '{"beta_start": 0.00085}\n')
+    text(os.path.join(base, "tokenizer/tokenizer_config.json"), '{"model_max_length": 77}\n')
     text(os.path.join(base, "tokenizer/vocab.json"),
          json.dumps({"tok%d" % i: i for i in range(2000)}) + "\n")
     text(os.path.join(base, "vae/config.json"), '{"latent_channels": 4}\n')
