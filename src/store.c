@@ -124,9 +124,18 @@ int cellar_store_open(cellar_store **out, const char *home)
     if (!s)
         return CELLAR_ENOMEM;
     int rc = CELLAR_ENOMEM;
-    s->home = home ? cellar_strdup(home) : cellar_home_dir();
-    if (!s->home)
+    char *given = home ? cellar_strdup(home) : cellar_home_dir();
+    if (!given)
         goto fail;
+    /* One absolute spelling of the home: symlink places point at object
+     * paths built from it, so they must resolve from anywhere, and gc
+     * compares them with the paths it builds. */
+    if ((rc = cellar_mkdirs(given, 0755)) == 0 && !(s->home = realpath(given, NULL)))
+        rc = cellar_fail_errno(errno, "%s", given);
+    free(given);
+    if (rc)
+        goto fail;
+    rc = CELLAR_ENOMEM;
     s->objects = cellar_path_join(s->home, "objects/sha256");
     s->tmp = cellar_path_join(s->home, "tmp");
     s->locks = cellar_path_join(s->home, "locks");
