@@ -56,6 +56,8 @@ check "which rejects junk with usage" bash -c "'$BIN' which nothex >/dev/null 2>
 check "map --json has both" test "$(grep -c '"[0-9a-f]\{64\}": "/' "$T/map.json")" = 2
 check "map --json maps the sha256 to its object" grep -q "\"$(sha "$T/in/one.bin")\": \"$CELLAR_HOME/objects/sha256/" "$T/map.json"
 check "verify is clean" "$BIN" verify -q
+# Without a PATH, du measures the store: its objects are the top row.
+check "du of the store: objects is a top row" bash -c "'$BIN' du | grep -qx ' .*[0-9B]  /.*/home/objects'"
 check "every verb has --help" bash -c "for v in add dedup import-hf du ls which map verify gc; do '$BIN' \$v --help >/dev/null || exit 1; done"
 
 # ---- dedup of model folders ---------------------------------------------------
