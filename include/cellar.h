@@ -371,9 +371,10 @@ CELLAR_API const char *cellar_st_label(const cellar_st *st);
 typedef struct cellar_st_writer cellar_st_writer;
 CELLAR_API int cellar_st_writer_new(cellar_st_writer **out);
 CELLAR_API void cellar_st_writer_free(cellar_st_writer *w);
-/* Adds a tensor of nbytes at data. CELLAR_EINVAL: name "__metadata__", an
- * unknown dtype, or nbytes not matching dtype x shape (CELLAR_ERANGE on
- * overflow). Duplicate names are reported by cellar_st_writer_write(). */
+/* Adds a tensor of nbytes at data. CELLAR_EINVAL: name "__metadata__" or
+ * not valid UTF-8, an unknown dtype, or nbytes not matching dtype x shape
+ * (CELLAR_ERANGE on overflow). Duplicate names are reported by
+ * cellar_st_writer_write(). */
 CELLAR_API int cellar_st_writer_add(cellar_st_writer *w, const char *name, size_t name_len,
                                     cellar_dtype dtype, size_t rank, const uint64_t *shape,
                                     const void *data, uint64_t nbytes);
@@ -381,7 +382,8 @@ CELLAR_API int cellar_st_writer_add(cellar_st_writer *w, const char *name, size_
  * (copy_file_range when src was opened from a path or fd). src must outlive
  * the write. */
 CELLAR_API int cellar_st_writer_add_from(cellar_st_writer *w, cellar_st *src, size_t i);
-/* Sets a metadata key (NUL-terminated strings; a later set replaces). */
+/* Sets a metadata key (NUL-terminated UTF-8 strings, CELLAR_EINVAL
+ * otherwise; a later set replaces). */
 CELLAR_API int cellar_st_writer_metadata(cellar_st_writer *w, const char *key, const char *value);
 /* Sum of the tensors' byte sizes so far. */
 CELLAR_API uint64_t cellar_st_writer_data_size(const cellar_st_writer *w);

@@ -839,6 +839,9 @@ static int writer_push(cellar_st_writer *w, const char *name, size_t name_len, c
     cellar_st_quote(shown, sizeof shown, name, name_len);
     if (name_len == 12 && memcmp(name, "__metadata__", 12) == 0)
         return cellar_fail(CELLAR_EINVAL, "safetensors writer: '__metadata__' is not a tensor name");
+    if (cellar_utf8_check(name, name_len) != name_len)
+        return cellar_fail(CELLAR_EINVAL, "safetensors writer: tensor name '%s' is not valid UTF-8",
+                           shown);
     if ((unsigned)dtype >= CELLAR_DTYPE__COUNT)
         return cellar_fail(CELLAR_EINVAL, "safetensors writer: tensor '%s': unknown dtype %d", shown,
                            (int)dtype);
@@ -913,6 +916,14 @@ int cellar_st_writer_add_from(cellar_st_writer *w, cellar_st *src, size_t i)
 
 int cellar_st_writer_metadata(cellar_st_writer *w, const char *key, const char *value)
 {
+    const char *text[2] = {key, value};
+    for (int i = 0; i < 2; i++)
+        if (cellar_utf8_check(text[i], strlen(text[i])) != strlen(text[i])) {
+            char shown[NAME_SHOWN];
+            cellar_st_quote(shown, sizeof shown, text[i], strlen(text[i]));
+            return cellar_fail(CELLAR_EINVAL, "safetensors writer: metadata %s '%s' is not valid UTF-8",
+                               i ? "value" : "key", shown);
+        }
     for (size_t i = 0; i < w->nmeta; i++)
         if (strcmp(w->meta[i].key, key) == 0) {
             char *v = cellar_strdup(value);
