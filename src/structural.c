@@ -23,8 +23,7 @@ typedef struct entry {
 static int cmp_entry(const void *a, const void *b)
 {
     const entry *x = a, *y = b;
-    int c = memcmp(x->s, y->s, x->len < y->len ? x->len : y->len);
-    return c ? c : (x->len > y->len) - (x->len < y->len);
+    return cellar_st_name_cmp(x->s, x->len, y->s, y->len);
 }
 
 typedef struct named {
@@ -35,7 +34,7 @@ typedef struct named {
 static int cmp_named(const void *a, const void *b)
 {
     const named *x = a, *y = b;
-    int c = cmp_entry(&(entry){x->t->name, x->t->name_len}, &(entry){y->t->name, y->t->name_len});
+    int c = cellar_st_name_cmp(x->t->name, x->t->name_len, y->t->name, y->t->name_len);
     return c ? c : (x->file > y->file) - (x->file < y->file);
 }
 
@@ -67,8 +66,8 @@ int cellar_structural_hash_st(char out[33], cellar_st *const *files, size_t nfil
         goto done;
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
-        if (i + 1 < n && cmp_entry(&(entry){all[i].t->name, all[i].t->name_len},
-                                   &(entry){all[i + 1].t->name, all[i + 1].t->name_len}) == 0)
+        if (i + 1 < n && cellar_st_name_cmp(all[i].t->name, all[i].t->name_len, all[i + 1].t->name,
+                                            all[i + 1].t->name_len) == 0)
             continue;
         const cellar_st_tensor *t = all[i].t;
         shape_at[ne] = text.len;
