@@ -646,19 +646,22 @@ CELLAR_API int cellar_store_foreach_place(cellar_store *s, const uint8_t sha256[
                                           cellar_place_cb cb, void *ctx);
 
 /* verify: re-hashes objects (all when n is 0) and calls cb for each with
- * status 0 (intact), CELLAR_EMISMATCH (bytes do not match the name; message
- * says what) or CELLAR_ENOTFOUND (asked for but missing). Never deletes
- * anything. Returns 0 or the first error cb returns / a store failure. */
+ * status 0 (intact), CELLAR_EMISMATCH (bytes, size or a recorded digest do
+ * not match; message says what), CELLAR_ENOTFOUND (asked for but missing),
+ * or the error that kept it from being read (CELLAR_EIO, CELLAR_ECHANGED).
+ * Never deletes anything. Returns 0 or the first non-zero value cb returns
+ * / a store failure. */
 typedef int (*cellar_verify_cb)(const uint8_t sha256[32], int status, const char *message,
                                 void *ctx);
 CELLAR_API int cellar_store_verify(cellar_store *s, size_t n, const uint8_t (*sha256s)[32],
                                    cellar_verify_cb cb, void *ctx);
 
 /* gc: removes objects nothing links to any more: one hard link (the object
- * itself), no recorded symlink place still pointing at it, older than the
+ * itself), no recorded symlink place still resolving to it, older than the
  * grace period (by change time, which every new link updates), and not
- * locked by a running add or download. Also clears stale temp files and
- * places that no longer hold the blob. */
+ * locked by a running add, link or download. Also clears stale temp files,
+ * and forgets the recorded places of the objects it examines (those with
+ * one link) that no longer hold them. */
 typedef struct cellar_gc_opts {
     int dry_run;            /* report, remove nothing */
     uint64_t grace_seconds; /* objects changed more recently are kept */
