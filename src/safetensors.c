@@ -1088,7 +1088,7 @@ int cellar_copy_range(int out_fd, int in_fd, uint64_t off, uint64_t len, const c
         if ((size_t)r != part)
             return cellar_fail(CELLAR_ECHANGED, "%s: the file shrank while it was copied", label);
         if (cellar_full_write(out_fd, buf, part) != 0)
-            return cellar_fail_errno(errno, "write");
+            return cellar_fail_errno(errno, "%s: write", label);
         off += part;
         len -= part;
     }
