@@ -525,7 +525,7 @@ CELLAR_API int cellar_store_object_path(cellar_store *s, const uint8_t sha256[32
  * NULL) gets size, sha256, blake3 and (unless NO_GITSHA1) git-sha1.
  * CELLAR_ENOTFOUND, CELLAR_EIO (ENOSPC...: no partial object is left),
  * CELLAR_ECHANGED (the file changed while read), CELLAR_EINVAL (not a regular
- * file). */
+ * file, or one of the store's own files such as its index). */
 CELLAR_API int cellar_store_add_file(cellar_store *s, const char *path, unsigned flags,
                                      cellar_digests *out);
 
