@@ -448,8 +448,10 @@ CELLAR_API int cellar_structural_hash(char out[33], const char *path);
 
 /* A model folder's weight components: a diffusers folder (model_index.json
  * or sub-folders holding safetensors) gives one per sub-folder with
- * weights, sorted by name; any other path gives one component named "" for
- * the path itself. */
+ * weights, sorted by name; where a sub-folder holds variants side by side
+ * (x.safetensors and x.fp16.safetensors, or their indexes) the one without
+ * a variant is the component, as diffusers loads it. Any other path gives
+ * one component named "" for the path itself. */
 typedef struct cellar_component {
     char *name; /* "transformer", "vae"... or "" */
     char *path; /* what cellar_shards_open() takes */
