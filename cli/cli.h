@@ -17,6 +17,10 @@ int cli_error_last(void);
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "cellar <verb>: <message>" and a hint to run --help; returns CLI_USAGE. */
 int cli_usage(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* For getopt_long() loops run with opterr = 0 and an optstring starting
+ * with ':': the usage error for the option getopt just refused (opt is
+ * '?' or ':'), naming it. */
+int cli_bad_option(const char *verb, int opt, char **argv);
 /* Prints "cellar: warning: <message>" to stderr. */
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

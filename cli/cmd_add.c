@@ -22,6 +22,12 @@ static int add_path(cellar_store *s, const char *path, unsigned flags, int *fail
         return 0;
     }
     if (S_ISDIR(st.st_mode)) {
+        /* The store's own folder holds its index and locks, not user files. */
+        char *real = realpath(path, NULL);
+        bool store = real && !strcmp(real, cellar_store_home(s));
+        free(real);
+        if (store)
+            return 0;
         DIR *d = opendir(path);
         if (!d) {
             cli_error("%s: %s", path, strerror(errno));

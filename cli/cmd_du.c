@@ -68,9 +68,10 @@ int cmd_du(int argc, char **argv)
     }
     cellar_du *du;
     int rc = cellar_du_scan(&du, n, paths);
-    free(store_objects);
-    if (rc)
+    if (rc) {
+        free(store_objects);
         return cli_error_last();
+    }
     if (json) {
         printf("{\"rows\": [");
         for (size_t k = 0; k < du->n; k++) {
@@ -93,5 +94,6 @@ int cmd_du(int argc, char **argv)
         text_row(&du->total, false);
     }
     cellar_du_free(du);
+    free(store_objects); /* paths may point at it until here */
     return CLI_OK;
 }

@@ -726,12 +726,13 @@ int cmd_inspect(int argc, char **argv)
     struct opts o = {0};
     int opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (opt) {
         case 't': o.tensors = true; break;
         case 'J': o.json = true; break;
         case 'h': usage(stdout); return CLI_OK;
-        default: return cli_usage("inspect", "unknown option");
+        default: return cli_bad_option("inspect", opt, argv);
         }
     }
     if (argc - optind != 1)

@@ -24,11 +24,12 @@ int cmd_merge(int argc, char **argv)
     const char *out = NULL;
     int opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'o': out = optarg; break;
         case 'h': usage(stdout); return CLI_OK;
-        default: return cli_usage("merge", "unknown option");
+        default: return cli_bad_option("merge", opt, argv);
         }
     }
     if (argc - optind != 1)

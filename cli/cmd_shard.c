@@ -28,12 +28,13 @@ int cmd_shard(int argc, char **argv)
     const char *out = NULL, *size = "5GB";
     int opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'm': size = optarg; break;
         case 'o': out = optarg; break;
         case 'h': usage(stdout); return CLI_OK;
-        default: return cli_usage("shard", "unknown option");
+        default: return cli_bad_option("shard", opt, argv);
         }
     }
     if (argc - optind != 1)

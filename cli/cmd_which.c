@@ -8,8 +8,8 @@ static const char usage[] =
     "usage: cellar which DIGEST\n\n"
     "Prints the path of the store's copy of a blob, so other tools can skip a\n"
     "download. DIGEST is a sha256 (64 hex digits, optionally 'sha256:'), a\n"
-    "git blob id ('git-sha1:' or 40 hex digits) or 'blake3:<hex>'. Exits 1\n"
-    "when the store does not have it.\n";
+    "git blob id (40 hex digits, optionally 'git-sha1:' or 'git:') or\n"
+    "'blake3:<hex>'. Exits 1 when the store does not have it.\n";
 
 static const char *strip(const char *s, const char *prefix)
 {

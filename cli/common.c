@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,4 +172,13 @@ bool cli_parse_hex(uint8_t *out, const char *hex, size_t n)
             out[i / 2] |= (uint8_t)v;
     }
     return true;
+}
+
+int cli_bad_option(const char *verb, int opt, char **argv)
+{
+    if (opt == ':')
+        return cli_usage(verb, "option '%s' needs a value", argv[optind - 1]);
+    if (optopt)
+        return cli_usage(verb, "unknown option '-%c'", optopt);
+    return cli_usage(verb, "unknown option '%s'", argv[optind - 1]);
 }

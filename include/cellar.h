@@ -371,9 +371,10 @@ CELLAR_API const char *cellar_st_label(const cellar_st *st);
 typedef struct cellar_st_writer cellar_st_writer;
 CELLAR_API int cellar_st_writer_new(cellar_st_writer **out);
 CELLAR_API void cellar_st_writer_free(cellar_st_writer *w);
-/* Adds a tensor of nbytes at data. CELLAR_EINVAL: name "__metadata__", an
- * unknown dtype, or nbytes not matching dtype x shape (CELLAR_ERANGE on
- * overflow). Duplicate names are reported by cellar_st_writer_write(). */
+/* Adds a tensor of nbytes at data. CELLAR_EINVAL: name "__metadata__" or
+ * not valid UTF-8, an unknown dtype, or nbytes not matching dtype x shape
+ * (CELLAR_ERANGE on overflow). Duplicate names are reported by
+ * cellar_st_writer_write(). */
 CELLAR_API int cellar_st_writer_add(cellar_st_writer *w, const char *name, size_t name_len,
                                     cellar_dtype dtype, size_t rank, const uint64_t *shape,
                                     const void *data, uint64_t nbytes);
@@ -381,7 +382,8 @@ CELLAR_API int cellar_st_writer_add(cellar_st_writer *w, const char *name, size_
  * (copy_file_range when src was opened from a path or fd). src must outlive
  * the write. */
 CELLAR_API int cellar_st_writer_add_from(cellar_st_writer *w, cellar_st *src, size_t i);
-/* Sets a metadata key (NUL-terminated strings; a later set replaces). */
+/* Sets a metadata key (NUL-terminated UTF-8 strings, CELLAR_EINVAL
+ * otherwise; a later set replaces). */
 CELLAR_API int cellar_st_writer_metadata(cellar_st_writer *w, const char *key, const char *value);
 /* Sum of the tensors' byte sizes so far. */
 CELLAR_API uint64_t cellar_st_writer_data_size(const cellar_st_writer *w);
@@ -446,8 +448,10 @@ CELLAR_API int cellar_structural_hash(char out[33], const char *path);
 
 /* A model folder's weight components: a diffusers folder (model_index.json
  * or sub-folders holding safetensors) gives one per sub-folder with
- * weights, sorted by name; any other path gives one component named "" for
- * the path itself. */
+ * weights, sorted by name; where a sub-folder holds variants side by side
+ * (x.safetensors and x.fp16.safetensors, or their indexes) the one without
+ * a variant is the component, as diffusers loads it. Any other path gives
+ * one component named "" for the path itself. */
 typedef struct cellar_component {
     char *name; /* "transformer", "vae"... or "" */
     char *path; /* what cellar_shards_open() takes */
@@ -705,7 +709,7 @@ CELLAR_API int cellar_store_object_path(cellar_store *s, const uint8_t sha256[32
  * NULL) gets size, sha256, blake3 and (unless NO_GITSHA1) git-sha1.
  * CELLAR_ENOTFOUND, CELLAR_EIO (ENOSPC...: no partial object is left),
  * CELLAR_ECHANGED (the file changed while read), CELLAR_EINVAL (not a regular
- * file). */
+ * file, or one of the store's own files such as its index). */
 CELLAR_API int cellar_store_add_file(cellar_store *s, const char *path, unsigned flags,
                                      cellar_digests *out);
 
@@ -826,19 +830,22 @@ CELLAR_API int cellar_store_foreach_place(cellar_store *s, const uint8_t sha256[
                                           cellar_place_cb cb, void *ctx);
 
 /* verify: re-hashes objects (all when n is 0) and calls cb for each with
- * status 0 (intact), CELLAR_EMISMATCH (bytes do not match the name; message
- * says what) or CELLAR_ENOTFOUND (asked for but missing). Never deletes
- * anything. Returns 0 or the first error cb returns / a store failure. */
+ * status 0 (intact), CELLAR_EMISMATCH (bytes, size or a recorded digest do
+ * not match; message says what), CELLAR_ENOTFOUND (asked for but missing),
+ * or the error that kept it from being read (CELLAR_EIO, CELLAR_ECHANGED).
+ * Never deletes anything. Returns 0 or the first non-zero value cb returns
+ * / a store failure. */
 typedef int (*cellar_verify_cb)(const uint8_t sha256[32], int status, const char *message,
                                 void *ctx);
 CELLAR_API int cellar_store_verify(cellar_store *s, size_t n, const uint8_t (*sha256s)[32],
                                    cellar_verify_cb cb, void *ctx);
 
 /* gc: removes objects nothing links to any more: one hard link (the object
- * itself), no recorded symlink place still pointing at it, older than the
+ * itself), no recorded symlink place still resolving to it, older than the
  * grace period (by change time, which every new link updates), and not
- * locked by a running add or download. Also clears stale temp files and
- * places that no longer hold the blob. */
+ * locked by a running add, link or download. Also clears stale temp files,
+ * and forgets the recorded places of the objects it examines (those with
+ * one link) that no longer hold them. */
 typedef struct cellar_gc_opts {
     int dry_run;            /* report, remove nothing */
     uint64_t grace_seconds; /* objects changed more recently are kept */

@@ -13,7 +13,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -34,31 +33,22 @@ struct gc_ctx {
 };
 
 struct place_check {
-    const char *obj;
     const struct stat *obj_st;
     bool in_use;
     bool dry;
     cellar_db *db;
 };
 
-/* A place still holds the object if it is a symlink to it (or, for a hard
- * link or copy, the same inode, which the link count already covers).
+/* A place still holds the object if it is a symlink that resolves to it
+ * (however the link spells the path: the inode decides), or, for a hard
+ * link or copy, the same inode, which the link count already covers.
  * Places that no longer hold it are forgotten. */
 static int check_place(const char *path, int mode, void *vctx)
 {
     struct place_check *pc = vctx;
     struct stat st;
-    bool holds = false;
-    if (mode == CELLAR_LINK_SYMLINK) {
-        char target[PATH_MAX];
-        ssize_t n = readlink(path, target, sizeof target - 1);
-        if (n > 0) {
-            target[n] = '\0';
-            holds = !strcmp(target, pc->obj);
-        }
-    } else if (lstat(path, &st) == 0) {
-        holds = st.st_ino == pc->obj_st->st_ino && st.st_dev == pc->obj_st->st_dev;
-    }
+    int r = mode == CELLAR_LINK_SYMLINK ? stat(path, &st) : lstat(path, &st);
+    bool holds = r == 0 && st.st_ino == pc->obj_st->st_ino && st.st_dev == pc->obj_st->st_dev;
     if (holds)
         pc->in_use = true;
     else if (!pc->dry)
@@ -81,30 +71,26 @@ static int collect_one(const uint8_t sha256[32], const char *path, const struct 
         c->stats->objects_kept++;
         return 0;
     }
-    struct place_check pc = {path, st, false, dry, c->s->db};
-    int rc = index_place_foreach(c->s->db, sha256, check_place, &pc);
-    if (rc)
-        return rc;
-    if (pc.in_use) {
-        c->stats->objects_kept++;
-        return 0;
-    }
     char lock[65];
     int lfd;
     store_lock_name(lock, sha256);
-    rc = store_lock(c->s, lock, false, &lfd);
+    int rc = store_lock(c->s, lock, false, &lfd);
     if (rc == CELLAR_EBUSY) {
         c->stats->objects_kept++;
         return 0;
     }
     if (rc)
         return rc;
-    /* Under the lock: nobody linked it since we looked. */
+    /* Under the lock, so no link is being made or recorded meanwhile (a
+     * symlink place leaves the object's link count and change time as they
+     * were): nothing links to it now. */
     struct stat now;
-    if (lstat(path, &now) != 0 || now.st_nlink > 1 || young(c, &now)) {
+    struct place_check pc = {st, false, dry, c->s->db};
+    if (lstat(path, &now) != 0 || now.st_nlink > 1 || young(c, &now) ||
+        (rc = index_place_foreach(c->s->db, sha256, check_place, &pc)) != 0 || pc.in_use) {
         store_unlock(lfd);
         c->stats->objects_kept++;
-        return 0;
+        return rc;
     }
     if (!dry) {
         if (unlink(path) != 0) {

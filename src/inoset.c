@@ -17,8 +17,6 @@ static size_t slot_of(uint64_t dev, uint64_t ino, size_t cap)
     return (size_t)(h ^ (h >> 29)) & (cap - 1);
 }
 
-/* Inode 0 marks empty slots; a file reporting inode 0 is kept as
- * UINT64_MAX instead. */
 static int grow(inoset *s)
 {
     size_t cap = s->cap ? s->cap * 2 : 1024, bytes;
@@ -43,6 +41,8 @@ static int grow(inoset *s)
     return 0;
 }
 
+/* Inode 0 marks empty slots; a file reporting inode 0 is kept as
+ * UINT64_MAX instead. */
 int inoset_add(inoset *s, uint64_t dev, uint64_t ino)
 {
     if (!ino)

@@ -237,23 +237,20 @@ int cellar_store_link(cellar_store *s, const uint8_t sha256[32], const char *des
     } else {
         rc = link_one(s, obj, &obj_st, sha256, dest, m);
     }
-    if (rc == 0)
-        store_freshen(s, sha256);
-    store_unlock(lfd);
     if (rc == CELLAR_EUNSUPPORTED)
         rc = cellar_fail(CELLAR_EUNSUPPORTED, "%s: the filesystem refuses a %s link to the store",
                          dest, cellar_link_mode_name(m));
-    if (rc)
-        goto done;
-    if (used)
-        *used = m;
-    char *abs = store_abspath(dest);
-    if (!abs) {
-        rc = CELLAR_ENOMEM;
-        goto done;
+    if (rc == 0) {
+        store_freshen(s, sha256);
+        if (used)
+            *used = m;
+        /* Recorded before the lock goes: gc, which takes it, must see a
+         * symlink place (nothing else tells it the object is in use). */
+        char *abs = store_abspath(dest);
+        rc = abs ? index_place_put(s->db, abs, sha256, (int)m) : CELLAR_ENOMEM;
+        free(abs);
     }
-    rc = index_place_put(s->db, abs, sha256, (int)m);
-    free(abs);
+    store_unlock(lfd);
 done:
     free(dir);
     free(obj);

@@ -144,7 +144,7 @@ static int bad(const cellar_st *st, const char *fmt, ...)
     return cellar_fail(CELLAR_EFORMAT, "%s: %s", st->label, msg);
 }
 
-static int name_cmp(const char *a, size_t al, const char *b, size_t bl)
+int cellar_st_name_cmp(const char *a, size_t al, const char *b, size_t bl)
 {
     int c = memcmp(a, b, al < bl ? al : bl);
     return c ? c : (al > bl) - (al < bl);
@@ -322,7 +322,7 @@ static int read_tensor(const cellar_st *st, const cellar_json_member *m, pending
 static int cmp_meta_key(const void *a, const void *b)
 {
     const meta_entry *x = a, *y = b;
-    int c = name_cmp(x->key, x->key_len, y->key, y->key_len);
+    int c = cellar_st_name_cmp(x->key, x->key_len, y->key, y->key_len);
     return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
 }
 
@@ -338,7 +338,7 @@ static void dedup_meta(meta_entry *e, size_t *n)
     qsort(e, *n, sizeof *e, cmp_meta_key);
     size_t out = 0;
     for (size_t i = 0; i < *n; i++) {
-        if (out && name_cmp(e[out - 1].key, e[out - 1].key_len, e[i].key, e[i].key_len) == 0) {
+        if (out && cellar_st_name_cmp(e[out - 1].key, e[out - 1].key_len, e[i].key, e[i].key_len) == 0) {
             e[out - 1].value = e[i].value;
             e[out - 1].value_len = e[i].value_len;
             continue;
@@ -391,7 +391,7 @@ static int read_metadata(cellar_st *st, const cellar_json *root)
 static int cmp_pending_name(const void *a, const void *b)
 {
     const pending *x = a, *y = b;
-    int c = name_cmp(x->name, x->name_len, y->name, y->name_len);
+    int c = cellar_st_name_cmp(x->name, x->name_len, y->name, y->name_len);
     return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
 }
 
@@ -409,7 +409,7 @@ static int cmp_index_name(const void *a, const void *b, void *ctx)
 {
     const cellar_st_tensor *x = &((const cellar_st *)ctx)->tensors[*(const size_t *)a];
     const cellar_st_tensor *y = &((const cellar_st *)ctx)->tensors[*(const size_t *)b];
-    return name_cmp(x->name, x->name_len, y->name, y->name_len);
+    return cellar_st_name_cmp(x->name, x->name_len, y->name, y->name_len);
 }
 
 /* Rules 4-13 on the header bytes (hdr, st->header_len of them). */
@@ -456,7 +456,7 @@ static int parse_header(cellar_st *st, const uint8_t *hdr)
     qsort(p, np, sizeof *p, cmp_pending_name);
     size_t nu = 0;
     for (size_t i = 0; i < np; i++) {
-        if (i + 1 < np && name_cmp(p[i].name, p[i].name_len, p[i + 1].name, p[i + 1].name_len) == 0)
+        if (i + 1 < np && cellar_st_name_cmp(p[i].name, p[i].name_len, p[i + 1].name, p[i + 1].name_len) == 0)
             continue;
         p[nu++] = p[i];
     }
@@ -688,7 +688,7 @@ int cellar_st_find(size_t *index, const cellar_st *st, const char *name, size_t 
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         const cellar_st_tensor *t = &st->tensors[st->by_name[mid]];
-        int c = name_cmp(t->name, t->name_len, name, name_len);
+        int c = cellar_st_name_cmp(t->name, t->name_len, name, name_len);
         if (c == 0) {
             *index = st->by_name[mid];
             return 0;
@@ -839,6 +839,9 @@ static int writer_push(cellar_st_writer *w, const char *name, size_t name_len, c
     cellar_st_quote(shown, sizeof shown, name, name_len);
     if (name_len == 12 && memcmp(name, "__metadata__", 12) == 0)
         return cellar_fail(CELLAR_EINVAL, "safetensors writer: '__metadata__' is not a tensor name");
+    if (cellar_utf8_check(name, name_len) != name_len)
+        return cellar_fail(CELLAR_EINVAL, "safetensors writer: tensor name '%s' is not valid UTF-8",
+                           shown);
     if ((unsigned)dtype >= CELLAR_DTYPE__COUNT)
         return cellar_fail(CELLAR_EINVAL, "safetensors writer: tensor '%s': unknown dtype %d", shown,
                            (int)dtype);
@@ -913,6 +916,14 @@ int cellar_st_writer_add_from(cellar_st_writer *w, cellar_st *src, size_t i)
 
 int cellar_st_writer_metadata(cellar_st_writer *w, const char *key, const char *value)
 {
+    const char *text[2] = {key, value};
+    for (int i = 0; i < 2; i++)
+        if (cellar_utf8_check(text[i], strlen(text[i])) != strlen(text[i])) {
+            char shown[NAME_SHOWN];
+            cellar_st_quote(shown, sizeof shown, text[i], strlen(text[i]));
+            return cellar_fail(CELLAR_EINVAL, "safetensors writer: metadata %s '%s' is not valid UTF-8",
+                               i ? "value" : "key", shown);
+        }
     for (size_t i = 0; i < w->nmeta; i++)
         if (strcmp(w->meta[i].key, key) == 0) {
             char *v = cellar_strdup(value);
@@ -948,7 +959,7 @@ static int cmp_wentry(const void *a, const void *b)
     const wentry *x = a, *y = b;
     if (x->dtype != y->dtype)
         return x->dtype > y->dtype ? -1 : 1;
-    return name_cmp(x->name, x->name_len, y->name, y->name_len);
+    return cellar_st_name_cmp(x->name, x->name_len, y->name, y->name_len);
 }
 
 static int cmp_wmeta(const void *a, const void *b)
@@ -985,7 +996,7 @@ int cellar_st_writer_header(cellar_buf *out, cellar_st_writer *w)
         qsort(byname, w->n, sizeof *byname, cmp_wentry);
         rc = 0;
         for (size_t i = 1; i < w->n && rc == 0; i++)
-            if (name_cmp(byname[i - 1].name, byname[i - 1].name_len, byname[i].name,
+            if (cellar_st_name_cmp(byname[i - 1].name, byname[i - 1].name_len, byname[i].name,
                          byname[i].name_len) == 0) {
                 char shown[NAME_SHOWN];
                 cellar_st_quote(shown, sizeof shown, byname[i].name, byname[i].name_len);
@@ -1077,7 +1088,7 @@ int cellar_copy_range(int out_fd, int in_fd, uint64_t off, uint64_t len, const c
         if ((size_t)r != part)
             return cellar_fail(CELLAR_ECHANGED, "%s: the file shrank while it was copied", label);
         if (cellar_full_write(out_fd, buf, part) != 0)
-            return cellar_fail_errno(errno, "write");
+            return cellar_fail_errno(errno, "%s: write", label);
         off += part;
         len -= part;
     }

@@ -15,6 +15,11 @@ int cellar_st_nbytes(uint64_t *nelem, uint64_t *nbytes, cellar_dtype dtype, size
  * bytes, quotes and backslashes as \xNN, long names cut with "..."). */
 void cellar_st_quote(char *out, size_t size, const char *s, size_t len);
 
+/* Orders length-delimited names by their bytes (a prefix first), as the
+ * reference sorts Rust strings and Python sorts str (UTF-8 byte order is
+ * code-point order). */
+int cellar_st_name_cmp(const char *a, size_t al, const char *b, size_t bl);
+
 /* Where st's bytes come from: a descriptor (buf NULL) or a buffer (fd -1). */
 int cellar_st_source(int *fd, const uint8_t **buf, const cellar_st *st);
 

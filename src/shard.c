@@ -45,12 +45,6 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int name_cmp(const char *a, size_t al, const char *b, size_t bl)
-{
-    int c = memcmp(a, b, al < bl ? al : bl);
-    return c ? c : (al > bl) - (al < bl);
-}
-
 /* Names in dir ending with suffix, sorted; *n of them. */
 static int list_dir(char ***out, size_t *n, const char *dir, const char *suffix)
 {
@@ -142,7 +136,7 @@ static int cmp_ref(const void *a, const void *b, void *ctx)
     const merged_ref *x = a, *y = b;
     const cellar_st_tensor *tx = cellar_st_tensor_at(s->files[x->file], x->idx);
     const cellar_st_tensor *ty = cellar_st_tensor_at(s->files[y->file], y->idx);
-    int c = name_cmp(tx->name, tx->name_len, ty->name, ty->name_len);
+    int c = cellar_st_name_cmp(tx->name, tx->name_len, ty->name, ty->name_len);
     return c ? c : (x->file > y->file) - (x->file < y->file);
 }
 
@@ -169,7 +163,7 @@ static int build_merged(cellar_shards *s)
             const cellar_st_tensor *a = cellar_st_tensor_at(s->files[s->merged[i].file], s->merged[i].idx);
             const cellar_st_tensor *b =
                 cellar_st_tensor_at(s->files[s->merged[i + 1].file], s->merged[i + 1].idx);
-            if (name_cmp(a->name, a->name_len, b->name, b->name_len) == 0)
+            if (cellar_st_name_cmp(a->name, a->name_len, b->name, b->name_len) == 0)
                 continue;
         }
         s->merged[out++] = s->merged[i];
@@ -211,7 +205,7 @@ typedef struct wm_entry {
 static int cmp_wm(const void *a, const void *b)
 {
     const wm_entry *x = a, *y = b;
-    int c = name_cmp(x->tensor, x->tensor_len, y->tensor, y->tensor_len);
+    int c = cellar_st_name_cmp(x->tensor, x->tensor_len, y->tensor, y->tensor_len);
     return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
 }
 
@@ -266,7 +260,7 @@ static int open_index(cellar_shards *s, const char *index_path)
         qsort(wm, nwm, sizeof *wm, cmp_wm);
     size_t u = 0;
     for (size_t i = 0; i < nwm; i++) {
-        if (i + 1 < nwm && name_cmp(wm[i].tensor, wm[i].tensor_len, wm[i + 1].tensor, wm[i + 1].tensor_len) == 0)
+        if (i + 1 < nwm && cellar_st_name_cmp(wm[i].tensor, wm[i].tensor_len, wm[i + 1].tensor, wm[i + 1].tensor_len) == 0)
             continue;
         wm[u++] = wm[i];
     }
@@ -293,14 +287,14 @@ static int open_index(cellar_shards *s, const char *index_path)
             size_t lo = 0, hi = nwm;
             while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
-                if (name_cmp(wm[mid].tensor, wm[mid].tensor_len, key.tensor, key.tensor_len) < 0)
+                if (cellar_st_name_cmp(wm[mid].tensor, wm[mid].tensor_len, key.tensor, key.tensor_len) < 0)
                     lo = mid + 1;
                 else
                     hi = mid;
             }
             char tname[160];
             cellar_st_quote(tname, sizeof tname, t->name, t->name_len);
-            if (lo == nwm || name_cmp(wm[lo].tensor, wm[lo].tensor_len, t->name, t->name_len) != 0) {
+            if (lo == nwm || cellar_st_name_cmp(wm[lo].tensor, wm[lo].tensor_len, t->name, t->name_len) != 0) {
                 rc = cellar_fail(CELLAR_EFORMAT, "%s: tensor '%s' of %s is not in the index", index_path,
                                  tname, fname);
                 goto done;

@@ -124,9 +124,18 @@ int cellar_store_open(cellar_store **out, const char *home)
     if (!s)
         return CELLAR_ENOMEM;
     int rc = CELLAR_ENOMEM;
-    s->home = home ? cellar_strdup(home) : cellar_home_dir();
-    if (!s->home)
+    char *given = home ? cellar_strdup(home) : cellar_home_dir();
+    if (!given)
         goto fail;
+    /* One absolute spelling of the home: symlink places point at object
+     * paths built from it, so they must resolve from anywhere, and gc
+     * compares them with the paths it builds. */
+    if ((rc = cellar_mkdirs(given, 0755)) == 0 && !(s->home = realpath(given, NULL)))
+        rc = cellar_fail_errno(errno, "%s", given);
+    free(given);
+    if (rc)
+        goto fail;
+    rc = CELLAR_ENOMEM;
     s->objects = cellar_path_join(s->home, "objects/sha256");
     s->tmp = cellar_path_join(s->home, "tmp");
     s->locks = cellar_path_join(s->home, "locks");
@@ -476,6 +485,23 @@ static int known_inode(cellar_store *s, const struct stat *st, cellar_digests *d
     return index_blob_get(s->db, sha, d);
 }
 
+/* The store's own files (its index, locks, temp files) are never blobs:
+ * adopting the live database would make it read-only and let its writes
+ * change a stored object. */
+static int refuse_store_file(const cellar_store *s, const char *path)
+{
+    char *abs = store_abspath(path);
+    if (!abs)
+        return CELLAR_ENOMEM;
+    size_t n = strlen(s->home);
+    int rc = 0;
+    if (strncmp(abs, s->home, n) == 0 && (abs[n] == '/' || abs[n] == '\0'))
+        rc = cellar_fail(CELLAR_EINVAL, "%s: a file of the store itself (%s), not added", path,
+                         s->home);
+    free(abs);
+    return rc;
+}
+
 static int add_once(cellar_store *s, const char *path, unsigned flags, cellar_digests *out)
 {
     int fd;
@@ -492,6 +518,10 @@ static int add_once(cellar_store *s, const char *path, unsigned flags, cellar_di
     if ((rc = known_inode(s, &st, &d)) != 0) {
         if (rc == 1 && !(rc = store_freshen(s, d.d[CELLAR_ALGO_SHA256])) && out)
             *out = d;
+        close(fd);
+        return rc;
+    }
+    if ((rc = refuse_store_file(s, path))) {
         close(fd);
         return rc;
     }

@@ -23,8 +23,7 @@ typedef struct entry {
 static int cmp_entry(const void *a, const void *b)
 {
     const entry *x = a, *y = b;
-    int c = memcmp(x->s, y->s, x->len < y->len ? x->len : y->len);
-    return c ? c : (x->len > y->len) - (x->len < y->len);
+    return cellar_st_name_cmp(x->s, x->len, y->s, y->len);
 }
 
 typedef struct named {
@@ -35,7 +34,7 @@ typedef struct named {
 static int cmp_named(const void *a, const void *b)
 {
     const named *x = a, *y = b;
-    int c = cmp_entry(&(entry){x->t->name, x->t->name_len}, &(entry){y->t->name, y->t->name_len});
+    int c = cellar_st_name_cmp(x->t->name, x->t->name_len, y->t->name, y->t->name_len);
     return c ? c : (x->file > y->file) - (x->file < y->file);
 }
 
@@ -67,8 +66,8 @@ int cellar_structural_hash_st(char out[33], cellar_st *const *files, size_t nfil
         goto done;
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
-        if (i + 1 < n && cmp_entry(&(entry){all[i].t->name, all[i].t->name_len},
-                                   &(entry){all[i + 1].t->name, all[i + 1].t->name_len}) == 0)
+        if (i + 1 < n && cellar_st_name_cmp(all[i].t->name, all[i].t->name_len, all[i + 1].t->name,
+                                            all[i + 1].t->name_len) == 0)
             continue;
         const cellar_st_tensor *t = all[i].t;
         shape_at[ne] = text.len;
@@ -151,6 +150,48 @@ static bool holds_weights(const char *dir)
     return found;
 }
 
+/* What cellar_shards_open() should take for a component folder. Diffusers
+ * folders often hold variants side by side (diffusion_pytorch_model
+ * .safetensors and diffusion_pytorch_model.fp16.safetensors, or their
+ * indexes); loaded without a variant, diffusers takes the file whose stem
+ * has no ".<variant>", so that one is the component when it is the only
+ * such file. Otherwise the folder itself (shards_open reports ambiguity). */
+static char *component_path(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return cellar_strdup(dir);
+    size_t nidx = 0, nst = 0, plain_idx = 0, plain_st = 0;
+    char *idx = NULL, *st = NULL;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *name = e->d_name;
+        if (name[0] == '.')
+            continue;
+        bool is_idx = has_suffix(name, ".safetensors.index.json");
+        if (!is_idx && !has_suffix(name, ".safetensors"))
+            continue;
+        size_t stem = strlen(name) - strlen(is_idx ? ".safetensors.index.json" : ".safetensors");
+        bool plain = memchr(name, '.', stem) == NULL;
+        size_t *count = is_idx ? &nidx : &nst, *plains = is_idx ? &plain_idx : &plain_st;
+        char **keep = is_idx ? &idx : &st;
+        (*count)++;
+        if (plain && (*plains)++ == 0)
+            *keep = cellar_strdup(name); /* NULL (no memory): the folder is used */
+    }
+    closedir(d);
+    char *path = NULL;
+    if (nidx > 1 && plain_idx == 1 && idx)
+        path = cellar_path_join(dir, idx);
+    else if (nidx == 0 && nst > 1 && plain_st == 1 && st)
+        path = cellar_path_join(dir, st);
+    else
+        path = cellar_strdup(dir);
+    free(idx);
+    free(st);
+    return path;
+}
+
 static int cmp_component(const void *a, const void *b)
 {
     return strcmp(((const cellar_component *)a)->name, ((const cellar_component *)b)->name);
@@ -214,9 +255,12 @@ int cellar_components(cellar_component **out, size_t *count, const char *path)
             break;
         }
         c = nc;
-        c[n].path = sub;
-        if (!(c[n].name = cellar_strdup(e->d_name))) {
-            free(sub);
+        c[n].path = component_path(sub);
+        c[n].name = cellar_strdup(e->d_name);
+        free(sub);
+        if (!c[n].path || !c[n].name) {
+            free(c[n].path);
+            free(c[n].name);
             rc = CELLAR_ENOMEM;
             break;
         }

@@ -215,7 +215,17 @@ expect "inspect without PATH" test "$rc1" = 2
 expect "merge without -o" test "$rc2" = 2
 for v in inspect shard merge; do
     expect "$v --help" "$BIN" "$v" --help >/dev/null
+    # A refused option is one "cellar <verb>: ..." message naming it, exit 2.
+    set +e
+    err=$("$BIN" "$v" --bogus x 2>&1 >/dev/null); rc=$?
+    set -e
+    expect "$v --bogus exits 2" test "$rc" = 2
+    expect "$v --bogus message" test "$(head -n 1 <<<"$err")" = "cellar $v: unknown option '--bogus'"
 done
+set +e
+err=$("$BIN" shard -o 2>&1 >/dev/null); rc=$?
+set -e
+expect "shard -o without a value" test "$rc:$(head -n 1 <<<"$err")" = "2:cellar shard: option '-o' needs a value"
 
 echo "$pass passed, $fail failed"
 test "$fail" = 0

@@ -301,6 +301,11 @@ static void test_writer(void)
     CHECK(cellar_st_writer_add(w, "h", 1, CELLAR_DTYPE_F4, 1, s4, bytes + 42, 2) == 0);
     CHECK_ERR(cellar_st_writer_add(w, "__metadata__", 12, CELLAR_DTYPE_U8, 1, s2, bytes, 2), CELLAR_EINVAL, "__metadata__");
     CHECK_ERR(cellar_st_writer_add(w, "q", 1, CELLAR_DTYPE_F32, 1, s2, bytes, 7), CELLAR_EINVAL, "7 bytes given");
+    /* The header is JSON text: bytes that are not UTF-8 would make a file
+     * no reader accepts (rule 4). */
+    CHECK_ERR(cellar_st_writer_add(w, "bad\xff", 4, CELLAR_DTYPE_U8, 1, s2, bytes, 2), CELLAR_EINVAL, "not valid UTF-8");
+    CHECK_ERR(cellar_st_writer_metadata(w, "k\xc3", "v"), CELLAR_EINVAL, "not valid UTF-8");
+    CHECK_ERR(cellar_st_writer_metadata(w, "k", "\xed\xa0\x80"), CELLAR_EINVAL, "not valid UTF-8");
     CHECK(cellar_st_writer_metadata(w, "zkey", "v\n") == 0);
     CHECK(cellar_st_writer_data_size(w) == 44);
     CHECK(cellar_st_writer_write(w, path) == 0);
@@ -343,8 +348,8 @@ static void test_writer(void)
     CHECK(cellar_st_writer_write(w, path2) == 0);
     cellar_st_writer_free(w);
     cellar_st_free(st);
-    char *f1, *f2;
-    size_t l1, l2;
+    char *f1 = NULL, *f2 = NULL;
+    size_t l1 = 0, l2 = 0;
     CHECK(cellar_read_file(&f1, &l1, path, 0) == 0 && cellar_read_file(&f2, &l2, path2, 0) == 0);
     CHECK(l1 == l2 && memcmp(f1, f2, l1) == 0);
     free(f1);

@@ -342,6 +342,12 @@ static void test_structural(void)
     snprintf(sub, sizeof sub, "%s/transformer", model);
     CHECK(cellar_shard_split(NULL, join(dir, "ex.safetensors"), sub, 10) == 0);
     write_text(join(model, "model_index.json"), "{}");
+    /* Variants beside the plain files (as diffusers repos ship fp16): the
+     * plain file or index is the component. */
+    snprintf(sub, sizeof sub, "%s/vae", model);
+    cellar_st_free(example_st(n1, sh1, r1, 2, join(sub, "diffusion_pytorch_model.fp16.safetensors")));
+    snprintf(sub, sizeof sub, "%s/transformer", model);
+    write_text(join(sub, "model.fp16.safetensors.index.json"), "{}");
     cellar_component *c;
     size_t nc;
     CHECK(cellar_components(&c, &nc, model) == 0);
