@@ -394,6 +394,17 @@ static int link_group(struct dedup *dd, struct dnode **g, size_t n)
     int rc = dry ? 0 : store_lock(dd->s, lock, true, &lfd);
     if (rc)
         return rc;
+    /* The group's index rows (the adopted blob, every place) in one
+     * transaction, taken under the blob's lock and ended before it is
+     * released: no other lock is awaited while it is held. A crash loses
+     * the rows, which costs a re-hash, never a file. */
+    bool txn = !dry && n >= 2;
+    if (txn) {
+        cellar_db_lock(dd->s->db);
+        txn = cellar_db_begin(dd->s->db) == 0;
+        if (!txn)
+            cellar_db_unlock(dd->s->db);
+    }
     struct stat obj_st;
     bool would_adopt;
     int have = group_object(dd, g, n, &obj_st, &would_adopt);
@@ -423,6 +434,14 @@ static int link_group(struct dedup *dd, struct dnode **g, size_t n)
             goto done;
     }
 done:
+    if (txn) {
+        if (cellar_db_commit(dd->s->db) != 0) {
+            event(dd, CELLAR_DEDUP_ERROR, dd->files[g[0]->first].path, g[0]->d.size,
+                  cellar_error_last());
+            cellar_db_rollback(dd->s->db);
+        }
+        cellar_db_unlock(dd->s->db);
+    }
     free(obj);
     store_unlock(lfd);
     return rc;
