@@ -34,9 +34,9 @@ struct dnode {
     size_t first, count;
     cellar_digests d;
     bool hashed, object, bad;
-    bool computed;       /* d was hashed here (not found): worth caching */
-    struct stat read_st; /* the fstat the computed digest belongs to */
-    int rc;              /* a reader's failure, reported by the caller's thread */
+    bool computed;              /* d was hashed here (not found): worth caching */
+    struct timespec read_ctime; /* of the file read (the rest is as walked) */
+    int rc;                     /* a reader's failure, reported by the caller's thread */
     char *message;
 };
 
@@ -471,7 +471,6 @@ struct readers {
     struct group *groups;
     size_t ngroups;
     atomic_size_t next;
-    uint8_t **bufs;
 };
 
 struct reader {
@@ -562,7 +561,7 @@ static void read_round(struct dedup *dd, struct dnode *rep, struct dnode **peers
     if (rc == 0) {
         rep->d = d;
         rep->hashed = rep->computed = true;
-        rep->read_st = st[0];
+        rep->read_ctime = st[0].st_ctim;
     } else {
         node_fail(rep, rc);
     }
@@ -665,7 +664,9 @@ static int read_groups(struct dedup *dd, struct group *groups, size_t ngroups)
                 free(n->message);
                 n->message = NULL;
             } else if (n->computed && db) {
-                digest_cache_put(&n->read_st, cellar_algo_name(CELLAR_ALGO_SHA256),
+                struct stat st = f->st; /* node_open checked the rest is unchanged */
+                st.st_ctim = n->read_ctime;
+                digest_cache_put(&st, cellar_algo_name(CELLAR_ALGO_SHA256),
                                  n->d.d[CELLAR_ALGO_SHA256], 32);
             }
         }
