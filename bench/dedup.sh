@@ -3,7 +3,8 @@
 # `rdfind -makehardlinks true`, each on a fresh copy of one generated tree
 # (sizes from 1 MB up to 512 MB, about 40% of the bytes duplicated across
 # ComfyUI-, AUTOMATIC1111-, diffusers-like folders). Prints the times and
-# the ratios (cellar / other; <= 1.0 means cellar is as fast or faster),
+# the ratios (cellar / other; <= 1.0 means cellar is as fast or faster; wall
+# time, and CPU time, which a loaded machine does not inflate),
 # checks that `cellar du` of the result equals the unique bytes, and times
 # a second run (answered from the index and hash cache).
 #
@@ -71,24 +72,31 @@ nfiles=$(find "$DIR/pristine" -type f | wc -l)
 apparent=$(find "$DIR/pristine" -type f -printf '%s\n' | paste -sd+ | bc)
 echo "tree: $nfiles files, $apparent bytes, $unique unique"
 
-ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
+# timed OUT CMD...: runs CMD with stdout to OUT; prints "wall_ms cpu_ms" (CPU:
+# user + system of CMD and its children). On a shared machine the wall time
+# includes waiting for a core; the CPU time does not.
+timed() {
+    python3 - "$@" <<'PY'
+import resource, subprocess, sys, time
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+c, t = cpu(), time.monotonic()
+with open(sys.argv[1], "w") as out:
+    subprocess.run(sys.argv[2:], stdout=out, check=True)
+print("%d %d" % ((time.monotonic() - t) * 1000, (cpu() - c) * 1000))
+PY
+}
 
 for t in cellar jdupes rdfind; do cp -a "$DIR/pristine" "$DIR/$t"; done
 sync
 
 export CELLAR_HOME=$DIR/home
-t0=$(date +%s%N)
-"$BIN" dedup "$DIR/cellar" >"$DIR/cellar.out"
-t_cellar=$(ms "$t0")
-t0=$(date +%s%N)
-jdupes -r -L -q "$DIR/jdupes" >"$DIR/jdupes.out"
-t_jdupes=$(ms "$t0")
-t0=$(date +%s%N)
-rdfind -makehardlinks true -outputname "$DIR/rdfind.txt" "$DIR/rdfind" >"$DIR/rdfind.out"
-t_rdfind=$(ms "$t0")
-t0=$(date +%s%N)
-"$BIN" dedup "$DIR/cellar" >"$DIR/cellar2.out"
-t_second=$(ms "$t0")
+read -r t_cellar c_cellar < <(timed "$DIR/cellar.out" "$BIN" dedup "$DIR/cellar")
+read -r t_jdupes c_jdupes < <(timed "$DIR/jdupes.out" jdupes -r -L -q "$DIR/jdupes")
+read -r t_rdfind c_rdfind < <(timed "$DIR/rdfind.out" rdfind -makehardlinks true \
+    -outputname "$DIR/rdfind.txt" "$DIR/rdfind")
+read -r t_second c_second < <(timed "$DIR/cellar2.out" "$BIN" dedup "$DIR/cellar")
 
 du_unique=$("$BIN" du --json "$DIR/cellar" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"]["unique"])')
 jd_unique=$("$BIN" du --json "$DIR/jdupes" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"]["unique"])')
@@ -96,12 +104,12 @@ rd_unique=$("$BIN" du --json "$DIR/rdfind" | python3 -c 'import json,sys; print(
 
 ratio() { python3 -c "import sys; print('%.2f' % (max(int(sys.argv[1]),1) / max(int(sys.argv[2]),1)))" "$1" "$2"; }
 echo
-printf '%-28s %8s ms   unique after: %s\n' "cellar dedup" "$t_cellar" "$du_unique"
-printf '%-28s %8s ms   unique after: %s\n' "jdupes -r -L" "$t_jdupes" "$jd_unique"
-printf '%-28s %8s ms   unique after: %s\n' "rdfind -makehardlinks true" "$t_rdfind" "$rd_unique"
-printf '%-28s %8s ms\n' "cellar dedup, second run" "$t_second"
-echo "ratio cellar/jdupes: $(ratio "$t_cellar" "$t_jdupes")"
-echo "ratio cellar/rdfind: $(ratio "$t_cellar" "$t_rdfind")"
+printf '%-28s %8s ms wall %8s ms cpu   unique after: %s\n' "cellar dedup" "$t_cellar" "$c_cellar" "$du_unique"
+printf '%-28s %8s ms wall %8s ms cpu   unique after: %s\n' "jdupes -r -L" "$t_jdupes" "$c_jdupes" "$jd_unique"
+printf '%-28s %8s ms wall %8s ms cpu   unique after: %s\n' "rdfind -makehardlinks true" "$t_rdfind" "$c_rdfind" "$rd_unique"
+printf '%-28s %8s ms wall %8s ms cpu\n' "cellar dedup, second run" "$t_second" "$c_second"
+echo "ratio cellar/jdupes: $(ratio "$t_cellar" "$t_jdupes") wall, $(ratio "$c_cellar" "$c_jdupes") cpu (cellar uses every core, jdupes one)"
+echo "ratio cellar/rdfind: $(ratio "$t_cellar" "$t_rdfind") wall, $(ratio "$c_cellar" "$c_rdfind") cpu"
 status=0
 if [ "$du_unique" = "$unique" ]; then
     echo "du after dedup equals the unique bytes: yes"

@@ -10,6 +10,7 @@
  * kill -9) at any point loses nothing. */
 #include "store.h"
 
+#include "db.h"
 #include "digest.h"
 #include "inoset.h"
 #include "store_index.h"
@@ -17,6 +18,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -31,13 +34,11 @@ struct dnode {
     size_t first, count;
     cellar_digests d;
     bool hashed, object, bad;
-    struct dnode *rep; /* an earlier inode with the same bytes: its digest is ours */
+    bool computed;              /* d was hashed here (not found): worth caching */
+    struct timespec read_ctime; /* of the file read (the rest is as walked) */
+    int rc;                     /* a reader's failure, reported by the caller's thread */
+    char *message;
 };
-
-/* Same-size inodes are compared byte for byte with up to this many distinct
- * contents of their size before being hashed on their own: a copy costs a
- * comparison (memcmp speed) instead of a sha256 of its bytes. */
-#define MAX_REPS 4
 
 struct dedup {
     cellar_store *s;
@@ -47,7 +48,6 @@ struct dedup {
     size_t nfiles, cap;
     struct dnode *nodes;
     size_t nnodes;
-    char *cmp; /* 2 * CMP_CHUNK bytes for comparing candidates */
 };
 
 static void event(struct dedup *dd, cellar_dedup_event_kind kind, const char *path, uint64_t size,
@@ -190,7 +190,7 @@ static const char *ineligible(const struct stat *st)
     return NULL;
 }
 
-/* Comparison buffers: small enough to stay in cache, reused across files. */
+/* Comparison buffers of --paranoid: small enough to stay in cache. */
 #define CMP_CHUNK (256u * 1024)
 
 /* Byte-for-byte comparison of two files with two CMP_CHUNK buffers: 1 same,
@@ -298,26 +298,6 @@ static int cmp_node_sha(const void *pa, const void *pb)
     return (int)b->object - (int)a->object; /* the object's own inode first */
 }
 
-struct hash_job {
-    struct dedup *dd;
-    struct dnode **nodes;
-};
-
-static void hashed_one(void *ctx, size_t i, int rc, const cellar_digests *d, const char *message)
-{
-    struct hash_job *j = ctx;
-    struct dnode *n = j->nodes[i];
-    const struct dfile *f = &j->dd->files[n->first];
-    if (rc) {
-        n->bad = true;
-        event(j->dd, rc == CELLAR_ECHANGED ? CELLAR_DEDUP_SKIPPED : CELLAR_DEDUP_ERROR, f->path,
-              (uint64_t)f->st.st_size, message);
-        return;
-    }
-    n->d = *d;
-    n->hashed = true;
-}
-
 /* Finds the object's inode for a group of identical nodes, adopting one of
  * them if the store lacks the blob. Returns 1 with *obj_st filled, 0 if
  * the store has no copy (none adoptable, or unique content), < 0 on error. */
@@ -414,6 +394,17 @@ static int link_group(struct dedup *dd, struct dnode **g, size_t n)
     int rc = dry ? 0 : store_lock(dd->s, lock, true, &lfd);
     if (rc)
         return rc;
+    /* The group's index rows (the adopted blob, every place) in one
+     * transaction, taken under the blob's lock and ended before it is
+     * released: no other lock is awaited while it is held. A crash loses
+     * the rows, which costs a re-hash, never a file. */
+    bool txn = !dry && n >= 2;
+    if (txn) {
+        cellar_db_lock(dd->s->db);
+        txn = cellar_db_begin(dd->s->db) == 0;
+        if (!txn)
+            cellar_db_unlock(dd->s->db);
+    }
     struct stat obj_st;
     bool would_adopt;
     int have = group_object(dd, g, n, &obj_st, &would_adopt);
@@ -443,34 +434,247 @@ static int link_group(struct dedup *dd, struct dnode **g, size_t n)
             goto done;
     }
 done:
+    if (txn) {
+        if (cellar_db_commit(dd->s->db) != 0) {
+            event(dd, CELLAR_DEDUP_ERROR, dd->files[g[0]->first].path, g[0]->d.size,
+                  cellar_error_last());
+            cellar_db_rollback(dd->s->db);
+        }
+        cellar_db_unlock(dd->s->db);
+    }
     free(obj);
     store_unlock(lfd);
     return rc;
 }
 
-/* Looks among the inodes of n's size queued for hashing (reps) for one
- * with n's bytes: 1 found (n->rep set), 0 not, < 0 on a failure. */
-static int find_rep(struct dedup *dd, struct dnode **reps, size_t nreps, struct dnode *n)
+/* ---- reading the candidates ------------------------------------------------
+ * Inodes of one size are resolved in rounds: the first unresolved one (the
+ * round's rep) is read once, chunk by chunk, and hashed, while up to
+ * MAX_PEERS others of its size are read alongside and compared with it. A
+ * peer with the same bytes gets the rep's digest for a comparison (memcmp
+ * speed) instead of a sha256 of its own, and nothing is read twice; a peer
+ * that differs drops out at its first differing chunk and waits for a later
+ * round. Size groups are spread over all cores, largest first; only the
+ * calling thread reports events and writes the cache. */
+
+#define MAX_PEERS 7
+#define READ_CHUNK ((size_t)128 << 10) /* (1 + MAX_PEERS) of them stay in L2 */
+
+struct group {
+    struct dnode **g;
+    size_t n;
+    uint64_t bytes;
+};
+
+struct readers {
+    struct dedup *dd;
+    struct group *groups;
+    size_t ngroups;
+    atomic_size_t next;
+};
+
+struct reader {
+    struct readers *r;
+    uint8_t *buf;
+};
+
+/* Marks n failed with the thread's last error, for the caller to report. */
+static void node_fail(struct dnode *n, int rc)
 {
-    const char *path = dd->files[n->first].path;
-    for (size_t i = 0; i < nreps && i < MAX_REPS; i++) {
-        if (!dd->cmp && !(dd->cmp = cellar_malloc(2 * CMP_CHUNK)))
-            return CELLAR_ENOMEM;
-        int same = same_bytes(path, dd->files[reps[i]->first].path, dd->cmp, dd->cmp + CMP_CHUNK);
-        if (same == CELLAR_ENOMEM)
-            return same;
-        if (same < 0) {
-            /* Unreadable: report it and leave it out. */
-            n->bad = true;
-            event(dd, CELLAR_DEDUP_ERROR, path, (uint64_t)dd->files[n->first].st.st_size,
-                  cellar_error_last());
-            return 1;
-        }
-        if (same) {
-            n->rep = reps[i];
-            return 1;
+    n->bad = true;
+    n->rc = rc;
+    n->message = strdup(cellar_error_last());
+}
+
+/* Opens a candidate, checking it still is the inode walked. */
+static int node_open(struct dedup *dd, struct dnode *n, int *fd, struct stat *st)
+{
+    const struct dfile *f = &dd->files[n->first];
+    int rc = digest_open(fd, st, f->path);
+    if (rc)
+        return rc;
+    if (st->st_dev != f->st.st_dev || st->st_ino != f->st.st_ino ||
+        st->st_size != f->st.st_size || st->st_mtim.tv_sec != f->st.st_mtim.tv_sec ||
+        st->st_mtim.tv_nsec != f->st.st_mtim.tv_nsec) {
+        close(*fd);
+        return cellar_fail(CELLAR_ECHANGED, "%s: changed during dedup; left alone", f->path);
+    }
+    posix_fadvise(*fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    return 0;
+}
+
+/* One round: hashes rep, compares the peers with it; buf holds
+ * (1 + MAX_PEERS) chunks. */
+static void read_round(struct dedup *dd, struct dnode *rep, struct dnode **peers, size_t np,
+                       uint8_t *buf)
+{
+    int fd[1 + MAX_PEERS];
+    struct stat st[1 + MAX_PEERS];
+    bool live[1 + MAX_PEERS], opened[1 + MAX_PEERS];
+    int rc = node_open(dd, rep, &fd[0], &st[0]);
+    if (rc) {
+        node_fail(rep, rc);
+        return;
+    }
+    for (size_t k = 1; k <= np; k++) {
+        int r = node_open(dd, peers[k - 1], &fd[k], &st[k]);
+        live[k] = opened[k] = r == 0;
+        if (r)
+            node_fail(peers[k - 1], r);
+    }
+    const char *path = dd->files[rep->first].path;
+    uint64_t size = (uint64_t)st[0].st_size;
+    cellar_hasher *h;
+    rc = cellar_hasher_new(&h, CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256), size);
+    for (uint64_t off = 0; rc == 0 && off < size; off += READ_CHUNK) {
+        size_t want = size - off < READ_CHUNK ? (size_t)(size - off) : READ_CHUNK;
+        ssize_t got = cellar_full_pread(fd[0], buf, want, off);
+        if (got < 0)
+            rc = cellar_fail_errno(errno, "%s", path);
+        else if ((size_t)got < want)
+            rc = cellar_fail(CELLAR_ECHANGED, "%s: changed during dedup; left alone", path);
+        if (rc)
+            break;
+        cellar_hasher_update(h, buf, want);
+        for (size_t k = 1; k <= np; k++) {
+            if (!live[k])
+                continue;
+            uint8_t *pb = buf + k * READ_CHUNK;
+            got = cellar_full_pread(fd[k], pb, want, off);
+            if (got < 0) {
+                node_fail(peers[k - 1],
+                          cellar_fail_errno(errno, "%s", dd->files[peers[k - 1]->first].path));
+                live[k] = false;
+            } else if ((size_t)got != want || memcmp(buf, pb, want) != 0) {
+                live[k] = false; /* other bytes: a later round */
+            }
         }
     }
+    cellar_digests d;
+    struct stat after;
+    if (rc == 0 && fstat(fd[0], &after) != 0)
+        rc = cellar_fail_errno(errno, "%s", path);
+    else if (rc == 0 && !digest_stat_same(&st[0], &after))
+        rc = cellar_fail(CELLAR_ECHANGED, "%s: changed during dedup; left alone", path);
+    if (rc == 0)
+        rc = cellar_hasher_final(h, &d);
+    if (rc == 0) {
+        rep->d = d;
+        rep->hashed = rep->computed = true;
+        rep->read_ctime = st[0].st_ctim;
+    } else {
+        node_fail(rep, rc);
+    }
+    for (size_t k = 1; k <= np; k++) {
+        /* A peer that changed while compared waits for a later round,
+         * whose open check reports it. */
+        if (rc == 0 && live[k] && fstat(fd[k], &after) == 0 && digest_stat_same(&st[k], &after)) {
+            peers[k - 1]->d = d;
+            peers[k - 1]->hashed = true;
+        }
+        if (opened[k])
+            close(fd[k]);
+    }
+    cellar_hasher_free(h);
+    close(fd[0]);
+}
+
+static void read_group(struct dedup *dd, const struct group *gr, uint8_t *buf)
+{
+    for (size_t i = 0; i < gr->n; i++) {
+        struct dnode *rep = gr->g[i];
+        if (rep->hashed || rep->bad)
+            continue;
+        struct dnode *peers[MAX_PEERS];
+        size_t np = 0;
+        for (size_t j = i + 1; j < gr->n && np < MAX_PEERS; j++)
+            if (!gr->g[j]->hashed && !gr->g[j]->bad)
+                peers[np++] = gr->g[j];
+        read_round(dd, rep, peers, np, buf);
+    }
+}
+
+static void *reader_thread(void *arg)
+{
+    struct reader *me = arg;
+    struct readers *r = me->r;
+    for (;;) {
+        size_t i = atomic_fetch_add(&r->next, 1);
+        if (i >= r->ngroups)
+            break;
+        read_group(r->dd, &r->groups[i], me->buf);
+    }
+    return NULL;
+}
+
+static int cmp_group_bytes(const void *pa, const void *pb)
+{
+    uint64_t a = ((const struct group *)pa)->bytes, b = ((const struct group *)pb)->bytes;
+    return a == b ? 0 : a > b ? -1 : 1;
+}
+
+/* Reads the groups on all cores; then, on this thread, reports the
+ * failures and caches the computed digests in one transaction. */
+static int read_groups(struct dedup *dd, struct group *groups, size_t ngroups)
+{
+    if (ngroups == 0)
+        return 0;
+    qsort(groups, ngroups, sizeof *groups, cmp_group_bytes);
+    unsigned nthreads = cellar_ncpus();
+    if (nthreads > ngroups)
+        nthreads = (unsigned)ngroups;
+    struct readers r = {.dd = dd, .groups = groups, .ngroups = ngroups};
+    struct reader *rs = cellar_calloc(nthreads, sizeof *rs);
+    pthread_t *tid = cellar_calloc(nthreads, sizeof *tid);
+    int rc = rs && tid ? 0 : CELLAR_ENOMEM;
+    for (unsigned t = 0; rc == 0 && t < nthreads; t++) {
+        rs[t] = (struct reader){.r = &r, .buf = cellar_malloc((1 + MAX_PEERS) * READ_CHUNK)};
+        if (!rs[t].buf)
+            rc = CELLAR_ENOMEM;
+    }
+    if (rc == 0) {
+        unsigned started = 1;
+        while (started < nthreads &&
+               pthread_create(&tid[started], NULL, reader_thread, &rs[started]) == 0)
+            started++;
+        reader_thread(&rs[0]);
+        for (unsigned t = 1; t < started; t++)
+            pthread_join(tid[t], NULL);
+    }
+    for (unsigned t = 0; rs && t < nthreads; t++)
+        free(rs[t].buf);
+    free(rs);
+    free(tid);
+    if (rc)
+        return rc;
+
+    cellar_db *db = cellar_db_shared();
+    bool txn = false;
+    if (db) {
+        cellar_db_lock(db);
+        txn = cellar_db_begin(db) == 0;
+    }
+    for (size_t i = 0; i < ngroups; i++) {
+        for (size_t k = 0; k < groups[i].n; k++) {
+            struct dnode *n = groups[i].g[k];
+            const struct dfile *f = &dd->files[n->first];
+            if (n->rc) {
+                event(dd, n->rc == CELLAR_ECHANGED ? CELLAR_DEDUP_SKIPPED : CELLAR_DEDUP_ERROR,
+                      f->path, (uint64_t)f->st.st_size, n->message ? n->message : "out of memory");
+                free(n->message);
+                n->message = NULL;
+            } else if (n->computed && db) {
+                struct stat st = f->st; /* node_open checked the rest is unchanged */
+                st.st_ctim = n->read_ctime;
+                digest_cache_put(&st, cellar_algo_name(CELLAR_ALGO_SHA256),
+                                 n->d.d[CELLAR_ALGO_SHA256], 32);
+            }
+        }
+    }
+    if (txn && cellar_db_commit(db) != 0)
+        cellar_db_rollback(db);
+    if (db)
+        cellar_db_unlock(db);
     return 0;
 }
 
@@ -491,11 +695,11 @@ static int resolve_candidates(struct dedup *dd, struct dnode ***out, size_t *nou
         i = j;
     }
     struct dnode **cand = cellar_calloc(dd->nnodes ? dd->nnodes : 1, sizeof *cand);
-    struct dnode **tohash = cellar_calloc(dd->nnodes ? dd->nnodes : 1, sizeof *tohash);
-    const char **paths = cellar_calloc(dd->nnodes ? dd->nnodes : 1, sizeof *paths);
-    size_t ncand = 0, nhash = 0, first_rep = 0;
+    struct dnode **toread = cellar_calloc(dd->nnodes ? dd->nnodes : 1, sizeof *toread);
+    struct group *groups = cellar_calloc(dd->nnodes ? dd->nnodes : 1, sizeof *groups);
+    size_t ncand = 0, nread = 0, ngroups = 0;
     int rc = 0;
-    if (!cand || !tohash || !paths) {
+    if (!cand || !toread || !groups) {
         rc = CELLAR_ENOMEM;
         goto done;
     }
@@ -509,6 +713,7 @@ static int resolve_candidates(struct dedup *dd, struct dnode ***out, size_t *nou
             rc = known;
             goto done;
         }
+        size_t group_start = nread;
         for (size_t k = i; known && k < j; k++) {
             struct dnode *n = &dd->nodes[k];
             const struct stat *st = &dd->files[n->first].st;
@@ -531,29 +736,19 @@ static int resolve_candidates(struct dedup *dd, struct dnode ***out, size_t *nou
                 n->d.have = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256);
                 n->d.size = (uint64_t)size;
                 n->hashed = true;
-            } else if ((r = find_rep(dd, tohash + first_rep, nhash - first_rep, n)) < 0) {
-                rc = r;
-                goto done;
-            } else if (r == 0) {
-                tohash[nhash] = n;
-                paths[nhash++] = dd->files[n->first].path;
+            } else {
+                toread[nread++] = n;
             }
             cand[ncand++] = n;
         }
-        first_rep = nhash;
+        if (nread > group_start)
+            groups[ngroups++] = (struct group){.g = toread + group_start,
+                                               .n = nread - group_start,
+                                               .bytes = (uint64_t)size * (nread - group_start)};
         i = j;
     }
-    cellar_hash_opts ho = {.algos = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256)};
-    struct hash_job job = {dd, tohash};
-    if ((rc = cellar_hash_paths(paths, nhash, &ho, hashed_one, &job)))
+    if ((rc = read_groups(dd, groups, ngroups)))
         goto done;
-    for (size_t i = 0; i < ncand; i++) {
-        struct dnode *n = cand[i];
-        if (n->rep && n->rep->hashed && !n->rep->bad) {
-            n->d = n->rep->d;
-            n->hashed = true;
-        }
-    }
     /* The digest must describe the file as walked. */
     for (size_t i = 0; i < ncand; i++) {
         struct dnode *n = cand[i];
@@ -573,8 +768,8 @@ static int resolve_candidates(struct dedup *dd, struct dnode ***out, size_t *nou
     cand = NULL;
 done:
     free(cand);
-    free(tohash);
-    free(paths);
+    free(toread);
+    free(groups);
     return rc;
 }
 
@@ -631,7 +826,6 @@ int cellar_dedup(cellar_store *s, size_t npaths, const char *const *paths,
         free(dd.files[i].path);
     free(dd.files);
     free(dd.nodes);
-    free(dd.cmp);
     return rc;
 }
 

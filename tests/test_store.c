@@ -573,6 +573,60 @@ static void test_dedup(void)
     cellar_store_free(s);
 }
 
+/* Many same-size files: more copies than one reading round compares, and
+ * files that differ from them only in their last byte (they drop out of a
+ * round late). Every copy ends up on one inode, the others untouched. */
+static void test_dedup_rounds(void)
+{
+    const char *dir = test_tmpdir("store_dedup_rounds");
+    cellar_store *s = open_store(dir);
+    char *t = path_in(dir, "tree");
+    CHECK(cellar_mkdirs(t, 0755) == 0);
+    enum { N = 15, LEN = 300000 };
+    uint8_t *buf = malloc(LEN);
+    uint32_t x = 7;
+    for (size_t i = 0; i < LEN; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (uint8_t)(x >> 16);
+    }
+    char *f[N];
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "tree/f%02d.bin", i);
+        f[i] = path_in(dir, name);
+        bool other = i % 5 == 1; /* f01, f06, f11: one last byte each */
+        buf[LEN - 1] = other ? (uint8_t)i : 0;
+        CHECK(cellar_write_file_atomic(f[i], buf, LEN, 0644) == 0);
+    }
+    cellar_dedup_opts o = {.min_size = 1};
+    cellar_dedup_stats st;
+    const char *paths[] = {t};
+    CHECK(cellar_dedup(s, 1, paths, &o, &st) == 0);
+    CHECK(st.errors == 0 && st.files == N);
+    struct stat first;
+    CHECK(stat(f[0], &first) == 0);
+    for (int i = 0; i < N; i++) {
+        struct stat now;
+        CHECK(stat(f[i], &now) == 0);
+        if (i % 5 == 1) {
+            CHECK(now.st_ino != first.st_ino && now.st_nlink == 1);
+            char *got = NULL;
+            size_t n = 0;
+            CHECK(cellar_read_file(&got, &n, f[i], 1 << 20) == 0);
+            CHECK(got && n == LEN && (uint8_t)got[LEN - 1] == (uint8_t)i &&
+                  !memcmp(got, buf, LEN - 1));
+            free(got);
+        } else {
+            CHECK(now.st_ino == first.st_ino);
+        }
+        free(f[i]);
+    }
+    CHECK(first.st_nlink == N - 3 + 1); /* the copies and the object */
+    free(buf);
+    free(t);
+    cellar_store_free(s);
+}
+
 static void test_import_hf(void)
 {
     const char *dir = test_tmpdir("store_hf");
@@ -653,6 +707,7 @@ int main(void)
     test_gc();
     test_add_disk_full();
     test_dedup();
+    test_dedup_rounds();
     test_import_hf();
     return test_summary();
 }
