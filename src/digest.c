@@ -1,8 +1,9 @@
 /* Digests: sha256, sha1, md5 (OpenSSL's libcrypto, which uses the SHA
- * extensions where the CPU has them), crc32 (zlib), the git blob id, BLAKE3
- * (ours), and the file-hashing engine on top of them.
+ * extensions where the CPU has them), crc32 (ours, carry-less multiply:
+ * crc32.c), the git blob id, BLAKE3 (ours), and the file-hashing engine on
+ * top of them.
  *
- * The only file that includes OpenSSL or zlib headers.
+ * The only file that includes OpenSSL headers.
  *
  * A pass over a file feeds "lanes" (an algorithm over a byte range), so
  * that several digests cost one read. Bytes are pread into a buffer that
@@ -18,6 +19,7 @@
 #include "digest.h"
 
 #include "blake3.h"
+#include "crc32.h"
 #include "db.h"
 #include "util.h"
 
@@ -31,7 +33,6 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
-#include <zlib.h>
 
 #define MMAP_MIN ((uint64_t)1 << 20)      /* below this mapping costs more than it saves */
 #define THREAD_MIN ((uint64_t)16 << 20)   /* below this threads cost more than they save */
@@ -53,7 +54,7 @@ static const struct algo_info {
     [CELLAR_ALGO_SHA256] = {"sha256", 32, 1.0},
     [CELLAR_ALGO_SHA1] = {"sha1", 20, 0.9},
     [CELLAR_ALGO_MD5] = {"md5", 16, 1.2},
-    [CELLAR_ALGO_CRC32] = {"crc32", 4, 0.4},
+    [CELLAR_ALGO_CRC32] = {"crc32", 4, 0.15},
     [CELLAR_ALGO_GITSHA1] = {"git-sha1", 20, 0.9},
 };
 
@@ -105,7 +106,7 @@ struct cellar_hasher {
     uint32_t algos;
     uint64_t expected, seen;
     EVP_MD_CTX *md[CELLAR_ALGO__COUNT]; /* sha256, sha1, md5, git-sha1 */
-    uLong crc;
+    uint32_t crc;
     cellar_blake3 b3;
 };
 
@@ -153,7 +154,7 @@ int cellar_hasher_new(cellar_hasher **out, uint32_t algos_wanted, uint64_t expec
         int n = snprintf(head, sizeof head, "blob %llu", (unsigned long long)expected_size);
         EVP_DigestUpdate(h->md[CELLAR_ALGO_GITSHA1], head, (size_t)n + 1); /* with the NUL */
     }
-    h->crc = crc32_z(0, Z_NULL, 0);
+    h->crc = 0;
     if (algos_wanted & CELLAR_ALGO_BIT(CELLAR_ALGO_BLAKE3))
         cellar_blake3_init(&h->b3);
     *out = h;
@@ -167,7 +168,7 @@ void cellar_hasher_update(cellar_hasher *h, const void *data, size_t len)
         if (h->md[a])
             EVP_DigestUpdate(h->md[a], data, len);
     if (h->algos & CELLAR_ALGO_BIT(CELLAR_ALGO_CRC32))
-        h->crc = crc32_z(h->crc, data, len);
+        h->crc = cellar_crc32(h->crc, data, len);
     if (h->algos & CELLAR_ALGO_BIT(CELLAR_ALGO_BLAKE3))
         cellar_blake3_update(&h->b3, data, len);
 }
