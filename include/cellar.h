@@ -897,8 +897,12 @@ typedef struct cellar_dedup_stats {
     uint64_t files;        /* regular files considered */
     uint64_t linked;       /* replaced by (or already) a link to the store */
     uint64_t errors;
-    uint64_t bytes_before; /* bytes on disk, each inode once, before */
-    uint64_t bytes_after;  /* and after (with dry_run: as it would be) */
+    /* Bytes on disk, each inode once: of the files, and of the stored
+     * copies they came to share (on disk before, too); after = the same
+     * names after linking (with dry_run: as it would be). before - after
+     * is what the run freed. */
+    uint64_t bytes_before;
+    uint64_t bytes_after;
 } cellar_dedup_stats;
 
 CELLAR_API int cellar_dedup(cellar_store *s, size_t npaths, const char *const *paths,

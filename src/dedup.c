@@ -144,12 +144,15 @@ static int cmp_file(const void *pa, const void *pb)
 
 /* Bytes on disk of the files' inodes, each counted once; restat: look at
  * the files as they are now rather than as walked. */
-static int disk_bytes(struct dedup *dd, bool restat, uint64_t *out)
+/* Bytes on disk of the walked files' inodes, each once, into *out; their
+ * inodes into seen. With before (the set of the first pass), an inode the
+ * names now share that was not among them (a stored object that already
+ * held these bytes) was on disk all along: its blocks are added to
+ * *also_before, so "saved" counts what was really freed. */
+static int disk_bytes(struct dedup *dd, bool restat, inoset *seen, uint64_t *out,
+                      const inoset *before, uint64_t *also_before)
 {
-    inoset seen;
-    inoset_init(&seen);
     uint64_t total = 0;
-    int rc = 0;
     for (size_t i = 0; i < dd->nfiles; i++) {
         struct stat now, *st = &dd->files[i].st;
         if (restat) {
@@ -157,17 +160,17 @@ static int disk_bytes(struct dedup *dd, bool restat, uint64_t *out)
                 continue;
             st = &now;
         }
-        int added = inoset_add(&seen, (uint64_t)st->st_dev, (uint64_t)st->st_ino);
-        if (added < 0) {
-            rc = added;
-            break;
-        }
-        if (added)
-            total += (uint64_t)st->st_blocks * 512;
+        int added = inoset_add(seen, (uint64_t)st->st_dev, (uint64_t)st->st_ino);
+        if (added < 0)
+            return added;
+        if (!added)
+            continue;
+        total += (uint64_t)st->st_blocks * 512;
+        if (before && !inoset_has(before, (uint64_t)st->st_dev, (uint64_t)st->st_ino))
+            *also_before += (uint64_t)st->st_blocks * 512;
     }
-    inoset_free(&seen);
     *out = total;
-    return rc;
+    return 0;
 }
 
 /* The file at path still is the one walked, unchanged. */
@@ -798,10 +801,12 @@ int cellar_dedup(cellar_store *s, size_t npaths, const char *const *paths,
     }
     struct dnode **cand = NULL;
     size_t ncand = 0;
+    inoset before;
+    inoset_init(&before);
     if (rc == 0) {
         qsort(dd.files, dd.nfiles, sizeof *dd.files, cmp_file);
         drop_repeats(&dd);
-        rc = disk_bytes(&dd, false, &stats->bytes_before);
+        rc = disk_bytes(&dd, false, &before, &stats->bytes_before, NULL, NULL);
     }
     if (rc == 0)
         rc = resolve_candidates(&dd, &cand, &ncand);
@@ -818,8 +823,12 @@ int cellar_dedup(cellar_store *s, size_t npaths, const char *const *paths,
     }
     if (rc == 0) {
         bool dry = dd.o->flags & CELLAR_DEDUP_DRY_RUN;
-        rc = disk_bytes(&dd, !dry, &stats->bytes_after);
+        inoset after;
+        inoset_init(&after);
+        rc = disk_bytes(&dd, !dry, &after, &stats->bytes_after, &before, &stats->bytes_before);
+        inoset_free(&after);
     }
+    inoset_free(&before);
     s->batch = false;
     free(cand);
     for (size_t i = 0; i < dd.nfiles; i++)

@@ -115,6 +115,13 @@ check "du lists each folder" bash -c "'$BIN' du '$M' | grep -q 'A1111'"
 
 out2=$("$BIN" dedup "$M" 2>/dev/null)
 check "second run saves nothing" grep -q '^saved:  0 bytes' <<<"$out2"
+
+# A fresh copy of a folder whose files the store already holds frees the
+# whole copy: the stored objects were on disk before, too.
+cp -r "$M/diffusers/sd15/vae" "$T/vae-copy"
+copy_bytes=$(find "$T/vae-copy" -type f -printf '%b\n' | awk '{s += $1 * 512} END {print s}')
+out3=$("$BIN" dedup "$T/vae-copy" 2>/dev/null)
+check "copy of stored files: saves the whole copy" grep -q "^saved:  $copy_bytes bytes" <<<"$out3"
 check "second run: content unchanged" diff "$T/before.sha" <(manifest "$M")
 inodes_after=$(find "$M" -type f -printf '%i %p\n' | sort)
 "$BIN" dedup "$M" >/dev/null 2>&1 || true
