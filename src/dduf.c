@@ -85,14 +85,19 @@ bool cellar_dduf_name_valid(const char *name, size_t len)
     if (slash && (first == 0 || (first == 1 && name[0] == '.') ||
                   (first == 2 && name[0] == '.' && name[1] == '.')))
         return false;
+    return cellar_dduf_ext_allowed(base, base_len);
+}
+
+bool cellar_dduf_ext_allowed(const char *name, size_t len)
+{
     /* The extension is the text after the last '.' of the whole name. */
     const char *dot = NULL;
-    for (size_t i = 0; i < base_len; i++)
-        if (base[i] == '.')
-            dot = base + i;
+    for (size_t i = 0; i < len; i++)
+        if (name[i] == '.')
+            dot = name + i;
     if (!dot)
         return false;
-    size_t ext_len = base_len - (size_t)(dot - base);
+    size_t ext_len = len - (size_t)(dot - name);
     for (size_t i = 0; i < sizeof allowed_ext / sizeof allowed_ext[0]; i++)
         if (ext_len == strlen(allowed_ext[i]) && !memcmp(dot, allowed_ext[i], ext_len))
             return true;

@@ -531,9 +531,16 @@ int cellar_dduf_write(const char *path, const cellar_dduf_source *entries, size_
 
 /* ---- folders ---- */
 
+struct skip {
+    char *name;
+    const char *why;
+};
+
 struct pack_list {
     cellar_dduf_source *v;
     size_t n, cap;
+    struct skip *skipped;
+    size_t n_skipped, cap_skipped;
 };
 
 static int pack_add(struct pack_list *l, const char *dir, const char *name)
@@ -558,6 +565,22 @@ static int pack_add(struct pack_list *l, const char *dir, const char *name)
     return 0;
 }
 
+static int pack_skip(struct pack_list *l, const char *name, const char *why)
+{
+    if (l->n_skipped == l->cap_skipped) {
+        size_t cap = l->cap_skipped ? 2 * l->cap_skipped : 8;
+        struct skip *v = cellar_realloc(l->skipped, cap * sizeof *v);
+        if (!v)
+            return CELLAR_ENOMEM;
+        l->skipped = v;
+        l->cap_skipped = cap;
+    }
+    if (!(l->skipped[l->n_skipped].name = cellar_strdup(name)))
+        return CELLAR_ENOMEM;
+    l->skipped[l->n_skipped++].why = why;
+    return 0;
+}
+
 static void pack_list_free(struct pack_list *l)
 {
     for (size_t i = 0; i < l->n; i++) {
@@ -565,10 +588,59 @@ static void pack_list_free(struct pack_list *l)
         free((char *)l->v[i].path);
     }
     free(l->v);
+    for (size_t i = 0; i < l->n_skipped; i++)
+        free(l->skipped[i].name);
+    free(l->skipped);
 }
 
-/* Adds the files of dir/sub (sub "" for dir itself); folders one level
- * deep only. Symlinks are followed: a Hub snapshot is made of them. */
+/* How deep below a component a nested folder is searched for files that
+ * belong in a DDUF (symlinks are followed, so a loop must end). */
+#define PACK_NESTED_DEPTH 8
+
+/* Finds, under the nested folder dir/sub, a file that would go into a DDUF
+ * if it were one level up: 1 (and *found, allocated) if there is one, 0 if
+ * the folder holds nothing a DDUF takes, < 0 on error. */
+static int pack_find_nested(char **found, const char *dir, const char *sub, int depth)
+{
+    char *path = cellar_path_join(dir, sub);
+    if (!path)
+        return CELLAR_ENOMEM;
+    DIR *dh = opendir(path);
+    free(path);
+    if (!dh)
+        return cellar_fail_errno(errno, "%s/%s: cannot open the folder", dir, sub);
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(dh))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char *name = cellar_sprintf("%s/%s", sub, de->d_name);
+        char *full = name ? cellar_path_join(dir, name) : NULL;
+        struct stat st;
+        if (!full)
+            rc = CELLAR_ENOMEM;
+        else if (stat(full, &st) < 0)
+            rc = cellar_fail_errno(errno, "%s", full);
+        else if (S_ISDIR(st.st_mode) && depth < PACK_NESTED_DEPTH)
+            rc = pack_find_nested(found, dir, name, depth + 1);
+        else if (S_ISDIR(st.st_mode))
+            rc = cellar_fail(CELLAR_EFORMAT, "%s: folder '%s' is nested too deep", dir, name);
+        else if (cellar_dduf_ext_allowed(de->d_name, strlen(de->d_name)))
+            rc = (*found = name) ? (name = NULL, 1) : CELLAR_ENOMEM;
+        free(full);
+        free(name);
+    }
+    closedir(dh);
+    return rc;
+}
+
+/* Adds the files of dir/sub (sub "" for dir itself) as the reference's
+ * export_folder_as_dduf picks them: files of other types are left out, and
+ * so are hidden files and folders (.gitattributes, .cache/, a Hub
+ * snapshot's .huggingface/); each one left out is listed. What would make
+ * an invalid DDUF is refused rather than left out: a folder nested in a
+ * component that holds files of an allowed type, a name the DDUF rules
+ * reject. Symlinks are followed: a Hub snapshot is made of them. */
 static int pack_scan(struct pack_list *l, const char *dir, const char *sub)
 {
     char *path = *sub ? cellar_path_join(dir, sub) : cellar_strdup(dir);
@@ -587,26 +659,34 @@ static int pack_scan(struct pack_list *l, const char *dir, const char *sub)
             continue;
         char *name = *sub ? cellar_sprintf("%s/%s", sub, de->d_name) : cellar_strdup(de->d_name);
         char *full = name ? cellar_path_join(dir, name) : NULL;
+        char *nested = NULL;
         struct stat st;
         if (!full)
             rc = CELLAR_ENOMEM;
+        else if (de->d_name[0] == '.')
+            rc = pack_skip(l, name, "hidden");
         else if (stat(full, &st) < 0)
             rc = cellar_fail_errno(errno, "%s", full);
         else if (S_ISDIR(st.st_mode) && !*sub)
             rc = pack_scan(l, dir, name);
-        else if (S_ISDIR(st.st_mode))
+        else if (S_ISDIR(st.st_mode) && (rc = pack_find_nested(&nested, dir, name, 1)) == 0)
+            rc = pack_skip(l, name, "folder nested in a component, holding no DDUF file");
+        else if (S_ISDIR(st.st_mode) && rc > 0)
             rc = cellar_fail(CELLAR_EFORMAT,
-                             "%s: DDUF only supports 1 level of directory (found folder '%s')",
-                             dir, name);
+                             "%s: DDUF only supports 1 level of directory (found '%s' in "
+                             "folder '%s')",
+                             dir, nested, name);
+        else if (S_ISDIR(st.st_mode))
+            ; /* pack_find_nested failed: rc holds its error */
+        else if (!cellar_dduf_ext_allowed(de->d_name, strlen(de->d_name)))
+            rc = pack_skip(l, name, "file type not allowed in a DDUF");
         else if (!S_ISREG(st.st_mode))
             rc = cellar_fail(CELLAR_EFORMAT, "%s: '%s' is not a regular file", dir, name);
         else if (!cellar_dduf_name_valid(name, strlen(name)))
-            rc = cellar_fail(CELLAR_EFORMAT,
-                             "%s: Invalid entry name: %s (only .json, .safetensors, .model and "
-                             ".txt files can go in a DDUF)",
-                             dir, name);
+            rc = cellar_fail(CELLAR_EFORMAT, "%s: Invalid entry name: %s", dir, name);
         else
             rc = pack_add(l, dir, name);
+        free(nested);
         free(full);
         free(name);
     }
@@ -627,12 +707,21 @@ static int cmp_pack(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-int cellar_dduf_pack(const char *path, const char *dir, unsigned flags)
+static int cmp_skip(const void *a, const void *b)
+{
+    return strcmp(((const struct skip *)a)->name, ((const struct skip *)b)->name);
+}
+
+int cellar_dduf_pack(const char *path, const char *dir, unsigned flags,
+                     cellar_dduf_skip_fn skipped, void *ud)
 {
     RETURN_ERROR_IF(!path || !dir, CELLAR_EINVAL, "cellar_dduf_pack: bad argument");
     struct pack_list l = {0};
     int rc = pack_scan(&l, dir, "");
     if (rc == 0) {
+        qsort(l.skipped, l.n_skipped, sizeof *l.skipped, cmp_skip);
+        for (size_t i = 0; skipped && i < l.n_skipped; i++)
+            skipped(ud, l.skipped[i].name, l.skipped[i].why);
         qsort(l.v, l.n, sizeof *l.v, cmp_pack);
         rc = cellar_dduf_write(path, l.v, l.n, flags);
     }

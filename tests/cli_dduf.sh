@@ -166,10 +166,18 @@ b[i + 3] ^= 0x40; open("crc.dduf","wb").write(b)'
 check "$BIN" dduf check crc.dduf >/dev/null
 expect_fail 1 "CRC-32 is" "$BIN" dduf check crc.dduf --crc
 
+# pack leaves out what a Hub snapshot holds beside the pipeline (README.md,
+# .gitattributes), one line each, and packs the rest as before.
+cp -r pipe pipe_bad && echo x >pipe_bad/README.md && echo x >pipe_bad/.gitattributes
+"$BIN" dduf pack pipe_bad extra.dduf >extra.out
+check grep -qx "skipped .gitattributes (hidden)" extra.out
+check grep -qx "skipped README.md (file type not allowed in a DDUF)" extra.out
+check [ "$(grep -c '^skipped ' extra.out)" = 2 ]
+check cmp <("$BIN" dduf ls extra.dduf) <("$BIN" dduf ls cellar.dduf)
+rm extra.dduf
+
 # pack refuses folders that would make an invalid DDUF; nothing written.
-cp -r pipe pipe_bad && echo x >pipe_bad/README.md
-expect_fail 1 "Invalid entry name: README.md" "$BIN" dduf pack pipe_bad bad.dduf
-rm pipe_bad/README.md && mkdir pipe_bad/vae/deep && echo '{}' >pipe_bad/vae/deep/config.json
+mkdir pipe_bad/vae/deep && echo '{}' >pipe_bad/vae/deep/config.json
 expect_fail 1 "DDUF only supports 1 level of directory" "$BIN" dduf pack pipe_bad bad.dduf
 rm -r pipe_bad/vae/deep && printf 'junk' >pipe_bad/unet/diffusion_pytorch_model.safetensors
 expect_fail 1 "unet/diffusion_pytorch_model.safetensors" "$BIN" dduf pack pipe_bad bad.dduf
