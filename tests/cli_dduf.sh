@@ -212,6 +212,23 @@ assert ha == hb and len(ha) == 2, (ha, hb)
 assert a["format"] == "dduf" and a["model_index"]["vae"][1] == "AutoencoderKL"
 assert a["tensors"] == b["tensors"] == 3 and a["parameters"] == b["parameters"]
 EOF
+# A component holding two variants side by side (diffusers loads one set):
+# one section each, the default one the same as the loose folder's.
+cp -r pipe pipe_var
+cp pipe/vae/diffusion_pytorch_model.safetensors pipe_var/vae/diffusion_pytorch_model.fp16.safetensors
+"$BIN" dduf pack pipe_var var.dduf >/dev/null
+"$BIN" inspect --json var.dduf >insp_var.json
+python3 - <<'EOF' && ok || bad "inspect of a DDUF with an fp16 variant"
+import json
+a = json.load(open("insp_var.json")); b = json.load(open("insp_dir.json"))
+vae = [c for c in a["components"] if c["component"] == "vae"]
+assert [c["variant"] for c in vae] == [None, "fp16"], vae
+assert [c["tensors"] for c in vae] == [2, 2], vae
+assert [len(c["entries"]) for c in vae] == [1, 1], vae
+hb = {c["component"]: c["structural_hash"] for c in b["components"]}
+assert vae[0]["structural_hash"] == hb["vae"]
+assert a["tensors"] == 5
+EOF
 python3 - <<'EOF'
 import struct
 def s(x): x = x.encode(); return struct.pack("<Q", len(x)) + x
