@@ -338,6 +338,11 @@ static int tensor_size(const cellar_gguf *g, cellar_gguf_tensor *t)
     t->type_name = tt->name;
     uint64_t n = 1;
     for (uint32_t d = 0; d < t->n_dims; d++) {
+        /* ggml reads dimensions as int64 and rejects negative ones, even
+         * where another dimension of 0 makes the product fit. */
+        RETURN_ERROR_IF(t->dims[d] > INT64_MAX, CELLAR_EFORMAT,
+                        "%s: tensor '%.*s': dimension %u is %llu, past int64", g->label,
+                        (int)t->name_len, t->name, d, (unsigned long long)t->dims[d]);
         RETURN_ERROR_IF(ck_mul(n, t->dims[d], &n) || n > INT64_MAX, CELLAR_EFORMAT,
                         "%s: tensor '%.*s': element count overflows (dimension %u is %llu)",
                         g->label, (int)t->name_len, t->name, d,
