@@ -85,8 +85,55 @@ static void test_errors(void)
               "line break");
 }
 
+static int parse(cellar_hub_listing *l, const char *json)
+{
+    return cellar_hub_parse_tree(l, json, strlen(json), "o/n");
+}
+
+#define SHA "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\""
+#define OID "\"0123456789abcdef0123456789abcdef01234567\""
+
+static void test_listing(void)
+{
+    cellar_hub_listing *l = calloc(1, sizeof *l);
+    CHECK(parse(l, "[{\"type\":\"directory\",\"path\":\"unet\",\"oid\":" OID ",\"size\":0},"
+                   "{\"type\":\"file\",\"path\":\"unet/w.safetensors\",\"oid\":" OID
+                   ",\"size\":135,\"lfs\":{\"oid\":" SHA ",\"size\":7,\"pointerSize\":135}},"
+                   "{\"type\":\"file\",\"path\":\"a\",\"oid\":" OID ",\"size\":3}]") == 0);
+    CHECK(l->n == 2);
+    if (l->n == 2) {
+        /* An LFS file's size is the content's, not the pointer's. */
+        CHECK(l->files[0].lfs && l->files[0].size == 7 && l->files[0].sha256[0] == 0x01);
+        CHECK(!l->files[1].lfs && l->files[1].size == 3 && l->files[1].gitsha1[19] == 0x67);
+    }
+    CHECK(cellar_hub_listing_check(l, "o/n") == 0);
+    /* "a-b" sorts between "a" and "a/b" bytewise: the check must still
+     * see that "a" is a file and a folder. */
+    CHECK(parse(l, "[{\"type\":\"file\",\"path\":\"a-b\",\"oid\":" OID ",\"size\":1},"
+                   "{\"type\":\"file\",\"path\":\"a/b\",\"oid\":" OID ",\"size\":1}]") == 0);
+    CHECK_ERR(cellar_hub_listing_check(l, "o/n"), CELLAR_EFORMAT,
+              "o/n: the server listed 'a' both as a file and as the folder of 'a/b'");
+    cellar_hub_listing_free(l);
+
+    l = calloc(1, sizeof *l);
+    CHECK(parse(l, "[{\"type\":\"file\",\"path\":\"x.json\",\"oid\":" OID ",\"size\":1},"
+                   "{\"type\":\"file\",\"path\":\"x.json\",\"oid\":" OID ",\"size\":2}]") == 0);
+    CHECK_ERR(cellar_hub_listing_check(l, "o/n"), CELLAR_EFORMAT,
+              "o/n: the server listed 'x.json' twice");
+    CHECK_ERR(parse(l, "[{\"type\":\"file\",\"path\":\"../x\",\"oid\":" OID ",\"size\":1}]"),
+              CELLAR_EFORMAT, "unsafe path \"../x\"");
+    CHECK_ERR(parse(l, "[{\"type\":\"file\",\"path\":\"w\",\"size\":1,\"lfs\":{\"size\":1}}]"),
+              CELLAR_EFORMAT, "o/n: w: LFS entry without a sha256 oid");
+    CHECK_ERR(parse(l, "[{\"type\":\"file\",\"path\":\"w\",\"oid\":" OID ",\"size\":-1}]"),
+              CELLAR_EFORMAT, "o/n: w: entry without a valid size");
+    CHECK_ERR(parse(l, "{\"path\":\"w\"}"), CELLAR_EFORMAT, "not a JSON array");
+    CHECK(l->n == 2);
+    cellar_hub_listing_free(l);
+}
+
 int main(void)
 {
+    test_listing();
     test_paths();
     test_repos();
     test_retry_policy();
