@@ -166,13 +166,14 @@ ctl "mode=reset&count=2&match=$UNET"
 ctl "mode=wrong&count=1&match=$TE"
 ctl "mode=500&count=2&match=$VAE"
 ctl "mode=429&count=1&match=tokenizer/vocab.txt"
-start=$(date +%s)
 pull pipe/alpha --to "$T/f-faults" >"$T/out" 2>&1 || { cat "$T/out"; bad "survivable faults: pull"; }
 check "faults: bytes" same_tree "$T/f-faults" "$FX/pipe/alpha/main"
 check "reset: resumed by range" [ "$(stat_field ranges)" -ge 1 ]
 check "reset: not downloaded twice" [ "$(served "$UNET")" -lt $((want_unet * 2)) ]
 check "wrong once: fetched again" [ "$(served "$TE")" = 1400000 ]
-check "429: Retry-After honoured" [ $(( $(date +%s) - start )) -ge 1 ]
+# Measured at the server, between the 429 and the next request for that
+# file: a busy machine only lengthens it; backoff alone would wait 250 ms.
+check "429: Retry-After honoured" [ "$(stat_field retry_gap_ms)" -ge 1000 ]
 check "faults: store sound" store_sound "$CELLAR_HOME"
 
 fresh norange
