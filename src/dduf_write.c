@@ -48,6 +48,7 @@
 struct wentry {
     const cellar_dduf_source *src;
     int fd; /* source file, or -1 for a buffer */
+    struct stat st; /* the source file when opened, to notice a change */
     uint64_t size;
     uint64_t header_offset;
     uint64_t data_offset;
@@ -292,6 +293,22 @@ static int copy_data(int out, const struct wentry *e)
     return 0;
 }
 
+static int check_unchanged(const struct wentry *e)
+{
+    struct stat now;
+    if (e->fd < 0)
+        return 0;
+    if (fstat(e->fd, &now) < 0)
+        return cellar_fail_errno(errno, "%s: cannot stat", e->src->path);
+    RETURN_ERROR_IF(now.st_size != e->st.st_size ||
+                        now.st_mtim.tv_sec != e->st.st_mtim.tv_sec ||
+                        now.st_mtim.tv_nsec != e->st.st_mtim.tv_nsec ||
+                        now.st_ctim.tv_sec != e->st.st_ctim.tv_sec ||
+                        now.st_ctim.tv_nsec != e->st.st_ctim.tv_nsec,
+                    CELLAR_ECHANGED, "%s: file changed while it was being packed", e->src->path);
+    return 0;
+}
+
 static int write_at(int fd, const void *p, size_t n, uint64_t off, const char *path)
 {
     const uint8_t *b = p;
@@ -470,6 +487,10 @@ static int write_all(struct writer *w, unsigned flags)
         pthread_join(tid, NULL);
     if (rc == 0 && w->crc_rc < 0)
         rc = cellar_fail(w->crc_rc, "%s", w->crc_msg);
+    /* The CRC and the copy read each source separately: a file written to
+     * meanwhile would leave data that does not match its CRC-32. */
+    for (size_t i = 0; i < w->n && rc == 0; i++)
+        rc = check_unchanged(&w->e[i]);
     for (size_t i = 0; i < w->n && rc == 0; i++)
         rc = write_local_header(a.fd, w, &w->e[i]);
     cellar_buf cd;
@@ -512,12 +533,12 @@ int cellar_dduf_write(const char *path, const cellar_dduf_source *entries, size_
             e->size = e->src->len;
         } else if ((e->fd = open(e->src->path, O_RDONLY | O_CLOEXEC)) < 0) {
             rc = cellar_fail_errno(errno, "%s: cannot open", e->src->path);
-        } else if (fstat(e->fd, &st) < 0) {
+        } else if (fstat(e->fd, &e->st) < 0) {
             rc = cellar_fail_errno(errno, "%s: cannot stat", e->src->path);
-        } else if (!S_ISREG(st.st_mode)) {
+        } else if (!S_ISREG(e->st.st_mode)) {
             rc = cellar_fail(CELLAR_EINVAL, "%s: not a regular file", e->src->path);
         } else {
-            e->size = (uint64_t)st.st_size;
+            e->size = (uint64_t)e->st.st_size;
         }
     }
     if (rc == 0 && (rc = check_entries(&w)) == 0)
