@@ -3,6 +3,13 @@
 #include "hub.h"
 #include "testutil.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
 static void test_paths(void)
 {
     static const char *const good[] = {"a", "model.safetensors", "unet/config.json", "a/b/c.d",
@@ -131,8 +138,74 @@ static void test_listing(void)
     cellar_hub_listing_free(l);
 }
 
+/* A one-answer HTTP server on 127.0.0.1: reads a request, sends answer. */
+struct one_shot {
+    int fd;
+    char answer[512];
+};
+
+static void *serve_one(void *arg)
+{
+    struct one_shot *o = arg;
+    int c = accept(o->fd, NULL, NULL);
+    if (c < 0)
+        return NULL;
+    char req[4096];
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof req - 1 && (n = read(c, req + got, sizeof req - 1 - got)) > 0) {
+        got += (size_t)n;
+        req[got] = '\0';
+        if (strstr(req, "\r\n\r\n"))
+            break;
+    }
+    if (write(c, o->answer, strlen(o->answer)) < 0)
+        perror("write");
+    close(c);
+    return NULL;
+}
+
+/* Retry-After as an HTTP-date (RFC 9110 allows it) is the seconds left. */
+static void test_retry_after_date(void)
+{
+    struct one_shot o;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    o.fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(o.fd >= 0 && bind(o.fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(o.fd, 1) == 0 &&
+          getsockname(o.fd, (struct sockaddr *)&a, &alen) == 0);
+    time_t when = time(NULL) + 30;
+    struct tm tm;
+    gmtime_r(&when, &tm);
+    char date[64];
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    snprintf(o.answer, sizeof o.answer,
+             "HTTP/1.1 429 Too Many Requests\r\nRetry-After: %s\r\nContent-Length: 0\r\n"
+             "Connection: close\r\n\r\n",
+             date);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, serve_one, &o) == 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/x", (unsigned)ntohs(a.sin_port));
+    cellar_hub *hub = NULL;
+    CHECK(cellar_hub_open(&hub, url, "") == 0);
+    cellar_http_resp r;
+    cellar_buf body;
+    CHECK(hub && cellar_http_fetch(hub->http, &r, &body, url, 1024) == 0);
+    CHECK(r.status == 429);
+    /* 30 s from when the answer was made; a slow run only shortens it. */
+    CHECK_MSG(r.retry_after >= 15 && r.retry_after <= 30, "retry_after %ld", r.retry_after);
+    CHECK(cellar_hub_backoff_ms(1, &r) == (unsigned)r.retry_after * 1000u);
+    cellar_buf_free(&body);
+    cellar_http_resp_release(&r);
+    cellar_hub_free(hub);
+    pthread_join(t, NULL);
+    close(o.fd);
+}
+
 int main(void)
 {
+    test_retry_after_date();
     test_listing();
     test_paths();
     test_repos();
