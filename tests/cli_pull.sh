@@ -98,6 +98,10 @@ pull lab/branched --revision v2 --hf-cache "$T/hf" >/dev/null 2>&1 || bad "pull 
 c2=$(cat "$T/hf/models--lab--branched/refs/v2")
 check "v2 bytes" cmp -s "$FX/lab/branched/v2/model.safetensors" "$T/hf/models--lab--branched/snapshots/$c2/model.safetensors"
 check "no main ref for a v2 pull" [ ! -e "$T/hf/models--lab--branched/refs/main" ]
+# "--hf-cache REPO --revision REV": REV is the option's value, not a second
+# word, so REPO is the repo, not the cache folder.
+HF_HUB_CACHE=$T/hf-order pull --hf-cache lab/branched --revision v2 --offline >"$T/out" 2>&1 || { cat "$T/out"; bad "--hf-cache then the repo"; }
+check "--hf-cache before the repo" [ -s "$T/hf-order/models--lab--branched/refs/v2" ]
 
 # ---- pagination ------------------------------------------------------------
 ctl page_size=3
