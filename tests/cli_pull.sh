@@ -20,7 +20,9 @@ TOKEN=hf_s3cret_t0ken_do_not_print
 python3 "$SRC/tests/hub/hubserver.py" "$T/fx" --token "$TOKEN" >"$T/hub.port" 2>"$T/hub.log" &
 HUBPID=$!
 trap 'kill $HUBPID 2>/dev/null || true' EXIT
-for _ in $(seq 100); do [ -s "$T/hub.port" ] && break; sleep 0.1; done
+# Bounds on waits are generous (a loaded 2-core machine); each loop ends as
+# soon as its condition holds.
+for _ in $(seq 600); do [ -s "$T/hub.port" ] && break; sleep 0.1; done
 HUBPORT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["hub"])' "$T/hub.port")
 export HF_ENDPOINT=http://127.0.0.1:$HUBPORT
 unset HF_TOKEN HF_HUB_OFFLINE HF_HUB_CACHE HF_HOME
@@ -246,10 +248,11 @@ fresh kill
 ctl "mode=slow&count=-1&match=$UNET&rate=300000"
 "$BIN" pull pipe/alpha --to "$T/f-kill" >"$T/out" 2>&1 &
 pid=$!
-for _ in $(seq 100); do
+for _ in $(seq 600); do
     [ "$(served "$UNET")" -gt 200000 ] && break
     sleep 0.1
 done
+check "kill: the first pull got part of the file" [ "$(served "$UNET")" -gt 200000 ]
 kill -9 $pid
 wait $pid 2>/dev/null || true
 before=$(served "$UNET")
