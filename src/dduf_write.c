@@ -740,10 +740,12 @@ int cellar_dduf_pack(const char *path, const char *dir, unsigned flags,
     struct pack_list l = {0};
     int rc = pack_scan(&l, dir, "");
     if (rc == 0) {
-        qsort(l.skipped, l.n_skipped, sizeof *l.skipped, cmp_skip);
+        if (l.n_skipped) /* qsort's base may not be NULL, even for 0 items */
+            qsort(l.skipped, l.n_skipped, sizeof *l.skipped, cmp_skip);
         for (size_t i = 0; skipped && i < l.n_skipped; i++)
             skipped(ud, l.skipped[i].name, l.skipped[i].why);
-        qsort(l.v, l.n, sizeof *l.v, cmp_pack);
+        if (l.n)
+            qsort(l.v, l.n, sizeof *l.v, cmp_pack);
         rc = cellar_dduf_write(path, l.v, l.n, flags);
     }
     pack_list_free(&l);

@@ -694,6 +694,11 @@ static void test_pack_unpack(void)
     unlink(f);
     CHECK_ERR(cellar_dduf_pack(bad, p, 0, NULL, NULL), CELLAR_EFORMAT,
               "Missing required 'model_index.json'");
+    /* Nothing at all to pack. */
+    snprintf(f, sizeof f, "%s/empty", tmp);
+    mkdir(f, 0755);
+    CHECK_ERR(cellar_dduf_pack(bad, f, 0, NULL, NULL), CELLAR_EFORMAT,
+              "Missing required 'model_index.json'");
     CHECK(access(bad, F_OK) != 0);
 }
 
