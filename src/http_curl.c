@@ -166,7 +166,9 @@ static void req_free(cellar_http_req *r)
 }
 
 /* Copies a header value, trimmed, quotes and a weak-validator prefix
- * removed, into dst. */
+ * removed, into dst. Control bytes become '?': values end up in messages
+ * printed on the user's terminal, where a server's escape sequences have
+ * no business. */
 static void copy_value(char *dst, size_t cap, const char *v, size_t n, bool unquote)
 {
     while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ' || v[n - 1] == '\t'))
@@ -183,7 +185,8 @@ static void copy_value(char *dst, size_t cap, const char *v, size_t n, bool unqu
     }
     if (n >= cap)
         n = cap - 1;
-    memcpy(dst, v, n);
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (unsigned char)v[i] < 0x20 || v[i] == 0x7f ? '?' : v[i];
     dst[n] = '\0';
 }
 

@@ -165,47 +165,74 @@ static void *serve_one(void *arg)
     return NULL;
 }
 
-/* Retry-After as an HTTP-date (RFC 9110 allows it) is the seconds left. */
-static void test_retry_after_date(void)
+/* Fetches one URL from a server that gives answer; *r and *hub are the
+ * caller's to release. */
+static void fetch_answer(cellar_hub **hub, cellar_http_resp *r, const char *answer)
 {
     struct one_shot o;
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t alen = sizeof a;
+    memset(r, 0, sizeof *r);
+    *hub = NULL;
     o.fd = socket(AF_INET, SOCK_STREAM, 0);
     CHECK(o.fd >= 0 && bind(o.fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(o.fd, 1) == 0 &&
           getsockname(o.fd, (struct sockaddr *)&a, &alen) == 0);
-    time_t when = time(NULL) + 30;
-    struct tm tm;
-    gmtime_r(&when, &tm);
-    char date[64];
-    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    snprintf(o.answer, sizeof o.answer,
-             "HTTP/1.1 429 Too Many Requests\r\nRetry-After: %s\r\nContent-Length: 0\r\n"
-             "Connection: close\r\n\r\n",
-             date);
+    snprintf(o.answer, sizeof o.answer, "%s", answer);
     pthread_t t;
     CHECK(pthread_create(&t, NULL, serve_one, &o) == 0);
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%u/x", (unsigned)ntohs(a.sin_port));
-    cellar_hub *hub = NULL;
-    CHECK(cellar_hub_open(&hub, url, "") == 0);
-    cellar_http_resp r;
+    CHECK(cellar_hub_open(hub, url, "") == 0);
     cellar_buf body;
-    CHECK(hub && cellar_http_fetch(hub->http, &r, &body, url, 1024) == 0);
+    CHECK(*hub && cellar_http_fetch((*hub)->http, r, &body, url, 1024) == 0);
+    cellar_buf_free(&body);
+    pthread_join(t, NULL);
+    close(o.fd);
+}
+
+/* Retry-After as an HTTP-date (RFC 9110 allows it) is the seconds left. */
+static void test_retry_after_date(void)
+{
+    time_t when = time(NULL) + 30;
+    struct tm tm;
+    gmtime_r(&when, &tm);
+    char date[64], answer[512];
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    snprintf(answer, sizeof answer,
+             "HTTP/1.1 429 Too Many Requests\r\nRetry-After: %s\r\nContent-Length: 0\r\n"
+             "Connection: close\r\n\r\n",
+             date);
+    cellar_hub *hub;
+    cellar_http_resp r;
+    fetch_answer(&hub, &r, answer);
     CHECK(r.status == 429);
     /* 30 s from when the answer was made; a slow run only shortens it. */
     CHECK_MSG(r.retry_after >= 15 && r.retry_after <= 30, "retry_after %ld", r.retry_after);
     CHECK(cellar_hub_backoff_ms(1, &r) == (unsigned)r.retry_after * 1000u);
-    cellar_buf_free(&body);
     cellar_http_resp_release(&r);
     cellar_hub_free(hub);
-    pthread_join(t, NULL);
-    close(o.fd);
+}
+
+/* A server's error text reaches the user's terminal: no escape sequences. */
+static void test_error_text_sanitized(void)
+{
+    cellar_hub *hub;
+    cellar_http_resp r;
+    fetch_answer(&hub, &r,
+                 "HTTP/1.1 500 Oops\r\nX-Error-Message: bad \x1b]0;owned\x07 \x1b[2Jthing\r\n"
+                 "Content-Length: 0\r\nConnection: close\r\n\r\n");
+    CHECK(r.status == 500);
+    if (hub)
+        CHECK_ERR(cellar_hub_status_error(hub, &r, "o/n", "main", NULL), CELLAR_ENET,
+                  "o/n: the server answered 500: bad ?]0;owned? ?[2Jthing");
+    cellar_http_resp_release(&r);
+    cellar_hub_free(hub);
 }
 
 int main(void)
 {
     test_retry_after_date();
+    test_error_text_sanitized();
     test_listing();
     test_paths();
     test_repos();
