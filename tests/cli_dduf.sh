@@ -141,6 +141,14 @@ with zipfile.ZipFile("evil.dduf", "w") as z:
     z.writestr("../evil.json", "{}")
 EOF
 expect_fail 1 "Invalid entry name in DDUF file: ../evil.json" "$BIN" dduf unpack evil.dduf un2
+# A name's control bytes are shown escaped in the error, never sent raw.
+python3 -c '
+import zipfile
+with zipfile.ZipFile("esc.dduf", "w") as z:
+    z.writestr("model_index.json", "{}")
+    z.writestr("a\x1b[2J.md", "{}")'
+expect_fail 1 'Invalid entry name in DDUF file: a\x1b[2J.md' "$BIN" dduf check esc.dduf
+check bash -c "! grep -q $'\x1b' err.txt"
 check [ ! -e evil.json ]
 check [ ! -e un2 ]
 
