@@ -513,11 +513,20 @@ static int inspect_dduf_component(const cellar_dduf *d, const char *comp, const 
         }
         fputc('}', stdout);
     } else if (rc == CLI_OK) {
-        printf("\n[%s%s%.*s] %zu weight entr%s\n", comp, variant_len ? ", variant " : "",
-               (int)variant_len, variant, nfiles, nfiles == 1 ? "y" : "ies");
-        for (size_t i = 0; i < nfiles; i++)
-            printf("  entry:       %s (offset %" PRIu64 ", %" PRIu64 " bytes)\n",
-                   entries[i]->name, entries[i]->offset, entries[i]->size);
+        /* Names come from the archive: printed escaped. */
+        printf("\n[");
+        print_name(stdout, comp, strlen(comp));
+        if (variant_len) {
+            printf(", variant ");
+            print_name(stdout, variant, variant_len);
+        }
+        printf("] %zu weight entr%s\n", nfiles, nfiles == 1 ? "y" : "ies");
+        for (size_t i = 0; i < nfiles; i++) {
+            printf("  entry:       ");
+            print_name(stdout, entries[i]->name, entries[i]->name_len);
+            printf(" (offset %" PRIu64 ", %" PRIu64 " bytes)\n", entries[i]->offset,
+                   entries[i]->size);
+        }
         if (nfiles) {
             text_summary(&sum, "  ");
             printf("  structural:  %s\n", hash);
