@@ -655,6 +655,24 @@ static int pack_find_nested(char **found, const char *dir, const char *sub, int 
     return rc;
 }
 
+/* A folder inside a component: left out if it holds nothing a DDUF takes,
+ * refused if it does (the reference drops those files silently, which
+ * would lose weights without a word). */
+static int pack_nested(struct pack_list *l, const char *dir, const char *name)
+{
+    char *found = NULL;
+    int rc = pack_find_nested(&found, dir, name, 1);
+    if (rc == 0)
+        rc = pack_skip(l, name, "folder nested in a component, holding no DDUF file");
+    else if (rc > 0)
+        rc = cellar_fail(CELLAR_EFORMAT,
+                         "%s: DDUF only supports 1 level of directory (found '%s' in folder "
+                         "'%s')",
+                         dir, found, name);
+    free(found);
+    return rc;
+}
+
 /* Adds the files of dir/sub (sub "" for dir itself) as the reference's
  * export_folder_as_dduf picks them: files of other types are left out, and
  * so are hidden files and folders (.gitattributes, .cache/, a Hub
@@ -680,7 +698,6 @@ static int pack_scan(struct pack_list *l, const char *dir, const char *sub)
             continue;
         char *name = *sub ? cellar_sprintf("%s/%s", sub, de->d_name) : cellar_strdup(de->d_name);
         char *full = name ? cellar_path_join(dir, name) : NULL;
-        char *nested = NULL;
         struct stat st;
         if (!full)
             rc = CELLAR_ENOMEM;
@@ -690,15 +707,8 @@ static int pack_scan(struct pack_list *l, const char *dir, const char *sub)
             rc = cellar_fail_errno(errno, "%s", full);
         else if (S_ISDIR(st.st_mode) && !*sub)
             rc = pack_scan(l, dir, name);
-        else if (S_ISDIR(st.st_mode) && (rc = pack_find_nested(&nested, dir, name, 1)) == 0)
-            rc = pack_skip(l, name, "folder nested in a component, holding no DDUF file");
-        else if (S_ISDIR(st.st_mode) && rc > 0)
-            rc = cellar_fail(CELLAR_EFORMAT,
-                             "%s: DDUF only supports 1 level of directory (found '%s' in "
-                             "folder '%s')",
-                             dir, nested, name);
         else if (S_ISDIR(st.st_mode))
-            ; /* pack_find_nested failed: rc holds its error */
+            rc = pack_nested(l, dir, name);
         else if (!cellar_dduf_ext_allowed(de->d_name, strlen(de->d_name)))
             rc = pack_skip(l, name, "file type not allowed in a DDUF");
         else if (!S_ISREG(st.st_mode))
@@ -707,7 +717,6 @@ static int pack_scan(struct pack_list *l, const char *dir, const char *sub)
             rc = cellar_fail(CELLAR_EFORMAT, "%s: Invalid entry name: %s", dir, name);
         else
             rc = pack_add(l, dir, name);
-        free(nested);
         free(full);
         free(name);
     }
