@@ -788,10 +788,44 @@ static int unpack_folder(const char *dir, const char *name, size_t len)
     return rc;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A DDUF may hold a file "a.json" and a folder "a.json/" (the format does
+ * not forbid it); no directory can: refuse before writing either. */
+static int check_file_folder_clash(const cellar_dduf *d)
+{
+    size_t nc = cellar_dduf_component_count(d), n = cellar_dduf_entry_count(d);
+    if (nc == 0)
+        return 0;
+    const char **c = cellar_malloc(nc * sizeof *c);
+    if (!c)
+        return CELLAR_ENOMEM;
+    for (size_t i = 0; i < nc; i++)
+        c[i] = cellar_dduf_component_at(d, i);
+    qsort(c, nc, sizeof *c, cmp_str);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const char *name = cellar_dduf_entry_at(d, i)->name;
+        if (!strchr(name, '/') && bsearch(&name, c, nc, sizeof *c, cmp_str))
+            rc = cellar_fail(CELLAR_EEXISTS,
+                             "%s: '%s' is both a file and a component folder; it cannot be "
+                             "extracted",
+                             cellar_dduf_label(d), name);
+    }
+    free(c);
+    return rc;
+}
+
 int cellar_dduf_unpack(const cellar_dduf *d, const char *dir, unsigned flags)
 {
     RETURN_ERROR_IF(!d || !dir, CELLAR_EINVAL, "cellar_dduf_unpack: bad argument");
     size_t n = cellar_dduf_entry_count(d);
+    int clash = check_file_folder_clash(d);
+    if (clash < 0)
+        return clash;
     /* Names were validated at open (no '..', no leading '/', one level), so
      * dir/name stays in dir; still, check every target before writing any. */
     for (size_t i = 0; i < n; i++) {

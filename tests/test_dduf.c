@@ -564,6 +564,25 @@ static void test_write(void)
               "entry 'vae/diffusion_pytorch_model.safetensors'");
     CHECK(count_files(out) == 1);
 
+    /* A file and a component folder of the same name: a valid DDUF, but
+     * no directory can hold both; unpack refuses before writing any. */
+    static const char clash_index[] = "{\"a.json\": [\"x\", \"Y\"]}";
+    cellar_dduf_source clash[3] = {
+        {"model_index.json", NULL, clash_index, sizeof clash_index - 1},
+        {"a.json", NULL, "{}", 2},
+        {"a.json/config.json", NULL, "{}", 2},
+    };
+    char un[4400];
+    snprintf(dduf, sizeof dduf, "%s/clash.dduf", out);
+    snprintf(un, sizeof un, "%s/clash", out);
+    CHECK_MSG(cellar_dduf_write(dduf, clash, 3, 0) == 0, "%s", cellar_error_last());
+    CHECK(cellar_dduf_open(&d, dduf, 0) == 0);
+    if (d)
+        CHECK_ERR(cellar_dduf_unpack(d, un, 0), CELLAR_EEXISTS,
+                  "'a.json' is both a file and a component folder");
+    cellar_dduf_free(d);
+    CHECK(access(un, F_OK) != 0);
+
     /* More than 65,535 entries: ZIP64 end records, still readable. */
     size_t many = 65536 + 2;
     cellar_dduf_source *ms = calloc(many, sizeof *ms);
