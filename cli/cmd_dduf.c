@@ -18,7 +18,9 @@ static const char usage[] =
     "          refuses names that would leave DIR\n"
     "  pack    a diffusers folder (model_index.json and one level of\n"
     "          component folders) into OUT.dduf, as huggingface_hub writes it;\n"
-    "          refuses a folder that would make an invalid DDUF\n";
+    "          files a DDUF does not take (README.md, .gitattributes, other\n"
+    "          extensions, hidden files) are left out, one 'skipped' line\n"
+    "          each; refuses a folder that would make an invalid DDUF\n";
 
 /* Names are checked at open (no NUL, no backslash) but may hold other
  * control bytes: shown escaped so a listing cannot drive the terminal. */
@@ -135,13 +137,22 @@ static int dduf_unpack(int argc, char **argv)
     return rc;
 }
 
+static void print_skipped(void *ud, const char *name, const char *why)
+{
+    (void)ud;
+    printf("skipped ");
+    print_name(name, strlen(name));
+    printf(" (%s)\n", why);
+}
+
 static int dduf_pack(int argc, char **argv)
 {
     struct args a;
     int rc = parse_args(&a, argc, argv, "dduf pack", 2, "force");
     if (rc)
         return rc;
-    if (cellar_dduf_pack(a.pos[1], a.pos[0], a.force ? CELLAR_DDUF_REPLACE : 0) < 0)
+    if (cellar_dduf_pack(a.pos[1], a.pos[0], a.force ? CELLAR_DDUF_REPLACE : 0, print_skipped,
+                         NULL) < 0)
         return cli_error_last();
     cellar_dduf *d;
     if (cellar_dduf_open(&d, a.pos[1], 0) < 0)

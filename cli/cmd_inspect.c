@@ -18,7 +18,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: cellar inspect [--tensors] [--json] PATH\n\n"
                "Describes a safetensors file, a sharded checkpoint (its directory or\n"
                "its .index.json), a diffusers folder or DDUF file (one section per\n"
-               "component) or a GGUF file (key/values and tensor types):\n"
+               "component; in a DDUF, per component and weights variant, such as\n"
+               "fp16) or a GGUF file (key/values and tensor types):\n"
                "format, tensor and parameter counts, dtypes, sizes, metadata, the\n"
                "structural hash and, when the registry knows it, the model.\n"
                "An invalid file is reported with the rule it breaks (exit 1).\n\n"
@@ -377,17 +378,51 @@ static bool match_dduf(const char *path, const struct stat *st, const unsigned c
             (len > 5 && !strcmp(path + len - 5, ".dduf")));
 }
 
-static bool is_component_weights(const cellar_dduf_entry *e, const char *comp)
+/* The variant of a weights file name, as diffusers names them (weights
+ * "diffusion_pytorch_model", variant "fp16"):
+ *   diffusion_pytorch_model.safetensors                    no variant
+ *   diffusion_pytorch_model.fp16.safetensors               fp16
+ *   diffusion_pytorch_model.fp16-00001-of-00002.safetensors fp16, a shard
+ *   diffusion_pytorch_model-00001-of-00002.fp16.safetensors fp16 (older)
+ * Sets *len to 0 for none. base is the file name without its folder and
+ * its ".safetensors". */
+static const char *weights_variant(const char *base, size_t n, size_t *len)
+{
+    static const char shard[] = "-00000-of-00000";
+    size_t k = sizeof shard - 1;
+    if (n > k && base[n - k] == '-' && !memcmp(base + n - k + 6, "-of-", 4)) {
+        bool digits = true;
+        for (size_t i = 1; i < k; i++)
+            if (i < 6 || i >= 10)
+                digits &= base[n - k + i] >= '0' && base[n - k + i] <= '9';
+        if (digits)
+            n -= k;
+    }
+    const char *dot = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (base[i] == '.')
+            dot = base + i;
+    *len = dot ? n - (size_t)(dot + 1 - base) : 0;
+    return dot ? dot + 1 : base;
+}
+
+/* Whether e is a weights file of component comp in the given variant. */
+static bool is_component_weights(const cellar_dduf_entry *e, const char *comp,
+                                 const char *variant, size_t variant_len)
 {
     size_t cl = strlen(comp);
     static const char ext[] = ".safetensors";
-    return e->name_len > cl + sizeof ext - 1 && !memcmp(e->name, comp, cl) &&
-           e->name[cl] == '/' &&
-           !memcmp(e->name + e->name_len - (sizeof ext - 1), ext, sizeof ext - 1);
+    if (!(e->name_len > cl + sizeof ext - 1 && !memcmp(e->name, comp, cl) &&
+          e->name[cl] == '/' &&
+          !memcmp(e->name + e->name_len - (sizeof ext - 1), ext, sizeof ext - 1)))
+        return false;
+    size_t vl;
+    const char *v = weights_variant(e->name + cl + 1, e->name_len - cl - sizeof ext, &vl);
+    return vl == variant_len && !memcmp(v, variant, vl);
 }
 
-static int inspect_dduf_component(const cellar_dduf *d, const char *comp,
-                                  const cellar_registry *reg, const struct opts *o,
+static int inspect_dduf_component(const cellar_dduf *d, const char *comp, const char *variant,
+                                  size_t variant_len, const cellar_registry *reg, const struct opts *o,
                                   struct summary *total, bool *first_comp)
 {
     size_t n = cellar_dduf_entry_count(d), nfiles = 0;
@@ -399,7 +434,7 @@ static int inspect_dduf_component(const cellar_dduf *d, const char *comp,
         rc = cli_error("out of memory");
     for (size_t i = 0; i < n && rc == CLI_OK; i++) {
         const cellar_dduf_entry *e = cellar_dduf_entry_at(d, i);
-        if (!is_component_weights(e, comp))
+        if (!is_component_weights(e, comp, variant, variant_len))
             continue;
         if (cellar_dduf_open_safetensors(&files[nfiles], d, i) != 0) {
             rc = cli_error_last();
@@ -425,6 +460,11 @@ static int inspect_dduf_component(const cellar_dduf *d, const char *comp,
         fputc('{', stdout);
         json_key(stdout, &first, "component");
         cli_json_string(stdout, comp, strlen(comp));
+        json_key(stdout, &first, "variant");
+        if (variant_len)
+            cli_json_string(stdout, variant, variant_len);
+        else
+            fputs("null", stdout);
         json_key(stdout, &first, "entries");
         fputc('[', stdout);
         for (size_t i = 0; i < nfiles; i++) {
@@ -473,10 +513,20 @@ static int inspect_dduf_component(const cellar_dduf *d, const char *comp,
         }
         fputc('}', stdout);
     } else if (rc == CLI_OK) {
-        printf("\n[%s] %zu weight entr%s\n", comp, nfiles, nfiles == 1 ? "y" : "ies");
-        for (size_t i = 0; i < nfiles; i++)
-            printf("  entry:       %s (offset %" PRIu64 ", %" PRIu64 " bytes)\n",
-                   entries[i]->name, entries[i]->offset, entries[i]->size);
+        /* Names come from the archive: printed escaped. */
+        printf("\n[");
+        print_name(stdout, comp, strlen(comp));
+        if (variant_len) {
+            printf(", variant ");
+            print_name(stdout, variant, variant_len);
+        }
+        printf("] %zu weight entr%s\n", nfiles, nfiles == 1 ? "y" : "ies");
+        for (size_t i = 0; i < nfiles; i++) {
+            printf("  entry:       ");
+            print_name(stdout, entries[i]->name, entries[i]->name_len);
+            printf(" (offset %" PRIu64 ", %" PRIu64 " bytes)\n", entries[i]->offset,
+                   entries[i]->size);
+        }
         if (nfiles) {
             text_summary(&sum, "  ");
             printf("  structural:  %s\n", hash);
@@ -503,6 +553,44 @@ static int inspect_dduf_component(const cellar_dduf *d, const char *comp,
         cellar_st_free(files[i]);
     free(files);
     free(entries);
+    return rc;
+}
+
+/* One section per variant of a component's weights (diffusers loads one
+ * set: the files without a variant, or those of the variant asked for), the
+ * default first, the others in entry order; a component without weights
+ * gets one empty section. Totals count every variant. */
+static int inspect_dduf_variants(const cellar_dduf *d, const char *comp,
+                                 const cellar_registry *reg, const struct opts *o,
+                                 struct summary *total, bool *first)
+{
+    size_t n = cellar_dduf_entry_count(d), cl = strlen(comp), n_default = 0, n_variant = 0;
+    static const char ext[] = ".safetensors";
+    for (size_t i = 0; i < n; i++) {
+        const cellar_dduf_entry *e = cellar_dduf_entry_at(d, i);
+        if (is_component_weights(e, comp, "", 0))
+            n_default++;
+        else if (e->name_len > cl + sizeof ext - 1 && !memcmp(e->name, comp, cl) &&
+                 e->name[cl] == '/' &&
+                 !memcmp(e->name + e->name_len - (sizeof ext - 1), ext, sizeof ext - 1))
+            n_variant++;
+    }
+    int rc = CLI_OK;
+    if (n_default || !n_variant)
+        rc = inspect_dduf_component(d, comp, "", 0, reg, o, total, first);
+    for (size_t i = 0; i < n && n_variant && rc == CLI_OK; i++) {
+        const cellar_dduf_entry *e = cellar_dduf_entry_at(d, i);
+        if (e->name_len <= cl + sizeof ext - 1 || memcmp(e->name, comp, cl) || e->name[cl] != '/')
+            continue;
+        size_t vl;
+        const char *v = weights_variant(e->name + cl + 1, e->name_len - cl - sizeof ext, &vl);
+        /* The first entry of each variant set opens its section. */
+        bool first_of_set = vl && is_component_weights(e, comp, v, vl);
+        for (size_t j = 0; j < i && first_of_set; j++)
+            first_of_set = !is_component_weights(cellar_dduf_entry_at(d, j), comp, v, vl);
+        if (first_of_set)
+            rc = inspect_dduf_component(d, comp, v, vl, reg, o, total, first);
+    }
     return rc;
 }
 
@@ -533,7 +621,7 @@ static int inspect_dduf(const char *path, const struct opts *o)
     bool first = true;
     int rc = CLI_OK;
     for (size_t i = 0; i < nc && rc == CLI_OK; i++)
-        rc = inspect_dduf_component(d, cellar_dduf_component_at(d, i), reg, o, &total, &first);
+        rc = inspect_dduf_variants(d, cellar_dduf_component_at(d, i), reg, o, &total, &first);
     if (o->json) {
         printf("]");
         if (rc == CLI_OK) {

@@ -141,6 +141,17 @@ static void print_json(const char *repo, const char *rev, const cellar_pull_resu
     printf("]}\n");
 }
 
+/* The options followed by a value. */
+static bool takes_value(const char *a)
+{
+    static const char *const with_value[] = {"--revision", "--include", "--exclude", "--to",
+                                             "--jobs", "-j", "--part-size", "--token"};
+    for (size_t i = 0; i < sizeof with_value / sizeof *with_value; i++)
+        if (!strcmp(a, with_value[i]))
+            return true;
+    return false;
+}
+
 int cmd_pull(int argc, char **argv)
 {
     const char *repo = NULL, *hf_dir = NULL;
@@ -186,10 +197,14 @@ int cmd_pull(int argc, char **argv)
         } else if (!strcmp(a, "--hf-cache")) {
             hf = true;
             /* "--hf-cache DIR" when DIR cannot be the repo: the repo came
-             * already, or another word follows. */
+             * already, or another word follows (not an option's value). */
             bool more = false;
-            for (int j = i + 2; j < argc; j++)
-                more |= argv[j][0] != '-';
+            for (int j = i + 2; j < argc; j++) {
+                if (takes_value(argv[j]))
+                    j++;
+                else
+                    more |= argv[j][0] != '-';
+            }
             if (val && val[0] != '-' && (repo || more)) {
                 hf_dir = val;
                 i++;

@@ -12,7 +12,19 @@
 int cli_error_last(void)
 {
     const char *m = cellar_error_last();
-    fprintf(stderr, "cellar: %s\n", *m ? m : "unknown error");
+    fputs("cellar: ", stderr);
+    if (!*m)
+        m = "unknown error";
+    /* Messages quote names from files and servers: their control bytes
+     * are shown escaped, so they cannot drive the terminal. */
+    for (; *m; m++) {
+        unsigned char c = (unsigned char)*m;
+        if (c < 0x20 || c == 0x7f)
+            fprintf(stderr, "\\x%02x", c);
+        else
+            fputc(c, stderr);
+    }
+    fputc('\n', stderr);
     return CLI_FAIL;
 }
 

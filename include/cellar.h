@@ -650,11 +650,21 @@ typedef struct cellar_dduf_source {
  * CELLAR_EEXISTS (path exists without CELLAR_DDUF_REPLACE), CELLAR_EIO... */
 CELLAR_API int cellar_dduf_write(const char *path, const cellar_dduf_source *entries, size_t n,
                                  unsigned flags);
+/* Called by cellar_dduf_pack() for each file or folder of dir it leaves
+ * out: name relative to dir, why a short phrase ("file type not allowed in
+ * a DDUF", "hidden"...). */
+typedef void (*cellar_dduf_skip_fn)(void *ud, const char *name, const char *why);
 /* Packs a diffusers folder: model_index.json first, then every other file
- * sorted by name. Refuses (CELLAR_EFORMAT, nothing written) files with a
- * disallowed extension, folders deeper than one level, and anything that
- * would make cellar_dduf_write() fail. */
-CELLAR_API int cellar_dduf_pack(const char *path, const char *dir, unsigned flags);
+ * sorted by name. Like huggingface_hub's export_folder_as_dduf it leaves out
+ * files whose extension a DDUF does not take (README.md...) and, beyond it,
+ * hidden files and folders (.gitattributes, .cache/); skipped (may be NULL)
+ * hears of each, sorted by name, before anything is written. Refuses
+ * (CELLAR_EFORMAT, nothing written) folders nested in a component that hold
+ * files a DDUF takes, and anything that would make cellar_dduf_write()
+ * fail (missing model_index.json or component configs, invalid names or
+ * .safetensors files). */
+CELLAR_API int cellar_dduf_pack(const char *path, const char *dir, unsigned flags,
+                                cellar_dduf_skip_fn skipped, void *ud);
 /* Extracts every entry under dir (created if missing). Existing files are
  * an error (CELLAR_EEXISTS, nothing written) unless CELLAR_DDUF_REPLACE;
  * a component folder that is a symlink is refused. Each file is written

@@ -10,6 +10,7 @@
  */
 #include "crc32.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -19,7 +20,7 @@
 #endif
 
 static uint32_t crc_table[8][256];
-static bool crc_table_ready;
+static pthread_once_t crc_table_once = PTHREAD_ONCE_INIT;
 
 static void crc_table_init(void)
 {
@@ -32,14 +33,14 @@ static void crc_table_init(void)
     for (uint32_t i = 0; i < 256; i++)
         for (int t = 1; t < 8; t++)
             crc_table[t][i] = crc_table[0][crc_table[t - 1][i] & 0xff] ^ (crc_table[t - 1][i] >> 8);
-    __atomic_store_n(&crc_table_ready, true, __ATOMIC_RELEASE);
 }
 
 /* The raw register update (no pre/post inversion), slicing by 8. */
 static uint32_t crc_update_table(uint32_t c, const uint8_t *p, size_t n)
 {
-    if (!__atomic_load_n(&crc_table_ready, __ATOMIC_ACQUIRE))
-        crc_table_init(); /* idempotent: racing threads write the same values */
+    /* Once: threads racing to fill the table while others read it would be
+     * a data race even though they write the same values. */
+    pthread_once(&crc_table_once, crc_table_init);
     while (n >= 8) {
         uint32_t lo = ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
                        (uint32_t)p[3] << 24) ^ c;

@@ -22,13 +22,9 @@
 
 #include "crc32.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define U32_MAX_MARK 0xffffffffu
 #define U16_MAX_MARK 0xffffu
@@ -85,14 +81,19 @@ bool cellar_dduf_name_valid(const char *name, size_t len)
     if (slash && (first == 0 || (first == 1 && name[0] == '.') ||
                   (first == 2 && name[0] == '.' && name[1] == '.')))
         return false;
+    return cellar_dduf_ext_allowed(base, base_len);
+}
+
+bool cellar_dduf_ext_allowed(const char *name, size_t len)
+{
     /* The extension is the text after the last '.' of the whole name. */
     const char *dot = NULL;
-    for (size_t i = 0; i < base_len; i++)
-        if (base[i] == '.')
-            dot = base + i;
+    for (size_t i = 0; i < len; i++)
+        if (name[i] == '.')
+            dot = name + i;
     if (!dot)
         return false;
-    size_t ext_len = base_len - (size_t)(dot - base);
+    size_t ext_len = len - (size_t)(dot - name);
     for (size_t i = 0; i < sizeof allowed_ext / sizeof allowed_ext[0]; i++)
         if (ext_len == strlen(allowed_ext[i]) && !memcmp(dot, allowed_ext[i], ext_len))
             return true;
@@ -644,39 +645,16 @@ int cellar_dduf_open(cellar_dduf **out, const char *path, unsigned flags)
 {
     RETURN_ERROR_IF(!out || !path, CELLAR_EINVAL, "cellar_dduf_open: bad argument");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return cellar_fail_errno(errno, "%s: cannot open", path);
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int err = errno;
-        close(fd);
-        return cellar_fail_errno(err, "%s: cannot stat", path);
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return cellar_fail(CELLAR_EINVAL, "%s: not a regular file", path);
-    }
     cellar_dduf *d;
     int rc = dduf_new(&d, path);
-    if (rc < 0) {
-        close(fd);
+    if (rc < 0)
+        return rc;
+    if ((rc = cellar_map_file(&d->map, &d->map_len, path)) < 0) {
+        cellar_dduf_free(d);
         return rc;
     }
-    if (st.st_size > 0) {
-        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m == MAP_FAILED) {
-            int err = errno;
-            close(fd);
-            cellar_dduf_free(d);
-            return cellar_fail_errno(err, "%s: cannot map", path);
-        }
-        d->map = m;
-        d->map_len = (size_t)st.st_size;
-        d->data = m;
-        d->len = (size_t)st.st_size;
-    }
-    close(fd);
+    d->data = d->map;
+    d->len = d->map_len;
     return dduf_finish(out, d, flags);
 }
 

@@ -32,6 +32,9 @@
  * empty, '.' or '..' component, no leading or trailing '/', no backslash or
  * NUL, extension .json, .safetensors, .model or .txt. */
 bool cellar_dduf_name_valid(const char *name, size_t len);
+/* Whether the text after the last '.' of name is one of those extensions
+ * (case-sensitive). */
+bool cellar_dduf_ext_allowed(const char *name, size_t len);
 
 /* The pipeline rules over a set of (valid, unique) names and the parsed
  * model_index.json: the index is an object, every top-level folder is a key

@@ -48,6 +48,7 @@
 struct wentry {
     const cellar_dduf_source *src;
     int fd; /* source file, or -1 for a buffer */
+    struct stat st; /* the source file when opened, to notice a change */
     uint64_t size;
     uint64_t header_offset;
     uint64_t data_offset;
@@ -292,6 +293,22 @@ static int copy_data(int out, const struct wentry *e)
     return 0;
 }
 
+static int check_unchanged(const struct wentry *e)
+{
+    struct stat now;
+    if (e->fd < 0)
+        return 0;
+    if (fstat(e->fd, &now) < 0)
+        return cellar_fail_errno(errno, "%s: cannot stat", e->src->path);
+    RETURN_ERROR_IF(now.st_size != e->st.st_size ||
+                        now.st_mtim.tv_sec != e->st.st_mtim.tv_sec ||
+                        now.st_mtim.tv_nsec != e->st.st_mtim.tv_nsec ||
+                        now.st_ctim.tv_sec != e->st.st_ctim.tv_sec ||
+                        now.st_ctim.tv_nsec != e->st.st_ctim.tv_nsec,
+                    CELLAR_ECHANGED, "%s: file changed while it was being packed", e->src->path);
+    return 0;
+}
+
 static int write_at(int fd, const void *p, size_t n, uint64_t off, const char *path)
 {
     const uint8_t *b = p;
@@ -470,6 +487,10 @@ static int write_all(struct writer *w, unsigned flags)
         pthread_join(tid, NULL);
     if (rc == 0 && w->crc_rc < 0)
         rc = cellar_fail(w->crc_rc, "%s", w->crc_msg);
+    /* The CRC and the copy read each source separately: a file written to
+     * meanwhile would leave data that does not match its CRC-32. */
+    for (size_t i = 0; i < w->n && rc == 0; i++)
+        rc = check_unchanged(&w->e[i]);
     for (size_t i = 0; i < w->n && rc == 0; i++)
         rc = write_local_header(a.fd, w, &w->e[i]);
     cellar_buf cd;
@@ -512,12 +533,12 @@ int cellar_dduf_write(const char *path, const cellar_dduf_source *entries, size_
             e->size = e->src->len;
         } else if ((e->fd = open(e->src->path, O_RDONLY | O_CLOEXEC)) < 0) {
             rc = cellar_fail_errno(errno, "%s: cannot open", e->src->path);
-        } else if (fstat(e->fd, &st) < 0) {
+        } else if (fstat(e->fd, &e->st) < 0) {
             rc = cellar_fail_errno(errno, "%s: cannot stat", e->src->path);
-        } else if (!S_ISREG(st.st_mode)) {
+        } else if (!S_ISREG(e->st.st_mode)) {
             rc = cellar_fail(CELLAR_EINVAL, "%s: not a regular file", e->src->path);
         } else {
-            e->size = (uint64_t)st.st_size;
+            e->size = (uint64_t)e->st.st_size;
         }
     }
     if (rc == 0 && (rc = check_entries(&w)) == 0)
@@ -531,9 +552,16 @@ int cellar_dduf_write(const char *path, const cellar_dduf_source *entries, size_
 
 /* ---- folders ---- */
 
+struct skip {
+    char *name;
+    const char *why;
+};
+
 struct pack_list {
     cellar_dduf_source *v;
     size_t n, cap;
+    struct skip *skipped;
+    size_t n_skipped, cap_skipped;
 };
 
 static int pack_add(struct pack_list *l, const char *dir, const char *name)
@@ -558,6 +586,22 @@ static int pack_add(struct pack_list *l, const char *dir, const char *name)
     return 0;
 }
 
+static int pack_skip(struct pack_list *l, const char *name, const char *why)
+{
+    if (l->n_skipped == l->cap_skipped) {
+        size_t cap = l->cap_skipped ? 2 * l->cap_skipped : 8;
+        struct skip *v = cellar_realloc(l->skipped, cap * sizeof *v);
+        if (!v)
+            return CELLAR_ENOMEM;
+        l->skipped = v;
+        l->cap_skipped = cap;
+    }
+    if (!(l->skipped[l->n_skipped].name = cellar_strdup(name)))
+        return CELLAR_ENOMEM;
+    l->skipped[l->n_skipped++].why = why;
+    return 0;
+}
+
 static void pack_list_free(struct pack_list *l)
 {
     for (size_t i = 0; i < l->n; i++) {
@@ -565,10 +609,77 @@ static void pack_list_free(struct pack_list *l)
         free((char *)l->v[i].path);
     }
     free(l->v);
+    for (size_t i = 0; i < l->n_skipped; i++)
+        free(l->skipped[i].name);
+    free(l->skipped);
 }
 
-/* Adds the files of dir/sub (sub "" for dir itself); folders one level
- * deep only. Symlinks are followed: a Hub snapshot is made of them. */
+/* How deep below a component a nested folder is searched for files that
+ * belong in a DDUF (symlinks are followed, so a loop must end). */
+#define PACK_NESTED_DEPTH 8
+
+/* Finds, under the nested folder dir/sub, a file that would go into a DDUF
+ * if it were one level up: 1 (and *found, allocated) if there is one, 0 if
+ * the folder holds nothing a DDUF takes, < 0 on error. */
+static int pack_find_nested(char **found, const char *dir, const char *sub, int depth)
+{
+    char *path = cellar_path_join(dir, sub);
+    if (!path)
+        return CELLAR_ENOMEM;
+    DIR *dh = opendir(path);
+    free(path);
+    if (!dh)
+        return cellar_fail_errno(errno, "%s/%s: cannot open the folder", dir, sub);
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(dh))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char *name = cellar_sprintf("%s/%s", sub, de->d_name);
+        char *full = name ? cellar_path_join(dir, name) : NULL;
+        struct stat st;
+        if (!full)
+            rc = CELLAR_ENOMEM;
+        else if (stat(full, &st) < 0)
+            rc = cellar_fail_errno(errno, "%s", full);
+        else if (S_ISDIR(st.st_mode) && depth < PACK_NESTED_DEPTH)
+            rc = pack_find_nested(found, dir, name, depth + 1);
+        else if (S_ISDIR(st.st_mode))
+            rc = cellar_fail(CELLAR_EFORMAT, "%s: folder '%s' is nested too deep", dir, name);
+        else if (cellar_dduf_ext_allowed(de->d_name, strlen(de->d_name)))
+            rc = (*found = name) ? (name = NULL, 1) : CELLAR_ENOMEM;
+        free(full);
+        free(name);
+    }
+    closedir(dh);
+    return rc;
+}
+
+/* A folder inside a component: left out if it holds nothing a DDUF takes,
+ * refused if it does (the reference drops those files silently, which
+ * would lose weights without a word). */
+static int pack_nested(struct pack_list *l, const char *dir, const char *name)
+{
+    char *found = NULL;
+    int rc = pack_find_nested(&found, dir, name, 1);
+    if (rc == 0)
+        rc = pack_skip(l, name, "folder nested in a component, holding no DDUF file");
+    else if (rc > 0)
+        rc = cellar_fail(CELLAR_EFORMAT,
+                         "%s: DDUF only supports 1 level of directory (found '%s' in folder "
+                         "'%s')",
+                         dir, found, name);
+    free(found);
+    return rc;
+}
+
+/* Adds the files of dir/sub (sub "" for dir itself) as the reference's
+ * export_folder_as_dduf picks them: files of other types are left out, and
+ * so are hidden files and folders (.gitattributes, .cache/, a Hub
+ * snapshot's .huggingface/); each one left out is listed. What would make
+ * an invalid DDUF is refused rather than left out: a folder nested in a
+ * component that holds files of an allowed type, a name the DDUF rules
+ * reject. Symlinks are followed: a Hub snapshot is made of them. */
 static int pack_scan(struct pack_list *l, const char *dir, const char *sub)
 {
     char *path = *sub ? cellar_path_join(dir, sub) : cellar_strdup(dir);
@@ -590,21 +701,20 @@ static int pack_scan(struct pack_list *l, const char *dir, const char *sub)
         struct stat st;
         if (!full)
             rc = CELLAR_ENOMEM;
+        else if (de->d_name[0] == '.')
+            rc = pack_skip(l, name, "hidden");
         else if (stat(full, &st) < 0)
             rc = cellar_fail_errno(errno, "%s", full);
         else if (S_ISDIR(st.st_mode) && !*sub)
             rc = pack_scan(l, dir, name);
         else if (S_ISDIR(st.st_mode))
-            rc = cellar_fail(CELLAR_EFORMAT,
-                             "%s: DDUF only supports 1 level of directory (found folder '%s')",
-                             dir, name);
+            rc = pack_nested(l, dir, name);
+        else if (!cellar_dduf_ext_allowed(de->d_name, strlen(de->d_name)))
+            rc = pack_skip(l, name, "file type not allowed in a DDUF");
         else if (!S_ISREG(st.st_mode))
             rc = cellar_fail(CELLAR_EFORMAT, "%s: '%s' is not a regular file", dir, name);
         else if (!cellar_dduf_name_valid(name, strlen(name)))
-            rc = cellar_fail(CELLAR_EFORMAT,
-                             "%s: Invalid entry name: %s (only .json, .safetensors, .model and "
-                             ".txt files can go in a DDUF)",
-                             dir, name);
+            rc = cellar_fail(CELLAR_EFORMAT, "%s: Invalid entry name: %s", dir, name);
         else
             rc = pack_add(l, dir, name);
         free(full);
@@ -627,13 +737,24 @@ static int cmp_pack(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-int cellar_dduf_pack(const char *path, const char *dir, unsigned flags)
+static int cmp_skip(const void *a, const void *b)
+{
+    return strcmp(((const struct skip *)a)->name, ((const struct skip *)b)->name);
+}
+
+int cellar_dduf_pack(const char *path, const char *dir, unsigned flags,
+                     cellar_dduf_skip_fn skipped, void *ud)
 {
     RETURN_ERROR_IF(!path || !dir, CELLAR_EINVAL, "cellar_dduf_pack: bad argument");
     struct pack_list l = {0};
     int rc = pack_scan(&l, dir, "");
     if (rc == 0) {
-        qsort(l.v, l.n, sizeof *l.v, cmp_pack);
+        if (l.n_skipped) /* qsort's base may not be NULL, even for 0 items */
+            qsort(l.skipped, l.n_skipped, sizeof *l.skipped, cmp_skip);
+        for (size_t i = 0; skipped && i < l.n_skipped; i++)
+            skipped(ud, l.skipped[i].name, l.skipped[i].why);
+        if (l.n)
+            qsort(l.v, l.n, sizeof *l.v, cmp_pack);
         rc = cellar_dduf_write(path, l.v, l.n, flags);
     }
     pack_list_free(&l);
@@ -667,10 +788,44 @@ static int unpack_folder(const char *dir, const char *name, size_t len)
     return rc;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A DDUF may hold a file "a.json" and a folder "a.json/" (the format does
+ * not forbid it); no directory can: refuse before writing either. */
+static int check_file_folder_clash(const cellar_dduf *d)
+{
+    size_t nc = cellar_dduf_component_count(d), n = cellar_dduf_entry_count(d);
+    if (nc == 0)
+        return 0;
+    const char **c = cellar_malloc(nc * sizeof *c);
+    if (!c)
+        return CELLAR_ENOMEM;
+    for (size_t i = 0; i < nc; i++)
+        c[i] = cellar_dduf_component_at(d, i);
+    qsort(c, nc, sizeof *c, cmp_str);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const char *name = cellar_dduf_entry_at(d, i)->name;
+        if (!strchr(name, '/') && bsearch(&name, c, nc, sizeof *c, cmp_str))
+            rc = cellar_fail(CELLAR_EEXISTS,
+                             "%s: '%s' is both a file and a component folder; it cannot be "
+                             "extracted",
+                             cellar_dduf_label(d), name);
+    }
+    free(c);
+    return rc;
+}
+
 int cellar_dduf_unpack(const cellar_dduf *d, const char *dir, unsigned flags)
 {
     RETURN_ERROR_IF(!d || !dir, CELLAR_EINVAL, "cellar_dduf_unpack: bad argument");
     size_t n = cellar_dduf_entry_count(d);
+    int clash = check_file_folder_clash(d);
+    if (clash < 0)
+        return clash;
     /* Names were validated at open (no '..', no leading '/', one level), so
      * dir/name stays in dir; still, check every target before writing any. */
     for (size_t i = 0; i < n; i++) {

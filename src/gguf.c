@@ -22,13 +22,9 @@
  */
 #include "util.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define GGUF_MAX_DIMS 4
 #define GGUF_MAX_NAME 64 /* ggml's GGML_MAX_NAME: names are shorter */
@@ -338,6 +334,11 @@ static int tensor_size(const cellar_gguf *g, cellar_gguf_tensor *t)
     t->type_name = tt->name;
     uint64_t n = 1;
     for (uint32_t d = 0; d < t->n_dims; d++) {
+        /* ggml reads dimensions as int64 and rejects negative ones, even
+         * where another dimension of 0 makes the product fit. */
+        RETURN_ERROR_IF(t->dims[d] > INT64_MAX, CELLAR_EFORMAT,
+                        "%s: tensor '%.*s': dimension %u is %llu, past int64", g->label,
+                        (int)t->name_len, t->name, d, (unsigned long long)t->dims[d]);
         RETURN_ERROR_IF(ck_mul(n, t->dims[d], &n) || n > INT64_MAX, CELLAR_EFORMAT,
                         "%s: tensor '%.*s': element count overflows (dimension %u is %llu)",
                         g->label, (int)t->name_len, t->name, d,
@@ -501,39 +502,16 @@ int cellar_gguf_open(cellar_gguf **out, const char *path)
 {
     RETURN_ERROR_IF(!out || !path, CELLAR_EINVAL, "cellar_gguf_open: bad argument");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return cellar_fail_errno(errno, "%s: cannot open", path);
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int err = errno;
-        close(fd);
-        return cellar_fail_errno(err, "%s: cannot stat", path);
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return cellar_fail(CELLAR_EINVAL, "%s: not a regular file", path);
-    }
     cellar_gguf *g;
     int rc = gguf_new(&g, path);
-    if (rc < 0) {
-        close(fd);
+    if (rc < 0)
+        return rc;
+    if ((rc = cellar_map_file(&g->map, &g->map_len, path)) < 0) {
+        cellar_gguf_free(g);
         return rc;
     }
-    if (st.st_size > 0) {
-        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m == MAP_FAILED) {
-            int err = errno;
-            close(fd);
-            cellar_gguf_free(g);
-            return cellar_fail_errno(err, "%s: cannot map", path);
-        }
-        g->map = m;
-        g->map_len = (size_t)st.st_size;
-        g->data = m;
-        g->len = (size_t)st.st_size;
-    }
-    close(fd);
+    g->data = g->map;
+    g->len = g->map_len;
     return gguf_finish(out, g);
 }
 

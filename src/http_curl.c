@@ -4,10 +4,12 @@
 #include "http.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -164,7 +166,9 @@ static void req_free(cellar_http_req *r)
 }
 
 /* Copies a header value, trimmed, quotes and a weak-validator prefix
- * removed, into dst. */
+ * removed, into dst. Control bytes become '?': values end up in messages
+ * printed on the user's terminal, where a server's escape sequences have
+ * no business. */
 static void copy_value(char *dst, size_t cap, const char *v, size_t n, bool unquote)
 {
     while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ' || v[n - 1] == '\t'))
@@ -181,7 +185,8 @@ static void copy_value(char *dst, size_t cap, const char *v, size_t n, bool unqu
     }
     if (n >= cap)
         n = cap - 1;
-    memcpy(dst, v, n);
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (unsigned char)v[i] < 0x20 || v[i] == 0x7f ? '?' : v[i];
     dst[n] = '\0';
 }
 
@@ -194,6 +199,22 @@ static int64_t parse_i64(const char *v, size_t n)
         return -1;
     long long x = strtoll(tmp, &end, 10);
     return *end ? -1 : (int64_t)x;
+}
+
+/* Retry-After is delay-seconds or an HTTP-date (RFC 9110 10.2.3); a date
+ * becomes the seconds left until it, 0 if past. -1 if neither. */
+static long parse_retry_after(const char *v, size_t n)
+{
+    int64_t secs = parse_i64(v, n);
+    if (secs >= 0)
+        return secs > LONG_MAX ? LONG_MAX : (long)secs;
+    char tmp[64];
+    copy_value(tmp, sizeof tmp, v, n, false);
+    time_t when = curl_getdate(tmp, NULL);
+    if (when == -1)
+        return -1;
+    time_t now = time(NULL);
+    return when > now ? (long)(when - now) : 0;
 }
 
 /* Link: <url>; rel="next", possibly among other links. */
@@ -255,7 +276,7 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
     else if (IS("content-length"))
         s->content_length = parse_i64(v, vlen);
     else if (IS("retry-after"))
-        s->retry_after = parse_i64(v, vlen);
+        s->retry_after = parse_retry_after(v, vlen);
     else if (IS("x-error-code"))
         copy_value(s->error_code, sizeof s->error_code, v, vlen, false);
     else if (IS("x-error-message"))

@@ -287,6 +287,46 @@ int cellar_hub_parse_tree(cellar_hub_listing *l, const void *json, size_t len, c
     return rc;
 }
 
+/* Paths ordered component by component: '/' sorts before every byte a safe
+ * path may hold, so a file "a" is directly followed by any "a/..." path. */
+static int cmp_path(const void *a, const void *b)
+{
+    const unsigned char *x = *(const unsigned char *const *)a;
+    const unsigned char *y = *(const unsigned char *const *)b;
+    for (;; x++, y++) {
+        unsigned cx = *x == '/' ? 1 : *x, cy = *y == '/' ? 1 : *y;
+        if (cx != cy || !cx)
+            return (cx > cy) - (cx < cy);
+    }
+}
+
+int cellar_hub_listing_check(const cellar_hub_listing *l, const char *repo)
+{
+    if (l->n < 2)
+        return 0;
+    const char **v = cellar_malloc(l->n * sizeof *v);
+    if (!v)
+        return CELLAR_ENOMEM;
+    for (size_t i = 0; i < l->n; i++)
+        v[i] = l->files[i].path;
+    qsort(v, l->n, sizeof *v, cmp_path);
+    int rc = 0;
+    for (size_t i = 1; i < l->n && rc == 0; i++) {
+        size_t n = strlen(v[i - 1]);
+        if (!strcmp(v[i - 1], v[i]))
+            rc = cellar_fail(CELLAR_EFORMAT,
+                             "%s: the server listed '%s' twice; nothing was written", repo,
+                             v[i]);
+        else if (!strncmp(v[i - 1], v[i], n) && v[i][n] == '/')
+            rc = cellar_fail(CELLAR_EFORMAT,
+                             "%s: the server listed '%s' both as a file and as the folder of "
+                             "'%s'; nothing was written",
+                             repo, v[i - 1], v[i]);
+    }
+    free(v);
+    return rc;
+}
+
 int cellar_hub_list(cellar_hub_listing **out, cellar_hub *hub, const char *repo,
                     const char *revision)
 {
@@ -342,6 +382,8 @@ int cellar_hub_list(cellar_hub_listing **out, cellar_hub *hub, const char *repo,
         url = next;
         next = NULL;
     }
+    if ((rc = cellar_hub_listing_check(l, repo)) != 0)
+        goto done;
     *out = l;
     l = NULL;
     rc = 0;

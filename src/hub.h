@@ -57,6 +57,12 @@ void cellar_hub_listing_free(cellar_hub_listing *l);
  * CELLAR_EFORMAT (naming repo), CELLAR_ENOMEM. */
 int cellar_hub_parse_tree(cellar_hub_listing *l, const void *json, size_t len, const char *repo);
 
+/* Refuses a listing that names one path twice, or a path both as a file
+ * and as a folder of another ("a" and "a/b"): laid out on disk, one would
+ * overwrite or hide the other. CELLAR_EFORMAT naming repo and the path,
+ * CELLAR_ENOMEM. cellar_hub_list() runs it on the whole listing. */
+int cellar_hub_listing_check(const cellar_hub_listing *l, const char *repo);
+
 /* The resolve URL of path at commit; allocated. */
 char *cellar_hub_file_url(const cellar_hub *hub, const char *repo, const char *commit,
                           const char *path);

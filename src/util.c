@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -415,4 +416,30 @@ unsigned cellar_ncpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1u : (unsigned)n;
+}
+
+int cellar_map_file(void **map, size_t *len, const char *path)
+{
+    *map = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cellar_fail_errno(errno, "%s: cannot open", path);
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) < 0) {
+        rc = cellar_fail_errno(errno, "%s: cannot stat", path);
+    } else if (!S_ISREG(st.st_mode)) {
+        rc = cellar_fail(CELLAR_EINVAL, "%s: not a regular file", path);
+    } else if (st.st_size > 0) {
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED) {
+            rc = cellar_fail_errno(errno, "%s: cannot map", path);
+        } else {
+            *map = m;
+            *len = (size_t)st.st_size;
+        }
+    }
+    close(fd);
+    return rc;
 }

@@ -93,4 +93,9 @@ char *cellar_home_dir(void);
 /* Number of online CPUs (>= 1). */
 unsigned cellar_ncpus(void);
 
+/* Maps the whole regular file at path read-only: *map and *len (NULL and 0
+ * for an empty file); munmap(*map, *len) releases it. Errors name path:
+ * CELLAR_ENOTFOUND, CELLAR_EIO..., CELLAR_EINVAL (not a regular file). */
+int cellar_map_file(void **map, size_t *len, const char *path);
+
 #endif

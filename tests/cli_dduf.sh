@@ -141,6 +141,14 @@ with zipfile.ZipFile("evil.dduf", "w") as z:
     z.writestr("../evil.json", "{}")
 EOF
 expect_fail 1 "Invalid entry name in DDUF file: ../evil.json" "$BIN" dduf unpack evil.dduf un2
+# A name's control bytes are shown escaped in the error, never sent raw.
+python3 -c '
+import zipfile
+with zipfile.ZipFile("esc.dduf", "w") as z:
+    z.writestr("model_index.json", "{}")
+    z.writestr("a\x1b[2J.md", "{}")'
+expect_fail 1 'Invalid entry name in DDUF file: a\x1b[2J.md' "$BIN" dduf check esc.dduf
+check bash -c "! grep -q $'\x1b' err.txt"
 check [ ! -e evil.json ]
 check [ ! -e un2 ]
 
@@ -166,10 +174,18 @@ b[i + 3] ^= 0x40; open("crc.dduf","wb").write(b)'
 check "$BIN" dduf check crc.dduf >/dev/null
 expect_fail 1 "CRC-32 is" "$BIN" dduf check crc.dduf --crc
 
+# pack leaves out what a Hub snapshot holds beside the pipeline (README.md,
+# .gitattributes), one line each, and packs the rest as before.
+cp -r pipe pipe_bad && echo x >pipe_bad/README.md && echo x >pipe_bad/.gitattributes
+"$BIN" dduf pack pipe_bad extra.dduf >extra.out
+check grep -qx "skipped .gitattributes (hidden)" extra.out
+check grep -qx "skipped README.md (file type not allowed in a DDUF)" extra.out
+check [ "$(grep -c '^skipped ' extra.out)" = 2 ]
+check cmp <("$BIN" dduf ls extra.dduf) <("$BIN" dduf ls cellar.dduf)
+rm extra.dduf
+
 # pack refuses folders that would make an invalid DDUF; nothing written.
-cp -r pipe pipe_bad && echo x >pipe_bad/README.md
-expect_fail 1 "Invalid entry name: README.md" "$BIN" dduf pack pipe_bad bad.dduf
-rm pipe_bad/README.md && mkdir pipe_bad/vae/deep && echo '{}' >pipe_bad/vae/deep/config.json
+mkdir pipe_bad/vae/deep && echo '{}' >pipe_bad/vae/deep/config.json
 expect_fail 1 "DDUF only supports 1 level of directory" "$BIN" dduf pack pipe_bad bad.dduf
 rm -r pipe_bad/vae/deep && printf 'junk' >pipe_bad/unet/diffusion_pytorch_model.safetensors
 expect_fail 1 "unet/diffusion_pytorch_model.safetensors" "$BIN" dduf pack pipe_bad bad.dduf
@@ -203,6 +219,23 @@ hb = {c["component"]: c["structural_hash"] for c in b["components"]}
 assert ha == hb and len(ha) == 2, (ha, hb)
 assert a["format"] == "dduf" and a["model_index"]["vae"][1] == "AutoencoderKL"
 assert a["tensors"] == b["tensors"] == 3 and a["parameters"] == b["parameters"]
+EOF
+# A component holding two variants side by side (diffusers loads one set):
+# one section each, the default one the same as the loose folder's.
+cp -r pipe pipe_var
+cp pipe/vae/diffusion_pytorch_model.safetensors pipe_var/vae/diffusion_pytorch_model.fp16.safetensors
+"$BIN" dduf pack pipe_var var.dduf >/dev/null
+"$BIN" inspect --json var.dduf >insp_var.json
+python3 - <<'EOF' && ok || bad "inspect of a DDUF with an fp16 variant"
+import json
+a = json.load(open("insp_var.json")); b = json.load(open("insp_dir.json"))
+vae = [c for c in a["components"] if c["component"] == "vae"]
+assert [c["variant"] for c in vae] == [None, "fp16"], vae
+assert [c["tensors"] for c in vae] == [2, 2], vae
+assert [len(c["entries"]) for c in vae] == [1, 1], vae
+hb = {c["component"]: c["structural_hash"] for c in b["components"]}
+assert vae[0]["structural_hash"] == hb["vae"]
+assert a["tensors"] == 5
 EOF
 python3 - <<'EOF'
 import struct

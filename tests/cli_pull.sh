@@ -20,7 +20,9 @@ TOKEN=hf_s3cret_t0ken_do_not_print
 python3 "$SRC/tests/hub/hubserver.py" "$T/fx" --token "$TOKEN" >"$T/hub.port" 2>"$T/hub.log" &
 HUBPID=$!
 trap 'kill $HUBPID 2>/dev/null || true' EXIT
-for _ in $(seq 100); do [ -s "$T/hub.port" ] && break; sleep 0.1; done
+# Bounds on waits are generous (a loaded 2-core machine); each loop ends as
+# soon as its condition holds.
+for _ in $(seq 600); do [ -s "$T/hub.port" ] && break; sleep 0.1; done
 HUBPORT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["hub"])' "$T/hub.port")
 export HF_ENDPOINT=http://127.0.0.1:$HUBPORT
 unset HF_TOKEN HF_HUB_OFFLINE HF_HUB_CACHE HF_HOME
@@ -98,6 +100,10 @@ pull lab/branched --revision v2 --hf-cache "$T/hf" >/dev/null 2>&1 || bad "pull 
 c2=$(cat "$T/hf/models--lab--branched/refs/v2")
 check "v2 bytes" cmp -s "$FX/lab/branched/v2/model.safetensors" "$T/hf/models--lab--branched/snapshots/$c2/model.safetensors"
 check "no main ref for a v2 pull" [ ! -e "$T/hf/models--lab--branched/refs/main" ]
+# "--hf-cache REPO --revision REV": REV is the option's value, not a second
+# word, so REPO is the repo, not the cache folder.
+HF_HUB_CACHE=$T/hf-order pull --hf-cache lab/branched --revision v2 --offline >"$T/out" 2>&1 || { cat "$T/out"; bad "--hf-cache then the repo"; }
+check "--hf-cache before the repo" [ -s "$T/hf-order/models--lab--branched/refs/v2" ]
 
 # ---- pagination ------------------------------------------------------------
 ctl page_size=3
@@ -166,13 +172,14 @@ ctl "mode=reset&count=2&match=$UNET"
 ctl "mode=wrong&count=1&match=$TE"
 ctl "mode=500&count=2&match=$VAE"
 ctl "mode=429&count=1&match=tokenizer/vocab.txt"
-start=$(date +%s)
 pull pipe/alpha --to "$T/f-faults" >"$T/out" 2>&1 || { cat "$T/out"; bad "survivable faults: pull"; }
 check "faults: bytes" same_tree "$T/f-faults" "$FX/pipe/alpha/main"
 check "reset: resumed by range" [ "$(stat_field ranges)" -ge 1 ]
 check "reset: not downloaded twice" [ "$(served "$UNET")" -lt $((want_unet * 2)) ]
 check "wrong once: fetched again" [ "$(served "$TE")" = 1400000 ]
-check "429: Retry-After honoured" [ $(( $(date +%s) - start )) -ge 1 ]
+# Measured at the server, between the 429 and the next request for that
+# file: a busy machine only lengthens it; backoff alone would wait 250 ms.
+check "429: Retry-After honoured" [ "$(stat_field retry_gap_ms)" -ge 1000 ]
 check "faults: store sound" store_sound "$CELLAR_HOME"
 
 fresh norange
@@ -241,10 +248,11 @@ fresh kill
 ctl "mode=slow&count=-1&match=$UNET&rate=300000"
 "$BIN" pull pipe/alpha --to "$T/f-kill" >"$T/out" 2>&1 &
 pid=$!
-for _ in $(seq 100); do
+for _ in $(seq 600); do
     [ "$(served "$UNET")" -gt 200000 ] && break
     sleep 0.1
 done
+check "kill: the first pull got part of the file" [ "$(served "$UNET")" -gt 200000 ]
 kill -9 $pid
 wait $pid 2>/dev/null || true
 before=$(served "$UNET")

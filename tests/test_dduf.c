@@ -564,6 +564,25 @@ static void test_write(void)
               "entry 'vae/diffusion_pytorch_model.safetensors'");
     CHECK(count_files(out) == 1);
 
+    /* A file and a component folder of the same name: a valid DDUF, but
+     * no directory can hold both; unpack refuses before writing any. */
+    static const char clash_index[] = "{\"a.json\": [\"x\", \"Y\"]}";
+    cellar_dduf_source clash[3] = {
+        {"model_index.json", NULL, clash_index, sizeof clash_index - 1},
+        {"a.json", NULL, "{}", 2},
+        {"a.json/config.json", NULL, "{}", 2},
+    };
+    char un[4400];
+    snprintf(dduf, sizeof dduf, "%s/clash.dduf", out);
+    snprintf(un, sizeof un, "%s/clash", out);
+    CHECK_MSG(cellar_dduf_write(dduf, clash, 3, 0) == 0, "%s", cellar_error_last());
+    CHECK(cellar_dduf_open(&d, dduf, 0) == 0);
+    if (d)
+        CHECK_ERR(cellar_dduf_unpack(d, un, 0), CELLAR_EEXISTS,
+                  "'a.json' is both a file and a component folder");
+    cellar_dduf_free(d);
+    CHECK(access(un, F_OK) != 0);
+
     /* More than 65,535 entries: ZIP64 end records, still readable. */
     size_t many = 65536 + 2;
     cellar_dduf_source *ms = calloc(many, sizeof *ms);
@@ -579,6 +598,17 @@ static void test_write(void)
     cellar_dduf_free(d);
     free(ms);
     free(names);
+}
+
+struct skips {
+    char text[1024];
+};
+
+static void note_skip(void *ud, const char *name, const char *why)
+{
+    struct skips *sk = ud;
+    size_t n = strlen(sk->text);
+    snprintf(sk->text + n, sizeof sk->text - n, "%s (%s)\n", name, why);
 }
 
 static void test_pack_unpack(void)
@@ -602,7 +632,7 @@ static void test_pack_unpack(void)
     snprintf(f, sizeof f, "%s/model_index.json", p);
     write_file(f, index_json, strlen(index_json));
 
-    CHECK_MSG(cellar_dduf_pack(dduf, p, 0) == 0, "%s", cellar_error_last());
+    CHECK_MSG(cellar_dduf_pack(dduf, p, 0, NULL, NULL) == 0, "%s", cellar_error_last());
     cellar_dduf *d = NULL;
     CHECK(cellar_dduf_open(&d, dduf, CELLAR_DDUF_CRC) == 0);
     if (!d)
@@ -634,23 +664,60 @@ static void test_pack_unpack(void)
     CHECK(count_files(outside) == 0);
     cellar_dduf_free(d);
 
-    /* Folders that would make an invalid DDUF are refused, nothing written. */
+    /* What a Hub snapshot holds beside the pipeline is left out, and
+     * reported, sorted; the archive is the same as without it. */
     char bad[4400];
     snprintf(bad, sizeof bad, "%s/bad.dduf", tmp);
-    snprintf(f, sizeof f, "%s/README.md", p);
-    write_file(f, "x", 1);
-    CHECK_ERR(cellar_dduf_pack(bad, p, 0), CELLAR_EFORMAT, "Invalid entry name: README.md");
-    unlink(f);
-    snprintf(f, sizeof f, "%s/vae/deeper", p);
+    static const char *const extra[] = {"README.md", ".gitattributes", "vae/notes.bin",
+                                        "vae/.hidden.json", ".cache/x.json", "assets/logo.png",
+                                        "vae/nested/readme.md"};
+    snprintf(f, sizeof f, "%s/.cache", p);
     mkdir(f, 0755);
-    CHECK_ERR(cellar_dduf_pack(bad, p, 0), CELLAR_EFORMAT, "1 level of directory");
-    rmdir(f);
+    snprintf(f, sizeof f, "%s/assets", p);
+    mkdir(f, 0755);
+    snprintf(f, sizeof f, "%s/vae/nested", p);
+    mkdir(f, 0755);
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
+        snprintf(f, sizeof f, "%s/%s", p, extra[i]);
+        write_file(f, "x", 1);
+    }
+    struct skips sk = {0};
+    char with[4400];
+    snprintf(with, sizeof with, "%s/with_extra.dduf", tmp);
+    CHECK_MSG(cellar_dduf_pack(with, p, 0, note_skip, &sk) == 0, "%s", cellar_error_last());
+    CHECK_MSG(!strcmp(sk.text, ".cache (hidden)\n.gitattributes (hidden)\nREADME.md (file type "
+                               "not allowed in a DDUF)\nassets/logo.png (file type not allowed "
+                               "in a DDUF)\nvae/.hidden.json (hidden)\nvae/nested (folder "
+                               "nested in a component, holding no DDUF file)\nvae/notes.bin "
+                               "(file type not allowed in a DDUF)\n"),
+              "%s", sk.text);
+    CHECK(cellar_dduf_open(&d, with, CELLAR_DDUF_CRC) == 0);
+    CHECK(d && cellar_dduf_entry_count(d) == 4 && cellar_dduf_component_count(d) == 2);
+    cellar_dduf_free(d);
+
+    /* Folders that would make an invalid DDUF are refused, nothing written. */
+    snprintf(f, sizeof f, "%s/vae/nested/config.json", p);
+    write_file(f, "{}", 2);
+    CHECK_ERR(cellar_dduf_pack(bad, p, 0, NULL, NULL), CELLAR_EFORMAT,
+              "1 level of directory (found 'vae/nested/config.json' in folder 'vae/nested')");
+    unlink(f);
+    snprintf(f, sizeof f, "%s/vae/b\\a.json", p);
+    write_file(f, "{}", 2);
+    CHECK_ERR(cellar_dduf_pack(bad, p, 0, NULL, NULL), CELLAR_EFORMAT, "Invalid entry name");
+    unlink(f);
     snprintf(f, sizeof f, "%s/vae/config.json", p);
     unlink(f);
-    CHECK_ERR(cellar_dduf_pack(bad, p, 0), CELLAR_EFORMAT, "Missing required file in folder 'vae'");
+    CHECK_ERR(cellar_dduf_pack(bad, p, 0, NULL, NULL), CELLAR_EFORMAT,
+              "Missing required file in folder 'vae'");
     snprintf(f, sizeof f, "%s/model_index.json", p);
     unlink(f);
-    CHECK_ERR(cellar_dduf_pack(bad, p, 0), CELLAR_EFORMAT, "Missing required 'model_index.json'");
+    CHECK_ERR(cellar_dduf_pack(bad, p, 0, NULL, NULL), CELLAR_EFORMAT,
+              "Missing required 'model_index.json'");
+    /* Nothing at all to pack. */
+    snprintf(f, sizeof f, "%s/empty", tmp);
+    mkdir(f, 0755);
+    CHECK_ERR(cellar_dduf_pack(bad, f, 0, NULL, NULL), CELLAR_EFORMAT,
+              "Missing required 'model_index.json'");
     CHECK(access(bad, F_OK) != 0);
 }
 

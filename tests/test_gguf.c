@@ -362,7 +362,14 @@ static void test_corruptions(void)
     const uint64_t dneg[] = {UINT64_C(1) << 63};
     start(&b, 3, 1, 0);
     tensor(&b, "t", 1, dneg, 0, 0);
-    REJECT("dimension past int64", "element count overflows");
+    REJECT("dimension past int64", "past int64");
+
+    /* A negative int64 dimension beside a zero one: the product is 0, but
+     * ggml rejects any ne[j] < 0. */
+    const uint64_t dneg0[] = {0, UINT64_C(1) << 63};
+    start(&b, 3, 1, 0);
+    tensor(&b, "t", 2, dneg0, 0, 0);
+    REJECT("negative dimension beside 0", "dimension 1 is 9223372036854775808, past int64");
 
     const uint64_t dbytes[] = {UINT64_C(1) << 62, 1};
     start(&b, 3, 1, 0);

@@ -30,7 +30,9 @@ Test hooks (on the hub port):
   GET /_control?page_size=N          tree listing page size
   GET /_stats[?reset=1]              per-file requests and body bytes,
       auth_leaks (requests reaching the CDN with an Authorization header),
-      api (API calls), ranges (range requests honoured)
+      api (API calls), ranges (range requests honoured), retry_gap_ms
+      (shortest wait between a 429 and the next request for the same
+      URL, -1 if none: Retry-After says 1 s)
   GET /_stats?sum=SUFFIX             plain text: body bytes of the files
                                      whose "org/name/path" ends with SUFFIX
   GET /_stats?field=NAME             plain text: one counter
@@ -64,7 +66,9 @@ class State:
 
     def reset_stats(self):
         with self.lock:
-            self.stats = {"files": {}, "auth_leaks": 0, "api": 0, "ranges": 0}
+            self.stats = {"files": {}, "auth_leaks": 0, "api": 0, "ranges": 0,
+                          "retry_gap_ms": -1}
+            self.last_429 = {}
 
     def count(self, key, nbytes, request):
         with self.lock:
@@ -157,11 +161,19 @@ class Handler(BaseHTTPRequestHandler):
         self.send(code, body, headers=hdrs)
 
     def common_faults(self, key):
+        with self.st.lock:
+            t = self.st.last_429.pop(key, None)
+            if t is not None:
+                gap = int((time.monotonic() - t) * 1000)
+                old = self.st.stats["retry_gap_ms"]
+                self.st.stats["retry_gap_ms"] = gap if old < 0 else min(old, gap)
         if self.st.fault("500", key):
             self.error(500, None, "internal error (injected)")
             return True
         if self.st.fault("429", key):
             self.error(429, None, "rate limited (injected)", [("Retry-After", "1")])
+            with self.st.lock:
+                self.st.last_429[key] = time.monotonic()
             return True
         return False
 
