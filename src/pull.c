@@ -52,6 +52,9 @@ struct worker {
     cellar_store *s;
     cellar_hub *hub;
     unsigned active, jobs;
+    /* Under p->mu: */
+    bool running;  /* its thread runs */
+    uint64_t load; /* bytes its active items have yet to receive */
 };
 
 struct item;
@@ -73,6 +76,7 @@ struct item {
     cellar_pull_file *f;
     const cellar_hub_file *hf; /* online pulls only */
     enum item_state state;     /* under p->mu */
+    uint64_t left;             /* under p->mu: counted in wk->load while ACTIVE */
     cellar_store_writer *w;
     unsigned attempts;
     unsigned mismatches;
@@ -99,6 +103,8 @@ struct pull {
     cellar_pull_result *res;
     struct item *items;
     size_t n;
+    struct worker *wks;
+    unsigned nwk;
     /* Below: shared by the workers, under mu. */
     pthread_mutex_t mu;
     uint64_t total_size, total_done;
@@ -118,11 +124,16 @@ static uint64_t now_ms(void)
 
 /* Updates the shared counters and reports an event, one thread at a time.
  * done_delta: change of the bytes in place; net: bytes received. */
-static void update(struct pull *p, cellar_pull_event_kind kind, const struct item *it,
+static void update(struct pull *p, cellar_pull_event_kind kind, struct item *it,
                    int64_t done_delta, uint64_t net, const char *message)
 {
     pthread_mutex_lock(&p->mu);
     p->total_done += (uint64_t)done_delta;
+    if (kind == CELLAR_PULL_PROGRESS && it->state == ITEM_ACTIVE) {
+        uint64_t d = net < it->left ? net : it->left;
+        it->left -= d;
+        it->wk->load -= d;
+    }
     p->res->bytes_downloaded += net;
     if (kind == CELLAR_PULL_REUSED) {
         p->res->files_reused++;
@@ -194,6 +205,10 @@ static int item_lookup(cellar_store *s, struct item *it)
 static void set_state(struct pull *p, struct item *it, enum item_state st)
 {
     pthread_mutex_lock(&p->mu);
+    if (it->state == ITEM_ACTIVE && st != ITEM_ACTIVE) {
+        it->wk->load -= it->left;
+        it->left = 0;
+    }
     it->state = st;
     pthread_mutex_unlock(&p->mu);
 }
@@ -476,15 +491,18 @@ static void on_done(void *ud, const cellar_http_resp *resp, int rc)
 }
 
 /* How many ranged parts to fetch the rest of it in: several only for a
- * large file that nothing else is waiting to share the free slots with
- * (parts cost a second write and read of their bytes, see docs/pull.md). */
-static unsigned parts_for(const struct worker *wk, const struct item *it, bool others_waiting)
+ * large file, on the free slots that the other files waiting would not
+ * fill (parts cost a second write and read of their bytes, see
+ * docs/pull.md). */
+static unsigned parts_for(const struct worker *wk, const struct item *it, size_t others_waiting)
 {
     uint64_t ps = wk->p->o->part_size ? wk->p->o->part_size : DEFAULT_PART_SIZE;
     uint64_t rest = it->f->size - it->offset;
     unsigned free_slots = wk->jobs > wk->active ? wk->jobs - wk->active : 1;
-    if (it->no_ranges || others_waiting || wk->p->o->part_size == UINT64_MAX || rest / 2 < ps)
+    if (it->no_ranges || others_waiting + 1 >= free_slots || wk->p->o->part_size == UINT64_MAX ||
+        rest / 2 < ps)
         return 1;
+    free_slots -= (unsigned)others_waiting;
     uint64_t n = (rest + ps - 1) / ps;
     if (n > free_slots)
         n = free_slots;
@@ -512,7 +530,7 @@ static int sidecar_open(struct worker *wk, struct item *it)
 
 /* Starts the transfers of one attempt: the rest of the file in one stream,
  * or in ranged parts. */
-static int attempt_start(struct worker *wk, struct item *it, bool others_waiting)
+static int attempt_start(struct worker *wk, struct item *it, size_t others_waiting)
 {
     struct pull *p = wk->p;
     unsigned n = parts_for(wk, it, others_waiting);
@@ -565,10 +583,9 @@ static int attempt_start(struct worker *wk, struct item *it, bool others_waiting
 /* Starts (or resumes) the download of it, claimed by wk, or finds it needs
  * none. On return the item is ACTIVE (a transfer runs), DONE, or QUEUED
  * again (waiting for another process, or failed). */
-static int item_start(struct worker *wk, struct item *it, bool others_waiting)
+static int item_start(struct worker *wk, struct item *it, size_t others_waiting)
 {
     struct pull *p = wk->p;
-    it->wk = wk;
     int rc = item_lookup(wk->s, it);
     if (rc < 0)
         return rc;
@@ -627,15 +644,32 @@ static int item_start(struct worker *wk, struct item *it, bool others_waiting)
     return attempt_start(wk, it, others_waiting);
 }
 
-/* Claims the next item that may start now; NULL if none. *pending tells
- * whether any item is still waiting, *next when the earliest may start. */
-static struct item *claim(struct pull *p, bool *pending, uint64_t *next, bool *others_waiting)
+/* Is wk's load above another running worker's? Under p->mu. */
+static bool busier_than_others(const struct pull *p, const struct worker *wk)
+{
+    for (unsigned i = 0; i < p->nwk; i++)
+        if (&p->wks[i] != wk && p->wks[i].running && p->wks[i].load < wk->load)
+            return true;
+    return false;
+}
+
+/* Claims for wk the largest item that may start now; NULL if none. Each
+ * thread hashes every byte of its transfers, so a thread with transfers
+ * running takes more only while it has no more bytes left to receive than
+ * any other: the threads stay equally loaded, and the largest file (whose
+ * sha256 is one serial chain, the least the pull can take) starts first.
+ * *pending tells whether any item is still waiting, *next when the
+ * earliest may start, *others_waiting how many others are queued. */
+static struct item *claim(struct pull *p, struct worker *wk, bool *pending, uint64_t *next,
+                          size_t *others_waiting)
 {
     uint64_t now = now_ms();
     struct item *got = NULL;
-    *pending = *others_waiting = false;
+    size_t queued = 0;
+    *pending = false;
     *next = UINT64_MAX;
     pthread_mutex_lock(&p->mu);
+    bool may = wk->active == 0 || !busier_than_others(p, wk);
     for (size_t i = 0; i < p->n; i++) {
         struct item *it = &p->items[i];
         if (it->state == ITEM_ACTIVE)
@@ -643,17 +677,21 @@ static struct item *claim(struct pull *p, bool *pending, uint64_t *next, bool *o
         if (it->state != ITEM_QUEUED)
             continue;
         *pending = true;
-        if (got) {
-            *others_waiting = true;
-            break;
-        }
+        queued++;
         if (it->not_before > now) {
             if (it->not_before < *next)
                 *next = it->not_before;
             continue;
         }
-        it->state = ITEM_ACTIVE;
-        got = it;
+        if (may && (!got || it->f->size > got->f->size))
+            got = it;
+    }
+    *others_waiting = got ? queued - 1 : queued;
+    if (got) {
+        got->state = ITEM_ACTIVE;
+        got->wk = wk;
+        got->left = got->f->size;
+        wk->load += got->left;
     }
     pthread_mutex_unlock(&p->mu);
     return got;
@@ -667,8 +705,8 @@ static void *worker_run(void *arg)
         bool pending = true;
         uint64_t next = UINT64_MAX;
         while (!atomic_load(&p->rc) && wk->active < wk->jobs) {
-            bool others;
-            struct item *it = claim(p, &pending, &next, &others);
+            size_t others;
+            struct item *it = claim(p, wk, &pending, &next, &others);
             if (!it)
                 break;
             int rc = item_start(wk, it, others);
@@ -696,6 +734,9 @@ static void *worker_run(void *arg)
             nanosleep(&ts, NULL);
         }
     }
+    pthread_mutex_lock(&p->mu);
+    wk->running = false;
+    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
@@ -734,10 +775,21 @@ static int download_all(struct pull *p)
     }
     for (unsigned i = 0; i < started; i++)
         wks[i].jobs = (jobs + started - 1 - i) / started;
+    p->wks = wks;
+    p->nwk = started;
+    wks[0].running = true;
     unsigned threads = 1;
-    for (; threads < started; threads++)
-        if (pthread_create(&wks[threads].tid, NULL, worker_run, &wks[threads]) != 0)
+    for (; threads < started; threads++) {
+        pthread_mutex_lock(&p->mu);
+        wks[threads].running = true;
+        pthread_mutex_unlock(&p->mu);
+        if (pthread_create(&wks[threads].tid, NULL, worker_run, &wks[threads]) != 0) {
+            pthread_mutex_lock(&p->mu);
+            wks[threads].running = false;
+            pthread_mutex_unlock(&p->mu);
             break;
+        }
+    }
     /* Items of a worker that could not start are claimed by the others. */
     worker_run(&wks[0]);
     for (unsigned i = 1; i < threads; i++)
