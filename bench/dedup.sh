@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Dedup of model folders: `cellar dedup` against `jdupes -r -L` and
 # `rdfind -makehardlinks true`, each on a fresh copy of one generated tree
-# (sizes from 1 MB up to 512 MB, about 40% of the bytes duplicated across
+# (a few hundred files from 1 MB up to 512 MB, about 40% of the bytes duplicated across
 # ComfyUI-, AUTOMATIC1111-, diffusers-like folders). Prints the times and
 # the ratios (cellar / other; <= 1.0 means cellar is as fast or faster; wall
 # time, and CPU time, which a loaded machine does not inflate),
@@ -39,9 +39,14 @@ folders = ["ComfyUI/models/checkpoints", "ComfyUI/models/loras", "ComfyUI/models
            "invokeai/models/sd-1/main", "invokeai/models/sdxl/lora"]
 made, size_unique = [], 0
 urandom = open("/dev/urandom", "rb")
-# 60% unique bytes: sizes log-uniform between 1 MB and the biggest.
+# 60% unique bytes. Model folders hold many small files (LoRAs, embeddings,
+# VAEs, text encoders) and a few big checkpoints: 95% of the files are
+# log-uniform between 1 and 16 MB, the rest between 16 MB and the biggest,
+# which gives a few hundred files for 3 GiB.
+small_top = min(16 * MB, biggest)
 while size_unique < total * 0.6:
-    n = int(math.exp(r.uniform(math.log(MB), math.log(biggest))))
+    lo, hi = (MB, small_top) if r.random() < 0.95 else (small_top, biggest)
+    n = int(math.exp(r.uniform(math.log(lo), math.log(hi))))
     n = min(n, int(total * 0.6 - size_unique) + MB)
     d = os.path.join(root, r.choice(folders))
     os.makedirs(d, exist_ok=True)

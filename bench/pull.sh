@@ -70,7 +70,7 @@ unset HF_TOKEN HF_HUB_OFFLINE
 # any clock runs, as a real Hub has it done long before.
 for r in a b; do curl -sf -o /dev/null "$HF_ENDPOINT/api/models/bench/$r/revision/main?blobs=true"; done
 
-wire_bytes() { awk '{s+=$1} END {print s+0}' "$NGX/logs/bytes.log"; }
+wire_bytes() { awk '{s+=$1} END {printf "%.0f\n", s}' "$NGX/logs/bytes.log"; }
 now() { date +%s.%N; }
 
 # curl, one file after another, to disk, from the same nginx.
@@ -104,8 +104,8 @@ t_b=$(echo "$(now) - $t0" | bc)
 wire_b=$(wire_bytes)
 # Bytes of b that a does not share and the CDN serves: the unet shards
 # (model_index.json, also unshared, is kept in git and comes from the hub).
-unshared=$(find "$FX/bench/b/main" -type f -path "*/unet/*" -printf "%s\n" | awk "{s+=\$1} END {print s}")
-total_b=$(find "$FX/bench/b/main" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
+unshared=$(find "$FX/bench/b/main" -type f -path "*/unet/*" -printf "%s\n" | awk '{s+=$1} END {printf "%.0f\n", s}')
+total_b=$(find "$FX/bench/b/main" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%.0f\n", s}')
 
 cmp -s "$FX/bench/b/main/text_encoder/model.safetensors" "$B/out-b/text_encoder/model.safetensors"
 
