@@ -4,18 +4,7 @@
 #include "json.h"
 #include "shard.h"
 
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Holds in every build type (assert() vanishes under NDEBUG). */
-#define REQUIRE(c)                                                                                 \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            abort();                                                                               \
-    } while (0)
+#include "fuzz.h"
 
 static void emit(cellar_buf *b, const cellar_json *v)
 {
