@@ -4,6 +4,7 @@
 #include "http.h"
 
 #include <ctype.h>
+#include <dlfcn.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -39,26 +40,104 @@ struct cellar_http_req {
     char errbuf[CURL_ERROR_SIZE];
 };
 
-static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static CURLcode global_rc;
+/* libcurl is loaded on first use, not linked: its dependencies are some 28
+ * shared libraries (krb5, ldap, gnutls, ssh2...) that the dynamic loader
+ * would otherwise map and relocate at the start of every cellar command,
+ * although only pull speaks HTTP. curl.h still gives types and constants;
+ * every call goes through this table. */
+#define LIBCURL_SONAME "libcurl.so.4"
+/* 7.85.0 brought CURLOPT_PROTOCOLS_STR, which keeps transfers to http(s). */
+#define LIBCURL_MIN_VERSION 0x075500
+#define LIBCURL_MIN_VERSION_STRING "7.85.0"
 
-static void global_init(void)
+#define CURL_FUNCTIONS(X)                                                                          \
+    X(global_init)                                                                                 \
+    X(version_info)                                                                                \
+    X(free)                                                                                        \
+    X(getdate)                                                                                     \
+    X(url)                                                                                         \
+    X(url_set)                                                                                     \
+    X(url_get)                                                                                     \
+    X(url_cleanup)                                                                                 \
+    X(slist_append)                                                                                \
+    X(slist_free_all)                                                                              \
+    X(easy_init)                                                                                   \
+    X(easy_setopt)                                                                                 \
+    X(easy_getinfo)                                                                                \
+    X(easy_cleanup)                                                                                \
+    X(easy_strerror)                                                                               \
+    X(multi_init)                                                                                  \
+    X(multi_add_handle)                                                                            \
+    X(multi_remove_handle)                                                                         \
+    X(multi_perform)                                                                               \
+    X(multi_info_read)                                                                             \
+    X(multi_poll)                                                                                  \
+    X(multi_cleanup)                                                                               \
+    X(multi_strerror)
+
+static struct {
+#define CURL_FIELD(name) __typeof__(curl_##name) *name;
+    CURL_FUNCTIONS(CURL_FIELD)
+#undef CURL_FIELD
+} curl;
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static int curl_rc;          /* 0 once libcurl is loaded and initialized */
+static char curl_error[384]; /* the reason, when curl_rc is not */
+
+/* The library stays loaded for the life of the process: libcurl cannot be
+ * unloaded safely once curl_global_init ran. */
+static void curl_load(void)
 {
-    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    curl_rc = CELLAR_EUNSUPPORTED;
+    void *lib = dlopen(LIBCURL_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        snprintf(curl_error, sizeof curl_error,
+                 "HTTP needs " LIBCURL_SONAME " (Debian package libcurl4): %s", dlerror());
+        return;
+    }
+#define CURL_SYMBOL(name)                                                                          \
+    if (!(curl.name = (__typeof__(curl.name))dlsym(lib, "curl_" #name))) {                         \
+        snprintf(curl_error, sizeof curl_error,                                                    \
+                 "%s lacks curl_%s: install the Debian package libcurl4, %s or later",             \
+                 LIBCURL_SONAME, #name, LIBCURL_MIN_VERSION_STRING);                               \
+        goto fail;                                                                                 \
+    }
+    CURL_FUNCTIONS(CURL_SYMBOL)
+#undef CURL_SYMBOL
+    const curl_version_info_data *v = curl.version_info(CURLVERSION_NOW);
+    if (!v || v->version_num < LIBCURL_MIN_VERSION) {
+        snprintf(curl_error, sizeof curl_error,
+                 "%s is libcurl %s; cellar needs %s or later (Debian package libcurl4)",
+                 LIBCURL_SONAME, v ? v->version : "of unknown version", LIBCURL_MIN_VERSION_STRING);
+        goto fail;
+    }
+    CURLcode rc = curl.global_init(CURL_GLOBAL_DEFAULT);
+    if (rc != CURLE_OK) {
+        snprintf(curl_error, sizeof curl_error, "libcurl failed to initialize: %s",
+                 curl.easy_strerror(rc));
+        curl_rc = CELLAR_ENET;
+        return;
+    }
+    curl_rc = 0;
+    return;
+fail:
+    memset(&curl, 0, sizeof curl);
+    dlclose(lib);
 }
 
 /* "scheme://host:port" of url, lower case; NULL (error set) if unparsable. */
 static char *url_origin(const char *url)
 {
-    CURLU *u = curl_url();
+    CURLU *u = curl.url();
     char *scheme = NULL, *host = NULL, *port = NULL, *out = NULL;
     if (!u) {
         cellar_fail(CELLAR_ENOMEM, "out of memory parsing a URL");
         return NULL;
     }
-    if (curl_url_set(u, CURLUPART_URL, url, 0) || curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) ||
-        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT)) {
+    if (curl.url_set(u, CURLUPART_URL, url, 0) || curl.url_get(u, CURLUPART_SCHEME, &scheme, 0) ||
+        curl.url_get(u, CURLUPART_HOST, &host, 0) ||
+        curl.url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT)) {
         cellar_fail(CELLAR_EINVAL, "%s: not a valid URL", url);
         goto done;
     }
@@ -66,10 +145,10 @@ static char *url_origin(const char *url)
     for (char *p = out; p && *p; p++)
         *p = (char)tolower((unsigned char)*p);
 done:
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
-    curl_url_cleanup(u);
+    curl.free(scheme);
+    curl.free(host);
+    curl.free(port);
+    curl.url_cleanup(u);
     return out;
 }
 
@@ -77,14 +156,14 @@ done:
  * http(s) targets are followed. */
 static char *url_resolve(const char *base, const char *location)
 {
-    CURLU *u = curl_url();
+    CURLU *u = curl.url();
     char *res = NULL, *scheme = NULL, *out = NULL;
     if (!u) {
         cellar_fail(CELLAR_ENOMEM, "out of memory parsing a URL");
         return NULL;
     }
-    if (curl_url_set(u, CURLUPART_URL, base, 0) || curl_url_set(u, CURLUPART_URL, location, 0) ||
-        curl_url_get(u, CURLUPART_URL, &res, 0) || curl_url_get(u, CURLUPART_SCHEME, &scheme, 0)) {
+    if (curl.url_set(u, CURLUPART_URL, base, 0) || curl.url_set(u, CURLUPART_URL, location, 0) ||
+        curl.url_get(u, CURLUPART_URL, &res, 0) || curl.url_get(u, CURLUPART_SCHEME, &scheme, 0)) {
         cellar_fail(CELLAR_ENET, "%s: redirect to an invalid URL", base);
         goto done;
     }
@@ -94,18 +173,17 @@ static char *url_resolve(const char *base, const char *location)
     }
     out = cellar_strdup(res);
 done:
-    curl_free(res);
-    curl_free(scheme);
-    curl_url_cleanup(u);
+    curl.free(res);
+    curl.free(scheme);
+    curl.url_cleanup(u);
     return out;
 }
 
 int cellar_http_new(cellar_http **out, const char *endpoint, const char *token)
 {
     *out = NULL;
-    pthread_once(&global_once, global_init);
-    RETURN_ERROR_IF(global_rc != CURLE_OK, CELLAR_ENET, "libcurl failed to initialize: %s",
-                    curl_easy_strerror(global_rc));
+    pthread_once(&curl_once, curl_load);
+    RETURN_ERROR_IF(curl_rc, curl_rc, "%s", curl_error);
     RETURN_ERROR_IF(token && strpbrk(token, "\r\n"), CELLAR_EINVAL,
                     "the token holds a line break");
     cellar_http *h = cellar_calloc(1, sizeof *h);
@@ -119,7 +197,7 @@ int cellar_http_new(cellar_http **out, const char *endpoint, const char *token)
         if (!h->auth)
             goto fail;
     }
-    h->multi = curl_multi_init();
+    h->multi = curl.multi_init();
     if (!h->multi) {
         cellar_fail(CELLAR_ENOMEM, "out of memory creating an HTTP client");
         goto fail;
@@ -136,7 +214,7 @@ void cellar_http_free(cellar_http *h)
     if (!h)
         return;
     if (h->multi)
-        curl_multi_cleanup(h->multi);
+        curl.multi_cleanup(h->multi);
     free(h->origin);
     if (h->auth) {
         /* Do not leave the token lying in freed memory. */
@@ -157,8 +235,8 @@ static void req_free(cellar_http_req *r)
     if (!r)
         return;
     if (r->easy)
-        curl_easy_cleanup(r->easy);
-    curl_slist_free_all(r->headers);
+        curl.easy_cleanup(r->easy);
+    curl.slist_free_all(r->headers);
     free(r->url);
     free(r->location);
     cellar_http_resp_release(&r->resp);
@@ -210,7 +288,7 @@ static long parse_retry_after(const char *v, size_t n)
         return secs > LONG_MAX ? LONG_MAX : (long)secs;
     char tmp[64];
     copy_value(tmp, sizeof tmp, v, n, false);
-    time_t when = curl_getdate(tmp, NULL);
+    time_t when = curl.getdate(tmp, NULL);
     if (when == -1)
         return -1;
     time_t now = time(NULL);
@@ -317,39 +395,39 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 static int req_arm(cellar_http_req *r)
 {
     cellar_http *h = r->h;
-    curl_slist_free_all(r->headers);
+    curl.slist_free_all(r->headers);
     r->headers = NULL;
     char *origin = url_origin(r->url);
     if (!origin)
         return cellar_error_code();
     bool own = strcmp(origin, h->origin) == 0;
     free(origin);
-    struct curl_slist *l = curl_slist_append(NULL, "User-Agent: cellar/" CELLAR_VERSION_STRING);
+    struct curl_slist *l = curl.slist_append(NULL, "User-Agent: cellar/" CELLAR_VERSION_STRING);
     if (l && own && h->auth) {
-        struct curl_slist *l2 = curl_slist_append(l, h->auth);
-        l = l2 ? l2 : (curl_slist_free_all(l), NULL);
+        struct curl_slist *l2 = curl.slist_append(l, h->auth);
+        l = l2 ? l2 : (curl.slist_free_all(l), NULL);
     }
     RETURN_ERROR_IF(!l, CELLAR_ENOMEM, "out of memory building HTTP headers");
     r->headers = l;
     CURL *e = r->easy;
-    curl_easy_setopt(e, CURLOPT_URL, r->url);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+    curl.easy_setopt(e, CURLOPT_URL, r->url);
+    curl.easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
     if (r->range_to > r->range_from) {
         char range[48];
         snprintf(range, sizeof range, "%llu-%llu", (unsigned long long)r->range_from,
                  (unsigned long long)r->range_to - 1);
-        curl_easy_setopt(e, CURLOPT_RANGE, range);
+        curl.easy_setopt(e, CURLOPT_RANGE, range);
     } else if (r->range_from > 0) {
         char range[32];
         snprintf(range, sizeof range, "%llu-", (unsigned long long)r->range_from);
-        curl_easy_setopt(e, CURLOPT_RANGE, range);
+        curl.easy_setopt(e, CURLOPT_RANGE, range);
     } else {
-        curl_easy_setopt(e, CURLOPT_RANGE, NULL);
+        curl.easy_setopt(e, CURLOPT_RANGE, NULL);
     }
     r->hop_status = 0;
-    CURLMcode mc = curl_multi_add_handle(h->multi, e);
+    CURLMcode mc = curl.multi_add_handle(h->multi, e);
     RETURN_ERROR_IF(mc != CURLM_OK, CELLAR_ENET, "%s: cannot start the transfer: %s", r->url,
-                    curl_multi_strerror(mc));
+                    curl.multi_strerror(mc));
     return 0;
 }
 
@@ -368,25 +446,25 @@ int cellar_http_start(cellar_http *h, const char *url, uint64_t range_from, uint
     r->resp.linked_size = r->resp.content_length = r->resp.range_start = -1;
     r->resp.retry_after = -1;
     r->url = cellar_strdup(url);
-    r->easy = curl_easy_init();
+    r->easy = curl.easy_init();
     int rc = CELLAR_ENOMEM;
     if (!r->url || !r->easy)
         goto fail;
     CURL *e = r->easy;
-    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 30L);
+    curl.easy_setopt(e, CURLOPT_PRIVATE, r);
+    curl.easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl.easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl.easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl.easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl.easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+    curl.easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl.easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl.easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 30L);
     /* A transfer that moves less than 1 KiB/s for a minute is dead. */
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 60L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
+    curl.easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl.easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 60L);
+    curl.easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl.easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
     rc = req_arm(r);
     if (rc)
         goto fail;
@@ -400,14 +478,14 @@ fail:
 /* A transfer finished: follow a redirect or report. */
 static void req_finish(cellar_http *h, cellar_http_req *r, CURLcode result)
 {
-    curl_multi_remove_handle(h->multi, r->easy);
+    curl.multi_remove_handle(h->multi, r->easy);
     int rc = 0;
     long status = r->hop_status;
     if (r->write_rc) {
         rc = r->write_rc;
     } else if (result != CURLE_OK) {
         rc = cellar_fail(CELLAR_ENET, "%s: %s", r->url, r->errbuf[0] ? r->errbuf
-                                                                     : curl_easy_strerror(result));
+                                                                     : curl.easy_strerror(result));
     } else if (status >= 300 && status < 400 && status != 304 && r->location) {
         if (r->resp.redirects >= MAX_REDIRECTS) {
             rc = cellar_fail(CELLAR_ENET, "%s: more than %d redirects", r->url, MAX_REDIRECTS);
@@ -436,26 +514,26 @@ static void req_finish(cellar_http *h, cellar_http_req *r, CURLcode result)
 int cellar_http_step(cellar_http *h, int wait_ms)
 {
     int running = 0;
-    CURLMcode mc = curl_multi_perform(h->multi, &running);
+    CURLMcode mc = curl.multi_perform(h->multi, &running);
     RETURN_ERROR_IF(mc != CURLM_OK, CELLAR_ENET, "HTTP event loop failed: %s",
-                    curl_multi_strerror(mc));
+                    curl.multi_strerror(mc));
     CURLMsg *m;
     int left;
     bool finished = false;
-    while ((m = curl_multi_info_read(h->multi, &left))) {
+    while ((m = curl.multi_info_read(h->multi, &left))) {
         if (m->msg != CURLMSG_DONE)
             continue;
         cellar_http_req *r = NULL;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        curl.easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
         req_finish(h, r, m->data.result);
         finished = true;
     }
     /* A callback may have started transfers: let them run before waiting. */
     if (finished || wait_ms <= 0)
         return 0;
-    mc = curl_multi_poll(h->multi, NULL, 0, wait_ms, NULL);
+    mc = curl.multi_poll(h->multi, NULL, 0, wait_ms, NULL);
     RETURN_ERROR_IF(mc != CURLM_OK, CELLAR_ENET, "HTTP event loop failed: %s",
-                    curl_multi_strerror(mc));
+                    curl.multi_strerror(mc));
     return 0;
 }
 
