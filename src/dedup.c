@@ -83,16 +83,9 @@ static int collect(const char *path, const char *name, const struct stat *st, vo
     }
     if (st->st_size <= 0 || (uint64_t)st->st_size < dd->o->min_size)
         return 0;
-    if (dd->nfiles == dd->cap) {
-        size_t cap = dd->cap ? dd->cap * 2 : 256, bytes;
-        if (ck_mul(cap, sizeof *dd->files, &bytes))
-            return cellar_fail(CELLAR_ERANGE, "dedup: too many files");
-        struct dfile *f = cellar_realloc(dd->files, bytes);
-        if (!f)
-            return CELLAR_ENOMEM;
-        dd->files = f;
-        dd->cap = cap;
-    }
+    int rc = cellar_grow(&dd->files, &dd->cap, dd->nfiles, sizeof *dd->files, 256);
+    if (rc)
+        return rc;
     /* Followed (-L): act on the file the symlink leads to, never replace
      * the symlink itself. */
     struct stat lst;

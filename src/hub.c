@@ -240,16 +240,9 @@ static int add_page(cellar_hub_listing *l, const cellar_json *page, const char *
         }
         if (!cellar_json_str_eq(type, "file"))
             continue;
-        if (l->n == l->cap) {
-            size_t ncap = l->cap ? l->cap * 2 : 64, bytes;
-            RETURN_ERROR_IF(ck_mul(ncap, sizeof *l->files, &bytes), CELLAR_ERANGE,
-                            "%s: too many files", repo);
-            cellar_hub_file *f = cellar_realloc(l->files, bytes);
-            if (!f)
-                return CELLAR_ENOMEM;
-            l->files = f;
-            l->cap = ncap;
-        }
+        int grown = cellar_grow(&l->files, &l->cap, l->n, sizeof *l->files, 64);
+        if (grown)
+            return cellar_fail_prefix("%s", repo);
         cellar_hub_file *f = &l->files[l->n];
         memset(f, 0, sizeof *f);
         const cellar_json *lfs = cellar_json_getz(e, "lfs");

@@ -209,16 +209,9 @@ struct path_list {
 
 static int list_add(struct path_list *l, char *p)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64, bytes;
-        if (ck_mul(cap, sizeof *l->v, &bytes))
-            return cellar_fail(CELLAR_ERANGE, "too many files");
-        char **v = cellar_realloc(l->v, bytes);
-        if (!v)
-            return CELLAR_ENOMEM;
-        l->v = v;
-        l->cap = cap;
-    }
+    int rc = cellar_grow(&l->v, &l->cap, l->n, sizeof *l->v, 64);
+    if (rc)
+        return rc;
     l->v[l->n++] = p;
     return 0;
 }

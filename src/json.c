@@ -113,14 +113,9 @@ static inline void skip_ws(parser *ps)
 
 static int push_val(parser *ps, const cellar_json *v)
 {
-    if (ps->nvals == ps->capvals) {
-        size_t cap = ps->capvals ? ps->capvals * 2 : 64;
-        cellar_json *n = cellar_realloc(ps->vals, cap * sizeof *n);
-        if (!n)
-            return CELLAR_ENOMEM;
-        ps->vals = n;
-        ps->capvals = cap;
-    }
+    int rc = cellar_grow(&ps->vals, &ps->capvals, ps->nvals, sizeof *ps->vals, 64);
+    if (rc)
+        return rc;
     ps->vals[ps->nvals++] = *v;
     return 0;
 }

@@ -167,14 +167,9 @@ typedef struct dimvec {
 
 static int dims_push(dimvec *d, uint64_t x)
 {
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 256;
-        uint64_t *v = cellar_realloc(d->v, cap * sizeof *v);
-        if (!v)
-            return CELLAR_ENOMEM;
-        d->v = v;
-        d->cap = cap;
-    }
+    int rc = cellar_grow(&d->v, &d->cap, d->n, sizeof *d->v, 256);
+    if (rc)
+        return rc;
     d->v[d->n++] = x;
     return 0;
 }
@@ -856,14 +851,9 @@ static int writer_push(cellar_st_writer *w, const char *name, size_t name_len, c
                            (unsigned long long)want, rc ? " (not a whole number of bytes)" : "");
     if (ck_add(w->data_size, nbytes, &total))
         return cellar_fail(CELLAR_ERANGE, "safetensors writer: total size overflows");
-    if (w->n == w->cap) {
-        size_t cap = w->cap ? w->cap * 2 : 64;
-        wentry *e = cellar_realloc(w->e, cap * sizeof *e);
-        if (!e)
-            return CELLAR_ENOMEM;
-        w->e = e;
-        w->cap = cap;
-    }
+    int grown = cellar_grow(&w->e, &w->cap, w->n, sizeof *w->e, 64);
+    if (grown)
+        return grown;
     wentry *e = &w->e[w->n];
     memset(e, 0, sizeof *e);
     e->name = cellar_strndup(name, name_len);

@@ -679,15 +679,8 @@ static int list_dir(const char *dir, char ***out, size_t *n)
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **p = cellar_realloc(names, cap * sizeof *names);
-            if (!p) {
-                rc = CELLAR_ENOMEM;
-                break;
-            }
-            names = p;
-        }
+        if ((rc = cellar_grow(&names, &cap, *n, sizeof *names, 64)))
+            break;
         if (!(names[*n] = cellar_strdup(e->d_name))) {
             rc = CELLAR_ENOMEM;
             break;

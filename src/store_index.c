@@ -394,20 +394,8 @@ int index_snapshot_get(cellar_db *db, const char *repo, const char *revision,
     size_t cap = 0;
     if (!(rc = cellar_db_bind_text(st, 1, repo)) && !(rc = cellar_db_bind_text(st, 2, commit))) {
         while ((rc = cellar_db_step(st)) == 1) {
-            if (snap->n == cap) {
-                size_t ncap = cap ? cap * 2 : 16, bytes;
-                if (ck_mul(ncap, sizeof *snap->files, &bytes)) {
-                    rc = cellar_fail(CELLAR_ERANGE, "%s@%s: too many files", repo, revision);
-                    break;
-                }
-                cellar_snapshot_file *f = cellar_realloc(snap->files, bytes);
-                if (!f) {
-                    rc = CELLAR_ENOMEM;
-                    break;
-                }
-                snap->files = f;
-                cap = ncap;
-            }
+            if ((rc = cellar_grow(&snap->files, &cap, snap->n, sizeof *snap->files, 16)))
+                break;
             cellar_snapshot_file *f = &snap->files[snap->n];
             const char *p = cellar_db_column_text(st, 0);
             size_t len;

@@ -97,6 +97,24 @@ bool cellar_unhex(uint8_t *out, const char *hex, size_t n)
     return true;
 }
 
+int cellar_grow(void *arr, size_t *cap, size_t n, size_t elem, size_t first)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : (first ? first : 1), bytes;
+    while (ncap <= n)
+        if (ck_mul(ncap, (size_t)2, &ncap))
+            return cellar_fail(CELLAR_ERANGE, "an array of %zu elements is too large", n);
+    if (ck_mul(ncap, elem, &bytes))
+        return cellar_fail(CELLAR_ERANGE, "an array of %zu elements is too large", ncap);
+    void *p = cellar_realloc(*(void **)arr, bytes);
+    if (!p)
+        return CELLAR_ENOMEM;
+    *(void **)arr = p;
+    *cap = ncap;
+    return 0;
+}
+
 void cellar_buf_init(cellar_buf *b, size_t limit)
 {
     b->data = NULL;

@@ -46,6 +46,12 @@ void cellar_hex(char *out, const uint8_t *in, size_t n);
 /* Parses exactly 2n hex digits (either case); false if malformed. */
 bool cellar_unhex(uint8_t *out, const char *hex, size_t n);
 
+/* Makes room in a growable array for element n (so n < *cap after):
+ * *(T **)arr holds *cap elements of elem bytes; the capacity doubles,
+ * starting from first. Sizes are overflow-checked. 0, CELLAR_ERANGE or
+ * CELLAR_ENOMEM (the array is unchanged on failure). */
+int cellar_grow(void *arr, size_t *cap, size_t n, size_t elem, size_t first);
+
 /* A growable byte buffer with a size cap (never grows past cap). */
 typedef struct cellar_buf {
     char *data;

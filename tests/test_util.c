@@ -44,6 +44,22 @@ static void test_buf(void)
     cellar_buf_free(&b);
 }
 
+static void test_grow(void)
+{
+    uint32_t *v = NULL;
+    size_t cap = 0;
+    for (size_t i = 0; i < 1000; i++) {
+        CHECK(cellar_grow(&v, &cap, i, sizeof *v, 4) == 0);
+        v[i] = (uint32_t)i;
+    }
+    CHECK(cap >= 1000 && cap < 2048 && v[999] == 999 && v[4] == 4);
+    /* A capacity whose byte size overflows is refused, the array kept. */
+    size_t huge = SIZE_MAX / 2 + 1;
+    CHECK_ERR(cellar_grow(&v, &huge, huge, sizeof *v, 4), CELLAR_ERANGE, "too large");
+    CHECK(v[999] == 999);
+    free(v);
+}
+
 static void test_atomic(void)
 {
     const char *dir = test_tmpdir("util");
@@ -88,6 +104,7 @@ int main(void)
     test_errors();
     test_hex();
     test_buf();
+    test_grow();
     test_atomic();
     return test_summary();
 }
