@@ -38,6 +38,14 @@ bool cli_parse_hex(uint8_t *out, const char *hex, size_t n);
 /* Parses a duration: seconds, or with an s/m/h/d suffix; false if malformed. */
 bool cli_parse_duration(const char *s, uint64_t *out);
 
+/* GNU argument order for verbs that parse argv by hand: moves the options
+ * (and the value after each option named in with_value, a NULL-ended list)
+ * before the operands, keeping the order within each, so that
+ * "dedup A B --dry-run" means "dedup --dry-run A B". A "--" stays between
+ * the options and the operands; everything after it is an operand. false
+ * if out of memory. */
+bool cli_options_first(int argc, char **argv, const char *const *with_value);
+
 /* Each verb: argv[0] is the verb's name. */
 typedef int (*cli_cmd_fn)(int argc, char **argv);
 

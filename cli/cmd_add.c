@@ -71,6 +71,8 @@ static int add_path(cellar_store *s, const char *path, unsigned flags, int *fail
 
 int cmd_add(int argc, char **argv)
 {
+    if (!cli_options_first(argc, argv, NULL))
+        return cli_error("out of memory");
     unsigned flags = 0;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {

@@ -35,6 +35,9 @@ static void on_event(cellar_dedup_event_kind kind, const char *path, uint64_t si
 
 int cmd_dedup(int argc, char **argv)
 {
+    static const char *const with_value[] = {"--min-size", NULL};
+    if (!cli_options_first(argc, argv, with_value))
+        return cli_error("out of memory");
     cellar_dedup_opts o = {.min_size = 1};
     struct report r = {false, false};
     int i = 1;

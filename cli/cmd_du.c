@@ -33,6 +33,8 @@ static void text_row(const cellar_du_row *r, bool sub)
 
 int cmd_du(int argc, char **argv)
 {
+    if (!cli_options_first(argc, argv, NULL))
+        return cli_error("out of memory");
     bool json = false;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {

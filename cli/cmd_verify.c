@@ -37,6 +37,8 @@ static int on_object(const uint8_t sha256[32], int status, const char *message, 
 
 int cmd_verify(int argc, char **argv)
 {
+    if (!cli_options_first(argc, argv, NULL))
+        return cli_error("out of memory");
     int i = 1;
     bool quiet = false;
     for (; i < argc && argv[i][0] == '-'; i++) {

@@ -194,3 +194,36 @@ int cli_bad_option(const char *verb, int opt, char **argv)
         return cli_usage(verb, "unknown option '-%c'", optopt);
     return cli_usage(verb, "unknown option '%s'", argv[optind - 1]);
 }
+
+bool cli_options_first(int argc, char **argv, const char *const *with_value)
+{
+    if (argc < 3)
+        return true;
+    char **ops = malloc((size_t)argc * sizeof *ops);
+    if (!ops)
+        return false;
+    int nopt = 1, nops = 0;
+    bool dashdash = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (dashdash || a[0] != '-' || a[1] == '\0') {
+            ops[nops++] = argv[i];
+            continue;
+        }
+        if (!strcmp(a, "--")) {
+            dashdash = true;
+            continue;
+        }
+        argv[nopt++] = argv[i];
+        for (const char *const *v = with_value; v && *v; v++)
+            if (!strcmp(a, *v) && i + 1 < argc) {
+                argv[nopt++] = argv[++i];
+                break;
+            }
+    }
+    if (dashdash)
+        argv[nopt++] = (char *)"--";
+    memcpy(argv + nopt, ops, (size_t)nops * sizeof *ops);
+    free(ops);
+    return true;
+}

@@ -178,12 +178,12 @@ static bool unchanged(const char *path, const struct stat *was)
 /* Why a file may not share the store's inode, or NULL if it may. */
 static const char *ineligible(const struct stat *st)
 {
+    if (store_may_share(st))
+        return NULL;
     if (st->st_uid != geteuid())
         return "owned by another user; left alone";
-    if ((st->st_mode & 07000) || (st->st_mode & 0555) != 0444)
-        return "its permissions (private or executable) differ from the store's read-only 0444;"
-               " left alone";
-    return NULL;
+    return "its permissions (private or executable) differ from the store's read-only 0444;"
+           " left alone";
 }
 
 /* Comparison buffers of --paranoid: small enough to stay in cache. */
@@ -877,7 +877,7 @@ int dedup_file(cellar_store *s, const char *path, const struct stat *st, unsigne
             goto done;
         }
         cellar_digests d;
-        rc = store_copy_in(s, path, fd, st, ho.algos, &d);
+        rc = store_copy_in(s, path, fd, st, ho.algos, true, &d);
         close(fd);
         if (rc || (rc = store_object_stat(s, sha, &obj_st)) != 1)
             goto done;

@@ -326,10 +326,17 @@ static char *tmp_name(const cellar_store *s, const char *prefix)
                           (unsigned long)ts.tv_nsec);
 }
 
+bool store_may_share(const struct stat *st)
+{
+    return st->st_uid == geteuid() && !(st->st_mode & 07000) && (st->st_mode & 0555) == 0444;
+}
+
 int store_adopt(cellar_store *s, const char *path, int fd, const struct stat *st,
                 const cellar_digests *d)
 {
-    if (st->st_dev != s->dev || st->st_uid != geteuid())
+    /* A private or executable file would become world-readable or lose its
+     * x bits as the store's 0444 object: it is copied in instead. */
+    if (st->st_dev != s->dev || !store_may_share(st))
         return CELLAR_EUNSUPPORTED;
     char *tmp = tmp_name(s, "adopt");
     if (!tmp)
@@ -364,6 +371,11 @@ int store_adopt(cellar_store *s, const char *path, int fd, const struct stat *st
     }
     bool created;
     rc = store_admit(s, tmp, d, &created);
+    if (rc) {
+        /* Not stored: the user's file gets its own mode back. */
+        unlink(tmp);
+        fchmod(fd, st->st_mode & 07777);
+    }
     free(tmp);
     if (rc == 0 && created) {
         char *abs = store_abspath(path);
@@ -376,7 +388,7 @@ int store_adopt(cellar_store *s, const char *path, int fd, const struct stat *st
 }
 
 int store_copy_in(cellar_store *s, const char *path, int fd, const struct stat *st,
-                  uint32_t algos, cellar_digests *out)
+                  uint32_t algos, bool have_lock, cellar_digests *out)
 {
     char *tmp = tmp_name(s, "add");
     if (!tmp)
@@ -434,12 +446,13 @@ int store_copy_in(cellar_store *s, const char *path, int fd, const struct stat *
     }
     tfd = -1;
     char lock[65];
-    int lfd;
+    int lfd = -1;
     store_lock_name(lock, out->d[CELLAR_ALGO_SHA256]);
-    if ((rc = store_lock(s, lock, true, &lfd)))
+    if (!have_lock && (rc = store_lock(s, lock, true, &lfd)))
         goto done;
     rc = store_admit(s, tmp, out, NULL);
-    store_unlock(lfd);
+    if (!have_lock)
+        store_unlock(lfd);
     free(tmp);
     tmp = NULL;
 done:
@@ -526,9 +539,9 @@ static int add_once(cellar_store *s, const char *path, unsigned flags, cellar_di
         return rc;
     }
     uint32_t algos = store_algos((uint64_t)st.st_size, flags);
-    bool adopt = !(flags & CELLAR_ADD_COPY) && st.st_dev == s->dev && st.st_uid == geteuid();
+    bool adopt = !(flags & CELLAR_ADD_COPY) && st.st_dev == s->dev && store_may_share(&st);
     if (!adopt) {
-        rc = store_copy_in(s, path, fd, &st, algos, &d);
+        rc = store_copy_in(s, path, fd, &st, algos, false, &d);
         goto done;
     }
     if ((rc = store_hash_fd(fd, path, &st, algos, &d)))
@@ -556,7 +569,7 @@ static int add_once(cellar_store *s, const char *path, unsigned flags, cellar_di
             if (lseek(fd, 0, SEEK_SET) < 0)
                 rc = cellar_fail_errno(errno, "%s: seek", path);
             else
-                rc = store_copy_in(s, path, fd, &st, algos, &d);
+                rc = store_copy_in(s, path, fd, &st, algos, true, &d);
         }
     }
     store_unlock(lfd);

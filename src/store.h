@@ -69,19 +69,25 @@ int store_admit(cellar_store *s, const char *tmp, const cellar_digests *d, bool 
  * user's hard link to it shares that, and hash caches key on it). */
 int store_freshen(const cellar_store *s, const uint8_t sha256[32]);
 
+/* A file may share the store's read-only 0444 inode: its owner is us and
+ * its mode loses nothing by becoming 0444 (not private, not executable, no
+ * set-id bits). */
+bool store_may_share(const struct stat *st);
+
 /* Adopts the file at path (open as fd, stat st, already hashed into d) as
  * the object by hard-linking its inode into the store, after making it
  * read-only. The caller holds the blob's lock and has checked the store does
  * not have it. CELLAR_EUNSUPPORTED when the inode cannot be adopted (other
- * filesystem, other owner, links refused): the caller copies instead.
+ * filesystem, !store_may_share, links refused): the caller copies instead.
  * CELLAR_ECHANGED if the file at path is no longer the hashed one. */
 int store_adopt(cellar_store *s, const char *path, int fd, const struct stat *st,
                 const cellar_digests *d);
 
 /* Copies fd (positioned at 0) into a temp file in the store while hashing
- * it, then admits it. ENOSPC and short writes leave nothing behind. */
+ * it, then admits it under the blob's lock (have_lock: the caller already
+ * holds it; flock would otherwise wait on the caller's own lock). ENOSPC and short writes leave nothing behind. */
 int store_copy_in(cellar_store *s, const char *path, int fd, const struct stat *st,
-                  uint32_t algos, cellar_digests *out);
+                  uint32_t algos, bool have_lock, cellar_digests *out);
 
 /* Calls cb for every object on disk, in sha256 order (the objects, not the
  * index, are the truth); a non-zero return stops and is returned. */

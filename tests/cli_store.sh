@@ -94,6 +94,26 @@ inodes_before=$(find "$M" -type f -printf '%i %p\n' | sort)
 "$BIN" dedup --dry-run "$M" >"$T/dry.out" 2>/dev/null
 check "dry run reports savings" grep -q '^saved:  [1-9]' "$T/dry.out"
 check "dry run changes nothing" test "$inodes_before" = "$(find "$M" -type f -printf '%i %p\n' | sort)"
+# Options after the paths mean the same (GNU order): still a dry run.
+"$BIN" dedup "$M" --dry-run >"$T/dry2.out" 2>/dev/null
+check "--dry-run after the paths: nothing changes" test "$inodes_before" = "$(find "$M" -type f -printf '%i %p\n' | sort)"
+
+# add: a private or executable file is copied into the store, never made
+# the store's world-readable 0444 inode; --copy after the path is honoured.
+gen "$T/own/private.bin" 40000
+gen "$T/own/tool.bin" 40000
+gen "$T/own/plain.bin" 40000
+chmod 600 "$T/own/private.bin"
+chmod 755 "$T/own/tool.bin"
+# (A store of their own, so the gc counts below stay as they are.)
+CELLAR_HOME=$T/home-own "$BIN" add "$T/own/private.bin" "$T/own/tool.bin" >/dev/null
+check "add keeps a private file private" test "$(stat -c '%a %h' "$T/own/private.bin")" = "600 1"
+check "add keeps an executable executable" test "$(stat -c '%a %h' "$T/own/tool.bin")" = "755 1"
+check "the private file's bytes are stored" env CELLAR_HOME="$T/home-own" "$BIN" which "$(sha "$T/own/private.bin")"
+plain_mode=$(mode "$T/own/plain.bin")
+CELLAR_HOME=$T/home-own "$BIN" add "$T/own/plain.bin" --copy >/dev/null
+check "add FILE --copy leaves the file alone" test "$(stat -c '%a %h' "$T/own/plain.bin")" = "$plain_mode 1"
+check "du PATH --json prints JSON" bash -c "'$BIN' du '$T/own' --json | head -c1 | grep -q '{'"
 
 "$BIN" dedup "$M" >"$T/dedup.out" 2>"$T/dedup.err"
 check "dedup prints before/after/saved" grep -q '^saved:  [1-9]' "$T/dedup.out"
