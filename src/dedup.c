@@ -166,13 +166,23 @@ static int disk_bytes(struct dedup *dd, bool restat, inoset *seen, uint64_t *out
     return 0;
 }
 
+/* now is the very inode walked as was, with the same content: size, mtime
+ * and ctime (a rewrite that restores mtime, as cp -p or rsync -t do, still
+ * moves ctime). */
+static bool same_file(const struct stat *now, const struct stat *was)
+{
+    return now->st_dev == was->st_dev && now->st_ino == was->st_ino &&
+           now->st_size == was->st_size && now->st_mtim.tv_sec == was->st_mtim.tv_sec &&
+           now->st_mtim.tv_nsec == was->st_mtim.tv_nsec &&
+           now->st_ctim.tv_sec == was->st_ctim.tv_sec &&
+           now->st_ctim.tv_nsec == was->st_ctim.tv_nsec;
+}
+
 /* The file at path still is the one walked, unchanged. */
 static bool unchanged(const char *path, const struct stat *was)
 {
     struct stat now;
-    return lstat(path, &now) == 0 && now.st_dev == was->st_dev && now.st_ino == was->st_ino &&
-           now.st_size == was->st_size && now.st_mtim.tv_sec == was->st_mtim.tv_sec &&
-           now.st_mtim.tv_nsec == was->st_mtim.tv_nsec;
+    return lstat(path, &now) == 0 && same_file(&now, was);
 }
 
 /* Why a file may not share the store's inode, or NULL if it may. */
@@ -244,9 +254,7 @@ static int adopt_path(cellar_store *s, const char *path, const struct stat *st,
     int rc;
     if (fstat(fd, &now) != 0)
         rc = cellar_fail_errno(errno, "%s", path);
-    else if (now.st_ino != st->st_ino || now.st_dev != st->st_dev ||
-             now.st_size != st->st_size || now.st_mtim.tv_sec != st->st_mtim.tv_sec ||
-             now.st_mtim.tv_nsec != st->st_mtim.tv_nsec)
+    else if (!same_file(&now, st))
         rc = cellar_fail(CELLAR_ECHANGED, "%s: changed during dedup; left alone", path);
     else
         rc = store_adopt(s, path, fd, &now, d);
@@ -489,9 +497,7 @@ static int node_open(struct dedup *dd, struct dnode *n, int *fd, struct stat *st
     int rc = digest_open(fd, st, f->path);
     if (rc)
         return rc;
-    if (st->st_dev != f->st.st_dev || st->st_ino != f->st.st_ino ||
-        st->st_size != f->st.st_size || st->st_mtim.tv_sec != f->st.st_mtim.tv_sec ||
-        st->st_mtim.tv_nsec != f->st.st_mtim.tv_nsec) {
+    if (!same_file(st, &f->st)) {
         close(*fd);
         return cellar_fail(CELLAR_ECHANGED, "%s: changed during dedup; left alone", f->path);
     }
