@@ -13,7 +13,8 @@ static const char usage[] =
     "  --dry-run        report what would change, change nothing\n"
     "  --min-size SIZE  ignore smaller files (e.g. 1MB; default 1)\n"
     "  --paranoid       compare bytes too before linking\n"
-    "  -L               follow symlinks (left alone by default)\n"
+    "  -L               follow symlinks to files inside the PATHs (left alone by\n"
+    "                   default; targets elsewhere are never changed)\n"
     "  -v               list every file linked\n";
 
 struct report {

@@ -884,7 +884,8 @@ CELLAR_API int cellar_store_gc(cellar_store *s, const cellar_gc_opts *opts,
  * (no hard link can reach it) copies share the first copy's inode instead. */
 #define CELLAR_DEDUP_DRY_RUN (1u << 0)        /* report only */
 #define CELLAR_DEDUP_PARANOID (1u << 1)       /* also compare bytes before linking */
-/* -L: dedup the files symlinks lead to (the symlinks themselves stay). */
+/* -L: dedup the files symlinks lead to (the symlinks themselves stay), when
+ * they lie inside one of the paths given; others are reported, untouched. */
 #define CELLAR_DEDUP_FOLLOW_SYMLINKS (1u << 2)
 
 typedef enum cellar_dedup_event_kind {

@@ -48,7 +48,23 @@ struct dedup {
     size_t nfiles, cap;
     struct dnode *nodes;
     size_t nnodes;
+    char **roots; /* with -L: the real paths of the folders given */
+    size_t nroots;
 };
+
+/* With -L, a file reached through a symlink is acted on only if it lies
+ * inside one of the folders given: following a link must not change files
+ * elsewhere (another user's tree, /usr). */
+static bool inside_roots(const struct dedup *dd, const char *real)
+{
+    for (size_t i = 0; i < dd->nroots; i++) {
+        size_t n = strlen(dd->roots[i]);
+        if (!strncmp(real, dd->roots[i], n) &&
+            (real[n] == '/' || real[n] == '\0' || (n == 1 && dd->roots[i][0] == '/')))
+            return true;
+    }
+    return false;
+}
 
 static void event(struct dedup *dd, cellar_dedup_event_kind kind, const char *path, uint64_t size,
                   const char *message)
@@ -86,14 +102,18 @@ static int collect(const char *path, const char *name, const struct stat *st, vo
     int rc = cellar_grow(&dd->files, &dd->cap, dd->nfiles, sizeof *dd->files, 256);
     if (rc)
         return rc;
-    /* Followed (-L): act on the file the symlink leads to, never replace
-     * the symlink itself. */
-    struct stat lst;
-    bool link = (dd->o->flags & CELLAR_DEDUP_FOLLOW_SYMLINKS) && lstat(path, &lst) == 0 &&
-                S_ISLNK(lst.st_mode);
-    char *real = link ? realpath(path, NULL) : cellar_strdup(path);
+    /* Followed (-L): act on the file the symlinks lead to, never replace a
+     * symlink itself, and only inside the folders given. */
+    bool follow = dd->o->flags & CELLAR_DEDUP_FOLLOW_SYMLINKS;
+    char *real = follow ? realpath(path, NULL) : cellar_strdup(path);
     if (!real)
-        return link ? 0 : CELLAR_ENOMEM;
+        return follow ? 0 : CELLAR_ENOMEM;
+    if (follow && !inside_roots(dd, real)) {
+        event(dd, CELLAR_DEDUP_SKIPPED, path, (uint64_t)st->st_size,
+              "a symlink leads outside the folders given; left alone");
+        free(real);
+        return 0;
+    }
     dd->files[dd->nfiles].path = real;
     dd->files[dd->nfiles].st = *st;
     dd->nfiles++;
@@ -790,6 +810,14 @@ int cellar_dedup(cellar_store *s, size_t npaths, const char *const *paths,
                     .err = walk_error,
                     .ctx = &dd};
     int rc = 0;
+    if (dd.o->flags & CELLAR_DEDUP_FOLLOW_SYMLINKS) {
+        dd.roots = cellar_calloc(npaths, sizeof *dd.roots);
+        if (!dd.roots)
+            return CELLAR_ENOMEM;
+        for (size_t i = 0; i < npaths; i++)
+            if ((dd.roots[dd.nroots] = realpath(paths[i], NULL)))
+                dd.nroots++;
+    }
     s->batch = true;
     for (size_t i = 0; rc == 0 && i < npaths; i++) {
         rc = walk_tree(paths[i], &wo);
@@ -834,6 +862,9 @@ int cellar_dedup(cellar_store *s, size_t npaths, const char *const *paths,
         free(dd.files[i].path);
     free(dd.files);
     free(dd.nodes);
+    for (size_t i = 0; i < dd.nroots; i++)
+        free(dd.roots[i]);
+    free(dd.roots);
     return rc;
 }
 

@@ -149,7 +149,7 @@ check "second run changes no inode" test "$inodes_after" = "$(find "$M" -type f 
 check "no temp names left" test -z "$(find "$M" -name '.cellar-link.*')"
 check "verify after dedup" "$BIN" verify -q
 
-# ---- -L follows symlinks to the files they name, and keeps the symlinks ----------
+# ---- -L follows symlinks to the files they name (inside the folders given) -----
 L=$T/follow
 gen "$L/real/a.bin" 200000
 mkdir -p "$L/elsewhere" "$L/tree"
@@ -158,8 +158,11 @@ ln -s ../elsewhere/b.bin "$L/tree/link.bin"
 cp "$L/real/a.bin" "$L/tree/c.bin"
 "$BIN" dedup "$L/tree" "$L/real" >/dev/null 2>&1
 check "without -L the symlink's target is left alone" test "$(ino "$L/elsewhere/b.bin")" != "$(ino "$L/tree/c.bin")"
-"$BIN" dedup -L "$L/tree" >/dev/null 2>&1
-check "-L links the target" test "$(ino "$L/elsewhere/b.bin")" = "$(ino "$L/tree/c.bin")"
+"$BIN" dedup -L "$L/tree" >/dev/null 2>"$T/follow.err"
+check "-L never changes a target outside the folders given" test "$(ino "$L/elsewhere/b.bin")" != "$(ino "$L/tree/c.bin")"
+check "-L reports the target outside" grep -q 'leads outside the folders given' "$T/follow.err"
+"$BIN" dedup -L "$L/tree" "$L/elsewhere" >/dev/null 2>&1
+check "-L links the target inside them" test "$(ino "$L/elsewhere/b.bin")" = "$(ino "$L/tree/c.bin")"
 check "-L keeps the symlink a symlink" test -L "$L/tree/link.bin"
 
 # ---- gc ----------------------------------------------------------------------
