@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 #include <string.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define BUSY_TIMEOUT_MS 30000
 
@@ -319,9 +320,23 @@ int cellar_db_open(cellar_db **out, const char *path)
     sqlite3_extended_result_codes(db->sq, 1);
     sqlite3_busy_timeout(db->sq, BUSY_TIMEOUT_MS);
     /* WAL: readers never block the writer; NORMAL sync is durable across a
-     * process crash and keeps a commit from costing an fsync. */
-    if ((rc = cellar_db_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-                                 "PRAGMA foreign_keys = ON;")) ||
+     * process crash and keeps a commit from costing an fsync. Switching a
+     * new database to WAL needs an exclusive lock the busy handler does not
+     * wait for (two processes creating the store at once), so that one
+     * statement is retried for the busy timeout. */
+    for (int waited = 0;; waited += 10) {
+        sqrc = sqlite3_exec(db->sq, "PRAGMA journal_mode = WAL;", NULL, NULL, NULL);
+        if ((sqrc & 0xff) != SQLITE_BUSY || waited >= BUSY_TIMEOUT_MS)
+            break;
+        struct timespec pause = {0, 10 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    if (sqrc != SQLITE_OK) {
+        rc = db_fail(db, sqrc, "PRAGMA journal_mode = WAL");
+        cellar_db_close(db);
+        return rc;
+    }
+    if ((rc = cellar_db_exec(db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")) ||
         (rc = migrate(db))) {
         cellar_db_close(db);
         return rc;
