@@ -6,15 +6,11 @@
 # layout byte for byte apart from timestamps.
 set -euo pipefail
 
-BIN=${CELLAR_BIN:?}
-T=${CELLAR_TEST_TMP:-/tmp/cellar-test}/cli_dduf
-rm -rf "$T" && mkdir -p "$T"
+. "$(dirname "$0")/lib.sh"
+test_dir cli_dduf
 cd "$T"
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-check() { if "$@"; then ok; else bad "$*"; fi; }
+# run CMD...: the command succeeds (it is its own description).
+run() { check "$*" "$@"; }
 
 # expect_fail CODE NEEDLE CMD...: exit status CODE and NEEDLE on stderr.
 expect_fail() {
@@ -76,8 +72,8 @@ python3 ref_writer.py pipe ref64.dduf 1
 python3 ref_writer.py pipe ref32.dduf 0
 
 # Python-written archives read, with and without ZIP64.
-check "$BIN" dduf check ref64.dduf --crc >/dev/null
-check "$BIN" dduf check ref32.dduf --crc >/dev/null
+run "$BIN" dduf check ref64.dduf --crc >/dev/null
+run "$BIN" dduf check ref32.dduf --crc >/dev/null
 "$BIN" dduf ls ref64.dduf --json >ls64.json
 python3 - <<'EOF' && ok || bad "ls --json offsets differ from zipfile's"
 import json, zipfile
@@ -93,8 +89,8 @@ assert len(ls["entries"]) == len(z.infolist())
 EOF
 
 # cellar's pack: read by zipfile and unzip, same layout as the reference.
-check "$BIN" dduf pack pipe cellar.dduf >/dev/null
-check unzip -tq cellar.dduf >/dev/null
+run "$BIN" dduf pack pipe cellar.dduf >/dev/null
+run unzip -tq cellar.dduf >/dev/null
 python3 - <<'EOF' && ok || bad "zipfile disagrees with cellar's archive"
 import os, zipfile
 z = zipfile.ZipFile("cellar.dduf")
@@ -124,14 +120,14 @@ assert a == c
 EOF
 off=$("$BIN" dduf ls cellar.dduf --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["entries"][0]["offset"])')
 refoff=$("$BIN" dduf ls ref64.dduf --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["entries"][0]["offset"])')
-check [ "$off" = 66 ]
-check [ "$off" = "$refoff" ]
+run [ "$off" = 66 ]
+run [ "$off" = "$refoff" ]
 
 # unpack: round trip, no overwrite without --force.
-check "$BIN" dduf unpack cellar.dduf un >/dev/null
-check diff -r pipe un
+run "$BIN" dduf unpack cellar.dduf un >/dev/null
+run diff -r pipe un
 expect_fail 1 "already exists" "$BIN" dduf unpack cellar.dduf un
-check "$BIN" dduf unpack cellar.dduf un --force >/dev/null
+run "$BIN" dduf unpack cellar.dduf un --force >/dev/null
 
 # Names escaping DIR are refused (the archive is refused as a DDUF).
 python3 - <<'EOF'
@@ -148,9 +144,9 @@ with zipfile.ZipFile("esc.dduf", "w") as z:
     z.writestr("model_index.json", "{}")
     z.writestr("a\x1b[2J.md", "{}")'
 expect_fail 1 'Invalid entry name in DDUF file: a\x1b[2J.md' "$BIN" dduf check esc.dduf
-check bash -c "! grep -q $'\x1b' err.txt"
-check [ ! -e evil.json ]
-check [ ! -e un2 ]
+run bash -c "! grep -q $'\x1b' err.txt"
+run [ ! -e evil.json ]
+run [ ! -e un2 ]
 
 # check: reference phrases, exit 1.
 python3 - <<'EOF'
@@ -171,17 +167,17 @@ expect_fail 1 "cellar: cut.dduf: bad end record" "$BIN" dduf check cut.dduf
 python3 -c '
 b = bytearray(open("cellar.dduf","rb").read()); i = b.find(b"\x00\x00\x80?")
 b[i + 3] ^= 0x40; open("crc.dduf","wb").write(b)'
-check "$BIN" dduf check crc.dduf >/dev/null
+run "$BIN" dduf check crc.dduf >/dev/null
 expect_fail 1 "CRC-32 is" "$BIN" dduf check crc.dduf --crc
 
 # pack leaves out what a Hub snapshot holds beside the pipeline (README.md,
 # .gitattributes), one line each, and packs the rest as before.
 cp -r pipe pipe_bad && echo x >pipe_bad/README.md && echo x >pipe_bad/.gitattributes
 "$BIN" dduf pack pipe_bad extra.dduf >extra.out
-check grep -qx "skipped .gitattributes (hidden)" extra.out
-check grep -qx "skipped README.md (file type not allowed in a DDUF)" extra.out
-check [ "$(grep -c '^skipped ' extra.out)" = 2 ]
-check cmp <("$BIN" dduf ls extra.dduf) <("$BIN" dduf ls cellar.dduf)
+run grep -qx "skipped .gitattributes (hidden)" extra.out
+run grep -qx "skipped README.md (file type not allowed in a DDUF)" extra.out
+run [ "$(grep -c '^skipped ' extra.out)" = 2 ]
+run cmp <("$BIN" dduf ls extra.dduf) <("$BIN" dduf ls cellar.dduf)
 rm extra.dduf
 
 # pack refuses folders that would make an invalid DDUF; nothing written.
@@ -189,20 +185,20 @@ mkdir pipe_bad/vae/deep && echo '{}' >pipe_bad/vae/deep/config.json
 expect_fail 1 "DDUF only supports 1 level of directory" "$BIN" dduf pack pipe_bad bad.dduf
 rm -r pipe_bad/vae/deep && printf 'junk' >pipe_bad/unet/diffusion_pytorch_model.safetensors
 expect_fail 1 "unet/diffusion_pytorch_model.safetensors" "$BIN" dduf pack pipe_bad bad.dduf
-check [ ! -e bad.dduf ]
-check [ -z "$(ls -A . | grep cellar-tmp || true)" ]
+run [ ! -e bad.dduf ]
+run [ -z "$(ls -A . | grep cellar-tmp || true)" ]
 expect_fail 1 "already exists" "$BIN" dduf pack pipe cellar.dduf
-check "$BIN" dduf pack pipe cellar.dduf --force >/dev/null
+run "$BIN" dduf pack pipe cellar.dduf --force >/dev/null
 
 # hash --entries: each entry's digests, computed in place, equal the loose
 # files' (sha256sum and b3sum).
 "$BIN" hash --entries -a sha256 cellar.dduf | sed 's|  cellar.dduf/|  pipe/|' | sort >entries.sha256
 (cd . && sha256sum $(python3 -c 'import zipfile; print(" ".join("pipe/" + n for n in zipfile.ZipFile("cellar.dduf").namelist()))') | sort) >loose.sha256
-check diff entries.sha256 loose.sha256
+run diff entries.sha256 loose.sha256
 "$BIN" hash --entries cellar.dduf | sed 's|  cellar.dduf/|  pipe/|' | sort >entries.b3
 if command -v b3sum >/dev/null; then
     b3sum pipe/*.json pipe/*/* | sort >loose.b3
-    check diff entries.b3 loose.b3
+    run diff entries.b3 loose.b3
 fi
 expect_fail 1 "bad end record" "$BIN" hash --entries cut.dduf
 expect_fail 2 "--entries takes DDUF files" "$BIN" hash --entries --civitai cellar.dduf
@@ -250,10 +246,10 @@ open("m.gguf", "wb").write(h + b"\1" * 136 + b"\0" * 24 + b"\2" * 64)
 open("bad.gguf", "wb").write(h[:4] + struct.pack("<I", 1) + h[8:])
 EOF
 "$BIN" inspect m.gguf --tensors >insp_gguf.txt
-check grep -q "GGUF v3, alignment 32" insp_gguf.txt
-check grep -q "types:       F32 x1 (64 B), Q8_0 x1 (136 B)" insp_gguf.txt
-check grep -q "llama.block_count = 2" insp_gguf.txt
-check grep -q "tok_embd.weight  Q8_0  \[64, 2\]  136" insp_gguf.txt
+run grep -q "GGUF v3, alignment 32" insp_gguf.txt
+run grep -q "types:       F32 x1 (64 B), Q8_0 x1 (136 B)" insp_gguf.txt
+run grep -q "llama.block_count = 2" insp_gguf.txt
+run grep -q "tok_embd.weight  Q8_0  \[64, 2\]  136" insp_gguf.txt
 "$BIN" inspect --json m.gguf | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
@@ -265,8 +261,7 @@ expect_fail 1 "GGUF version 1 is not supported" "$BIN" inspect bad.gguf
 expect_fail 2 "expected a subcommand" "$BIN" dduf
 expect_fail 2 "unknown option '--bogus'" "$BIN" dduf ls cellar.dduf --bogus
 expect_fail 2 "expected 2 arguments" "$BIN" dduf pack pipe
-check "$BIN" dduf --help >/dev/null
-check "$BIN" dduf ls --help >/dev/null
+run "$BIN" dduf --help >/dev/null
+run "$BIN" dduf ls --help >/dev/null
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+test_end

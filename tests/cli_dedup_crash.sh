@@ -6,24 +6,10 @@
 # left); `cellar verify` stays clean.
 set -euo pipefail
 
-BIN=${CELLAR_BIN:?}
-T=${CELLAR_TEST_TMP:-/tmp/cellar-test}/cli_dedup_crash
+. "$(dirname "$0")/lib.sh"
+test_dir cli_dedup_crash
 KILLS=${CRASH_KILLS:-25}
-rm -rf "$T"
-mkdir -p "$T"
 export CELLAR_HOME=$T/home
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() {
-    failed=$((failed + 1))
-    echo "FAIL: $*" >&2
-}
-check() {
-    local what=$1
-    shift
-    if "$@"; then ok; else fail "$what"; fi
-}
 manifest() { (cd "$1" && find . -type f ! -name '.cellar-link.*' -print0 | sort -z | xargs -0 sha256sum); }
 
 # The pristine tree: 64 files in 8 folders, about 40% of them copies of
@@ -84,5 +70,4 @@ echo "kills that landed mid-run: $landed of $KILLS"
 # The kill moments are spread over a measured run, so some must land
 # before the end (how many depends on the machine's load).
 check "kills landed mid-run" test "$landed" -ge $((KILLS / 8))
-echo "$passed passed, $failed failed"
-test "$failed" = 0
+test_end

@@ -6,15 +6,11 @@
 # and the hash cache (hit on an unchanged file, miss after a change).
 set -euo pipefail
 
-C=${CELLAR_BIN:?}
-T=${CELLAR_TEST_TMP:-/tmp/cellar-test}/cli_hash
-rm -rf "$T"
+. "$(dirname "$0")/lib.sh"
+C=$BIN
+test_dir cli_hash
 mkdir -p "$T/files"
 export CELLAR_HOME=$T/home
-pass=0 fail=0
-
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 # same DESC A B: two strings must be equal
 same() {
     if [ "$2" == "$3" ]; then ok; else
@@ -174,5 +170,4 @@ err=$(CELLAR_HOME=/dev/null/nowhere "$C" hash hello.txt 2>&1 >/dev/null)
 same "no usable database: quiet, no cache" "$err" ""
 status "no usable database: still hashes" 0 env CELLAR_HOME=/dev/null/nowhere "$C" hash hello.txt
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+test_end

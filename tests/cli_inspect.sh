@@ -4,16 +4,8 @@
 # (header parsed with json.loads, offsets, padding, canonical order).
 set -euo pipefail
 
-BIN=${CELLAR_BIN:?}
-T=${CELLAR_TEST_TMP:-/tmp/cellar-test}/cli_inspect
-rm -rf "$T" && mkdir -p "$T"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-expect() { # expect DESC COMMAND...: the command succeeds
-    local d=$1; shift
-    if "$@"; then ok; else bad "$d"; fi
-}
+. "$(dirname "$0")/lib.sh"
+test_dir cli_inspect
 
 # gen.py OUT SPEC: SPEC is a JSON list of [name, dtype, shape]; tensors get
 # consecutive offsets in the given order; extra=N appends N stray bytes.
@@ -81,24 +73,24 @@ python3 "$T/gen.py" "$T/ex.safetensors" '[["scale","F32",[]],["a.weight","F32",[
 
 # --- inspect, text ---
 out=$("$BIN" inspect "$T/ex.safetensors")
-expect "tensor count" grep -q '^tensors:     3$' <<<"$out"
-expect "parameter count" grep -q '^parameters:  9$' <<<"$out"
-expect "dtype histogram" grep -q '^dtypes:      F32 x3 (36 B)$' <<<"$out"
-expect "metadata" grep -q 'origin = gen.py' <<<"$out"
-expect "structural hash (HASHES.md example)" grep -q '^structural:  cdf0726fd23f31be0c8f82e838646a79$' <<<"$out"
-expect "unknown model" grep -q '^model:       unknown$' <<<"$out"
+check "tensor count" grep -q '^tensors:     3$' <<<"$out"
+check "parameter count" grep -q '^parameters:  9$' <<<"$out"
+check "dtype histogram" grep -q '^dtypes:      F32 x3 (36 B)$' <<<"$out"
+check "metadata" grep -q 'origin = gen.py' <<<"$out"
+check "structural hash (HASHES.md example)" grep -q '^structural:  cdf0726fd23f31be0c8f82e838646a79$' <<<"$out"
+check "unknown model" grep -q '^model:       unknown$' <<<"$out"
 out=$("$BIN" inspect --tensors "$T/ex.safetensors")
-expect "--tensors" grep -q '  a.weight  F32  \[2, 3\]  24$' <<<"$out"
+check "--tensors" grep -q '  a.weight  F32  \[2, 3\]  24$' <<<"$out"
 
 # --- identification through the registry ---
 mkdir -p "$T/data"
 printf 'cdf0726fd23f31be0c8f82e838646a79\tToyNet\tall\tToy model from HASHES.md\n' > "$T/data/registry.tsv"
 out=$(CELLAR_DATA_DIR="$T/data" "$BIN" inspect "$T/ex.safetensors")
-expect "identified" grep -q '^model:       Toy model from HASHES.md (family ToyNet, component all)$' <<<"$out"
+check "identified" grep -q '^model:       Toy model from HASHES.md (family ToyNet, component all)$' <<<"$out"
 
 # --- --json ---
 CELLAR_DATA_DIR="$T/data" "$BIN" inspect --json --tensors "$T/ex.safetensors" > "$T/ex.json"
-expect "--json fields" python3 - "$T/ex.json" <<'EOF'
+check "--json fields" python3 - "$T/ex.json" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))
 c = j["components"][0]
@@ -115,19 +107,19 @@ python3 "$T/gen.py" "$T/trailing.safetensors" '[["a","U8",[3]]]' 1
 set +e
 err=$("$BIN" inspect "$T/trailing.safetensors" 2>&1 >/dev/null); rc=$?
 set -e
-expect "trailing byte exit 1" test "$rc" = 1
-expect "trailing byte rule" grep -q "^cellar: $T/trailing.safetensors: incomplete metadata, file not fully covered" <<<"$err"
+check "trailing byte exit 1" test "$rc" = 1
+check "trailing byte rule" grep -q "^cellar: $T/trailing.safetensors: incomplete metadata, file not fully covered" <<<"$err"
 set +e
 "$BIN" inspect --json "$T/trailing.safetensors" > "$T/err.json" 2>/dev/null; rc=$?
 set -e
-expect "--json error exit 1" test "$rc" = 1
-expect "--json error object" python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert "not fully covered" in j["error"], j' "$T/err.json"
+check "--json error exit 1" test "$rc" = 1
+check "--json error object" python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert "not fully covered" in j["error"], j' "$T/err.json"
 printf 'abc' > "$T/short.safetensors"
 set +e
 err=$("$BIN" inspect "$T/short.safetensors" 2>&1 >/dev/null); rc=$?
 set -e
-expect "short file" test "$rc" = 1
-expect "short file rule" grep -q "header too small" <<<"$err"
+check "short file" test "$rc" = 1
+check "short file rule" grep -q "header too small" <<<"$err"
 python3 - "$T/nulpad.safetensors" <<'EOF'
 import struct, sys
 h = b'{}\0\0\0\0\0\0'
@@ -136,16 +128,16 @@ EOF
 set +e
 err=$("$BIN" inspect "$T/nulpad.safetensors" 2>&1 >/dev/null); rc=$?
 set -e
-expect "NUL padding" test "$rc" = 1
-expect "NUL padding rule" grep -q "invalid header deserialization: trailing characters" <<<"$err"
+check "NUL padding" test "$rc" = 1
+check "NUL padding rule" grep -q "invalid header deserialization: trailing characters" <<<"$err"
 
 # --- shard and merge ---
 spec='[["b.w","F32",[4,4]],["a.w","BF16",[10]],["c","U8",[7]],["d.e","I64",[3]],["a.b","F32",[5]]]'
 python3 "$T/gen.py" "$T/full.safetensors" "$spec"
 out=$("$BIN" shard "$T/full.safetensors" --max-size 0.03KB -o "$T/shards")
-expect "shard" test "$out" = "4 shards written to $T/shards"
-expect "shard files follow the writer rules" python3 "$T/check.py" "$T"/shards/model-*.safetensors
-expect "index JSON" python3 - "$T/shards" <<'EOF'
+check "shard" test "$out" = "4 shards written to $T/shards"
+check "shard files follow the writer rules" python3 "$T/check.py" "$T"/shards/model-*.safetensors
+check "index JSON" python3 - "$T/shards" <<'EOF'
 import json, os, sys
 d = sys.argv[1]
 text = open(os.path.join(d, "model.safetensors.index.json")).read()
@@ -164,17 +156,17 @@ assert list(idx["weight_map"].items()) == [
     ("a.b", files[0]), ("b.w", files[1]), ("a.w", files[2]), ("c", files[2]), ("d.e", files[3])], idx
 EOF
 out=$("$BIN" merge "$T/shards" -o "$T/merged.safetensors")
-expect "merge" test "$out" = "5 tensors from 4 files merged into $T/merged.safetensors"
-expect "merged file follows the writer rules" python3 "$T/check.py" "$T/merged.safetensors"
-expect "merged tensors equal the original" python3 "$T/same_tensors.py" "$T/full.safetensors" "$T/merged.safetensors"
+check "merge" test "$out" = "5 tensors from 4 files merged into $T/merged.safetensors"
+check "merged file follows the writer rules" python3 "$T/check.py" "$T/merged.safetensors"
+check "merged tensors equal the original" python3 "$T/same_tensors.py" "$T/full.safetensors" "$T/merged.safetensors"
 "$BIN" shard "$T/merged.safetensors" --max-size 30 -o "$T/shards2" >/dev/null
 "$BIN" merge "$T/shards2/model.safetensors.index.json" -o "$T/merged2.safetensors" >/dev/null
-expect "round trip byte-exact" cmp -s "$T/merged.safetensors" "$T/merged2.safetensors"
+check "round trip byte-exact" cmp -s "$T/merged.safetensors" "$T/merged2.safetensors"
 h1=$("$BIN" inspect "$T/full.safetensors" | sed -n 's/^structural:  //p')
 h2=$("$BIN" inspect "$T/shards" | sed -n 's/^structural:  //p')
-expect "shard set hashes as the file" test -n "$h1" -a "$h1" = "$h2"
+check "shard set hashes as the file" test -n "$h1" -a "$h1" = "$h2"
 out=$("$BIN" inspect "$T/shards")
-expect "shard set format" grep -q '^format:      safetensors (sharded), 4 files$' <<<"$out"
+check "shard set format" grep -q '^format:      safetensors (sharded), 4 files$' <<<"$out"
 
 # --- a diffusers folder ---
 mkdir -p "$T/pipe/vae" "$T/pipe/scheduler"
@@ -183,49 +175,48 @@ echo '{}' > "$T/pipe/scheduler/scheduler_config.json"
 cp "$T/ex.safetensors" "$T/pipe/vae/diffusion_pytorch_model.safetensors"
 cp -r "$T/shards" "$T/pipe/transformer"
 out=$("$BIN" inspect "$T/pipe")
-expect "components" grep -q '^format:      diffusers folder, 2 weight components$' <<<"$out"
-expect "component hash" grep -q '^  structural:  cdf0726fd23f31be0c8f82e838646a79$' <<<"$out"
-expect "total" grep -q '^  tensors:     8$' <<<"$out"
+check "components" grep -q '^format:      diffusers folder, 2 weight components$' <<<"$out"
+check "component hash" grep -q '^  structural:  cdf0726fd23f31be0c8f82e838646a79$' <<<"$out"
+check "total" grep -q '^  tensors:     8$' <<<"$out"
 
 # --- cellar hash -a structural ---
 out=$("$BIN" hash -a structural "$T/ex.safetensors" "$T/pipe")
-expect "hash -a structural" test "$out" = "cdf0726fd23f31be0c8f82e838646a79  $T/ex.safetensors
+check "hash -a structural" test "$out" = "cdf0726fd23f31be0c8f82e838646a79  $T/ex.safetensors
 $h1  $T/pipe/transformer
 cdf0726fd23f31be0c8f82e838646a79  $T/pipe/vae"
 out=$("$BIN" hash --json -a structural "$T/shards")
-expect "hash -a structural --json" test "$out" = "{\"path\":\"$T/shards\",\"structural\":\"$h1\"}"
+check "hash -a structural --json" test "$out" = "{\"path\":\"$T/shards\",\"structural\":\"$h1\"}"
 set +e
 "$BIN" hash -a structural "$T/trailing.safetensors" >/dev/null 2>&1; rc1=$?
 "$BIN" hash -a structural,sha256 "$T/ex.safetensors" >/dev/null 2>&1; rc2=$?
 set -e
-expect "hash -a structural of a broken file" test "$rc1" = 1
-expect "structural with digests" test "$rc2" = 2
+check "hash -a structural of a broken file" test "$rc1" = 1
+check "structural with digests" test "$rc2" = 2
 
 # --- usage ---
 set +e
 err=$("$BIN" shard "$T/full.safetensors" --max-size 5GiB -o "$T/x" 2>&1); rc=$?
 set -e
-expect "5GiB refused" test "$rc" = 2
-expect "5GiB message" grep -q "unit 'IB' not supported" <<<"$err"
+check "5GiB refused" test "$rc" = 2
+check "5GiB message" grep -q "unit 'IB' not supported" <<<"$err"
 set +e
 "$BIN" inspect >/dev/null 2>&1; rc1=$?
 "$BIN" merge "$T/shards" >/dev/null 2>&1; rc2=$?
 set -e
-expect "inspect without PATH" test "$rc1" = 2
-expect "merge without -o" test "$rc2" = 2
+check "inspect without PATH" test "$rc1" = 2
+check "merge without -o" test "$rc2" = 2
 for v in inspect shard merge; do
-    expect "$v --help" "$BIN" "$v" --help >/dev/null
+    check "$v --help" "$BIN" "$v" --help >/dev/null
     # A refused option is one "cellar <verb>: ..." message naming it, exit 2.
     set +e
     err=$("$BIN" "$v" --bogus x 2>&1 >/dev/null); rc=$?
     set -e
-    expect "$v --bogus exits 2" test "$rc" = 2
-    expect "$v --bogus message" test "$(head -n 1 <<<"$err")" = "cellar $v: unknown option '--bogus'"
+    check "$v --bogus exits 2" test "$rc" = 2
+    check "$v --bogus message" test "$(head -n 1 <<<"$err")" = "cellar $v: unknown option '--bogus'"
 done
 set +e
 err=$("$BIN" shard -o 2>&1 >/dev/null); rc=$?
 set -e
-expect "shard -o without a value" test "$rc:$(head -n 1 <<<"$err")" = "2:cellar shard: option '-o' needs a value"
+check "shard -o without a value" test "$rc:$(head -n 1 <<<"$err")" = "2:cellar shard: option '-o' needs a value"
 
-echo "$pass passed, $fail failed"
-test "$fail" = 0
+test_end

@@ -4,16 +4,8 @@
 # handling, concurrent pulls, the HF cache layout, offline and dry runs.
 set -euo pipefail
 
-BIN=${CELLAR_BIN:?}
-SRC=${CELLAR_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
-T=${CELLAR_TEST_TMP:-/tmp/cellar-test}/cli_pull
-rm -rf "$T"
-mkdir -p "$T"
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
+. "$(dirname "$0")/lib.sh"
+test_dir cli_pull
 
 python3 "$SRC/tests/hub/make_fixtures.py" "$T/fx"
 TOKEN=hf_s3cret_t0ken_do_not_print
@@ -283,5 +275,4 @@ check "concurrent: store sound" store_sound "$CELLAR_HOME"
 check "usage error exits 2" bash -c "'$BIN' pull >/dev/null 2>&1; [ \$? = 2 ]"
 check "help" bash -c "'$BIN' pull --help | grep -q hf-cache"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+test_end

@@ -5,24 +5,9 @@
 # permissions kept, symlinks left alone), import-hf, and two concurrent adds.
 set -euo pipefail
 
-BIN=${CELLAR_BIN:?}
-T=${CELLAR_TEST_TMP:-/tmp/cellar-test}/cli_store
-rm -rf "$T"
-mkdir -p "$T"
+. "$(dirname "$0")/lib.sh"
+test_dir cli_store
 export CELLAR_HOME=$T/home
-passed=0
-failed=0
-
-ok() { passed=$((passed + 1)); }
-fail() {
-    failed=$((failed + 1))
-    echo "FAIL: $*" >&2
-}
-check() { # check "description" command...
-    local what=$1
-    shift
-    if "$@"; then ok; else fail "$what"; fi
-}
 
 # gen FILE SIZE: random bytes (distinct from every other generated file).
 gen() {
@@ -286,5 +271,4 @@ want=$(sha "$T/gcrace/f.bin")
 "$BIN" gc --grace 0 >/dev/null
 check "gc during add kept the linked object" test "$(sha "$("$BIN" which "$want")")" = "$want"
 
-echo "$passed passed, $failed failed"
-test "$failed" = 0
+test_end
