@@ -48,6 +48,7 @@ enum {
     CELLAR_EBUSY = -12,       /* locked by another process */
     CELLAR_EDB = -13,         /* the store's index database failed */
     CELLAR_ERANGE = -14,      /* a size or count overflows */
+    CELLAR_EUSER = -15,       /* a caller's callback returned non-zero: stopped */
 };
 
 /* The message of the last error set on this thread ("" if none). Valid until
@@ -59,6 +60,10 @@ CELLAR_API int cellar_error_code(void);
 CELLAR_API void cellar_error_clear(void);
 /* A short constant name for a code ("EFORMAT"). */
 CELLAR_API const char *cellar_error_name(int code);
+
+/* Frees memory the library handed out and documented as the caller's
+ * (strings, arrays). NULL-safe. */
+CELLAR_API void cellar_free(void *p);
 
 /* "0.1.0" */
 CELLAR_API const char *cellar_version(void);
@@ -121,7 +126,7 @@ CELLAR_API void cellar_blake3_hash_parallel(const void *data, size_t len, unsign
                                             uint8_t out[CELLAR_BLAKE3_OUT_LEN]);
 
 /* ======================================================================
- * Digests and the ecosystem's identifiers (src/digest.c, src/ident.c)
+ * Digests and the ecosystem's identifiers (src/hash/digest.c, src/hash/ident.c)
  * ====================================================================== */
 
 typedef enum cellar_algo {
@@ -170,7 +175,7 @@ CELLAR_API void cellar_hasher_free(cellar_hasher *h);
 /* Every algorithm cellar computes, as CELLAR_ALGO_BIT()s. */
 #define CELLAR_ALGO_ALL ((1u << CELLAR_ALGO__COUNT) - 1)
 
-/* Hashing files (src/digest.c). */
+/* Hashing files (src/hash/digest.c). */
 enum {
     /* Hash from a memory map of the file instead of reading it into small
      * per-thread buffers (the default, measured faster on page-cached
@@ -212,7 +217,7 @@ typedef void (*cellar_hash_each_fn)(void *ctx, size_t index, int rc, const cella
 CELLAR_API int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts *opts,
                                  cellar_hash_each_fn each, void *ctx);
 
-/* The ecosystem's identifiers of one file (src/ident.c), from one read
+/* The ecosystem's identifiers of one file (src/hash/ident.c), from one read
  * pass. Strings are NUL-terminated; an empty string means "not defined for
  * this file" (AutoV1 under 2 MiB, AutoV3 for a non-safetensors file). */
 typedef struct cellar_ident {
@@ -249,12 +254,12 @@ CELLAR_API int cellar_invokeai_hash(char **out, const char *path, cellar_algo al
                                     const cellar_hash_opts *opts);
 
 /* ======================================================================
- * Formats: safetensors, sharded checkpoints, GGUF (src/safetensors.c ...)
+ * Formats: safetensors, sharded checkpoints, GGUF (src/format/safetensors.c ...)
  * ====================================================================== */
 
 /* ---- formats section ---- */
 
-/* safetensors (src/safetensors.c).
+/* safetensors (src/format/safetensors.c).
  * Layout: [u64 LE N][N bytes of JSON header][data buffer]. The reader
  * applies FORMATS.md's reader rules 1-14 in order and accepts exactly what
  * huggingface/safetensors accepts; errors (CELLAR_EFORMAT) name the file,
@@ -392,7 +397,7 @@ CELLAR_API uint64_t cellar_st_writer_data_size(const cellar_st_writer *w);
  * over the limit). */
 CELLAR_API int cellar_st_writer_write(cellar_st_writer *w, const char *path);
 
-/* Sharded checkpoints (src/shard.c), as huggingface_hub writes them.
+/* Sharded checkpoints (src/format/shard.c), as huggingface_hub writes them.
  * A shard set is one merged view of the tensors of several files. */
 typedef struct cellar_shards cellar_shards;
 
@@ -439,7 +444,7 @@ CELLAR_API int cellar_shard_split(size_t *nshards, const char *src, const char *
  * (canonical writer, shards' metadata merged, first value kept). */
 CELLAR_API int cellar_shard_merge(const char *src, const char *dst);
 
-/* Structural hash (src/structural.c): DiffSynth-Studio's hash_model_file,
+/* Structural hash (src/format/structural.c): DiffSynth-Studio's hash_model_file,
  * md5 over the sorted "name:d0_d1", "name" entries joined by ','. out gets
  * 32 lower-case hex digits and a NUL. */
 CELLAR_API int cellar_structural_hash_st(char out[33], cellar_st *const *files, size_t nfiles);
@@ -473,7 +478,7 @@ CELLAR_API void cellar_registry_free(cellar_registry *r);
 CELLAR_API const cellar_model_info *cellar_registry_find(const cellar_registry *r,
                                                          const char *hash);
 
-/* ---- GGUF (src/gguf.c) ----
+/* ---- GGUF (src/format/gguf.c) ----
  * A bounded reader for GGUF v2/v3 headers (key/values and tensor infos),
  * validated as ggml does: unique non-empty keys, unique tensor names shorter
  * than 64 bytes, strings <= 1 GiB and <= the bytes left, arrays of at most
@@ -570,7 +575,7 @@ CELLAR_API const char *cellar_ggml_type_name(uint32_t type);
 /* ---- end of GGUF ---- */
 
 /* ======================================================================
- * DDUF (src/dduf.c)
+ * DDUF (src/format/dduf.c)
  * ====================================================================== */
 
 /* ---- dduf section ---- */
@@ -627,7 +632,7 @@ CELLAR_API const char *cellar_dduf_component_at(const cellar_dduf *d, size_t i);
  * the safetensors reader's. */
 CELLAR_API int cellar_dduf_open_safetensors(cellar_st **out, const cellar_dduf *d, size_t i);
 
-/* Writing (src/dduf_write.c). An entry to write: name, and its bytes from
+/* Writing (src/format/dduf_write.c). An entry to write: name, and its bytes from
  * the file at path, or (path NULL) len bytes at data. */
 typedef struct cellar_dduf_source {
     const char *name;
@@ -672,12 +677,12 @@ CELLAR_API int cellar_dduf_pack(const char *path, const char *dir, unsigned flag
 CELLAR_API int cellar_dduf_unpack(const cellar_dduf *d, const char *dir, unsigned flags);
 
 /* ======================================================================
- * The store (src/store.c)
+ * The store (src/store/store.c)
  * ====================================================================== */
 
 /* ---- store section ---- */
 
-/* The content-addressed store (src/store.c and friends), one per machine
+/* The content-addressed store (src/store/store.c and friends), one per machine
  * under $CELLAR_HOME (default ~/.cache/cellar):
  *   objects/sha256/ab/cdef...   one read-only (0444) file per blob, named by
  *                               its sha256 (two-hex-digit fan-out)
@@ -872,7 +877,7 @@ typedef void (*cellar_gc_cb)(const uint8_t sha256[32], uint64_t size, void *ctx)
 CELLAR_API int cellar_store_gc(cellar_store *s, const cellar_gc_opts *opts,
                                cellar_gc_stats *stats, cellar_gc_cb cb, void *ctx);
 
-/* dedup (src/dedup.c): makes identical files under paths hard links to the
+/* dedup (src/store/dedup.c): makes identical files under paths hard links to the
  * one stored copy. Only files whose size another file (or a stored object)
  * shares are read. Each replacement is atomic (a link to a temp name beside
  * the file, then a rename over it) and keeps the name, owner and who may read
@@ -919,7 +924,7 @@ typedef struct cellar_dedup_stats {
 CELLAR_API int cellar_dedup(cellar_store *s, size_t npaths, const char *const *paths,
                             const cellar_dedup_opts *opts, cellar_dedup_stats *stats);
 
-/* import-hf (src/hfcache.c): adopts every blobs/<etag> of a Hugging Face
+/* import-hf (src/store/hfcache.c): adopts every blobs/<etag> of a Hugging Face
  * cache (NULL: $HF_HUB_CACHE, else $HF_HOME/hub, else
  * ~/.cache/huggingface/hub) into the store after checking its etag (sha256 or
  * git sha1), replacing it by a hard link to the stored copy so all repos share
@@ -932,7 +937,7 @@ typedef struct cellar_import_stats {
 CELLAR_API int cellar_import_hf(cellar_store *s, const char *hf_cache, cellar_dedup_cb cb,
                                 void *ctx, cellar_import_stats *stats);
 
-/* du (src/du.c): sizes of trees. apparent counts every file name; unique
+/* du (src/store/du.c): sizes of trees. apparent counts every file name; unique
  * each inode once (what dedup leaves); disk the blocks of each inode once.
  * Symlinks are not followed. One row per path given and per directory
  * directly inside it (a repo, a model folder); total counts each inode once
@@ -953,12 +958,12 @@ CELLAR_API int cellar_du_scan(cellar_du **out, size_t npaths, const char *const 
 CELLAR_API void cellar_du_free(cellar_du *du);
 
 /* ======================================================================
- * The Hub (src/hub.c)
+ * The Hub (src/net/hub.c)
  * ====================================================================== */
 
 /* ---- hub section ---- */
 
-/* cellar_pull (src/pull.c): downloads one revision of a Hub repo into the
+/* cellar_pull (src/net/pull.c): downloads one revision of a Hub repo into the
  * store without fetching what the store already holds, then lays it out.
  *  1. the revision is resolved to a commit and the commit's files listed
  *     with their sha256 (LFS) or git blob sha1 (files kept in git);

@@ -6,7 +6,9 @@ set -euo pipefail
 
 build=(build-essential cmake pkg-config libssl-dev zlib1g-dev libsqlite3-dev
        libcurl4-openssl-dev)
-test=(clang libclang-rt-14-dev python3 unzip b3sum nginx sqlite3 coreutils curl)
+test=(clang libclang-rt-14-dev python3 unzip b3sum nginx sqlite3 coreutils curl
+      python3-dev python3-numpy python3-torch python3-pytest
+      docker-registry apache2-utils skopeo)
 bench=(hyperfine jdupes rdfind openssl time)
 
 want=("${build[@]}" "${test[@]}")

@@ -1,6 +1,6 @@
 /* HTTP client for the Hub: many transfers at once on one event loop.
  *
- * src/http_curl.c implements it over libcurl's multi interface and is the
+ * src/net/http_curl.c implements it over libcurl's multi interface and is the
  * only file that includes curl.h. Redirects are followed here, by hand, so
  * the rule of HUB.md holds by construction: the Authorization header goes
  * only to the endpoint's own origin (scheme, host and port), never to a host

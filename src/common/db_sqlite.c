@@ -30,7 +30,7 @@ static const char *const migrations[] = {
     "  digest BLOB NOT NULL,"
     "  PRIMARY KEY (dev, ino, algo)"
     ") WITHOUT ROWID;",
-    /* 2: the store's index (src/store_index.c). blobs: one row per object,
+    /* 2: the store's index (src/store/store_index.c). blobs: one row per object,
      * with the digests other than sha256 it can be found by and the inode
      * its object had (a file sharing it needs no hashing); places: where
      * cellar linked each blob; refs and snapshot_files: what a revision of

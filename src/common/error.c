@@ -2,6 +2,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,11 +33,16 @@ const char *cellar_error_name(int code)
     static const char *const names[] = {
         "OK",     "EIO",      "ENOMEM",  "EINVAL", "EFORMAT",      "ENOTFOUND",
         "EEXISTS", "EMISMATCH", "ECHANGED", "ENET", "EAUTH", "EUNSUPPORTED",
-        "EBUSY",  "EDB",      "ERANGE",
+        "EBUSY",  "EDB",      "ERANGE",  "EUSER",
     };
     if (code > 0 || (size_t)-code >= sizeof names / sizeof names[0])
         return "EUNKNOWN";
     return names[-code];
+}
+
+void cellar_free(void *p)
+{
+    free(p);
 }
 
 const char *cellar_version(void)
