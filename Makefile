@@ -1,6 +1,7 @@
 # The README's Quick start. CMake does the building; this file installs what
 # a fresh Debian machine lacks and strings the steps together.
 BUILD      ?= build
+CMAKE_FLAGS ?=
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
@@ -14,17 +15,19 @@ deps:
 	@scripts/install-deps.sh
 
 build: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
 # Every test under CTest in the normal build, then the unit tests and fuzz
 # corpus replays again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Warnings are errors here: -Wconversion and the rest stay clean.
+check: CMAKE_FLAGS += -DCELLAR_WERROR=ON
 check: build
 	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
 	@$(MAKE) --no-print-directory check-asan
 
 check-asan: deps
-	@cmake -S . -B $(ASAN_BUILD) -DCELLAR_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake -S . -B $(ASAN_BUILD) -DCELLAR_SANITIZE=ON -DCELLAR_WERROR=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --test-dir $(ASAN_BUILD) -L unit --output-on-failure -j$(JOBS)
