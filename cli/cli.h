@@ -66,5 +66,6 @@ int cmd_verify(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_dduf(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
+int cmd_get(int argc, char **argv);
 
 #endif

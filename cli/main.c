@@ -28,6 +28,7 @@ static const struct verb verbs[] = {
     {"verify", cmd_verify, "re-hash objects and report damage"},
     {"gc", cmd_gc, "remove objects nothing links to"},
     {"dduf", cmd_dduf, "list, check, unpack and pack DDUF pipeline files"},
+    {"get", cmd_get, "resolve a model reference to local files (pulling what is missing)"},
     {NULL, NULL, NULL},
 };
 

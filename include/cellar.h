@@ -1053,6 +1053,167 @@ CELLAR_API int cellar_pull(cellar_store *s, const char *repo, const cellar_pull_
 /* Frees what cellar_pull put in *r (not r itself). NULL-safe. */
 CELLAR_API void cellar_pull_result_free(cellar_pull_result *r);
 
+/* ======================================================================
+ * Models: references to files to tensors (src/load/, docs/load.md)
+ * ====================================================================== */
+
+/* ---- models section ---- */
+
+/* A model reference: where a model's weights are, before they are local.
+ * Immutable once made; may be used from several threads. */
+typedef struct cellar_ref cellar_ref;
+
+/* A local safetensors file, a folder of a shard set (its index, else its
+ * only .safetensors) or a *.index.json. path is copied. CELLAR_EINVAL,
+ * CELLAR_ENOMEM. */
+CELLAR_API int cellar_ref_path(cellar_ref **out, const char *path);
+/* An explicit list of files (or folders / indexes), merged in this order. */
+CELLAR_API int cellar_ref_files(cellar_ref **out, const char *const *paths, size_t n);
+/* The .safetensors entries of one component ("vae", "transformer"...) of a
+ * DDUF file, in name order; component "" takes top-level entries. */
+CELLAR_API int cellar_ref_dduf(cellar_ref **out, const char *dduf_path, const char *component);
+/* A Hub repo ("ORG/NAME"), a revision (NULL: "main") and DiffSynth's
+ * origin_file_pattern: NULL, "" or "./" mean every file, a trailing '/'
+ * means everything below that folder, fnmatch globs otherwise ('*' crosses
+ * '/', as huggingface_hub's fnmatch does). CELLAR_EINVAL for a bad name. */
+CELLAR_API int cellar_ref_repo(cellar_ref **out, const char *repo, const char *revision,
+                               const char *pattern);
+CELLAR_API void cellar_ref_free(cellar_ref *r);
+
+#define CELLAR_RESOLVE_OPTS_VERSION 1
+#define CELLAR_RESOLVE_OPTS_INIT { .version = CELLAR_RESOLVE_OPTS_VERSION }
+typedef struct cellar_resolve_opts {
+    unsigned int version;
+    const char *base_dir; /* where Hub files are laid out; NULL: "./models" */
+    int skip_download;    /* never touch the network: only files already there */
+    const char *endpoint; /* as cellar_pull_opts (NULL: the pull's default) */
+    const char *token;    /* as cellar_pull_opts */
+    unsigned jobs;        /* as cellar_pull_opts */
+    cellar_pull_progress_fn progress; /* may be NULL */
+    void *progress_ctx;
+} cellar_resolve_opts;
+
+/* Resolves ref to local files, into *files (n paths then a NULL, one
+ * allocation: cellar_free(*files)) and *n. Local refs: the files a folder or
+ * index names, in shard order; an explicit list keeps its order. A DDUF ref:
+ * the archive's path. A Hub ref: the repo is pulled through store s (only
+ * blobs the store lacks cross the wire; the listing is always asked for),
+ * files matching the pattern laid out as hard links under
+ * <base_dir>/<repo>/<path>, and the list sorted by path. With
+ * skip_download nothing touches the network (s may be NULL): the files
+ * under <base_dir>/<repo> that match are returned, and none is
+ * CELLAR_ENOTFOUND naming the folder and pattern. Errors: as
+ * cellar_shards_open() and cellar_pull(). */
+CELLAR_API int cellar_ref_resolve(char ***files, size_t *n, const cellar_ref *ref,
+                                  cellar_store *s, const cellar_resolve_opts *opts);
+
+/* An open model: one merged tensor map over the files of a local ref, each
+ * file mapped privately (copy-on-write: writing through a pointer the model
+ * hands out never changes the file). The map and the data pointers may be
+ * used from several threads; cellar_model_free() must come after every
+ * other call has returned. */
+typedef struct cellar_model cellar_model;
+
+#define CELLAR_MODEL_LAST_WINS 0x1u /* a name in two files: the later wins */
+
+#define CELLAR_MODEL_OPTS_VERSION 1
+#define CELLAR_MODEL_OPTS_INIT { .version = CELLAR_MODEL_OPTS_VERSION }
+typedef struct cellar_model_opts {
+    unsigned int version;
+    unsigned flags; /* CELLAR_MODEL_* */
+} cellar_model_opts;
+
+/* Opens a local ref (path, files or DDUF; a Hub ref must be resolved first:
+ * CELLAR_EINVAL). Headers only are read. A tensor name present in two files
+ * is CELLAR_EFORMAT naming both, unless CELLAR_MODEL_LAST_WINS. Errors: as
+ * cellar_st_open(), cellar_shards_open(), cellar_dduf_open(). */
+CELLAR_API int cellar_model_open(cellar_model **out, const cellar_ref *ref,
+                                 const cellar_model_opts *opts);
+CELLAR_API void cellar_model_free(cellar_model *m);
+
+/* One tensor of the merged map. Strings and shape live as long as m. */
+typedef struct cellar_model_tensor {
+    const char *name; /* length-delimited, NUL-followed */
+    size_t name_len;
+    cellar_dtype dtype;
+    size_t rank;
+    const uint64_t *shape;
+    uint64_t nelem;
+    uint64_t nbytes;
+    size_t file;     /* index into the model's files */
+    uint64_t offset; /* of the first byte in that file (a DDUF: in the archive) */
+} cellar_model_tensor;
+
+/* Tensors sorted by name bytes. */
+CELLAR_API size_t cellar_model_count(const cellar_model *m);
+/* Tensor i (< count), or NULL. */
+CELLAR_API const cellar_model_tensor *cellar_model_tensor_at(const cellar_model *m, size_t i);
+/* Index of the tensor named name; CELLAR_ENOTFOUND. */
+CELLAR_API int cellar_model_find(size_t *index, const cellar_model *m, const char *name,
+                                 size_t name_len);
+/* Files, in the order merged; the path (a DDUF: "archive.dduf/entry") and
+ * the file's safetensors handle (metadata), both living as long as m. */
+CELLAR_API size_t cellar_model_nfiles(const cellar_model *m);
+CELLAR_API const char *cellar_model_file_path(const cellar_model *m, size_t i);
+CELLAR_API cellar_st *cellar_model_file_st(const cellar_model *m, size_t i);
+/* Zero-copy: a writable pointer to tensor i's nbytes in the private mapping
+ * (pages read on first touch). Lives as long as m. CELLAR_EINVAL. */
+CELLAR_API int cellar_model_data(void **out, const cellar_model *m, size_t i);
+/* The whole private mapping of file i (base, length): for exporters that
+ * hand out one buffer per file. */
+CELLAR_API int cellar_model_file_map(void **base, size_t *len, const cellar_model *m, size_t i);
+
+/* Bulk loading. Called when the item-th entry of the call's list is in
+ * memory; calls are serialized (never two at once) but come from worker
+ * threads. Non-zero stops the load (CELLAR_EUSER). */
+typedef int (*cellar_tensor_ready_fn)(size_t item, void *ctx);
+
+#define CELLAR_LOAD_OPTS_VERSION 1
+#define CELLAR_LOAD_OPTS_INIT { .version = CELLAR_LOAD_OPTS_VERSION }
+typedef struct cellar_load_opts {
+    unsigned int version;
+    unsigned nthreads; /* 0: all cores, at most 16 */
+    size_t chunk;      /* bytes per piece of work; 0: 8 MiB (populate: 64 MiB) */
+} cellar_load_opts;
+
+/* Brings the pages of n tensors (indices, NULL: all) into the private
+ * mapping across threads (MADV_POPULATE_READ, or touching each page on
+ * kernels without it): afterwards cellar_model_data() pointers fault no
+ * more. No copy. on_ready may be NULL. CELLAR_EINVAL, CELLAR_EUSER. */
+CELLAR_API int cellar_model_populate(cellar_model *m, const size_t *indices, size_t n,
+                                     const cellar_load_opts *opts, cellar_tensor_ready_fn on_ready,
+                                     void *ctx);
+
+/* One tensor to copy into caller memory: dst holds nelem elements of dtype
+ * (the tensor's own, or F32/F16/BF16 from F32/F16/BF16). */
+typedef struct cellar_read_item {
+    size_t tensor;
+    void *dst;
+    cellar_dtype dtype;
+} cellar_read_item;
+
+/* Reads n tensors into caller buffers with pread across threads (8 MiB
+ * pieces; converted on the way through a per-thread buffer when the dtype
+ * differs). on_ready (may be NULL) hears of each item once all its bytes
+ * are in. Errors: CELLAR_EINVAL (a bad index, a conversion not offered),
+ * CELLAR_EIO (the message names the file), CELLAR_ENOMEM, CELLAR_EUSER. */
+CELLAR_API int cellar_model_read(cellar_model *m, const cellar_read_item *items, size_t n,
+                                 const cellar_load_opts *opts, cellar_tensor_ready_fn on_ready,
+                                 void *ctx);
+
+/* Converts n elements between F32, F16 and BF16 (same dtype: a copy),
+ * rounding to nearest even as torch does; NaN stays NaN (F32->BF16 gives
+ * 0x7FC0, as torch). Uses F16C when the CPU has it. CELLAR_EINVAL for other
+ * dtypes. Thread-safe. */
+CELLAR_API int cellar_convert(void *dst, cellar_dtype dst_dtype, const void *src,
+                              cellar_dtype src_dtype, size_t n);
+
+/* The structural hash of the merged map (DiffSynth's hash_model_file over
+ * the files) into hash, and (reg may be NULL) its registry entry into
+ * *info (NULL when unknown; lives as long as reg). */
+CELLAR_API int cellar_model_identify(char hash[33], const cellar_model_info **info,
+                                     const cellar_model *m, const cellar_registry *reg);
+
 #ifdef __cplusplus
 }
 #endif
