@@ -10,6 +10,7 @@
 #include <fnmatch.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -688,6 +689,7 @@ typedef struct job {
     size_t *left;         /* per item: pieces not done (atomic) */
     size_t chunk;
     int rc;               /* first failure (under mu) */
+    char msg[1024];       /* its message, set on a worker thread */
     int stop;             /* atomic */
     pthread_mutex_t mu;
     cellar_tensor_ready_fn on_ready;
@@ -698,8 +700,10 @@ typedef struct job {
 static void job_fail(job *j, int rc)
 {
     pthread_mutex_lock(&j->mu);
-    if (!j->rc)
+    if (!j->rc) {
         j->rc = rc;
+        snprintf(j->msg, sizeof j->msg, "%s", cellar_error_last());
+    }
     pthread_mutex_unlock(&j->mu);
     __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
 }
@@ -842,6 +846,8 @@ static int run_job(job *j, size_t nitems, const cellar_load_opts *o)
         pthread_join(tids[i], NULL);
     pthread_mutex_destroy(&j->mu);
     rc = j->rc;
+    if (rc) /* the message was set on the thread that failed */
+        cellar_fail(rc, "%s", j->msg);
 done:
     free(j->pieces);
     free(j->left);
