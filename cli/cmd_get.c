@@ -93,6 +93,10 @@ int cmd_get(int argc, char **argv)
     } else if (colon && colon - work > 5 && !strncmp(colon - 5, ".dduf", 5)) {
         *colon = '\0';
         rc = cellar_ref_dduf(&ref, work, colon + 1);
+    } else if (work[0] == '/' || work[0] == '.' || strstr(work, ".safetensors") ||
+               strstr(work, ".json")) {
+        free(work);
+        return cli_error("%s: no such file or folder", arg);
     } else {
         hub = true;
         if (colon) {
