@@ -1,0 +1,1052 @@
+/* cellar._cellar: the CPython binding of libcellar's public API (no ctypes,
+ * no Cython). The pure-Python package python/cellar/ builds the user-facing
+ * names on it. Only include/cellar.h is used. Environment variables are
+ * read by the Python layer and passed in explicitly.
+ *
+ * Model: an open cellar_model. Buffer: one file's private copy-on-write
+ * mapping exported through the buffer protocol (writable), holding the
+ * Model alive for as long as any consumer (torch.frombuffer, numpy) keeps
+ * the export. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "cellar.h"
+
+#include <stdint.h>
+#include <string.h>
+
+static PyObject *CellarError, *CellarNotFound;
+
+/* Raises the library's last error (code and message). */
+static PyObject *raise_cellar(int rc)
+{
+    const char *msg = cellar_error_last();
+    if (!msg || !*msg)
+        msg = cellar_error_name(rc);
+    PyObject *type = rc == CELLAR_ENOTFOUND ? CellarNotFound : CellarError;
+    if (rc == CELLAR_ENOMEM)
+        return PyErr_NoMemory();
+    PyObject *exc = PyObject_CallFunction(type, "s", msg);
+    if (!exc)
+        return NULL;
+    PyObject *code = PyLong_FromLong(rc);
+    if (code) {
+        PyObject_SetAttrString(exc, "code", code);
+        Py_DECREF(code);
+    }
+    PyObject *name = PyUnicode_FromString(cellar_error_name(rc));
+    if (name) {
+        PyObject_SetAttrString(exc, "error", name);
+        Py_DECREF(name);
+    }
+    PyErr_SetObject(type, exc);
+    Py_DECREF(exc);
+    return NULL;
+}
+
+static int parse_dtype(cellar_dtype *out, PyObject *o)
+{
+    Py_ssize_t len;
+    const char *s = PyUnicode_AsUTF8AndSize(o, &len);
+    if (!s)
+        return -1;
+    if (cellar_dtype_parse(out, s, (size_t)len) != 0) {
+        PyErr_Format(PyExc_ValueError, "unknown dtype '%s'", s);
+        return -1;
+    }
+    return 0;
+}
+
+/* A list of str from any sequence of str / os.PathLike. The strings live in
+ * the returned list of bytes objects. */
+static const char **path_array(PyObject *seq, PyObject **keep, size_t *n)
+{
+    PyObject *fast = PySequence_Fast(seq, "expected a sequence of paths");
+    if (!fast)
+        return NULL;
+    Py_ssize_t len = PySequence_Fast_GET_SIZE(fast);
+    const char **v = PyMem_Calloc((size_t)len + 1, sizeof *v);
+    PyObject *list = PyList_New(0);
+    if (!v || !list) {
+        PyMem_Free(v);
+        Py_XDECREF(list);
+        Py_DECREF(fast);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < len; i++) {
+        PyObject *b = NULL;
+        if (!PyUnicode_FSConverter(PySequence_Fast_GET_ITEM(fast, i), &b) ||
+            PyList_Append(list, b) != 0) {
+            Py_XDECREF(b);
+            PyMem_Free(v);
+            Py_DECREF(list);
+            Py_DECREF(fast);
+            return NULL;
+        }
+        v[i] = PyBytes_AS_STRING(b);
+        Py_DECREF(b);
+    }
+    Py_DECREF(fast);
+    *keep = list;
+    *n = (size_t)len;
+    return v;
+}
+
+static PyObject *str_from(const char *s, size_t len)
+{
+    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, "surrogateescape");
+}
+
+/* ---- Model ---------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    cellar_model *m;
+} ModelObject;
+
+typedef struct {
+    PyObject_HEAD
+    ModelObject *model; /* strong */
+    void *base;
+    size_t len;
+    Py_ssize_t exports;
+} BufferObject;
+
+static PyTypeObject ModelType, BufferType;
+
+static void Model_dealloc(ModelObject *self)
+{
+    cellar_model_free(self->m);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Model(paths, *, dduf=None, component=None, last_wins=False) */
+static int Model_init(ModelObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"paths", "dduf", "component", "last_wins", NULL};
+    PyObject *paths = Py_None, *dduf = Py_None;
+    const char *component = NULL;
+    int last_wins = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O$Ozp", kwlist, &paths, &dduf, &component,
+                                     &last_wins))
+        return -1;
+    if (self->m) {
+        PyErr_SetString(PyExc_RuntimeError, "Model already open");
+        return -1;
+    }
+    cellar_ref *ref = NULL;
+    int rc;
+    PyObject *keep = NULL;
+    if (dduf != Py_None) {
+        PyObject *b = NULL;
+        if (!PyUnicode_FSConverter(dduf, &b))
+            return -1;
+        rc = cellar_ref_dduf(&ref, PyBytes_AS_STRING(b), component ? component : "");
+        Py_DECREF(b);
+    } else {
+        size_t n;
+        const char **v = path_array(paths, &keep, &n);
+        if (!v)
+            return -1;
+        rc = cellar_ref_files(&ref, v, n);
+        PyMem_Free(v);
+    }
+    if (rc) {
+        Py_XDECREF(keep);
+        raise_cellar(rc);
+        return -1;
+    }
+    cellar_model_opts o = CELLAR_MODEL_OPTS_INIT;
+    o.flags = last_wins ? CELLAR_MODEL_LAST_WINS : 0;
+    cellar_model *m = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cellar_model_open(&m, ref, &o);
+    Py_END_ALLOW_THREADS
+    cellar_ref_free(ref);
+    Py_XDECREF(keep);
+    if (rc) {
+        raise_cellar(rc);
+        return -1;
+    }
+    self->m = m;
+    return 0;
+}
+
+static int model_ready(ModelObject *self)
+{
+    if (!self->m) {
+        PyErr_SetString(PyExc_ValueError, "Model not open");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *tensor_tuple(const cellar_model_tensor *t)
+{
+    PyObject *shape = PyTuple_New((Py_ssize_t)t->rank);
+    if (!shape)
+        return NULL;
+    for (size_t k = 0; k < t->rank; k++) {
+        PyObject *d = PyLong_FromUnsignedLongLong(t->shape[k]);
+        if (!d) {
+            Py_DECREF(shape);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(shape, (Py_ssize_t)k, d);
+    }
+    PyObject *name = str_from(t->name, t->name_len);
+    if (!name) {
+        Py_DECREF(shape);
+        return NULL;
+    }
+    return Py_BuildValue("(NsNKnK)", name, cellar_dtype_name(t->dtype), shape,
+                         (unsigned long long)t->nbytes, (Py_ssize_t)t->file,
+                         (unsigned long long)t->offset);
+}
+
+/* infos() -> [(name, dtype, shape, nbytes, file, offset)], sorted by name */
+static PyObject *Model_infos(ModelObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (!model_ready(self))
+        return NULL;
+    size_t n = cellar_model_count(self->m);
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    if (!list)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        PyObject *t = tensor_tuple(cellar_model_tensor_at(self->m, i));
+        if (!t) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, t);
+    }
+    return list;
+}
+
+/* find(name) -> index or -1 */
+static PyObject *Model_find(ModelObject *self, PyObject *arg)
+{
+    if (!model_ready(self))
+        return NULL;
+    Py_ssize_t len;
+    PyObject *b = PyUnicode_AsEncodedString(arg, "utf-8", "surrogateescape");
+    if (!b)
+        return NULL;
+    const char *s = PyBytes_AS_STRING(b);
+    len = PyBytes_GET_SIZE(b);
+    size_t idx;
+    int rc = cellar_model_find(&idx, self->m, s, (size_t)len);
+    Py_DECREF(b);
+    if (rc) {
+        cellar_error_clear();
+        return PyLong_FromLong(-1);
+    }
+    return PyLong_FromSize_t(idx);
+}
+
+static PyObject *Model_files(ModelObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (!model_ready(self))
+        return NULL;
+    size_t n = cellar_model_nfiles(self->m);
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list && i < n; i++) {
+        const char *p = cellar_model_file_path(self->m, i);
+        PyObject *s = PyUnicode_DecodeFSDefault(p);
+        if (!s) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, s);
+    }
+    return list;
+}
+
+/* metadata(file) -> dict, or None when the file has no __metadata__ */
+static PyObject *Model_metadata(ModelObject *self, PyObject *arg)
+{
+    if (!model_ready(self))
+        return NULL;
+    Py_ssize_t i = PyLong_AsSsize_t(arg);
+    if (i == -1 && PyErr_Occurred())
+        return NULL;
+    cellar_st *st = cellar_model_file_st(self->m, (size_t)i);
+    if (i < 0 || !st) {
+        PyErr_SetString(PyExc_IndexError, "file index out of range");
+        return NULL;
+    }
+    size_t n = cellar_st_metadata_count(st);
+    if (!n)
+        Py_RETURN_NONE;
+    PyObject *d = PyDict_New();
+    for (size_t k = 0; d && k < n; k++) {
+        const char *key, *val;
+        size_t kl, vl;
+        cellar_st_metadata_at(st, k, &key, &kl, &val, &vl);
+        PyObject *ko = str_from(key, kl), *vo = str_from(val, vl);
+        if (!ko || !vo || PyDict_SetItem(d, ko, vo) != 0) {
+            Py_XDECREF(ko);
+            Py_XDECREF(vo);
+            Py_DECREF(d);
+            return NULL;
+        }
+        Py_DECREF(ko);
+        Py_DECREF(vo);
+    }
+    return d;
+}
+
+/* buffer(file) -> Buffer over the file's whole private mapping */
+static PyObject *Model_buffer(ModelObject *self, PyObject *arg)
+{
+    if (!model_ready(self))
+        return NULL;
+    Py_ssize_t i = PyLong_AsSsize_t(arg);
+    if (i == -1 && PyErr_Occurred())
+        return NULL;
+    void *base;
+    size_t len;
+    if (i < 0 || cellar_model_file_map(&base, &len, self->m, (size_t)i) != 0) {
+        PyErr_SetString(PyExc_IndexError, "file index out of range");
+        return NULL;
+    }
+    BufferObject *b = PyObject_New(BufferObject, &BufferType);
+    if (!b)
+        return NULL;
+    Py_INCREF(self);
+    b->model = self;
+    b->base = base;
+    b->len = len;
+    b->exports = 0;
+    return (PyObject *)b;
+}
+
+static size_t *index_array(ModelObject *self, PyObject *seq, size_t *n)
+{
+    PyObject *fast = PySequence_Fast(seq, "expected a sequence of tensor indices");
+    if (!fast)
+        return NULL;
+    Py_ssize_t len = PySequence_Fast_GET_SIZE(fast);
+    size_t *v = PyMem_Calloc((size_t)len + 1, sizeof *v);
+    if (!v) {
+        Py_DECREF(fast);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < len; i++) {
+        Py_ssize_t x = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(fast, i));
+        if ((x == -1 && PyErr_Occurred()) || x < 0 ||
+            (size_t)x >= cellar_model_count(self->m)) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_IndexError, "tensor index out of range");
+            PyMem_Free(v);
+            Py_DECREF(fast);
+            return NULL;
+        }
+        v[i] = (size_t)x;
+    }
+    Py_DECREF(fast);
+    *n = (size_t)len;
+    return v;
+}
+
+/* populate(indices=None, nthreads=0): pages of those tensors brought into
+ * the mapping across threads (GIL released). */
+static PyObject *Model_populate(ModelObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"indices", "nthreads", NULL};
+    PyObject *idx = Py_None;
+    unsigned nthreads = 0;
+    if (!model_ready(self) ||
+        !PyArg_ParseTupleAndKeywords(args, kw, "|OI", kwlist, &idx, &nthreads))
+        return NULL;
+    size_t n = 0, *v = NULL;
+    if (idx != Py_None && !(v = index_array(self, idx, &n)))
+        return NULL;
+    cellar_load_opts o = CELLAR_LOAD_OPTS_INIT;
+    o.nthreads = nthreads;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cellar_model_populate(self->m, v, n, &o, NULL, NULL);
+    Py_END_ALLOW_THREADS
+    PyMem_Free(v);
+    if (rc)
+        return raise_cellar(rc);
+    Py_RETURN_NONE;
+}
+
+/* read_into([(index, address, dtype), ...], nthreads=0): preads (and
+ * converts) tensors into caller memory at the given addresses (the Python
+ * layer passes torch/numpy data pointers of buffers it allocated with the
+ * right size). GIL released. */
+static PyObject *Model_read_into(ModelObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"items", "nthreads", NULL};
+    PyObject *items;
+    unsigned nthreads = 0;
+    if (!model_ready(self) ||
+        !PyArg_ParseTupleAndKeywords(args, kw, "O|I", kwlist, &items, &nthreads))
+        return NULL;
+    PyObject *fast = PySequence_Fast(items, "expected a sequence of (index, address, dtype)");
+    if (!fast)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    cellar_read_item *v = PyMem_Calloc((size_t)n + 1, sizeof *v);
+    if (!v) {
+        Py_DECREF(fast);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t index;
+        unsigned long long addr;
+        PyObject *dt;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "nKO", &index, &addr, &dt) ||
+            parse_dtype(&v[i].dtype, dt) != 0) {
+            PyMem_Free(v);
+            Py_DECREF(fast);
+            return NULL;
+        }
+        if (index < 0 || (size_t)index >= cellar_model_count(self->m)) {
+            PyMem_Free(v);
+            Py_DECREF(fast);
+            PyErr_SetString(PyExc_IndexError, "tensor index out of range");
+            return NULL;
+        }
+        v[i].tensor = (size_t)index;
+        v[i].dst = (void *)(uintptr_t)addr;
+    }
+    Py_DECREF(fast);
+    cellar_load_opts o = CELLAR_LOAD_OPTS_INIT;
+    o.nthreads = nthreads;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cellar_model_read(self->m, v, (size_t)n, &o, NULL, NULL);
+    Py_END_ALLOW_THREADS
+    PyMem_Free(v);
+    if (rc)
+        return raise_cellar(rc);
+    Py_RETURN_NONE;
+}
+
+/* identify(registry=None) -> (hash, None | (family, component, description)) */
+static PyObject *Model_identify(ModelObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"registry", "lookup", NULL};
+    const char *regpath = NULL;
+    int lookup = 1;
+    if (!model_ready(self) ||
+        !PyArg_ParseTupleAndKeywords(args, kw, "|zp", kwlist, &regpath, &lookup))
+        return NULL;
+    cellar_registry *reg = NULL;
+    if (lookup) {
+        int rc = cellar_registry_open(&reg, regpath);
+        if (rc && rc != CELLAR_ENOTFOUND)
+            return raise_cellar(rc);
+    }
+    char hash[33];
+    const cellar_model_info *info = NULL;
+    int rc = cellar_model_identify(hash, &info, self->m, reg);
+    PyObject *res = NULL;
+    if (rc)
+        raise_cellar(rc);
+    else if (info)
+        res = Py_BuildValue("(s(ssss))", hash, info->hash, info->family, info->component,
+                            info->description);
+    else
+        res = Py_BuildValue("(sO)", hash, Py_None);
+    cellar_registry_free(reg);
+    return res;
+}
+
+static PyObject *Model_len(ModelObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (!model_ready(self))
+        return NULL;
+    return PyLong_FromSize_t(cellar_model_count(self->m));
+}
+
+static PyMethodDef Model_methods[] = {
+    {"infos", (PyCFunction)Model_infos, METH_NOARGS, "[(name, dtype, shape, nbytes, file, offset)]"},
+    {"find", (PyCFunction)Model_find, METH_O, "index of a name, or -1"},
+    {"files", (PyCFunction)Model_files, METH_NOARGS, "the files merged, in order"},
+    {"metadata", (PyCFunction)Model_metadata, METH_O, "a file's __metadata__, or None"},
+    {"buffer", (PyCFunction)Model_buffer, METH_O, "a file's private mapping (writable buffer)"},
+    {"populate", (PyCFunction)(void (*)(void))Model_populate, METH_VARARGS | METH_KEYWORDS,
+     "bring tensors' pages into memory across threads"},
+    {"read_into", (PyCFunction)(void (*)(void))Model_read_into, METH_VARARGS | METH_KEYWORDS,
+     "pread (and convert) tensors into caller memory across threads"},
+    {"identify", (PyCFunction)(void (*)(void))Model_identify, METH_VARARGS | METH_KEYWORDS,
+     "structural hash and registry entry"},
+    {"count", (PyCFunction)Model_len, METH_NOARGS, "number of tensors"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ModelType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "cellar._cellar.Model",
+    .tp_basicsize = sizeof(ModelObject),
+    .tp_dealloc = (destructor)Model_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "An open model: the merged tensor map of a list of files or a DDUF component",
+    .tp_methods = Model_methods,
+    .tp_init = (initproc)Model_init,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ---- Buffer ---------------------------------------------------------------- */
+
+static void Buffer_dealloc(BufferObject *self)
+{
+    Py_XDECREF(self->model);
+    PyObject_Free(self);
+}
+
+static int Buffer_getbuffer(BufferObject *self, Py_buffer *view, int flags)
+{
+    static char empty[1];
+    void *p = self->base ? self->base : empty;
+    if (PyBuffer_FillInfo(view, (PyObject *)self, p, (Py_ssize_t)self->len, 0, flags) != 0)
+        return -1;
+    self->exports++;
+    return 0;
+}
+
+static void Buffer_releasebuffer(BufferObject *self, Py_buffer *view)
+{
+    (void)view;
+    self->exports--;
+}
+
+static PyBufferProcs Buffer_as_buffer = {
+    .bf_getbuffer = (getbufferproc)Buffer_getbuffer,
+    .bf_releasebuffer = (releasebufferproc)Buffer_releasebuffer,
+};
+
+static Py_ssize_t Buffer_length(BufferObject *self)
+{
+    return (Py_ssize_t)self->len;
+}
+
+static PySequenceMethods Buffer_as_sequence = {.sq_length = (lenfunc)Buffer_length};
+
+static PyTypeObject BufferType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "cellar._cellar.Buffer",
+    .tp_basicsize = sizeof(BufferObject),
+    .tp_dealloc = (destructor)Buffer_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One file's private copy-on-write mapping, writable; keeps its Model open",
+    .tp_as_buffer = &Buffer_as_buffer,
+    .tp_as_sequence = &Buffer_as_sequence,
+};
+
+/* ---- module functions ------------------------------------------------------ */
+
+/* resolve_path(path) -> [files] (a file, folder or index, in shard order) */
+static PyObject *mod_resolve_path(PyObject *mod, PyObject *arg)
+{
+    (void)mod;
+    PyObject *b = NULL;
+    if (!PyUnicode_FSConverter(arg, &b))
+        return NULL;
+    cellar_ref *ref;
+    int rc = cellar_ref_path(&ref, PyBytes_AS_STRING(b));
+    Py_DECREF(b);
+    if (rc)
+        return raise_cellar(rc);
+    char **files = NULL;
+    size_t n = 0;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cellar_ref_resolve(&files, &n, ref, NULL, NULL);
+    Py_END_ALLOW_THREADS
+    cellar_ref_free(ref);
+    if (rc)
+        return raise_cellar(rc);
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list && i < n; i++) {
+        PyObject *s = PyUnicode_DecodeFSDefault(files[i]);
+        if (!s) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, s);
+    }
+    cellar_free(files);
+    return list;
+}
+
+/* Pull progress to a Python callable: (kind, path, total_done, total_size,
+ * total_files); its exceptions are dropped. */
+typedef struct progress_ctx {
+    PyObject *fn;
+} progress_ctx;
+
+static void on_pull_progress(const cellar_pull_event *ev, void *ctx)
+{
+    progress_ctx *p = ctx;
+    if (!p->fn)
+        return;
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *r = PyObject_CallFunction(p->fn, "izKKn", (int)ev->kind, ev->path,
+                                        (unsigned long long)ev->total_done,
+                                        (unsigned long long)ev->total_size,
+                                        (Py_ssize_t)ev->total_files);
+    if (!r)
+        PyErr_Clear();
+    Py_XDECREF(r);
+    PyGILState_Release(g);
+}
+
+static int open_store(cellar_store **s, const char *home)
+{
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cellar_store_open(s, home);
+    Py_END_ALLOW_THREADS
+    if (rc)
+        raise_cellar(rc);
+    return rc;
+}
+
+/* resolve_repo(repo, revision, pattern, base_dir, skip_download, store,
+ *              endpoint, token, progress=None) -> sorted [files] */
+static PyObject *mod_resolve_repo(PyObject *mod, PyObject *args, PyObject *kw)
+{
+    (void)mod;
+    static char *kwlist[] = {"repo",     "revision", "pattern", "base_dir", "skip_download",
+                             "store",    "endpoint", "token",   "progress", NULL};
+    const char *repo, *revision = NULL, *pattern = NULL, *base = NULL, *home = NULL;
+    const char *endpoint = NULL, *token = NULL;
+    int skip = 0;
+    PyObject *progress = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|zzzpzzzO", kwlist, &repo, &revision, &pattern,
+                                     &base, &skip, &home, &endpoint, &token, &progress))
+        return NULL;
+    cellar_ref *ref;
+    int rc = cellar_ref_repo(&ref, repo, revision, pattern);
+    if (rc)
+        return raise_cellar(rc);
+    cellar_store *s = NULL;
+    if (!skip && open_store(&s, home) != 0) {
+        cellar_ref_free(ref);
+        return NULL;
+    }
+    progress_ctx pc = {progress != Py_None ? progress : NULL};
+    cellar_resolve_opts o = CELLAR_RESOLVE_OPTS_INIT;
+    o.base_dir = base;
+    o.skip_download = skip;
+    o.endpoint = endpoint;
+    o.token = token;
+    o.progress = pc.fn ? on_pull_progress : NULL;
+    o.progress_ctx = &pc;
+    char **files = NULL;
+    size_t n = 0;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cellar_ref_resolve(&files, &n, ref, s, &o);
+    cellar_store_free(s);
+    Py_END_ALLOW_THREADS
+    cellar_ref_free(ref);
+    if (rc)
+        return raise_cellar(rc);
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list && i < n; i++) {
+        PyObject *str = PyUnicode_DecodeFSDefault(files[i]);
+        if (!str) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, str);
+    }
+    cellar_free(files);
+    return list;
+}
+
+/* pull(repo, revision, include, exclude, to_dir, hf_cache, store, endpoint,
+ *      token, progress=None) -> (commit, [paths in the repo]) */
+static PyObject *mod_pull(PyObject *mod, PyObject *args, PyObject *kw)
+{
+    (void)mod;
+    static char *kwlist[] = {"repo",  "revision", "include",  "exclude", "to_dir", "hf_cache",
+                             "store", "endpoint", "token",    "progress", NULL};
+    const char *repo, *revision = NULL, *to_dir = NULL, *hf_cache = NULL, *home = NULL;
+    const char *endpoint = NULL, *token = NULL;
+    PyObject *inc = Py_None, *exc = Py_None, *progress = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|zOOzzzzzO", kwlist, &repo, &revision, &inc,
+                                     &exc, &to_dir, &hf_cache, &home, &endpoint, &token,
+                                     &progress))
+        return NULL;
+    PyObject *keep_i = NULL, *keep_e = NULL;
+    const char **vi = NULL, **ve = NULL;
+    size_t ni = 0, ne = 0;
+    if (inc != Py_None && !(vi = path_array(inc, &keep_i, &ni)))
+        return NULL;
+    if (exc != Py_None && !(ve = path_array(exc, &keep_e, &ne))) {
+        PyMem_Free(vi);
+        Py_XDECREF(keep_i);
+        return NULL;
+    }
+    PyObject *res = NULL;
+    cellar_store *s = NULL;
+    if (open_store(&s, home) == 0) {
+        progress_ctx pc = {progress != Py_None ? progress : NULL};
+        cellar_pull_opts o;
+        memset(&o, 0, sizeof o);
+        o.endpoint = endpoint;
+        o.token = token;
+        o.revision = revision;
+        o.include = vi;
+        o.n_include = ni;
+        o.exclude = ve;
+        o.n_exclude = ne;
+        o.to_dir = to_dir;
+        o.hf_cache = hf_cache;
+        o.progress = pc.fn ? on_pull_progress : NULL;
+        o.progress_ctx = &pc;
+        cellar_pull_result r;
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = cellar_pull(s, repo, &o, &r);
+        Py_END_ALLOW_THREADS
+        if (rc) {
+            raise_cellar(rc);
+        } else {
+            PyObject *list = PyList_New((Py_ssize_t)r.n);
+            for (size_t i = 0; list && i < r.n; i++) {
+                PyObject *str = PyUnicode_DecodeFSDefault(r.files[i].path);
+                if (!str) {
+                    Py_CLEAR(list);
+                    break;
+                }
+                PyList_SET_ITEM(list, (Py_ssize_t)i, str);
+            }
+            if (list)
+                res = Py_BuildValue("(sN)", r.commit, list);
+        }
+        cellar_pull_result_free(&r);
+        cellar_store_free(s);
+    }
+    PyMem_Free(vi);
+    PyMem_Free(ve);
+    Py_XDECREF(keep_i);
+    Py_XDECREF(keep_e);
+    return res;
+}
+
+/* save_file(path, [(name, dtype, shape, address, nbytes)], metadata: dict|None)
+ * The addresses are read during the call (the GIL is held). */
+static PyObject *mod_save_file(PyObject *mod, PyObject *args)
+{
+    (void)mod;
+    PyObject *path, *items, *meta;
+    if (!PyArg_ParseTuple(args, "O&OO", PyUnicode_FSConverter, &path, &items, &meta))
+        return NULL;
+    PyObject *res = NULL, *fast = NULL;
+    cellar_st_writer *w = NULL;
+    int rc = cellar_st_writer_new(&w);
+    if (rc) {
+        raise_cellar(rc);
+        goto done;
+    }
+    fast = PySequence_Fast(items, "expected a sequence of tensors");
+    if (!fast)
+        goto done;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast); i++) {
+        PyObject *name, *dt, *shape;
+        unsigned long long addr, nbytes;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "UOOKK", &name, &dt, &shape,
+                              &addr, &nbytes))
+            goto done;
+        cellar_dtype d;
+        if (parse_dtype(&d, dt) != 0)
+            goto done;
+        PyObject *sf = PySequence_Fast(shape, "shape must be a sequence");
+        if (!sf)
+            goto done;
+        Py_ssize_t rank = PySequence_Fast_GET_SIZE(sf);
+        uint64_t dims[64];
+        if (rank > 64) {
+            Py_DECREF(sf);
+            PyErr_SetString(PyExc_ValueError, "rank over 64");
+            goto done;
+        }
+        for (Py_ssize_t k = 0; k < rank; k++) {
+            dims[k] = PyLong_AsUnsignedLongLong(PySequence_Fast_GET_ITEM(sf, k));
+            if (PyErr_Occurred()) {
+                Py_DECREF(sf);
+                goto done;
+            }
+        }
+        Py_DECREF(sf);
+        Py_ssize_t nl;
+        const char *ns = PyUnicode_AsUTF8AndSize(name, &nl);
+        if (!ns)
+            goto done;
+        rc = cellar_st_writer_add(w, ns, (size_t)nl, d, (size_t)rank, dims,
+                                  (const void *)(uintptr_t)addr, nbytes);
+        if (rc) {
+            raise_cellar(rc);
+            goto done;
+        }
+    }
+    if (meta != Py_None) {
+        PyObject *k, *v;
+        Py_ssize_t pos = 0;
+        if (!PyDict_Check(meta)) {
+            PyErr_SetString(PyExc_TypeError, "metadata must be a dict of str to str");
+            goto done;
+        }
+        while (PyDict_Next(meta, &pos, &k, &v)) {
+            if (!PyUnicode_Check(k) || !PyUnicode_Check(v)) {
+                PyErr_SetString(PyExc_TypeError, "metadata must be a dict of str to str");
+                goto done;
+            }
+            rc = cellar_st_writer_metadata(w, PyUnicode_AsUTF8(k), PyUnicode_AsUTF8(v));
+            if (rc) {
+                raise_cellar(rc);
+                goto done;
+            }
+        }
+    }
+    rc = cellar_st_writer_write(w, PyBytes_AS_STRING(path));
+    if (rc)
+        raise_cellar(rc);
+    else
+        res = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(fast);
+    cellar_st_writer_free(w);
+    Py_DECREF(path);
+    return res;
+}
+
+/* structural_hash(path) -> 32 hex digits */
+static PyObject *mod_structural_hash(PyObject *mod, PyObject *args)
+{
+    (void)mod;
+    PyObject *path;
+    if (!PyArg_ParseTuple(args, "O&", PyUnicode_FSConverter, &path))
+        return NULL;
+    char out[33];
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cellar_structural_hash(out, PyBytes_AS_STRING(path));
+    Py_END_ALLOW_THREADS
+    Py_DECREF(path);
+    if (rc)
+        return raise_cellar(rc);
+    return PyUnicode_FromString(out);
+}
+
+/* invokeai_hash(path, algorithm) -> "algo:hex" */
+static PyObject *mod_invokeai_hash(PyObject *mod, PyObject *args)
+{
+    (void)mod;
+    PyObject *path;
+    const char *algo_name;
+    if (!PyArg_ParseTuple(args, "O&s", PyUnicode_FSConverter, &path, &algo_name))
+        return NULL;
+    cellar_algo algo;
+    int rc = cellar_algo_parse(&algo, algo_name);
+    char *out = NULL;
+    if (!rc) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = cellar_invokeai_hash(&out, PyBytes_AS_STRING(path), algo, NULL);
+        Py_END_ALLOW_THREADS
+    }
+    Py_DECREF(path);
+    if (rc)
+        return raise_cellar(rc);
+    PyObject *r = PyUnicode_FromString(out);
+    cellar_free(out);
+    return r;
+}
+
+/* dduf_entries(path) -> [(name, offset, size)] after checking every rule */
+static PyObject *mod_dduf_entries(PyObject *mod, PyObject *args)
+{
+    (void)mod;
+    PyObject *path;
+    if (!PyArg_ParseTuple(args, "O&", PyUnicode_FSConverter, &path))
+        return NULL;
+    cellar_dduf *d = NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cellar_dduf_open(&d, PyBytes_AS_STRING(path), 0);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(path);
+    if (rc)
+        return raise_cellar(rc);
+    size_t n = cellar_dduf_entry_count(d);
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list && i < n; i++) {
+        const cellar_dduf_entry *e = cellar_dduf_entry_at(d, i);
+        PyObject *t = Py_BuildValue("(NKK)", str_from(e->name, e->name_len),
+                                    (unsigned long long)e->offset, (unsigned long long)e->size);
+        if (!t) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, t);
+    }
+    cellar_dduf_free(d);
+    return list;
+}
+
+/* dduf_pack(dduf_path, folder) */
+static PyObject *mod_dduf_pack(PyObject *mod, PyObject *args)
+{
+    (void)mod;
+    PyObject *path, *dir;
+    if (!PyArg_ParseTuple(args, "O&O&", PyUnicode_FSConverter, &path, PyUnicode_FSConverter,
+                          &dir))
+        return NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cellar_dduf_pack(PyBytes_AS_STRING(path), PyBytes_AS_STRING(dir), CELLAR_DDUF_REPLACE,
+                          NULL, NULL);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(path);
+    Py_DECREF(dir);
+    if (rc)
+        return raise_cellar(rc);
+    Py_RETURN_NONE;
+}
+
+/* dduf_write(dduf_path, [(name, file path)]) */
+static PyObject *mod_dduf_write(PyObject *mod, PyObject *args)
+{
+    (void)mod;
+    PyObject *path, *items;
+    if (!PyArg_ParseTuple(args, "O&O", PyUnicode_FSConverter, &path, &items))
+        return NULL;
+    PyObject *fast = PySequence_Fast(items, "expected a sequence of (name, path)");
+    PyObject *keep = PyList_New(0);
+    cellar_dduf_source *src = NULL;
+    PyObject *res = NULL;
+    if (!fast || !keep)
+        goto done;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    src = PyMem_Calloc((size_t)n + 1, sizeof *src);
+    if (!src) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *name, *p = NULL;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "UO&", &name,
+                              PyUnicode_FSConverter, &p))
+            goto done;
+        if (PyList_Append(keep, p) != 0) {
+            Py_DECREF(p);
+            goto done;
+        }
+        Py_DECREF(p);
+        src[i].name = PyUnicode_AsUTF8(name);
+        src[i].path = PyBytes_AS_STRING(p);
+        if (!src[i].name)
+            goto done;
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cellar_dduf_write(PyBytes_AS_STRING(path), src, (size_t)n, CELLAR_DDUF_REPLACE);
+    Py_END_ALLOW_THREADS
+    if (rc)
+        raise_cellar(rc);
+    else
+        res = Py_NewRef(Py_None);
+done:
+    PyMem_Free(src);
+    Py_XDECREF(fast);
+    Py_XDECREF(keep);
+    Py_DECREF(path);
+    return res;
+}
+
+/* convert(dst_address, dst_dtype, src_address, src_dtype, n) */
+static PyObject *mod_convert(PyObject *mod, PyObject *args)
+{
+    (void)mod;
+    unsigned long long dst, src;
+    PyObject *ddt, *sdt;
+    Py_ssize_t n;
+    cellar_dtype dd, sd;
+    if (!PyArg_ParseTuple(args, "KOKOn", &dst, &ddt, &src, &sdt, &n) || parse_dtype(&dd, ddt) ||
+        parse_dtype(&sd, sdt))
+        return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative count");
+        return NULL;
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cellar_convert((void *)(uintptr_t)dst, dd, (const void *)(uintptr_t)src, sd, (size_t)n);
+    Py_END_ALLOW_THREADS
+    if (rc)
+        return raise_cellar(rc);
+    Py_RETURN_NONE;
+}
+
+static PyObject *mod_parse_size(PyObject *mod, PyObject *arg)
+{
+    (void)mod;
+    const char *s = PyUnicode_AsUTF8(arg);
+    if (!s)
+        return NULL;
+    uint64_t v;
+    int rc = cellar_parse_shard_size(&v, s);
+    if (rc)
+        return raise_cellar(rc);
+    return PyLong_FromUnsignedLongLong(v);
+}
+
+static PyMethodDef mod_methods[] = {
+    {"resolve_path", mod_resolve_path, METH_O, "files of a local file, folder or index"},
+    {"resolve_repo", (PyCFunction)(void (*)(void))mod_resolve_repo, METH_VARARGS | METH_KEYWORDS,
+     "pull a Hub repo's matching files through the store and lay them out"},
+    {"pull", (PyCFunction)(void (*)(void))mod_pull, METH_VARARGS | METH_KEYWORDS,
+     "cellar_pull"},
+    {"save_file", mod_save_file, METH_VARARGS, "write a safetensors file"},
+    {"structural_hash", mod_structural_hash, METH_VARARGS, "DiffSynth's hash_model_file"},
+    {"invokeai_hash", mod_invokeai_hash, METH_VARARGS, "InvokeAI's model hash"},
+    {"dduf_entries", mod_dduf_entries, METH_VARARGS, "a checked DDUF's entries"},
+    {"dduf_pack", mod_dduf_pack, METH_VARARGS, "pack a diffusers folder as DDUF"},
+    {"dduf_write", mod_dduf_write, METH_VARARGS, "write a DDUF from (name, path) pairs"},
+    {"convert", mod_convert, METH_VARARGS, "dtype conversion between raw addresses"},
+    {"parse_size", mod_parse_size, METH_O, "huggingface_hub's parse_size_to_int"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moddef = {
+    PyModuleDef_HEAD_INIT, "cellar._cellar", "libcellar's binding (see the cellar package)", -1,
+    mod_methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__cellar(void);
+PyMODINIT_FUNC PyInit__cellar(void)
+{
+    if (PyType_Ready(&ModelType) < 0 || PyType_Ready(&BufferType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&moddef);
+    if (!m)
+        return NULL;
+    CellarError = PyErr_NewExceptionWithDoc(
+        "cellar.CellarError", "libcellar failed: the message names the file and the rule; .code is the CELLAR_E* code", PyExc_RuntimeError,
+        NULL);
+    CellarNotFound = CellarError ? PyErr_NewExceptionWithDoc(
+                                       "cellar.CellarNotFound",
+                                       "a file, tensor, repo or entry is missing", CellarError,
+                                       NULL)
+                                 : NULL;
+    if (!CellarNotFound || PyModule_AddObjectRef(m, "CellarError", CellarError) < 0 ||
+        PyModule_AddObjectRef(m, "CellarNotFound", CellarNotFound) < 0 ||
+        PyModule_AddObjectRef(m, "Model", (PyObject *)&ModelType) < 0 ||
+        PyModule_AddObjectRef(m, "Buffer", (PyObject *)&BufferType) < 0 ||
+        PyModule_AddStringConstant(m, "version", cellar_version()) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
