@@ -20,6 +20,9 @@
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
 #endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 /* ---- references ---------------------------------------------------------- */
 
@@ -747,6 +750,20 @@ static int populate_piece(job *j, const piece *p)
     return 0;
 }
 
+/* Fresh caller memory (torch.empty, malloc) faults one page at a time on
+ * first write; on the VMs measured a trap per page cost more than the copy
+ * and the conversion together. Asking the kernel to fault the range in one
+ * call (Linux 5.14+) avoids the traps; it is only a hint, and pages holding
+ * any byte of the range are the caller's, so rounding outward is safe. */
+static void prefault_write(void *dst, size_t len, long page)
+{
+    if (!len)
+        return;
+    uintptr_t a = (uintptr_t)dst & ~(uintptr_t)(page - 1);
+    uintptr_t e = ((uintptr_t)dst + len + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
+    (void)madvise((void *)a, (size_t)(e - a), MADV_POPULATE_WRITE);
+}
+
 static int read_piece(job *j, const piece *p, uint8_t **bounce)
 {
     const cellar_read_item *it = &j->items[p->item];
@@ -757,6 +774,7 @@ static int read_piece(job *j, const piece *p, uint8_t **bounce)
     bool same = it->dtype == t->dtype;
     if (same) {
         dst = (uint8_t *)it->dst + p->from;
+        prefault_write(dst, (size_t)p->len, j->page);
     } else {
         if (!*bounce && !(*bounce = cellar_malloc(j->chunk)))
             return CELLAR_ENOMEM;
@@ -772,6 +790,7 @@ static int read_piece(job *j, const piece *p, uint8_t **bounce)
     if (!same) {
         size_t el = (size_t)(p->from / (sbits / 8)), n = (size_t)(p->len / (sbits / 8));
         unsigned dbits = cellar_dtype_bits(it->dtype);
+        prefault_write((uint8_t *)it->dst + el * (dbits / 8), n * (dbits / 8), j->page);
         return cellar_convert((uint8_t *)it->dst + el * (dbits / 8), it->dtype, dst, t->dtype, n);
     }
     return 0;
