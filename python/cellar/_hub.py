@@ -22,11 +22,11 @@ def store_home():
     return os.path.join(os.path.expanduser("~"), ".cache", "cellar")
 
 
-def endpoint():
+def env_endpoint():
     return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
 
 
-def token():
+def env_token():
     return os.environ.get("HF_TOKEN") or ""
 
 
@@ -138,7 +138,7 @@ class ModelConfig:
         try:
             return _cellar.resolve_repo(
                 self.model_id, self.revision, self.origin_file_pattern or None,
-                self.local_model_path, False, store_home(), endpoint(), token(), prog)
+                self.local_model_path, False, store_home(), env_endpoint(), env_token(), prog)
         finally:
             prog.end()
 
@@ -190,8 +190,8 @@ def snapshot_download(repo_id, revision=None, allow_patterns=None, ignore_patter
         commit, _ = _cellar.pull(
             repo_id, revision, allow_patterns, ignore_patterns,
             os.fspath(local_dir) if local_dir is not None else None, hf_cache, store_home(),
-            (endpoint or globals()["endpoint"]()), token if isinstance(token, str) else globals()["token"](),
-            prog)
+            endpoint or env_endpoint(),
+            token if isinstance(token, str) else ("" if token is False else env_token()), prog)
     finally:
         prog.end()
     if local_dir is not None:
