@@ -70,8 +70,15 @@ def _CONV_TARGETS():
     return (torch.float32, torch.float16, torch.bfloat16)
 
 
-def _open(path_or_list, last_wins=False):
-    return _cellar.Model(_paths(path_or_list), last_wins=last_wins)
+def _open(path_or_list, last_wins=False, component=None):
+    """A Model over files, a shard folder or index, or (a .dduf path) one
+    component of a DDUF archive, read in place."""
+    paths = _paths(path_or_list)
+    if len(paths) == 1 and (component is not None or paths[0].endswith(".dduf")):
+        return _cellar.Model(dduf=paths[0], component=component or "", last_wins=last_wins)
+    if component is not None:
+        raise ValueError("component names a part of one .dduf file")
+    return _cellar.Model(paths, last_wins=last_wins)
 
 
 class _Slice:
@@ -154,18 +161,20 @@ def load_file(filename, device="cpu"):
 
 
 def _is_safetensors(p):
-    return os.path.isdir(p) or p.endswith(".safetensors") or p.endswith(".json")
+    return (os.path.isdir(p) or p.endswith(".safetensors") or p.endswith(".json") or
+            p.endswith(".dduf"))
 
 
 def load_state_dict(file_path, torch_dtype=None, device="cpu", pin_memory=False,
-                    last_wins=False, nthreads=0):
+                    last_wins=False, nthreads=0, component=None):
     """DiffSynth-Studio's load_state_dict over a file, a list of files, a shard
     folder or an index. Tensors in the dtype asked (or their own) are
     zero-copy views, made resident across threads; F32/F16/BF16 conversions
     are read and converted by libcellar across threads (round to nearest
     even, as torch); other conversions use torch's .to(). A name in two
     files is an error naming both, unless last_wins (DiffSynth's silent
-    behaviour)."""
+    behaviour). A .dduf path loads one component (component="vae") in
+    place from the archive."""
     import torch
     paths = _paths(file_path)
     if not all(_is_safetensors(p) for p in paths):
@@ -180,7 +189,7 @@ def load_state_dict(file_path, torch_dtype=None, device="cpu", pin_memory=False,
                             for k, t in part.items()}
             sd.update(part)
         return sd
-    v = _Views(_open(paths, last_wins=last_wins))
+    v = _Views(_open(paths, last_wins=last_wins, component=component))
     out = {}
     zero, reads = [], []
     targets = _CONV_TARGETS()
@@ -215,12 +224,12 @@ class DiskMap:
     {name: name} and gives the rename table (new name -> stored name)."""
 
     def __init__(self, path, device="cpu", torch_dtype=None, state_dict_converter=None,
-                 buffer_size=10**9):
+                 buffer_size=10**9, component=None):
         self.path = _paths(path)
         self.device = device
         self.torch_dtype = torch_dtype
         self.buffer_size = buffer_size
-        self._v = _Views(_open(self.path, last_wins=True))
+        self._v = _Views(_open(self.path, last_wins=True, component=component))
         self.name_map = {info[0]: info[4] for info in self._v.infos}
         self.rename_dict = None
         if state_dict_converter is not None:

@@ -37,9 +37,18 @@ def test_export_folder_and_read(tmp_path):
     with entries["vae/diffusion_pytorch_model.safetensors"].as_mmap() as mm:
         assert mm == (tmp_path / "pipe" / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()
     # A component loads straight from the archive, zero-copy.
-    from cellar import _cellar
-    m = _cellar.Model(dduf=str(out), component="vae")
-    assert [i[0] for i in m.infos()] == sorted(make_tensors(3, "v."))
+    want = make_tensors(3, "v.")
+    sd = cellar.load_state_dict(str(out), component="vae")
+    assert list(sd) == sorted(want)
+    raw = open(out, "rb").read()
+    for k, v in want.items():
+        assert tensor_bytes(sd[k]) == tensor_bytes(v)
+    sd["v.w.f32"].add_(1)
+    assert open(out, "rb").read() == raw
+    dm = cellar.DiskMap(str(out), "cpu", torch_dtype=torch.float32, component="vae")
+    assert tensor_bytes(dm["v.w.bf16"]) == tensor_bytes(want["v.w.bf16"].float())
+    with pytest.raises(cellar.CellarNotFound, match="text_encoder"):
+        cellar.load_state_dict(str(out), component="text_encoder")
 
 
 def test_export_entries(tmp_path):
