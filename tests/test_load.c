@@ -413,6 +413,22 @@ static void test_convert(void)
         if (rb != b[i] && bad_b++ < 3)
             fprintf(stderr, "bf16 %a: got %04x want %04x\n", (double)src[i], b[i], rb);
     }
+    /* One element at a time takes the scalar code even where F16C is used
+     * for whole vectors: both must give the same bits. */
+    size_t bad_s = 0;
+    for (size_t i = 0; i < N; i++) {
+        uint16_t one;
+        cellar_convert(&one, CELLAR_DTYPE_F16, &src[i], CELLAR_DTYPE_F32, 1);
+        bad_s += one != h[i];
+    }
+    static float g[65536];
+    CHECK(cellar_convert(g, CELLAR_DTYPE_F32, all, CELLAR_DTYPE_F16, 65536) == 0);
+    for (uint32_t i = 0; i < 65536; i++) {
+        float one;
+        cellar_convert(&one, CELLAR_DTYPE_F32, &all[i], CELLAR_DTYPE_F16, 1);
+        bad_s += f16_is_nan(all[i]) ? !(isnan(one) && isnan(g[i])) : memcmp(&one, &g[i], 4) != 0;
+    }
+    CHECK_MSG(bad_s == 0, "%zu scalar/vector differences", bad_s);
     CHECK_MSG(bad_h == 0, "%zu F32->F16 differ", bad_h);
     CHECK_MSG(bad_b == 0, "%zu F32->BF16 differ", bad_b);
     /* F16 <-> BF16 go through F32. */
