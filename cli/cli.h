@@ -46,6 +46,17 @@ bool cli_parse_duration(const char *s, uint64_t *out);
  * if out of memory. */
 bool cli_options_first(int argc, char **argv, const char *const *with_value);
 
+/* Model identification output (cli/print_identity.c), shared by inspect
+ * and ls --by-model. */
+/* The registry: the compiled table, plus the rows of the file named by
+ * $CELLAR_REGISTRY when set (a bad file is a warning, the table is kept). */
+cellar_registry *cli_registry_open(void);
+/* The "model" JSON object: text, kind, base, variant, component, layout,
+ * precision, parts, confidence, evidence [...], rule, declared, conflict,
+ * structural, registry [...], groups [...], lora {format, rank, alpha,
+ * targets}, components [...] for a pipeline. */
+void cli_identity_json(FILE *f, const cellar_identity *id);
+
 /* Each verb: argv[0] is the verb's name. */
 typedef int (*cli_cmd_fn)(int argc, char **argv);
 

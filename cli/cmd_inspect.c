@@ -157,6 +157,57 @@ static void text_summary(const struct summary *s, const char *indent)
     printf("%s\n", any ? "" : " none");
 }
 
+/* ---- the model: what the file is (cellar_identify_*) ---- */
+
+/* Identifies open safetensors files; NULL (after a warning) if that fails,
+ * so that the rest of inspect still prints. */
+static cellar_identity *identify_files(cellar_st **files, size_t n, const cellar_registry *reg)
+{
+    cellar_identity *id = NULL;
+    if (cellar_identify_st(&id, files, n, reg) != 0) {
+        cli_warn("identify: %s", cellar_error_last());
+        cellar_error_clear();
+    }
+    return id;
+}
+
+/* "model:       <what it is>" with the text's untrusted parts escaped. */
+static void print_model_line(const char *indent, const cellar_identity *id)
+{
+    const char *t = id ? cellar_identity_text(id) : "unknown";
+    printf("%smodel:       ", indent);
+    print_name(stdout, t, strlen(t));
+    printf("\n");
+    const cellar_identity_info *x = cellar_identity_get(id);
+    for (size_t i = 0; x && i < x->nmatches && x->nmatches > 1; i++) {
+        const cellar_model_info *m = x->matches[i];
+        printf("%s  registry:  ", indent);
+        print_name(stdout, m->family, strlen(m->family));
+        printf(" %s (%s; %s)\n", m->component, *m->model_name ? m->model_name : m->description,
+               m->source);
+    }
+}
+
+/* What cellar_identify_path() says of path; NULL (after a warning) if it
+ * fails. */
+static cellar_identity *identify_path(const char *path)
+{
+    cellar_registry *reg = cli_registry_open();
+    cellar_identity *id = NULL;
+    if (cellar_identify_path(&id, path, reg) != 0) {
+        cli_warn("identify: %s", cellar_error_last());
+        cellar_error_clear();
+    }
+    cellar_registry_free(reg);
+    return id;
+}
+
+static void json_model(FILE *f, bool *first, const cellar_identity *id)
+{
+    json_key(f, first, "model");
+    cli_identity_json(f, id);
+}
+
 /* One component: a safetensors file or a shard set. */
 static int inspect_component(FILE *f, const cellar_component *c, const cellar_registry *reg,
                              const struct opts *o, struct summary *total, bool *first_comp)
@@ -183,7 +234,7 @@ static int inspect_component(FILE *f, const cellar_component *c, const cellar_re
         cellar_shards_free(s);
         return cli_error_last();
     }
-    const cellar_model_info *m = cellar_registry_find(reg, hash);
+    cellar_identity *id = identify_files(files, nfiles, reg);
     const char *fmt = cellar_shards_indexed(s) ? "safetensors (sharded)" : "safetensors";
     /* Metadata of the first file (shards repeat it). */
     cellar_st *meta = nfiles ? files[0] : NULL;
@@ -226,18 +277,7 @@ static int inspect_component(FILE *f, const cellar_component *c, const cellar_re
         fputc('}', f);
         json_key(f, &first, "structural_hash");
         cli_json_string(f, hash, 32);
-        json_key(f, &first, "model");
-        if (m) {
-            fprintf(f, "{\"family\":");
-            cli_json_string(f, m->family, strlen(m->family));
-            fprintf(f, ",\"component\":");
-            cli_json_string(f, m->component, strlen(m->component));
-            fprintf(f, ",\"description\":");
-            cli_json_string(f, m->description, strlen(m->description));
-            fputc('}', f);
-        } else {
-            fputs("null", f);
-        }
+        json_model(f, &first, id);
         if (o->tensors) {
             json_key(f, &first, "tensor_list");
             fputc('[', f);
@@ -279,11 +319,7 @@ static int inspect_component(FILE *f, const cellar_component *c, const cellar_re
             printf("%s\n", vl > 200 ? "..." : "");
         }
         printf("%sstructural:  %s\n", ind, hash);
-        if (m)
-            printf("%smodel:       %s (family %s, component %s)\n", ind, m->description, m->family,
-                   m->component);
-        else
-            printf("%smodel:       unknown\n", ind);
+        print_model_line(ind, id);
         if (o->tensors) {
             for (size_t i = 0; i < cellar_shards_count(s); i++) {
                 const cellar_st_tensor *t = cellar_shards_tensor(s, i, NULL);
@@ -297,6 +333,7 @@ static int inspect_component(FILE *f, const cellar_component *c, const cellar_re
         }
     }
     merge_summary(total, &sum);
+    cellar_identity_free(id);
     free(files);
     cellar_shards_free(s);
     return CLI_OK;
@@ -328,21 +365,28 @@ static int inspect_weights(const char *path, const struct opts *o)
     size_t n;
     if (cellar_components(&comps, &n, path) != 0)
         return cli_error_last();
-    cellar_registry *reg = NULL;
-    if (cellar_registry_open(&reg, NULL) != 0)
-        cellar_error_clear(); /* without a registry, models are just unknown */
+    cellar_registry *reg = cli_registry_open();
     bool folder = n > 1 || (n == 1 && *comps[0].name);
     struct summary total = {0};
     int rc = CLI_OK;
     bool first = true;
+    cellar_identity *pipeline = folder ? identify_path(path) : NULL;
     if (o->json) {
         printf("{\"path\":");
         cli_json_string(stdout, path, strlen(path));
-        printf(",\"format\":\"%s\",\"components\":[", folder ? "diffusers" : "safetensors");
+        printf(",\"format\":\"%s\",", folder ? "diffusers" : "safetensors");
+        if (pipeline) {
+            bool mfirst = true;
+            json_model(stdout, &mfirst, pipeline);
+            printf(",");
+        }
+        printf("\"components\":[");
     } else {
         printf("path:        %s\n", path);
         if (folder)
             printf("format:      diffusers folder, %zu weight components\n", n);
+        if (pipeline)
+            print_model_line("", pipeline);
     }
     for (size_t i = 0; i < n && rc == CLI_OK; i++)
         rc = inspect_component(stdout, &comps[i], reg, o, &total, &first);
@@ -361,6 +405,7 @@ static int inspect_weights(const char *path, const struct opts *o)
         cli_json_string(stdout, cellar_error_last(), strlen(cellar_error_last()));
         printf("}\n");
     }
+    cellar_identity_free(pipeline);
     cellar_registry_free(reg);
     cellar_components_free(comps, n);
     return rc;
@@ -446,12 +491,12 @@ static int inspect_dduf_component(const cellar_dduf *d, const char *comp, const 
             add_tensor(&sum, cellar_st_tensor_at(files[nfiles - 1], t));
     }
     char hash[33] = "";
-    const cellar_model_info *m = NULL;
+    cellar_identity *id = NULL;
     if (rc == CLI_OK && nfiles) {
         if (cellar_structural_hash_st(hash, files, nfiles) != 0)
             rc = cli_error_last();
         else
-            m = cellar_registry_find(reg, hash);
+            id = identify_files(files, nfiles, reg);
     }
     if (rc == CLI_OK && o->json) {
         fputs(*first_comp ? "" : ",", stdout);
@@ -481,16 +526,10 @@ static int inspect_dduf_component(const cellar_dduf *d, const char *comp, const 
             cli_json_string(stdout, hash, 32);
         else
             fputs("null", stdout);
-        json_key(stdout, &first, "model");
-        if (m) {
-            printf("{\"family\":");
-            cli_json_string(stdout, m->family, strlen(m->family));
-            printf(",\"component\":");
-            cli_json_string(stdout, m->component, strlen(m->component));
-            printf(",\"description\":");
-            cli_json_string(stdout, m->description, strlen(m->description));
-            fputc('}', stdout);
-        } else {
+        if (id)
+            json_model(stdout, &first, id);
+        else {
+            json_key(stdout, &first, "model");
             fputs("null", stdout);
         }
         if (o->tensors) {
@@ -530,11 +569,7 @@ static int inspect_dduf_component(const cellar_dduf *d, const char *comp, const 
         if (nfiles) {
             text_summary(&sum, "  ");
             printf("  structural:  %s\n", hash);
-            if (m)
-                printf("  model:       %s (family %s, component %s)\n", m->description,
-                       m->family, m->component);
-            else
-                printf("  model:       unknown\n");
+            print_model_line("  ", id);
         }
         for (size_t i = 0; o->tensors && i < nfiles; i++)
             for (size_t t = 0; t < cellar_st_count(files[i]); t++) {
@@ -549,6 +584,7 @@ static int inspect_dduf_component(const cellar_dduf *d, const char *comp, const 
     }
     if (rc == CLI_OK)
         merge_summary(total, &sum);
+    cellar_identity_free(id);
     for (size_t i = 0; i < nfiles; i++)
         cellar_st_free(files[i]);
     free(files);
@@ -599,9 +635,7 @@ static int inspect_dduf(const char *path, const struct opts *o)
     cellar_dduf *d;
     if (cellar_dduf_open(&d, path, 0) != 0)
         return cli_error_last();
-    cellar_registry *reg = NULL;
-    if (cellar_registry_open(&reg, NULL) != 0)
-        cellar_error_clear(); /* without a registry, models are just unknown */
+    cellar_registry *reg = cli_registry_open();
     size_t nc = cellar_dduf_component_count(d);
     const cellar_dduf_entry *index = cellar_dduf_find(d, "model_index.json");
     if (o->json) {
@@ -715,6 +749,7 @@ static int inspect_gguf(const char *path, const struct opts *o)
     struct stat st;
     uint64_t size = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
     char a[32], b[32];
+    cellar_identity *id = identify_path(path);
     if (o->json) {
         printf("{\"path\":");
         cli_json_string(stdout, path, strlen(path));
@@ -753,6 +788,10 @@ static int inspect_gguf(const char *path, const struct opts *o)
             }
             fputc(']', stdout);
         }
+        if (id) {
+            bool mfirst = false;
+            json_model(stdout, &mfirst, id);
+        }
         printf("}\n");
     } else {
         printf("path:        %s\n", path);
@@ -774,6 +813,7 @@ static int inspect_gguf(const char *path, const struct opts *o)
                 any = true;
             }
         printf("%s\n", any ? "" : " none");
+        print_model_line("", id);
         printf("key/values:  %zu\n", nkv);
         for (size_t i = 0; i < nkv; i++) {
             const cellar_gguf_kv *kv = cellar_gguf_kv_at(g, i);
@@ -793,6 +833,7 @@ static int inspect_gguf(const char *path, const struct opts *o)
             printf("]  %" PRIu64 "\n", t->size);
         }
     }
+    cellar_identity_free(id);
     cellar_gguf_free(g);
     return CLI_OK;
 }

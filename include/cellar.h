@@ -464,19 +464,175 @@ typedef struct cellar_component {
 CELLAR_API int cellar_components(cellar_component **out, size_t *count, const char *path);
 CELLAR_API void cellar_components_free(cellar_component *c, size_t count);
 
-/* Known structural hashes (data/registry.tsv: hash, family, component,
- * description, tab-separated; '#' comments). Loaded from path, or if path
- * is NULL from $CELLAR_DATA_DIR, else the install data dir, else the
- * source tree's data/. Errors: CELLAR_ENOTFOUND, CELLAR_EFORMAT. */
+/* Known structural hashes (src/format/registry.c): the table compiled from
+ * data/registry.tsv at build time (every hash DiffSynth-Studio 1.x and 2.x
+ * publishes, with family, component, layout, DiffSynth's model name and
+ * class, and where the row comes from), plus, when path is not NULL, the
+ * rows of that extra TSV file (hash, family, component, description; or
+ * the 8 columns of data/registry.tsv), searched first. The library reads
+ * no data file of its own. Errors: CELLAR_ENOTFOUND, CELLAR_EIO,
+ * CELLAR_EFORMAT (naming the line). A registry is read-only once open:
+ * safe to share between threads. */
 typedef struct cellar_registry cellar_registry;
 typedef struct cellar_model_info {
     const char *hash, *family, *component, *description;
+    /* Appended in 0.2 (never "" for the compiled rows except model_name
+     * and model_class of HASHES.md's): "original" or "diffusers"; DiffSynth's
+     * model names and classes, '+'-joined when one file holds several
+     * components; the row's source ("diffsynth-2.x fed7b18f MODEL_CONFIGS",
+     * a file name...). */
+    const char *layout, *model_name, *model_class, *source;
 } cellar_model_info;
 CELLAR_API int cellar_registry_open(cellar_registry **out, const char *path);
 CELLAR_API void cellar_registry_free(cellar_registry *r);
-/* The entry for a 32-hex-digit hash, or NULL. */
+/* The first entry for a 32-hex-digit hash, or NULL. r NULL: the compiled
+ * table alone. Entries live as long as r (the compiled ones forever). */
 CELLAR_API const cellar_model_info *cellar_registry_find(const cellar_registry *r,
                                                          const char *hash);
+/* Every entry for hash (one hash may have several meanings: CLIP-L is
+ * FLUX's and SDXL's): up to max of them into out; returns how many there
+ * are (may exceed max). r NULL: the compiled table alone. */
+CELLAR_API size_t cellar_registry_find_all(const cellar_model_info **out, size_t max,
+                                           const cellar_registry *r, const char *hash);
+/* All entries: the extra file's, then the compiled table's (sorted by hash). */
+CELLAR_API size_t cellar_registry_count(const cellar_registry *r);
+CELLAR_API const cellar_model_info *cellar_registry_at(const cellar_registry *r, size_t i);
+
+/* ---- Identification (src/format/identify.c, docs/identify.md) ----
+ * What a weight file is, from its header alone: architecture (base),
+ * variant, component, layout, precision, LoRA details, with the evidence.
+ * Evidence, strongest first: the exact structural hash of the whole file in
+ * the registry, then of its top-level key groups ("model.",
+ * "first_stage_model."... as DiffSynth 1.x splits a checkpoint), then
+ * key-and-shape rules (a table of predicates in identify_rules.c), then
+ * the file's declared metadata (modelspec.architecture,
+ * ss_base_model_version, ss_network_dim/alpha); else unknown. A filename is
+ * never evidence. */
+
+/* One tensor as any reader sees it. Shapes in PyTorch order (outermost
+ * first; GGUF's ne[] reversed). */
+typedef struct cellar_tensor_desc {
+    const char *name;
+    size_t name_len;
+    const char *dtype;     /* "F16", "BF16", "Q4_K"...; NULL if unknown */
+    size_t rank;
+    const uint64_t *shape; /* rank entries */
+    int has_value;         /* value holds a one-element tensor's value */
+    double value;          /* (LoRA alpha), when the reader has it */
+} cellar_tensor_desc;
+
+/* What cellar_identify_list() reads. Borrowed for the call. */
+typedef struct cellar_identify_input {
+    unsigned int version;               /* CELLAR_IDENTIFY_INPUT_VERSION */
+    const cellar_tensor_desc *tensors;  /* names unique */
+    size_t ntensors;
+    const char *const *meta_keys;       /* the file's metadata (may be NULL) */
+    const char *const *meta_values;
+    size_t nmeta;
+    const cellar_registry *registry;    /* NULL: the compiled table */
+} cellar_identify_input;
+#define CELLAR_IDENTIFY_INPUT_VERSION 1
+#define CELLAR_IDENTIFY_INPUT_INIT { CELLAR_IDENTIFY_INPUT_VERSION }
+
+typedef enum cellar_model_kind {
+    CELLAR_KIND_UNKNOWN = 0,
+    CELLAR_KIND_CHECKPOINT,   /* one file holding several parts (UNet+VAE+CLIP) */
+    CELLAR_KIND_DIFFUSION,    /* a UNet or DiT alone */
+    CELLAR_KIND_VAE,
+    CELLAR_KIND_TEXT_ENCODER,
+    CELLAR_KIND_LORA,         /* LoRA, LyCORIS, DoRA */
+    CELLAR_KIND_EMBEDDING,    /* textual inversion */
+    CELLAR_KIND_CONTROLNET,
+    CELLAR_KIND_IP_ADAPTER,
+    CELLAR_KIND_PIPELINE,     /* a diffusers folder or DDUF: several components */
+    CELLAR_KIND_OTHER,        /* known by hash, none of the above */
+} cellar_model_kind;
+
+/* Evidence bits. */
+#define CELLAR_EVIDENCE_HASH 0x1u       /* the whole file's structural hash */
+#define CELLAR_EVIDENCE_GROUP_HASH 0x2u /* a top-level key group's hash */
+#define CELLAR_EVIDENCE_RULE 0x4u       /* a key-and-shape rule */
+#define CELLAR_EVIDENCE_METADATA 0x8u   /* the file's declared metadata */
+
+/* Confidence: none (unknown), low (declared metadata only), medium (rule),
+ * high (exact hash). */
+enum { CELLAR_CONFIDENCE_NONE, CELLAR_CONFIDENCE_LOW, CELLAR_CONFIDENCE_MEDIUM,
+       CELLAR_CONFIDENCE_HIGH };
+
+/* A registry match on a top-level key group. */
+typedef struct cellar_group_match {
+    const char *group;              /* "model", "first_stage_model"... */
+    size_t tensors;
+    const cellar_model_info *entry;
+} cellar_group_match;
+
+/* An identification result. Immutable once made: safe to read from several
+ * threads; freed with cellar_identity_free(). */
+typedef struct cellar_identity cellar_identity;
+
+/* The result, filled by the library; fields are only ever appended
+ * (version says which exist). Strings and arrays live as long as the
+ * cellar_identity, registry entries as long as the registry given (the
+ * compiled table's forever); NULL where not known. */
+typedef struct cellar_identity_info {
+    unsigned int version;         /* CELLAR_IDENTITY_VERSION when filled */
+    cellar_model_kind kind;
+    const char *kind_name;        /* "checkpoint", "diffusion model", "VAE", "LoRA"... */
+    const char *base;             /* "SDXL", "FLUX.1", "Wan2.1"... */
+    const char *variant;          /* "base", "refiner", "dev", "14B I2V", "inpaint v-pred"... */
+    const char *component;        /* "UNet", "transformer", "VAE", "CLIP-L", "T5-XXL"... */
+    const char *layout;           /* "original single-file", "original", "diffusers", "kohya"... */
+    const char *precision;        /* "F16", "BF16", "F8_E4M3+F32", "Q8_0"... */
+    const char *parts;            /* a checkpoint's or pipeline's parts, '+'-joined */
+    unsigned evidence;            /* CELLAR_EVIDENCE_* bits */
+    int confidence;               /* CELLAR_CONFIDENCE_* */
+    const char *rule;             /* the rules that matched, ' '-joined ("sd-unet sdxl-base") */
+    const char *declared;         /* what the metadata declares, as written */
+    const char *conflict;         /* where evidence disagrees, in words */
+    char structural[33];          /* the whole list's structural hash */
+    size_t tensors;
+    const cellar_model_info *const *matches; /* registry entries of the hash */
+    size_t nmatches;
+    const cellar_group_match *groups;        /* registry matches of key groups */
+    size_t ngroups;
+    /* LoRA (kind CELLAR_KIND_LORA) */
+    const char *lora_format;      /* "kohya", "peft", "diffusers", "LoHa", "LoKr", "OFT", "full", "DoRA"... */
+    unsigned lora_rank;           /* 0 if unknown */
+    int lora_has_alpha;
+    double lora_alpha;
+    const char *lora_targets;     /* "unet+te1+te2", "transformer"... */
+    const char *text;             /* the one-line summary, as cellar_identity_text() */
+    /* A pipeline's components (kind CELLAR_KIND_PIPELINE): names
+     * ("transformer", "vae"...) and their own results. */
+    size_t ncomponents;
+    const char *const *component_names;
+    const cellar_identity *const *components;
+} cellar_identity_info;
+#define CELLAR_IDENTITY_VERSION 1
+
+/* Identifies a tensor list (any reader's). Errors: CELLAR_EINVAL (version
+ * unknown, NULL tensors with a count), CELLAR_ENOMEM. */
+CELLAR_API int cellar_identify_list(cellar_identity **out, const cellar_identify_input *in);
+/* Identifies open safetensors files taken as one shard set (the union of
+ * their tensors; one-element tensors' values are read for LoRA alpha). */
+CELLAR_API int cellar_identify_st(cellar_identity **out, cellar_st *const *files, size_t nfiles,
+                                  const cellar_registry *reg);
+/* Identifies what cellar reads at path: a safetensors file, a shard set (its
+ * directory or index), a diffusers folder or DDUF file (kind
+ * CELLAR_KIND_PIPELINE, from its components), a GGUF file. reg NULL: the
+ * compiled table. Errors: the readers' (CELLAR_ENOTFOUND, CELLAR_EFORMAT,
+ * CELLAR_EIO...), CELLAR_EUNSUPPORTED for a format cellar does not read. */
+CELLAR_API int cellar_identify_path(cellar_identity **out, const char *path,
+                                    const cellar_registry *reg);
+/* The result's fields (never NULL for a non-NULL id). */
+CELLAR_API const cellar_identity_info *cellar_identity_get(const cellar_identity *id);
+/* The one-line summary ("SDXL base UNet, original single-file layout, F16
+ * (rule)"; "LoRA (kohya) for SDXL, rank 32, alpha 16, unet+te1+te2";
+ * "unknown (structural 3c0f..., 1131 tensors)"). Lives as long as id. */
+CELLAR_API const char *cellar_identity_text(const cellar_identity *id);
+/* "unknown", "checkpoint", "diffusion model", "VAE"... */
+CELLAR_API const char *cellar_model_kind_name(cellar_model_kind k);
+CELLAR_API void cellar_identity_free(cellar_identity *id);
 
 /* ---- GGUF (src/format/gguf.c) ----
  * A bounded reader for GGUF v2/v3 headers (key/values and tensor infos),

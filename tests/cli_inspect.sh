@@ -78,25 +78,26 @@ check "parameter count" grep -q '^parameters:  9$' <<<"$out"
 check "dtype histogram" grep -q '^dtypes:      F32 x3 (36 B)$' <<<"$out"
 check "metadata" grep -q 'origin = gen.py' <<<"$out"
 check "structural hash (HASHES.md example)" grep -q '^structural:  cdf0726fd23f31be0c8f82e838646a79$' <<<"$out"
-check "unknown model" grep -q '^model:       unknown$' <<<"$out"
+check "unknown model" grep -q '^model:       unknown (structural cdf0726f\.\.\., 3 tensors)$' <<<"$out"
 out=$("$BIN" inspect --tensors "$T/ex.safetensors")
 check "--tensors" grep -q '  a.weight  F32  \[2, 3\]  24$' <<<"$out"
 
-# --- identification through the registry ---
+# --- identification through an extra registry file ($CELLAR_REGISTRY) ---
 mkdir -p "$T/data"
 printf 'cdf0726fd23f31be0c8f82e838646a79\tToyNet\tall\tToy model from HASHES.md\n' > "$T/data/registry.tsv"
-out=$(CELLAR_DATA_DIR="$T/data" "$BIN" inspect "$T/ex.safetensors")
-check "identified" grep -q '^model:       Toy model from HASHES.md (family ToyNet, component all)$' <<<"$out"
+out=$(CELLAR_REGISTRY="$T/data/registry.tsv" "$BIN" inspect "$T/ex.safetensors")
+check "identified" grep -q '^model:       ToyNet all (Toy model from HASHES.md), F32 (hash cdf0726f)$' <<<"$out"
 
 # --- --json ---
-CELLAR_DATA_DIR="$T/data" "$BIN" inspect --json --tensors "$T/ex.safetensors" > "$T/ex.json"
+CELLAR_REGISTRY="$T/data/registry.tsv" "$BIN" inspect --json --tensors "$T/ex.safetensors" > "$T/ex.json"
 check "--json fields" python3 - "$T/ex.json" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))
 c = j["components"][0]
 assert j["tensors"] == 3 and j["parameters"] == 9, j
 assert c["structural_hash"] == "cdf0726fd23f31be0c8f82e838646a79"
-assert c["model"]["family"] == "ToyNet"
+assert c["model"]["registry"][0]["family"] == "ToyNet" and c["model"]["evidence"] == ["hash"]
+assert c["model"]["confidence"] == "high" and c["model"]["kind"] == "other"
 assert c["dtypes"] == {"F32": {"tensors": 3, "bytes": 36}}
 assert c["metadata"] == {"format": "pt", "origin": "gen.py"}
 assert {t["name"]: t["shape"] for t in c["tensor_list"]} == {"a.bias": [2], "a.weight": [2, 3], "scale": []}
