@@ -680,13 +680,22 @@ static int declared_evidence(cellar_identity *id, const ctx *c, cellar_buf *conf
     return rc;
 }
 
-/* Registry meanings for the text: "family component (model_name)". */
+/* Registry meanings for the text: "family component (model_name)", each
+ * once (the 1.x, 2.x and HASHES.md rows of one hash often agree). */
 static int put_meanings(cellar_buf *s, const cellar_model_info *const *m, size_t n)
 {
     int rc = 0;
+    bool any = false;
     for (size_t i = 0; i < n && rc == 0; i++) {
         const cellar_model_info *e = m[i];
-        rc = cellar_buf_printf(s, "%s%s %s", i ? "; " : "", e->family, e->component);
+        bool dup = false;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = !strcmp(m[j]->family, e->family) && !strcmp(m[j]->component, e->component) &&
+                  (!*e->model_name || !strcmp(m[j]->model_name, e->model_name));
+        if (dup)
+            continue;
+        rc = cellar_buf_printf(s, "%s%s %s", any ? "; " : "", e->family, e->component);
+        any = true;
         if (rc == 0 && e->model_name && *e->model_name)
             rc = cellar_buf_printf(s, " (%s)", e->model_name);
         else if (rc == 0 && *e->description)
@@ -784,7 +793,8 @@ static int format_text(cellar_identity *id)
     } else {
         /* declared only */
         rc = cellar_buf_printf(&s, "%s%s%s %s", base ? base : "", variant ? " " : "",
-                               variant ? variant : "", cellar_model_kind_name(f->kind));
+                               variant ? variant : "",
+                               f->kind == CELLAR_KIND_UNKNOWN ? "model" : cellar_model_kind_name(f->kind));
     }
     if (rc == 0 && f->evidence && f->kind != CELLAR_KIND_LORA && f->precision)
         rc = cellar_buf_printf(&s, ", %s", f->precision);
@@ -804,20 +814,35 @@ static int format_text(cellar_identity *id)
     return rc;
 }
 
-/* Hash and rule disagree when both name a base and the registry's family
- * does not contain the rule's. */
+/* Whether the registry family fam and the rules' base agree: some word of
+ * the base ("SD3/FLUX.1", "SD1/SD2/SDXL: cannot...") starts the family
+ * or one of its '+' parts, or the other way round. */
+static bool family_agrees(const char *fam, const char *base)
+{
+    for (const char *b = base; *b;) {
+        size_t bl = strcspn(b, "/ :()");
+        for (const char *p = fam; bl >= 2 && *p;) {
+            size_t pl = strcspn(p, "+");
+            size_t k = bl < pl ? bl : pl;
+            if (k >= 2 && !strncmp(p, b, k))
+                return true;
+            p += pl + (p[pl] == '+');
+        }
+        b += bl;
+        b += strspn(b, "/ :()");
+    }
+    return false;
+}
+
+/* Hash and rule disagree when both name a base and no registry meaning
+ * agrees with the rules'. */
 static int hash_rule_conflict(const cellar_identity_info *f, cellar_buf *conflict)
 {
     if (!(f->evidence & CELLAR_EVIDENCE_RULE) || !f->nmatches || !f->base)
         return 0;
-    for (size_t i = 0; i < f->nmatches; i++) {
-        const char *fam = f->matches[i]->family;
-        size_t bl = strcspn(f->base, " .x");
-        if (strstr(fam, f->base) || (bl >= 2 && !strncmp(fam, f->base, bl)))
+    for (size_t i = 0; i < f->nmatches; i++)
+        if (family_agrees(f->matches[i]->family, f->base))
             return 0;
-        if (!strncmp(f->base, fam, strcspn(fam, "+")))
-            return 0;
-    }
     return cellar_buf_printf(conflict, "%shash says %s %s, rules say %s", conflict->len ? "; " : "",
                              f->matches[0]->family, f->matches[0]->component, f->base);
 }

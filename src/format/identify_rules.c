@@ -48,7 +48,7 @@
 const id_rule cellar_id_rules[] = {
     /* ---- diffusion models, IDENTIFY.md (b) 1-9 ---- */
     {"sd3", NULL, {HAS("$joint_blocks.0.context_block.attn.qkv.weight")}, K_DIFF, "SD3", NULL, "MMDiT", "original"},
-    {"sd3-medium", "sd3", {DIM("$x_embedder.proj.weight", 0, 1536), ABSENT("$joint_blocks.0.x_block.attn.ln_q.weight")}, K_KEEP, NULL, "3 Medium", NULL, NULL},
+    {"sd3-medium", "sd3", {DIM("$x_embedder.proj.weight", 0, 1536), ABSENT("$joint_blocks.0.x_block.attn.ln_q.weight")}, K_KEEP, NULL, "Medium", NULL, NULL},
     {"sd3.5-medium", "sd3", {DIM("$x_embedder.proj.weight", 0, 1536), HAS("$joint_blocks.0.x_block.attn.ln_q.weight"), HAS("$joint_blocks.0.x_block.attn2.qkv.weight")}, K_KEEP, "SD3.5", "Medium", NULL, NULL},
     {"sd3.5-large", "sd3", {DIM("$x_embedder.proj.weight", 0, 2432), HAS("$joint_blocks.0.x_block.attn.ln_q.weight")}, K_KEEP, "SD3.5", "Large", NULL, NULL},
 
@@ -76,7 +76,7 @@ const id_rule cellar_id_rules[] = {
     {"wan", NULL, {HAS("$head.modulation")}, K_DIFF, "Wan", NULL, "DiT", "original"},
     {"wan-1.3b", "wan", {DIM("$head.modulation", -1, 1536)}, K_KEEP, "Wan2.1", "1.3B", NULL, NULL},
     {"wan-5b", "wan", {DIM("$head.modulation", -1, 3072)}, K_KEEP, "Wan2.2", "5B", NULL, NULL},
-    {"wan-14b", "wan", {DIM("$head.modulation", -1, 5120)}, K_KEEP, NULL, "14B", NULL, NULL},
+    {"wan-14b", "wan", {DIM("$head.modulation", -1, 5120)}, K_KEEP, "Wan2.1/2.2", "14B", NULL, NULL},
     {"wan-t2v", "wan", {DIM("$patch_embedding.weight", 1, 16), ABSENT("$vace_patch_embedding.weight")}, K_KEEP, NULL, "T2V", NULL, NULL},
     {"wan-i2v", "wan", {DIM("$patch_embedding.weight", 1, 36), HAS("$img_emb.proj.0.bias"), ABSENT("$img_emb.emb_pos")}, K_KEEP, NULL, "I2V", NULL, NULL},
     {"wan-flf2v", "wan", {HAS("$img_emb.emb_pos")}, K_KEEP, NULL, "FLF2V", NULL, NULL},
@@ -119,7 +119,7 @@ const id_rule cellar_id_rules[] = {
     {"diffusers-wan", NULL, {HAS("condition_embedder.text_embedder.linear_1.weight"), HAS("blocks.0.attn1.to_q.weight")}, K_DIFF, "Wan", NULL, "DiT", "diffusers"},
     {"diffusers-wan-1.3b", "diffusers-wan", {DIM("blocks.0.attn1.to_q.weight", 0, 1536)}, K_KEEP, "Wan2.1", "1.3B", NULL, NULL},
     {"diffusers-wan-5b", "diffusers-wan", {DIM("blocks.0.attn1.to_q.weight", 0, 3072)}, K_KEEP, "Wan2.2", "5B", NULL, NULL},
-    {"diffusers-wan-14b", "diffusers-wan", {DIM("blocks.0.attn1.to_q.weight", 0, 5120)}, K_KEEP, NULL, "14B", NULL, NULL},
+    {"diffusers-wan-14b", "diffusers-wan", {DIM("blocks.0.attn1.to_q.weight", 0, 5120)}, K_KEEP, "Wan2.1/2.2", "14B", NULL, NULL},
 
     /* ---- ControlNets, IP-Adapters (before VAEs: they hold no decoder) ---- */
     {"controlnet", NULL, {PREFIX("control_model.|input_hint_block.")}, K_CN, NULL, NULL, "ControlNet", "original"},
@@ -178,7 +178,7 @@ const id_rule cellar_id_rules[] = {
     {"lora-qwen-image", "lora", {HAS("*transformer_blocks.0.img_mlp.*|*transformer_blocks_0_img_mlp_*")}, K_KEEP, "Qwen-Image", NULL, NULL, NULL},
 
     /* ---- textual-inversion embeddings ---- */
-    {"embedding-sdxl", NULL, {HAS("clip_l"), HAS("clip_g")}, K_EMB, "SDXL", NULL, "embedding", "safetensors"},
+    {"embedding-sdxl", NULL, {HAS("clip_l"), HAS("clip_g")}, K_EMB, "SDXL", NULL, "embedding", NULL},
     {"embedding", NULL, {HAS("emb_params|string_to_param.*")}, K_EMB, NULL, NULL, "embedding", NULL},
     {"embedding-sd1", "embedding", {DIM("emb_params|string_to_param.*", -1, 768)}, K_KEEP, "SD1.x", NULL, NULL, NULL},
     {"embedding-sd2", "embedding", {DIM("emb_params|string_to_param.*", -1, 1024)}, K_KEEP, "SD2.x", NULL, NULL, NULL},
