@@ -20,6 +20,9 @@
 
 /* ---- the tensor list, indexed ---- */
 
+/* More top-level key groups than this: no group hashes (see hash_evidence). */
+#define CELLAR_ID_MAX_GROUPS 64
+
 typedef struct ctx {
     const cellar_tensor_desc *t;
     size_t n;
@@ -159,6 +162,18 @@ static const cellar_tensor_desc *resolve_one(const ctx *c, const char *k, size_t
         lit++;
     if (lit == len && !prefix)
         return lookup(c, buf, len);
+    /* "*suffix": a byte comparison per name instead of the glob. */
+    if (lit == 0 && len > 1 && buf[0] == '*' && !prefix && !memchr(buf + 1, '*', len - 1) &&
+        !memchr(buf + 1, '?', len - 1)) {
+        const char *suf = buf + 1;
+        size_t sl = len - 1;
+        for (size_t i = 0; i < c->n; i++) {
+            const cellar_tensor_desc *t = &c->t[c->sorted[i]];
+            if (t->name_len >= sl && !memcmp(t->name + t->name_len - sl, suf, sl))
+                return t;
+        }
+        return NULL;
+    }
     for (size_t i = lower_bound(c, buf, lit); i < c->n; i++) {
         const cellar_tensor_desc *t = &c->t[c->sorted[i]];
         if (!starts_with(t, buf, lit))
@@ -577,7 +592,20 @@ static int hash_evidence(cellar_identity *id, const ctx *c, const cellar_registr
         f->evidence |= CELLAR_EVIDENCE_HASH;
         return 0;
     }
-    /* Groups by first dotted part, in sorted order (a group is a run). */
+    /* Groups by first dotted part, in sorted order (a group is a run). A
+     * checkpoint has a handful; a file with hundreds (a kohya LoRA's
+     * "lora_unet_..." modules) is not what DiffSynth splits. */
+    size_t runs = 0;
+    for (size_t i = 0; i < c->n && runs <= CELLAR_ID_MAX_GROUPS; i++) {
+        const cellar_tensor_desc *t = &c->t[c->sorted[i]];
+        const char *dot = memchr(t->name, '.', t->name_len);
+        size_t plen = dot ? (size_t)(dot - t->name) + 1 : t->name_len;
+        const cellar_tensor_desc *prev = i ? &c->t[c->sorted[i - 1]] : NULL;
+        if (!prev || !starts_with(prev, t->name, plen) || (!dot && prev->name_len != plen))
+            runs++;
+    }
+    if (runs > CELLAR_ID_MAX_GROUPS)
+        return 0;
     cellar_tensor_desc *g = c->n ? cellar_calloc(c->n, sizeof *g) : NULL;
     if (c->n && !g)
         return CELLAR_ENOMEM;

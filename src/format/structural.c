@@ -23,47 +23,89 @@ static int cmp_entry(const void *a, const void *b)
     return cellar_st_name_cmp(x->s, x->len, y->s, y->len);
 }
 
+static size_t digits(uint64_t v)
+{
+    size_t k = 1;
+    while (v >= 10) {
+        v /= 10;
+        k++;
+    }
+    return k;
+}
+
 int cellar_structural_hash_list(char out[33], const cellar_tensor_desc *t, size_t n)
 {
-    entry *e = n ? cellar_calloc(2 * n, sizeof *e) : NULL;
-    size_t *shape_at = n ? cellar_calloc(n, sizeof *shape_at) : NULL;
-    cellar_buf text;
-    cellar_buf_init(&text, 0);
-    cellar_hasher *h = NULL;
-    int rc = n && (!e || !shape_at) ? CELLAR_ENOMEM : 0;
-    /* Shape texts go into one buffer first; entries point into it once it
-     * stops moving. */
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        shape_at[i] = text.len;
-        rc = cellar_buf_append(&text, t[i].name, t[i].name_len);
-        if (rc == 0)
-            rc = cellar_buf_append(&text, ":", 1);
-        for (size_t d = 0; d < t[i].rank && rc == 0; d++)
-            rc = cellar_buf_printf(&text, d ? "_%llu" : "%llu", (unsigned long long)t[i].shape[d]);
+    /* The "name:d0_d1" texts go into one buffer sized first (no regrowth);
+     * entries point into it and at the names. */
+    size_t size = 1;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = t[i].name_len + 1 + (t[i].rank ? t[i].rank - 1 : 0);
+        for (size_t d = 0; d < t[i].rank; d++)
+            k += digits(t[i].shape[d]);
+        if (ck_add(size, k, &size))
+            return cellar_fail(CELLAR_ERANGE, "structural hash: names too long");
     }
+    entry *e = n ? cellar_calloc(2 * n, sizeof *e) : NULL;
+    char *text = cellar_malloc(size);
+    cellar_hasher *h = NULL;
+    int rc = (n && !e) || !text ? CELLAR_ENOMEM : 0;
     if (rc)
         goto done;
+    char *w = text;
     for (size_t i = 0; i < n; i++) {
-        size_t end = i + 1 < n ? shape_at[i + 1] : text.len;
-        e[2 * i] = (entry){text.data + shape_at[i], end - shape_at[i]};
+        char *start = w;
+        memcpy(w, t[i].name, t[i].name_len);
+        w += t[i].name_len;
+        *w++ = ':';
+        for (size_t d = 0; d < t[i].rank; d++) {
+            if (d)
+                *w++ = '_';
+            size_t k = digits(t[i].shape[d]);
+            uint64_t v = t[i].shape[d];
+            for (size_t j = k; j-- > 0; v /= 10)
+                w[j] = (char)('0' + v % 10);
+            w += k;
+        }
+        e[2 * i] = (entry){start, (size_t)(w - start)};
         e[2 * i + 1] = (entry){t[i].name, t[i].name_len};
     }
     if (n)
         qsort(e, 2 * n, sizeof *e, cmp_entry);
     if ((rc = cellar_hasher_new(&h, CELLAR_ALGO_BIT(CELLAR_ALGO_MD5), UINT64_MAX)))
         goto done;
+    /* Joined through a block buffer: a few large updates, not 4n small. */
+    char block[1 << 15];
+    size_t used = 0;
     for (size_t i = 0; i < 2 * n; i++) {
-        if (i)
-            cellar_hasher_update(h, ",", 1);
-        cellar_hasher_update(h, e[i].s, e[i].len);
+        const char *p = e[i].s;
+        size_t left = e[i].len + (i != 0);
+        bool comma = i != 0;
+        while (left) {
+            if (used == sizeof block) {
+                cellar_hasher_update(h, block, used);
+                used = 0;
+            }
+            if (comma) {
+                block[used++] = ',';
+                comma = false;
+                left--;
+                continue;
+            }
+            size_t k = left < sizeof block - used ? left : sizeof block - used;
+            memcpy(block + used, p, k);
+            used += k;
+            p += k;
+            left -= k;
+        }
     }
+    if (used)
+        cellar_hasher_update(h, block, used);
     cellar_digests d;
     if ((rc = cellar_hasher_final(h, &d)) == 0)
         cellar_digest_hex(out, &d, CELLAR_ALGO_MD5);
 done:
     cellar_hasher_free(h);
-    cellar_buf_free(&text);
-    free(shape_at);
+    free(text);
     free(e);
     return rc;
 }
