@@ -56,6 +56,8 @@ cellar_registry *cli_registry_open(void);
  * structural, registry [...], groups [...], lora {format, rank, alpha,
  * targets}, components [...] for a pipeline. */
 void cli_identity_json(FILE *f, const cellar_identity *id);
+/* cellar ls --by-model: the n PATHs summarised by model (cli/ls_by_model.c). */
+int cli_ls_by_model(int n, char **paths, bool json);
 
 /* Each verb: argv[0] is the verb's name. */
 typedef int (*cli_cmd_fn)(int argc, char **argv);

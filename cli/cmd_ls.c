@@ -4,9 +4,14 @@
 #include <string.h>
 
 static const char usage[] =
-    "usage: cellar ls [--json]\n\n"
+    "usage: cellar ls [--json]\n"
+    "       cellar ls --by-model [--json] PATH...\n\n"
     "Lists the store's objects: sha256, size, the number of other hard links\n"
-    "to it (places sharing the copy), and the other digests the index knows.\n";
+    "to it (places sharing the copy), and the other digests the index knows.\n\n"
+    "--by-model summarises models folders (ComfyUI, A1111, InvokeAI) instead:\n"
+    "every weight file, diffusers folder and shard set under the PATHs, grouped\n"
+    "by what it is (identified from its header), with sizes, hard links and\n"
+    "duplicate copies (same sha256; only same-size files are hashed).\n";
 
 struct ls {
     bool json;
@@ -42,9 +47,33 @@ static int print_one(const cellar_object_info *info, void *ctx)
     return 0;
 }
 
+/* --by-model [--json] PATH... (cli/ls_by_model.c) */
+static int ls_by_model(int argc, char **argv)
+{
+    bool json = false;
+    int n = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json = true;
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return CLI_OK;
+        } else if (strcmp(argv[i], "--by-model") && argv[i][0] == '-')
+            return cli_usage("ls", "unexpected option '%s'", argv[i]);
+        else if (strcmp(argv[i], "--by-model"))
+            argv[1 + n++] = argv[i];
+    }
+    return cli_ls_by_model(n, argv + 1, json);
+}
+
 int cmd_ls(int argc, char **argv)
 {
     struct ls l = {false, 0};
+    bool by_model = false;
+    for (int i = 1; i < argc; i++)
+        by_model |= !strcmp(argv[i], "--by-model");
+    if (by_model)
+        return ls_by_model(argc, argv);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage, stdout);
