@@ -630,6 +630,15 @@ static int inspect_dduf_variants(const cellar_dduf *d, const char *comp,
     return rc;
 }
 
+/* The pipeline's line: what cellar_identify_path() makes of the archive. */
+static void inspect_dduf_model(const char *path)
+{
+    cellar_identity *id = identify_path(path);
+    if (id)
+        print_model_line("", id);
+    cellar_identity_free(id);
+}
+
 static int inspect_dduf(const char *path, const struct opts *o)
 {
     cellar_dduf *d;
@@ -650,6 +659,7 @@ static int inspect_dduf(const char *path, const struct opts *o)
         printf("path:        %s\n", path);
         printf("format:      DDUF, %zu entries, %zu components\n", cellar_dduf_entry_count(d),
                nc);
+        inspect_dduf_model(path);
     }
     struct summary total = {0};
     bool first = true;

@@ -13,6 +13,52 @@ if ! [ -x "$PY" ]; then
     exit 77
 fi
 if PYTHONPATH="$SRC/tests" "$PY" "$SRC/tests/identify_cases.py" "$BIN" "$T"; then ok; else bad "identify cases"; fi
+# --- GGUF (shapes reversed into PyTorch order: the hash is the same) ---
+PYTHONPATH="$SRC/tests" /usr/bin/python3 - "$T/flux1-schnell.gguf" <<'EOF'
+import struct, sys
+import model_keys as m
+keys = m.flux(False)
+def s(b):
+    b = b.encode()
+    return struct.pack("<Q", len(b)) + b
+kv = [("general.architecture", "flux"), ("general.file_type", None)]
+out = b"GGUF" + struct.pack("<IQQ", 3, len(keys), 1)
+out += s("general.architecture") + struct.pack("<I", 8) + s("flux")
+at = 0
+for name, shape in keys.items():
+    n = 1
+    for d in shape:
+        n *= d
+    out += s(name) + struct.pack("<I", len(shape)) + b"".join(struct.pack("<Q", d) for d in reversed(shape))
+    out += struct.pack("<IQ", 1, at)  # F16
+    at += (2 * n + 31) // 32 * 32
+out += b"\0" * (-len(out) % 32)
+with open(sys.argv[1], "wb") as f:
+    f.write(out)
+    f.truncate(len(out) + at)
+EOF
+out=$("$BIN" inspect "$T/flux1-schnell.gguf")
+check "gguf: FLUX.1 schnell by hash and rule" grep -q '^model:       FLUX.1 schnell transformer, original layout, F16 (hash 57b02550, rule)' <<<"$out"
+
+# --- DDUF: a pipeline from its components ---
+D="$T/dduf_src"
+mkdir -p "$D/transformer" "$D/vae"
+printf '{"_class_name": "FluxPipeline", "transformer": ["diffusers", "FluxTransformer2DModel"], "vae": ["diffusers", "AutoencoderKL"]}' > "$D/model_index.json"
+printf '{}' > "$D/transformer/config.json"
+printf '{}' > "$D/vae/config.json"
+cp "$T/flux_diffusers.safetensors" "$D/transformer/diffusion_pytorch_model.safetensors"
+cp "$T/wan21_vae.safetensors" "$D/vae/diffusion_pytorch_model.safetensors"
+"$BIN" dduf pack "$D" "$T/p.dduf" >/dev/null
+check "dduf: pipeline line" grep -q '^model:       FLUX.1 dev pipeline, DDUF (transformer+vae)' <<<"$("$BIN" inspect "$T/p.dduf")"
+out=$("$BIN" inspect --json "$T/p.dduf")
+check "dduf: pipeline per component" /usr/bin/python3 -c '
+import json, sys
+j = json.loads(sys.argv[1])
+c = {x["component"]: x["model"] for x in j["components"]}
+assert c["transformer"]["base"] == "FLUX.1" and c["transformer"]["layout"] == "diffusers", c
+assert c["vae"]["kind"] == "VAE", c
+' "$out"
+
 # --- ls --by-model: a ComfyUI-like folder with a copy, a hard link, a
 # diffusers folder and a shard set ---
 M="$T/models"

@@ -204,5 +204,57 @@ case("unknown", write("unknown.safetensors", {"encoder.weight": [3, 4], "head.bi
      kind="unknown", confidence="none", base=None,
      text=r"^unknown \(structural [0-9a-f]{8}\.\.\., 2 tensors\)$")
 
+# ---- the other rules of IDENTIFY.md (b), from their rule keys ----
+P = "model.diffusion_model."
+def few(*pairs):
+    return {k: v for k, v in pairs}
+case("Stable Cascade", write("cascade.safetensors", few(("clf.1.weight", [2048, 1536]), ("down_blocks.0.0.weight", [2048]))),
+     base="Stable Cascade")
+case("HunyuanDiT", write("hunyuan_dit.safetensors", few(("mlp_t5.0.weight", [4096, 2048]), ("x_embedder.proj.weight", [1408, 4, 2, 2]))),
+     base="HunyuanDiT")
+case("HunyuanVideo I2V", write("hunyuan_video.safetensors", few(("txt_in.individual_token_refiner.blocks.0.norm1.weight", [3072]),
+     ("img_in.proj.weight", [3072, 33, 1, 2, 2]), ("double_blocks.0.img_attn_q_norm.weight", [128]))),
+     base="HunyuanVideo", variant="I2V")
+chroma = m.flux(False)
+chroma["distilled_guidance_layer.in_proj.weight"] = [5120, 64]
+case("Chroma", write("chroma.safetensors", chroma), base="Chroma")
+case("LTX-Video", write("ltx.safetensors", few(("adaln_single.emb.timestep_embedder.linear_1.bias", [2048]), ("patchify_proj.weight", [2048, 128]))),
+     base="LTX-Video")
+case("Lumina2", write("lumina2.safetensors", few(("cap_embedder.1.weight", [2304, 2304]), ("x_embedder.weight", [2304, 16]))), base="Lumina2")
+case("Z-Image", write("z_image.safetensors", m.prefixed(P, few(*[(f"layers.{i}.attention.qkv.weight", [11520, 3840]) for i in range(6)],
+     ("cap_embedder.1.weight", [3840, 2560])))), base="Z-Image", layout="original single-file")
+case("HiDream", write("hidream.safetensors", few(("caption_projection.0.linear.weight", [2560, 4096]))), base="HiDream")
+w = m.wan_dit(5120, 2, 36, True, 13824)
+w["img_emb.emb_pos"] = [1, 514, 1280]
+case("Wan FLF2V", write("wan_flf2v.safetensors", w), variant="14B FLF2V")
+w = m.wan_dit(1536, 2)
+w["vace_patch_embedding.weight"] = [1536, 96, 1, 2, 2]
+case("Wan VACE", write("wan_vace.safetensors", w), variant="1.3B VACE")
+case("Wan2.2 5B", write("wan_5b.safetensors", m.wan_dit(3072, 2, 48)), base="Wan2.2", variant="5B TI2V/Fun")
+# diffusers layouts
+dflux = {"x_embedder.weight": [3072, 64], "context_embedder.weight": [3072, 4096],
+         "single_transformer_blocks.0.attn.to_q.weight": [3072, 3072],
+         "time_text_embed.guidance_embedder.linear_1.weight": [3072, 256]}
+case("FLUX.1 dev, diffusers layout", write("flux_diffusers.safetensors", dflux), base="FLUX.1", variant="dev", layout="diffusers")
+dxl = {"conv_in.weight": [320, 4, 3, 3], "down_blocks.0.resnets.0.conv1.weight": [320, 320, 3, 3],
+       "time_embedding.linear_1.weight": [1280, 320], "add_embedding.linear_1.weight": [1280, 2816],
+       "down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight": [640, 2048]}
+case("SDXL UNet, diffusers layout", write("sdxl_diffusers.safetensors", dxl), base="SDXL", variant="base", layout="diffusers")
+case("SD3, diffusers layout", write("sd3_diffusers.safetensors", {"pos_embed.proj.weight": [1536, 16, 2, 2],
+     "transformer_blocks.0.attn.add_q_proj.weight": [1536, 1536]}), base="SD3", variant="Medium", layout="diffusers")
+case("ControlNet, diffusers layout", write("cn_diffusers.safetensors", {"controlnet_cond_embedding.conv_in.weight": [16, 3, 3, 3],
+     "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight": [320, 768]}), kind="ControlNet", base="SD1.x", layout="diffusers")
+case("IP-Adapter SDXL", write("ipa.safetensors", {"image_proj.proj.weight": [8192, 1280], "ip_adapter.1.to_k_ip.weight": [640, 2048]}),
+     kind="IP-Adapter", base="SDXL")
+k = m.lora(sd1_mods, "kohya", 16)
+k.update({n[:-len(".lora_down.weight")] + ".dora_scale": [1, 320] for n in list(k) if n.endswith(".lora_down.weight")})
+case("DoRA", write("dora.safetensors", k), base="SD1.x", lora={"format": "DoRA", "rank": 16})
+case("LoKr", write("lokr.safetensors", {"lora_unet_down_blocks_0_attentions_0_proj_in.lokr_w1": [8, 8],
+     "lora_unet_down_blocks_0_attentions_0_proj_in.lokr_w2_a": [40, 4], "lora_unet_down_blocks_0_attentions_0_proj_in.lokr_w2_b": [4, 40]}),
+     lora={"format": "LoKr", "rank": 4})
+case("CLIP-L in a ComfyUI single file? no: parts only", write("parts.safetensors",
+     dict(m.ldm_vae(z=4, quant=True, pre="first_stage_model."), **m.clip_text(pre="cond_stage_model.transformer."))),
+     kind="checkpoint", parts="VAE+CLIP-L")
+
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
