@@ -228,13 +228,15 @@ static int inspect_component(FILE *f, const cellar_component *c, const cellar_re
         add_tensor(&sum, cellar_shards_tensor(s, i, NULL));
     sum.size = cellar_shards_size(s);
     char hash[33];
-    int rc = cellar_structural_hash_st(hash, files, nfiles);
+    cellar_identity *id = identify_files(files, nfiles, reg);
+    /* The identification hashed the tensors already. */
+    int rc = id ? (memcpy(hash, cellar_identity_get(id)->structural, sizeof hash), 0)
+                : cellar_structural_hash_st(hash, files, nfiles);
     if (rc) {
         free(files);
         cellar_shards_free(s);
         return cli_error_last();
     }
-    cellar_identity *id = identify_files(files, nfiles, reg);
     const char *fmt = cellar_shards_indexed(s) ? "safetensors (sharded)" : "safetensors";
     /* Metadata of the first file (shards repeat it). */
     cellar_st *meta = nfiles ? files[0] : NULL;
@@ -493,10 +495,11 @@ static int inspect_dduf_component(const cellar_dduf *d, const char *comp, const 
     char hash[33] = "";
     cellar_identity *id = NULL;
     if (rc == CLI_OK && nfiles) {
-        if (cellar_structural_hash_st(hash, files, nfiles) != 0)
+        id = identify_files(files, nfiles, reg);
+        if (id)
+            memcpy(hash, cellar_identity_get(id)->structural, sizeof hash);
+        else if (cellar_structural_hash_st(hash, files, nfiles) != 0)
             rc = cli_error_last();
-        else
-            id = identify_files(files, nfiles, reg);
     }
     if (rc == CLI_OK && o->json) {
         fputs(*first_comp ? "" : ",", stdout);
