@@ -254,6 +254,49 @@ static void test_engine(void)
     cellar_registry_free(reg);
 }
 
+/* The hash over names in order (insertion sort of the shape entries, with
+ * a move budget) equals the hash over any order (qsort), also when every
+ * name extends the one before with a byte below ':' (the budget runs out). */
+static void test_hash_orders(void)
+{
+    for (int chain = 0; chain < 2; chain++) {
+        reset();
+        char n[128] = "a";
+        for (int i = 0; i < 100; i++) {
+            add(n, "F16", 2, (uint64_t)i + 1, 3, 0, 0);
+            size_t l = strlen(n);
+            if (chain) {
+                n[l] = (char)('-' + i % 3); /* '-', '.', '/': all below ':' */
+                n[l + 1] = '\0';
+            } else {
+                snprintf(n, sizeof n, "b.%d.weight", i);
+            }
+        }
+        /* reversed: the library must not rely on the caller's order */
+        for (size_t i = 0; i < nt / 2; i++) {
+            cellar_tensor_desc x = tensors[i];
+            tensors[i] = tensors[nt - 1 - i];
+            tensors[nt - 1 - i] = x;
+        }
+        cellar_identity *id = run(NULL, NULL, 0);
+        cellar_st_writer *w;
+        CHECK(cellar_st_writer_new(&w) == 0);
+        static uint16_t zero[400];
+        for (size_t i = 0; i < nt; i++)
+            cellar_st_writer_add(w, tensors[i].name, tensors[i].name_len, CELLAR_DTYPE_F16, 2,
+                                 tensors[i].shape, zero, 2 * tensors[i].shape[0] * 3);
+        const char *dir = test_tmpdir("identify_hash");
+        char p[4200];
+        snprintf(p, sizeof p, "%s/h.safetensors", dir);
+        CHECK(cellar_st_writer_write(w, p) == 0);
+        cellar_st_writer_free(w);
+        char h[33];
+        CHECK(cellar_structural_hash(h, p) == 0);
+        CHECK_STR(cellar_identity_get(id)->structural, h);
+        cellar_identity_free(id);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "bench"))
@@ -262,5 +305,6 @@ int main(int argc, char **argv)
     test_lora_10000();
     test_metadata();
     test_engine();
+    test_hash_orders();
     return test_summary();
 }

@@ -579,11 +579,19 @@ static cellar_model_kind kind_of_component(const char *comp)
 static int hash_evidence(cellar_identity *id, const ctx *c, const cellar_registry *reg)
 {
     cellar_identity_info *f = &id->info;
-    int rc = cellar_structural_hash_list(f->structural, c->t, c->n);
-    if (rc)
+    const cellar_tensor_desc **byname = c->n ? cellar_calloc(c->n, sizeof *byname) : NULL;
+    if (c->n && !byname)
+        return CELLAR_ENOMEM;
+    for (size_t i = 0; i < c->n; i++)
+        byname[i] = &c->t[c->sorted[i]];
+    int rc = cellar_structural_hash_ptrs(f->structural, byname, c->n, true);
+    if (rc) {
+        free(byname);
         return rc;
+    }
     size_t n = cellar_registry_find_all(NULL, 0, reg, f->structural);
     if (n) {
+        free(byname);
         const cellar_model_info **m = cellar_calloc(n, sizeof *m);
         if (!keep(id, (char *)m, &rc))
             return rc;
@@ -604,31 +612,29 @@ static int hash_evidence(cellar_identity *id, const ctx *c, const cellar_registr
         if (!prev || !starts_with(prev, t->name, plen) || (!dot && prev->name_len != plen))
             runs++;
     }
-    if (runs > CELLAR_ID_MAX_GROUPS)
+    if (runs > CELLAR_ID_MAX_GROUPS) {
+        free(byname);
         return 0;
-    cellar_tensor_desc *g = c->n ? cellar_calloc(c->n, sizeof *g) : NULL;
-    if (c->n && !g)
-        return CELLAR_ENOMEM;
+    }
     cellar_group_match *gm = NULL;
     size_t ngm = 0, ngroups = 0;
     for (size_t i = 0; i < c->n && rc == 0;) {
         const cellar_tensor_desc *first = &c->t[c->sorted[i]];
         const char *dot = memchr(first->name, '.', first->name_len);
         size_t plen = dot ? (size_t)(dot - first->name) + 1 : first->name_len;
-        size_t k = 0;
-        for (; i < c->n; i++) {
+        size_t k = 0, start = i;
+        for (; i < c->n; i++, k++) {
             const cellar_tensor_desc *t = &c->t[c->sorted[i]];
             bool same = dot ? starts_with(t, first->name, plen)
                             : t->name_len == plen && !memcmp(t->name, first->name, plen);
             if (!same)
                 break;
-            g[k++] = *t;
         }
         ngroups++;
         if (k == c->n)
             break; /* one group: the whole file, already looked up */
         char h[33];
-        if ((rc = cellar_structural_hash_list(h, g, k)) != 0)
+        if ((rc = cellar_structural_hash_ptrs(h, byname + start, k, true)) != 0)
             break;
         size_t nm = cellar_registry_find_all(NULL, 0, reg, h);
         if (!nm)
@@ -651,7 +657,7 @@ static int hash_evidence(cellar_identity *id, const ctx *c, const cellar_registr
             gm[ngm++] = (cellar_group_match){kept, k, m[j]};
         free(m);
     }
-    free(g);
+    free(byname);
     if (gm && !keep(id, (char *)gm, &rc))
         return rc;
     if (rc == 0 && ngm) {

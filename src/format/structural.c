@@ -9,6 +9,7 @@
 
 #include "safetensors.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,70 +34,95 @@ static size_t digits(uint64_t v)
     return k;
 }
 
-int cellar_structural_hash_list(char out[33], const cellar_tensor_desc *t, size_t n)
+/* The "name" entries and the "name:d0_d1" entries each sorted, then merged
+ * while md5 eats the joined text in blocks. In name order the shape
+ * entries are nearly sorted already ("a:2" moves only past names that
+ * extend "a" with a byte below ':'), so an insertion sort with a move
+ * budget does it, qsort when the budget runs out. */
+static void sort_entries(entry *e, size_t n, bool nearly_sorted)
 {
-    /* The "name:d0_d1" texts go into one buffer sized first (no regrowth);
-     * entries point into it and at the names. */
+    size_t budget = nearly_sorted ? 4 * n + 64 : 0;
+    for (size_t i = 1; i < n && budget; i++) {
+        entry x = e[i];
+        size_t j = i;
+        while (j > 0 && cmp_entry(&e[j - 1], &x) > 0 && budget) {
+            e[j] = e[j - 1];
+            j--;
+            budget--;
+        }
+        e[j] = x;
+    }
+    if (!budget && n > 1)
+        qsort(e, n, sizeof *e, cmp_entry);
+}
+
+/* Appends len bytes to the block, flushing it to h when full. */
+static void feed(cellar_hasher *h, char *block, size_t size, size_t *used, const char *p,
+                 size_t len)
+{
+    while (len) {
+        if (*used == size) {
+            cellar_hasher_update(h, block, *used);
+            *used = 0;
+        }
+        size_t k = len < size - *used ? len : size - *used;
+        memcpy(block + *used, p, k);
+        *used += k;
+        p += k;
+        len -= k;
+    }
+}
+
+int cellar_structural_hash_ptrs(char out[33], const cellar_tensor_desc *const *t, size_t n,
+                                bool name_sorted)
+{
+    /* The "name:d0_d1" texts go into one buffer sized first (no regrowth). */
     size_t size = 1;
     for (size_t i = 0; i < n; i++) {
-        size_t k = t[i].name_len + 1 + (t[i].rank ? t[i].rank - 1 : 0);
-        for (size_t d = 0; d < t[i].rank; d++)
-            k += digits(t[i].shape[d]);
+        size_t k = t[i]->name_len + 1 + (t[i]->rank ? t[i]->rank - 1 : 0);
+        for (size_t d = 0; d < t[i]->rank; d++)
+            k += digits(t[i]->shape[d]);
         if (ck_add(size, k, &size))
             return cellar_fail(CELLAR_ERANGE, "structural hash: names too long");
     }
-    entry *e = n ? cellar_calloc(2 * n, sizeof *e) : NULL;
+    entry *names = n ? cellar_calloc(n, sizeof *names) : NULL;
+    entry *shapes = n ? cellar_calloc(n, sizeof *shapes) : NULL;
     char *text = cellar_malloc(size);
     cellar_hasher *h = NULL;
-    int rc = (n && !e) || !text ? CELLAR_ENOMEM : 0;
+    int rc = (n && (!names || !shapes)) || !text ? CELLAR_ENOMEM : 0;
     if (rc)
         goto done;
     char *w = text;
     for (size_t i = 0; i < n; i++) {
         char *start = w;
-        memcpy(w, t[i].name, t[i].name_len);
-        w += t[i].name_len;
+        memcpy(w, t[i]->name, t[i]->name_len);
+        w += t[i]->name_len;
         *w++ = ':';
-        for (size_t d = 0; d < t[i].rank; d++) {
+        for (size_t d = 0; d < t[i]->rank; d++) {
             if (d)
                 *w++ = '_';
-            size_t k = digits(t[i].shape[d]);
-            uint64_t v = t[i].shape[d];
+            size_t k = digits(t[i]->shape[d]);
+            uint64_t v = t[i]->shape[d];
             for (size_t j = k; j-- > 0; v /= 10)
                 w[j] = (char)('0' + v % 10);
             w += k;
         }
-        e[2 * i] = (entry){start, (size_t)(w - start)};
-        e[2 * i + 1] = (entry){t[i].name, t[i].name_len};
+        shapes[i] = (entry){start, (size_t)(w - start)};
+        names[i] = (entry){t[i]->name, t[i]->name_len};
     }
-    if (n)
-        qsort(e, 2 * n, sizeof *e, cmp_entry);
+    if (!name_sorted && n > 1)
+        qsort(names, n, sizeof *names, cmp_entry);
+    sort_entries(shapes, n, name_sorted);
     if ((rc = cellar_hasher_new(&h, CELLAR_ALGO_BIT(CELLAR_ALGO_MD5), UINT64_MAX)))
         goto done;
-    /* Joined through a block buffer: a few large updates, not 4n small. */
     char block[1 << 15];
     size_t used = 0;
-    for (size_t i = 0; i < 2 * n; i++) {
-        const char *p = e[i].s;
-        size_t left = e[i].len + (i != 0);
-        bool comma = i != 0;
-        while (left) {
-            if (used == sizeof block) {
-                cellar_hasher_update(h, block, used);
-                used = 0;
-            }
-            if (comma) {
-                block[used++] = ',';
-                comma = false;
-                left--;
-                continue;
-            }
-            size_t k = left < sizeof block - used ? left : sizeof block - used;
-            memcpy(block + used, p, k);
-            used += k;
-            p += k;
-            left -= k;
-        }
+    for (size_t a = 0, b = 0; a < n || b < n;) {
+        const entry *x = b == n || (a < n && cmp_entry(&names[a], &shapes[b]) <= 0) ? &names[a++]
+                                                                                     : &shapes[b++];
+        if (a + b > 1)
+            feed(h, block, sizeof block, &used, ",", 1);
+        feed(h, block, sizeof block, &used, x->s, x->len);
     }
     if (used)
         cellar_hasher_update(h, block, used);
@@ -106,7 +132,20 @@ int cellar_structural_hash_list(char out[33], const cellar_tensor_desc *t, size_
 done:
     cellar_hasher_free(h);
     free(text);
-    free(e);
+    free(names);
+    free(shapes);
+    return rc;
+}
+
+int cellar_structural_hash_list(char out[33], const cellar_tensor_desc *t, size_t n)
+{
+    const cellar_tensor_desc **p = n ? cellar_calloc(n, sizeof *p) : NULL;
+    if (n && !p)
+        return CELLAR_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        p[i] = &t[i];
+    int rc = cellar_structural_hash_ptrs(out, p, n, false);
+    free(p);
     return rc;
 }
 
