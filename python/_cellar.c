@@ -840,6 +840,129 @@ static PyObject *mod_structural_hash(PyObject *mod, PyObject *args)
     return PyUnicode_FromString(out);
 }
 
+/* ---- identification (issue 10): cellar_identify_path() as a dict ---- */
+
+static int dict_set_str(PyObject *d, const char *key, const char *v)
+{
+    PyObject *o = v ? PyUnicode_DecodeUTF8(v, (Py_ssize_t)strlen(v), "replace") : Py_NewRef(Py_None);
+    if (!o)
+        return -1;
+    int rc = PyDict_SetItemString(d, key, o);
+    Py_DECREF(o);
+    return rc;
+}
+
+static PyObject *entry_dict(const cellar_model_info *m)
+{
+    PyObject *d = PyDict_New();
+    if (!d)
+        return NULL;
+    if (dict_set_str(d, "hash", m->hash) || dict_set_str(d, "family", m->family) ||
+        dict_set_str(d, "component", m->component) || dict_set_str(d, "layout", m->layout) ||
+        dict_set_str(d, "model_name", m->model_name) ||
+        dict_set_str(d, "model_class", m->model_class) || dict_set_str(d, "source", m->source) ||
+        dict_set_str(d, "description", m->description)) {
+        Py_DECREF(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* The fields of `cellar inspect --json`'s "model" object. */
+static PyObject *identity_dict(const cellar_identity *id)
+{
+    const cellar_identity_info *x = cellar_identity_get(id);
+    static const char *const conf[] = {"none", "low", "medium", "high"};
+    PyObject *d = PyDict_New(), *ev = PyList_New(0), *reg = PyList_New(0), *groups = PyList_New(0);
+    int bad = !d || !ev || !reg || !groups;
+    bad = bad || dict_set_str(d, "text", x->text) || dict_set_str(d, "kind", x->kind_name) ||
+          dict_set_str(d, "base", x->base) || dict_set_str(d, "variant", x->variant) ||
+          dict_set_str(d, "component", x->component) || dict_set_str(d, "layout", x->layout) ||
+          dict_set_str(d, "precision", x->precision) || dict_set_str(d, "parts", x->parts) ||
+          dict_set_str(d, "confidence", conf[x->confidence & 3]) ||
+          dict_set_str(d, "rule", x->rule) || dict_set_str(d, "declared", x->declared) ||
+          dict_set_str(d, "conflict", x->conflict) ||
+          dict_set_str(d, "structural", *x->structural ? x->structural : NULL);
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } bits[] = {{CELLAR_EVIDENCE_HASH, "hash"},
+                {CELLAR_EVIDENCE_GROUP_HASH, "group-hash"},
+                {CELLAR_EVIDENCE_RULE, "rule"},
+                {CELLAR_EVIDENCE_METADATA, "metadata"}};
+    for (size_t i = 0; !bad && i < sizeof bits / sizeof *bits; i++)
+        if (x->evidence & bits[i].bit) {
+            PyObject *o = PyUnicode_FromString(bits[i].name);
+            bad = !o || PyList_Append(ev, o);
+            Py_XDECREF(o);
+        }
+    for (size_t i = 0; !bad && i < x->nmatches; i++) {
+        PyObject *o = entry_dict(x->matches[i]);
+        bad = !o || PyList_Append(reg, o);
+        Py_XDECREF(o);
+    }
+    for (size_t i = 0; !bad && i < x->ngroups; i++) {
+        PyObject *o = entry_dict(x->groups[i].entry);
+        bad = !o || dict_set_str(o, "group", x->groups[i].group) || PyList_Append(groups, o);
+        Py_XDECREF(o);
+    }
+    bad = bad || PyDict_SetItemString(d, "evidence", ev) ||
+          PyDict_SetItemString(d, "registry", reg) || PyDict_SetItemString(d, "groups", groups);
+    if (!bad && x->kind == CELLAR_KIND_LORA) {
+        PyObject *l = PyDict_New();
+        PyObject *rank = x->lora_rank ? PyLong_FromUnsignedLong(x->lora_rank) : Py_NewRef(Py_None);
+        PyObject *alpha = x->lora_has_alpha ? PyFloat_FromDouble(x->lora_alpha) : Py_NewRef(Py_None);
+        bad = !l || !rank || !alpha || dict_set_str(l, "format", x->lora_format) ||
+              PyDict_SetItemString(l, "rank", rank) || PyDict_SetItemString(l, "alpha", alpha) ||
+              dict_set_str(l, "targets", x->lora_targets) || PyDict_SetItemString(d, "lora", l);
+        Py_XDECREF(l);
+        Py_XDECREF(rank);
+        Py_XDECREF(alpha);
+    }
+    if (!bad && x->kind == CELLAR_KIND_PIPELINE) {
+        PyObject *c = PyDict_New();
+        bad = !c;
+        for (size_t i = 0; !bad && i < x->ncomponents; i++) {
+            PyObject *o = identity_dict(x->components[i]);
+            bad = !o || PyDict_SetItemString(c, x->component_names[i], o);
+            Py_XDECREF(o);
+        }
+        bad = bad || PyDict_SetItemString(d, "components", c);
+        Py_XDECREF(c);
+    }
+    Py_XDECREF(ev);
+    Py_XDECREF(reg);
+    Py_XDECREF(groups);
+    if (bad) {
+        Py_XDECREF(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* identify_path(path, registry=None) -> dict (cellar_identify_path) */
+static PyObject *mod_identify_path(PyObject *mod, PyObject *args)
+{
+    (void)mod;
+    PyObject *path;
+    const char *regpath = NULL;
+    if (!PyArg_ParseTuple(args, "O&|z", PyUnicode_FSConverter, &path, &regpath))
+        return NULL;
+    cellar_registry *reg = NULL;
+    cellar_identity *id = NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cellar_registry_open(&reg, regpath);
+    if (rc == 0)
+        rc = cellar_identify_path(&id, PyBytes_AS_STRING(path), reg);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(path);
+    PyObject *res = rc ? raise_cellar(rc) : identity_dict(id);
+    cellar_identity_free(id);
+    cellar_registry_free(reg);
+    return res;
+}
+
 /* invokeai_hash(path, algorithm) -> "algo:hex" */
 static PyObject *mod_invokeai_hash(PyObject *mod, PyObject *args)
 {
@@ -1011,6 +1134,7 @@ static PyMethodDef mod_methods[] = {
     {"save_file", mod_save_file, METH_VARARGS, "write a safetensors file"},
     {"structural_hash", mod_structural_hash, METH_VARARGS, "DiffSynth's hash_model_file"},
     {"invokeai_hash", mod_invokeai_hash, METH_VARARGS, "InvokeAI's model hash"},
+    {"identify_path", mod_identify_path, METH_VARARGS, "what a file is (cellar_identify_path)"},
     {"dduf_entries", mod_dduf_entries, METH_VARARGS, "a checked DDUF's entries"},
     {"dduf_pack", mod_dduf_pack, METH_VARARGS, "pack a diffusers folder as DDUF"},
     {"dduf_write", mod_dduf_write, METH_VARARGS, "write a DDUF from (name, path) pairs"},

@@ -25,9 +25,17 @@ def hash_model_file(path, with_shape=True):
     return _cellar.structural_hash(os.fspath(path))
 
 
-def identify(path):
+def identify(path, full=False):
     """The registry entry of a model's structural hash, as a dict (hash,
-    family, component, description), or None when unknown."""
+    family, component, description), or None when unknown.
+
+    full=True: what the file is, as `cellar inspect --json` says it (text,
+    kind, base, variant, component, layout, precision, evidence, confidence,
+    registry meanings, group hashes, lora {format, rank, alpha, targets},
+    a pipeline's components), for a file, shard set, diffusers folder, DDUF
+    or GGUF path; never None ("unknown" is a kind)."""
+    if full:
+        return _cellar.identify_path(os.fspath(path), _registry())
     from ._load import _open
     h, info = _open(path, last_wins=True).identify(registry=_registry())
     if info is None:
