@@ -139,6 +139,8 @@ else:
 case("CLIP-G", write("clip_g.safetensors", m.clip_text(32, 1280, 5120, proj=1280)), component="CLIP-G (OpenCLIP bigG)")
 case("CLIP-H", write("clip_h.safetensors", m.clip_text(24, 1024, 4096)), component="CLIP-H (OpenCLIP ViT-H)")
 case("T5-XXL", write("t5xxl.safetensors", m.t5_enc()), component="T5-XXL")
+case("FLUX's T5-XXL, tied embedding dropped (hash 22540b49)", write("t5xxl_flux.safetensors", m.t5_enc(embed=False)),
+     component="T5-XXL", evidence_has="hash", registry_has="flux_text_encoder_t5")
 # ---- single-file checkpoints ----
 sd1 = {}
 sd1.update(m.prefixed("model.diffusion_model.", m.sd1_unet()))

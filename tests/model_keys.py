@@ -99,10 +99,12 @@ def clip_text(layers=12, w=768, ff=3072, vocab=49408, pos=77, posids=False, proj
     if proj: d[pre+"text_projection.weight"]=[proj,w]
     return d
 
-def t5_enc(layers=24, d_model=4096, ff=10240, heads=64, vocab=32128, shared=True):
+def t5_enc(layers=24, d_model=4096, ff=10240, heads=64, vocab=32128, shared=True, embed=True):
+    """transformers' T5EncoderModel; FLUX's text_encoder_2 keeps shared.weight
+    and drops the tied encoder.embed_tokens.weight (embed=False)."""
     d={}
     if shared: d["shared.weight"]=[vocab,d_model]
-    d["encoder.embed_tokens.weight"]=[vocab,d_model]
+    if embed: d["encoder.embed_tokens.weight"]=[vocab,d_model]
     for i in range(layers):
         p=f"encoder.block.{i}.layer."
         for n in "qkvo": d[p+f"0.SelfAttention.{n}.weight"]=[d_model,d_model] if n!='o' else [d_model,d_model]
