@@ -864,6 +864,17 @@ CELLAR_API const char *cellar_store_home(const cellar_store *s);
  * < 0 on error (CELLAR_EINVAL for another algo). */
 CELLAR_API int cellar_store_lookup(cellar_store *s, cellar_algo algo, const uint8_t *digest,
                                    uint8_t sha256_out[32]);
+/* Pins the blob sha256 for as long as s lives (or until
+ * cellar_store_unpin_all): gc keeps it, whatever its links and age. Pin a
+ * blob before relying on it being there, then place or read it. Every blob
+ * s admits (add, dedup, a download) is pinned the same way. The pin is a
+ * line in a file s holds flocked (locks/pins/), so a killed process's pins
+ * vanish with it. 0 when the object is in the store (and now stays),
+ * CELLAR_ENOTFOUND when it is not, CELLAR_EIO. Not for several threads on
+ * one handle at once (a handle is not shared between threads). */
+CELLAR_API int cellar_store_pin(cellar_store *s, const uint8_t sha256[32]);
+/* Drops every pin of s (gc may remove those blobs again). CELLAR_EIO. */
+CELLAR_API int cellar_store_unpin_all(cellar_store *s);
 /* The path of the object named sha256, allocated (free() it) in *path_out.
  * CELLAR_ENOTFOUND (and *path_out NULL) when the store does not hold it. */
 CELLAR_API int cellar_store_object_path(cellar_store *s, const uint8_t sha256[32], char **path_out);
@@ -1014,12 +1025,15 @@ CELLAR_API int cellar_store_verify(cellar_store *s, size_t n, const uint8_t (*sh
 /* gc: removes objects nothing links to any more: one hard link (the object
  * itself), no recorded symlink place still resolving to it, older than the
  * grace period (by change time, which every new link updates), and not
- * locked by a running add, link or download. Also clears stale temp files,
+ * locked by a running add, link or download, nor pinned by a live process
+ * (cellar_store_pin; every admission pins too). Also clears stale temp files,
  * and forgets the recorded places of the objects it examines (those with
  * one link) that no longer hold them. */
 typedef struct cellar_gc_opts {
     int dry_run;            /* report, remove nothing */
     uint64_t grace_seconds; /* objects changed more recently are kept */
+    int partials;           /* also remove every unlocked resumable partial,
+                               whatever its age (default: after a week) */
 } cellar_gc_opts;
 
 typedef struct cellar_gc_stats {

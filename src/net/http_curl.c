@@ -2,6 +2,7 @@
  * many transfers, redirects followed by hand so the token stays with the
  * endpoint's origin. The only file that includes curl.h. */
 #include "http.h"
+#include "http_parse.h"
 
 #include <ctype.h>
 #include <dlfcn.h>
@@ -138,7 +139,9 @@ static char *url_origin(const char *url)
     if (curl.url_set(u, CURLUPART_URL, url, 0) || curl.url_get(u, CURLUPART_SCHEME, &scheme, 0) ||
         curl.url_get(u, CURLUPART_HOST, &host, 0) ||
         curl.url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT)) {
-        cellar_fail(CELLAR_EINVAL, "%s: not a valid URL", url);
+        char *shown = http_url_for_message(url);
+        cellar_fail(CELLAR_EINVAL, "%s: not a valid URL", shown ? shown : "(URL)");
+        free(shown);
         goto done;
     }
     out = cellar_sprintf("%s://%s:%s", scheme, host, port);
@@ -164,11 +167,16 @@ static char *url_resolve(const char *base, const char *location)
     }
     if (curl.url_set(u, CURLUPART_URL, base, 0) || curl.url_set(u, CURLUPART_URL, location, 0) ||
         curl.url_get(u, CURLUPART_URL, &res, 0) || curl.url_get(u, CURLUPART_SCHEME, &scheme, 0)) {
-        cellar_fail(CELLAR_ENET, "%s: redirect to an invalid URL", base);
+        char *shown = http_url_for_message(base);
+        cellar_fail(CELLAR_ENET, "%s: redirect to an invalid URL", shown ? shown : "(URL)");
+        free(shown);
         goto done;
     }
     if (strcasecmp(scheme, "http") && strcasecmp(scheme, "https")) {
-        cellar_fail(CELLAR_ENET, "%s: redirect to a %s URL refused", base, scheme);
+        char *shown = http_url_for_message(base);
+        cellar_fail(CELLAR_ENET, "%s: redirect to a %s URL refused", shown ? shown : "(URL)",
+                    scheme);
+        free(shown);
         goto done;
     }
     out = cellar_strdup(res);
@@ -243,79 +251,6 @@ static void req_free(cellar_http_req *r)
     free(r);
 }
 
-/* Copies a header value, trimmed, quotes and a weak-validator prefix
- * removed, into dst. Control bytes become '?': values end up in messages
- * printed on the user's terminal, where a server's escape sequences have
- * no business. */
-static void copy_value(char *dst, size_t cap, const char *v, size_t n, bool unquote)
-{
-    while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ' || v[n - 1] == '\t'))
-        n--;
-    if (unquote) {
-        if (n >= 2 && v[0] == 'W' && v[1] == '/') {
-            v += 2;
-            n -= 2;
-        }
-        if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
-            v++;
-            n -= 2;
-        }
-    }
-    if (n >= cap)
-        n = cap - 1;
-    for (size_t i = 0; i < n; i++)
-        dst[i] = (unsigned char)v[i] < 0x20 || v[i] == 0x7f ? '?' : v[i];
-    dst[n] = '\0';
-}
-
-static int64_t parse_i64(const char *v, size_t n)
-{
-    char tmp[32];
-    copy_value(tmp, sizeof tmp, v, n, false);
-    char *end;
-    if (!isdigit((unsigned char)tmp[0]))
-        return -1;
-    long long x = strtoll(tmp, &end, 10);
-    return *end ? -1 : (int64_t)x;
-}
-
-/* Retry-After is delay-seconds or an HTTP-date (RFC 9110 10.2.3); a date
- * becomes the seconds left until it, 0 if past. -1 if neither. */
-static long parse_retry_after(const char *v, size_t n)
-{
-    int64_t secs = parse_i64(v, n);
-    if (secs >= 0)
-        return secs > LONG_MAX ? LONG_MAX : (long)secs;
-    char tmp[64];
-    copy_value(tmp, sizeof tmp, v, n, false);
-    time_t when = curl.getdate(tmp, NULL);
-    if (when == -1)
-        return -1;
-    time_t now = time(NULL);
-    return when > now ? (long)(when - now) : 0;
-}
-
-/* Link: <url>; rel="next", possibly among other links. */
-static char *parse_link_next(const char *v, size_t n)
-{
-    const char *end = v + n;
-    while (v < end) {
-        const char *lt = memchr(v, '<', (size_t)(end - v));
-        if (!lt)
-            return NULL;
-        const char *gt = memchr(lt, '>', (size_t)(end - lt));
-        if (!gt)
-            return NULL;
-        const char *next = memchr(gt, ',', (size_t)(end - gt));
-        const char *stop = next ? next : end;
-        for (const char *p = gt; p + 10 <= stop; p++)
-            if (!strncasecmp(p, "rel=\"next\"", 10) || !strncasecmp(p, "rel=next", 8))
-                return cellar_strndup(lt + 1, (size_t)(gt - lt - 1));
-        v = next ? next + 1 : end;
-    }
-    return NULL;
-}
-
 static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
 {
     cellar_http_req *r = ud;
@@ -332,47 +267,8 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
         r->location = NULL;
         return n;
     }
-    const char *colon = memchr(line, ':', n);
-    if (!colon)
-        return n;
-    size_t klen = (size_t)(colon - line);
-    const char *v = colon + 1;
-    size_t vlen = n - klen - 1;
-    while (vlen && (*v == ' ' || *v == '\t')) {
-        v++;
-        vlen--;
-    }
-#define IS(name) (klen == sizeof(name) - 1 && !strncasecmp(line, name, klen))
-    if (IS("x-repo-commit") && !s->repo_commit[0])
-        copy_value(s->repo_commit, sizeof s->repo_commit, v, vlen, true);
-    else if (IS("etag") && !s->etag[0])
-        copy_value(s->etag, sizeof s->etag, v, vlen, true);
-    else if (IS("x-linked-etag") && !s->linked_etag[0])
-        copy_value(s->linked_etag, sizeof s->linked_etag, v, vlen, true);
-    else if (IS("x-linked-size") && s->linked_size < 0)
-        s->linked_size = parse_i64(v, vlen);
-    else if (IS("content-length"))
-        s->content_length = parse_i64(v, vlen);
-    else if (IS("retry-after"))
-        s->retry_after = parse_retry_after(v, vlen);
-    else if (IS("x-error-code"))
-        copy_value(s->error_code, sizeof s->error_code, v, vlen, false);
-    else if (IS("x-error-message"))
-        copy_value(s->error_message, sizeof s->error_message, v, vlen, false);
-    else if (IS("content-range")) {
-        char tmp[96];
-        copy_value(tmp, sizeof tmp, v, vlen, false);
-        if (!strncasecmp(tmp, "bytes ", 6) && isdigit((unsigned char)tmp[6]))
-            s->range_start = strtoll(tmp + 6, NULL, 10);
-    } else if (IS("location")) {
-        free(r->location);
-        r->location = cellar_strndup(v, vlen);
-        if (r->location)
-            copy_value(r->location, vlen + 1, v, vlen, false);
-    } else if (IS("link") && !s->link_next) {
-        s->link_next = parse_link_next(v, vlen);
-    }
-#undef IS
+    /* A failure to keep a field (out of memory) leaves it unset. */
+    (void)http_parse_field(s, &r->location, line, n, time(NULL));
     return n;
 }
 
@@ -426,8 +322,13 @@ static int req_arm(cellar_http_req *r)
     }
     r->hop_status = 0;
     CURLMcode mc = curl.multi_add_handle(h->multi, e);
-    RETURN_ERROR_IF(mc != CURLM_OK, CELLAR_ENET, "%s: cannot start the transfer: %s", r->url,
+    if (mc != CURLM_OK) {
+        char *shown = http_url_for_message(r->url);
+        cellar_fail(CELLAR_ENET, "%s: cannot start the transfer: %s", shown ? shown : "(URL)",
                     curl.multi_strerror(mc));
+        free(shown);
+        return CELLAR_ENET;
+    }
     return 0;
 }
 
@@ -484,11 +385,16 @@ static void req_finish(cellar_http *h, cellar_http_req *r, CURLcode result)
     if (r->write_rc) {
         rc = r->write_rc;
     } else if (result != CURLE_OK) {
-        rc = cellar_fail(CELLAR_ENET, "%s: %s", r->url, r->errbuf[0] ? r->errbuf
-                                                                     : curl.easy_strerror(result));
+        char *shown = http_url_for_message(r->url);
+        rc = cellar_fail(CELLAR_ENET, "%s: %s", shown ? shown : "(URL)",
+                         r->errbuf[0] ? r->errbuf : curl.easy_strerror(result));
+        free(shown);
     } else if (status >= 300 && status < 400 && status != 304 && r->location) {
         if (r->resp.redirects >= MAX_REDIRECTS) {
-            rc = cellar_fail(CELLAR_ENET, "%s: more than %d redirects", r->url, MAX_REDIRECTS);
+            char *shown = http_url_for_message(r->url);
+            rc = cellar_fail(CELLAR_ENET, "%s: more than %d redirects", shown ? shown : "(URL)",
+                             MAX_REDIRECTS);
+            free(shown);
         } else {
             char *next = url_resolve(r->url, r->location);
             if (!next) {

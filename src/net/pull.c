@@ -14,6 +14,7 @@
  * run under a resume key naming the blob; the next run asks for the rest
  * with a Range request (and starts over if the server ignores it). */
 #include "hub.h"
+#include "store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -194,12 +195,22 @@ static bool path_wanted(const cellar_pull_opts *o, const char *path)
     return in;
 }
 
-/* Is the blob of it in store s? 1 (sha256 filled), 0, or < 0. */
+/* Is the blob of it in store s? 1 (sha256 filled), 0, or < 0. A blob found
+ * is pinned until the pull's store handle is freed, so a gc running before
+ * the layout cannot take it (docs/store.md, gc). */
 static int item_lookup(cellar_store *s, struct item *it)
 {
-    if (it->hf->lfs)
-        return cellar_store_lookup(s, CELLAR_ALGO_SHA256, it->hf->sha256, it->f->sha256);
-    return cellar_store_lookup(s, CELLAR_ALGO_GITSHA1, it->hf->gitsha1, it->f->sha256);
+    int rc = it->hf->lfs
+                 ? cellar_store_lookup(s, CELLAR_ALGO_SHA256, it->hf->sha256, it->f->sha256)
+                 : cellar_store_lookup(s, CELLAR_ALGO_GITSHA1, it->hf->gitsha1, it->f->sha256);
+    if (rc != 1)
+        return rc;
+    rc = cellar_store_pin(s, it->f->sha256);
+    if (rc == CELLAR_ENOTFOUND) {
+        cellar_error_clear();
+        return 0; /* a gc took it between the lookup and the pin */
+    }
+    return rc ? rc : 1;
 }
 
 static void set_state(struct pull *p, struct item *it, enum item_state st)
@@ -766,7 +777,7 @@ static int download_all(struct pull *p)
         struct worker *wk = &wks[started];
         *wk = (struct worker){.p = p};
         if (cellar_store_open(&wk->s, cellar_store_home(p->s)) ||
-            cellar_hub_open(&wk->hub, p->hub->endpoint, p->o->token)) {
+            store_pins_share(wk->s, p->s) || cellar_hub_open(&wk->hub, p->hub->endpoint, p->o->token)) {
             cellar_store_free(wk->s);
             cellar_hub_free(wk->hub);
             continue;
@@ -967,6 +978,8 @@ static int plan_offline(struct pull *p)
         p->res->n++;
         f->size = sf->size;
         memcpy(f->sha256, sf->sha256, 32);
+        if ((rc = cellar_store_pin(p->s, f->sha256)) != 0)
+            break;
         /* The git blob id of a file kept in git is not recorded: name its
          * cache blob by sha256 (loaders follow the symlinks, not the names). */
         cellar_hex(f->etag, sf->sha256, 32);

@@ -5,8 +5,9 @@
  * it. It is kept while younger than the grace period, judged by its change
  * time: creating the object, linking it anywhere and freshening it all
  * update that. And it is kept while a process holds its lock (an add, a
- * download commit, a link in progress); gc only try-locks, so it never
- * waits for, nor blocks, the writers. */
+ * download commit, a link in progress) or pins it (pin.c: admitted or
+ * found by a running pull, add, dedup or loader that has not placed it
+ * yet); gc only try-locks, so it never waits for, nor blocks, the writers. */
 #include "store.h"
 
 #include "store_index.h"
@@ -86,8 +87,10 @@ static int collect_one(const uint8_t sha256[32], const char *path, const struct 
      * were): nothing links to it now. */
     struct stat now;
     struct place_check pc = {st, false, dry, c->s->db};
+    bool pinned = false;
     if (lstat(path, &now) != 0 || now.st_nlink > 1 || young(c, &now) ||
-        (rc = index_place_foreach(c->s->db, sha256, check_place, &pc)) != 0 || pc.in_use) {
+        (rc = index_place_foreach(c->s->db, sha256, check_place, &pc)) != 0 || pc.in_use ||
+        (rc = store_pinned(c->s, sha256, dry, &pinned)) != 0 || pinned) {
         store_unlock(lfd);
         c->stats->objects_kept++;
         return rc;
@@ -132,7 +135,9 @@ static int clear_temp(struct gc_ctx *c)
         uint64_t age = lstat(path, &st) == 0 && c->now > st.st_mtim.tv_sec
                            ? (uint64_t)(c->now - st.st_mtim.tv_sec)
                            : 0;
-        if (age >= (partial ? PARTIAL_MAX_AGE : min_age)) {
+        /* --partials: every partial nobody holds, whatever its age (a full
+         * disk after a failed pull). */
+        if (age >= (partial ? (c->o->partials ? 0 : PARTIAL_MAX_AGE) : min_age)) {
             int lfd = -1;
             /* A partial in use is locked by its writer. */
             if (!partial || store_lock(c->s, e->d_name, false, &lfd) == 0) {

@@ -176,6 +176,7 @@ void cellar_store_free(cellar_store *s)
 {
     if (!s)
         return;
+    store_pins_release(s);
     cellar_db_close(s->db);
     free(s->home);
     free(s->objects);
@@ -289,7 +290,14 @@ int store_admit(cellar_store *s, const char *tmp, const cellar_digests *d, bool 
         unlink(tmp);
         return CELLAR_ENOMEM;
     }
-    int rc = 0;
+    /* Pinned under the blob's lock, before the object exists: gc cannot
+     * take it between admission and the caller placing it. */
+    int rc = store_pin_add(s, d->d[CELLAR_ALGO_SHA256]);
+    if (rc) {
+        unlink(tmp);
+        free(obj);
+        return rc;
+    }
     char *dir = cellar_strndup(obj, strlen(s->objects) + 3);
     if (!dir || (rc = cellar_mkdirs(dir, 0755))) {
         rc = rc ? rc : CELLAR_ENOMEM;

@@ -24,7 +24,21 @@ struct cellar_store {
      * entry costs a rerun, never data; the fsyncs would cost more time
      * than the hashing. */
     bool batch;
+    /* pin.c: the blobs this handle (and handles sharing its pins) admitted
+     * or pinned, kept from gc until the handle is freed. */
+    struct store_pins *pins;
 };
+
+/* pin.c. Pins sha256 for this handle's life (written before returning).
+ * A caller pins before (or while holding) the blob's lock. */
+int store_pin_add(cellar_store *s, const uint8_t sha256[32]);
+/* dst's pins become src's (pull's worker handles pin for the pull). */
+int store_pins_share(cellar_store *dst, cellar_store *src);
+/* Drops the handle's pins (the last sharer removes the pin file). */
+void store_pins_release(cellar_store *s);
+/* gc, under the blob's lock: does a live process pin sha256? Removes the
+ * pin files of dead processes unless dry. */
+int store_pinned(cellar_store *s, const uint8_t sha256[32], bool dry, bool *pinned);
 
 /* fsyncs dir unless a batch is running. */
 int store_sync_dir(cellar_store *s, const char *dir);
