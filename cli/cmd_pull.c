@@ -9,7 +9,7 @@
 static const char usage[] =
     "usage: cellar pull ORG/NAME [--revision REV] [--include GLOB]... [--exclude GLOB]...\n"
     "                   [--to DIR | --hf-cache[=DIR]] [--jobs N] [--part-size SIZE]\n"
-    "                   [--token T] [--offline] [--dry-run] [--json]\n"
+    "                   [--token T] [--offline] [--dry-run] [--force] [--json]\n"
     "\n"
     "Downloads one revision of a Hugging Face Hub repo into the store. Files the\n"
     "store already holds (same sha256 or git blob id) are linked, not downloaded;\n"
@@ -19,7 +19,10 @@ static const char usage[] =
     "  --revision REV   branch, tag or commit (default: main)\n"
     "  --include GLOB   only paths matching a glob (repeatable)\n"
     "  --exclude GLOB   skip paths matching a glob (repeatable)\n"
-    "  --to DIR         lay the files out in DIR as hard links to the store\n"
+    "  --to DIR         lay the files out in DIR as hard links to the store; a file\n"
+    "                   there that is neither in the store nor this revision's\n"
+    "                   (an edit) stops the pull before anything is written\n"
+    "  --force          with --to, replace such files\n"
     "  --hf-cache[=DIR] lay out a Hugging Face cache (the default; DIR defaults to\n"
     "                   $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub)\n"
     "  --jobs N         downloads at once (default 8)\n"
@@ -238,6 +241,8 @@ int cmd_pull(int argc, char **argv)
             o.dry_run = 1;
         } else if (!strcmp(a, "--json")) {
             json = true;
+        } else if (!strcmp(a, "--force")) {
+            o.force = 1;
         } else if (a[0] == '-') {
             ret = cli_usage("pull", "unknown option '%s'", a);
             goto done;

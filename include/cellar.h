@@ -1192,6 +1192,10 @@ typedef struct cellar_pull_opts {
      * waiting for a transfer slot, is fetched in parallel ranged parts.
      * 0: 32 MiB; UINT64_MAX: never. */
     uint64_t part_size;
+    /* With to_dir: replace files there that are neither a stored blob nor
+     * this revision's bytes (a user's edit); default: refuse, nothing
+     * written (CELLAR_EEXISTS). */
+    int force;
 } cellar_pull_opts;
 
 typedef struct cellar_pull_file {

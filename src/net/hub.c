@@ -11,7 +11,15 @@
 #define DEFAULT_ENDPOINT "https://huggingface.co"
 /* API answers are small; a listing page of a huge repo stays far below. */
 #define API_BODY_MAX (64u << 20)
-#define MAX_PAGES 100000
+/* Bounds of a tree listing, far above any real repo (the Hub pages 1000
+ * entries at a time; repos of over 100k files are discouraged): a server
+ * handing out fresh cursors forever is stopped within seconds, not hours. */
+#define MAX_PAGES 1000
+#define MAX_ENTRIES 1000000
+/* No file has more bytes than this (2^53: what a double, hence any JSON
+ * reader, holds exactly; 8 PiB). Larger listed sizes are lies that would
+ * wrap sums and part counts. */
+#define MAX_FILE_SIZE (1ull << 53)
 /* A body that does not parse was most likely cut short: worth a few tries,
  * not as many as a busy server. */
 #define PARSE_ATTEMPTS 3
@@ -86,6 +94,10 @@ bool cellar_hub_path_safe(const char *path, size_t len)
         size_t n = i - start;
         if (n == 0 || (n == 1 && path[start] == '.') ||
             (n == 2 && path[start] == '.' && path[start + 1] == '.'))
+            return false;
+        /* A folder named with a leading dot (.git/config, .ssh/...) is
+         * where tools keep configuration that runs code: never written. */
+        if (i < len && path[start] == '.')
             return false;
         start = i + 1;
     }
@@ -232,7 +244,8 @@ static int add_page(cellar_hub_listing *l, const cellar_json *page, const char *
             cellar_json_escape(&shown, path->u.str, path->len, true);
             int rc = cellar_fail(CELLAR_EFORMAT,
                                  "%s: the server listed an unsafe path %s (absolute, '..', "
-                                 "empty component, backslash or control character); "
+                                 "empty component, leading-dot folder, backslash or control "
+                                 "character); "
                                  "nothing was written",
                                  repo, shown.data ? shown.data : "?");
             cellar_buf_free(&shown);
@@ -261,6 +274,10 @@ static int add_page(cellar_hub_listing *l, const cellar_json *page, const char *
         }
         RETURN_ERROR_IF(!cellar_json_u64(size, &f->size), CELLAR_EFORMAT,
                         "%s: %s: entry without a valid size", repo, path->u.str);
+        RETURN_ERROR_IF(f->size > MAX_FILE_SIZE, CELLAR_EFORMAT,
+                        "%s: %s: listed size %llu is more than any file holds (2^53); "
+                        "nothing was written",
+                        repo, path->u.str, (unsigned long long)f->size);
         f->path = cellar_strndup(path->u.str, path->len);
         if (!f->path)
             return CELLAR_ENOMEM;
@@ -330,8 +347,9 @@ int cellar_hub_list(cellar_hub_listing **out, cellar_hub *hub, const char *repo,
     cellar_hub_listing *l = cellar_calloc(1, sizeof *l);
     char *rev = cellar_http_escape(revision, false), *url = NULL, *next = NULL;
     cellar_json_doc *doc = NULL;
+    uint64_t *seen = cellar_calloc(MAX_PAGES, sizeof *seen), entries = 0;
     rc = CELLAR_ENOMEM;
-    if (!l || !rev)
+    if (!l || !rev || !seen)
         goto done;
     url = cellar_sprintf("%s/api/models/%s/revision/%s?blobs=true", hub->endpoint, repo, rev);
     if (!url)
@@ -363,10 +381,31 @@ int cellar_hub_list(cellar_hub_listing **out, cellar_hub *hub, const char *repo,
             rc = cellar_fail(CELLAR_EFORMAT, "%s: tree listing has over %u pages", repo, page);
             goto done;
         }
+        /* A page URL seen before would loop forever. */
+        uint64_t h = 1469598103934665603ull;
+        for (const char *c = url; *c; c++)
+            h = (h ^ (unsigned char)*c) * 1099511628211ull;
+        for (unsigned j = 0; j < page; j++)
+            if (seen[j] == h) {
+                rc = cellar_fail(CELLAR_EFORMAT,
+                                 "%s: tree listing page %u links back to an earlier page",
+                                 repo, page);
+                goto done;
+            }
+        seen[page] = h;
         rc = api_json(&doc, &next, hub, url, repo, revision, "tree listing");
         if (rc)
             goto done;
-        rc = add_page(l, cellar_json_root(doc), repo);
+        const cellar_json *root = cellar_json_root(doc);
+        if (cellar_json_is(root, CELLAR_JSON_ARRAY)) {
+            entries += root->count;
+            if (entries > MAX_ENTRIES) {
+                rc = cellar_fail(CELLAR_EFORMAT, "%s: tree listing has over %u entries", repo,
+                                 MAX_ENTRIES);
+                goto done;
+            }
+        }
+        rc = add_page(l, root, repo);
         cellar_json_free(doc);
         doc = NULL;
         if (rc)
@@ -383,6 +422,7 @@ int cellar_hub_list(cellar_hub_listing **out, cellar_hub *hub, const char *repo,
 done:
     cellar_json_free(doc);
     cellar_hub_listing_free(l);
+    free(seen);
     free(rev);
     free(url);
     free(next);

@@ -15,6 +15,7 @@
  * with a Range request (and starts over if the server ignores it). */
 #include "hub.h"
 #include "store.h"
+#include "store_index.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -514,12 +515,12 @@ static unsigned parts_for(const struct worker *wk, const struct item *it, size_t
         rest / 2 < ps)
         return 1;
     free_slots -= (unsigned)others_waiting;
-    uint64_t n = (rest + ps - 1) / ps;
+    uint64_t n = rest / ps + (rest % ps != 0); /* no wrap near 2^64 */
     if (n > free_slots)
         n = free_slots;
     if (n > MAX_PARTS)
         n = MAX_PARTS;
-    return (unsigned)n;
+    return n ? (unsigned)n : 1; /* zero parts would wait forever */
 }
 
 /* Opens the unnamed scratch file the parts past the first land in. */
@@ -859,8 +860,78 @@ static int mkparent(const char *path)
     return rc;
 }
 
+/* Is the file at dest (regular, stat st) the object of a stored blob, or
+ * the very bytes of sha256? Then replacing it loses nothing. */
+static int dest_replaceable(struct pull *p, const char *dest, const struct stat *st,
+                            const cellar_pull_file *f)
+{
+    uint8_t sha[32];
+    struct stat obj;
+    int rc = index_blob_by_inode(p->s->db, (uint64_t)st->st_dev, (uint64_t)st->st_ino, sha);
+    if (rc < 0)
+        return rc;
+    if (rc == 1 && store_object_stat(p->s, sha, &obj) == 1 && obj.st_ino == st->st_ino &&
+        obj.st_dev == st->st_dev)
+        return 1;
+    if ((uint64_t)st->st_size != f->size)
+        return 0;
+    cellar_digests d;
+    cellar_hash_opts ho = {.algos = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256),
+                           .flags = CELLAR_HASH_NO_CACHE};
+    if ((rc = cellar_hash_path(&d, dest, &ho)) != 0)
+        return rc;
+    return !memcmp(d.d[CELLAR_ALGO_SHA256], f->sha256, 32);
+}
+
+/* Before anything is written into root: no folder on the way to a file is
+ * a symlink or anything but a folder (a link to ../outside would have the
+ * listing write outside root), and no file there would be replaced that
+ * the store does not hold (the user's edit), unless force. */
+static int check_dir_targets(struct pull *p, const char *root)
+{
+    for (size_t i = 0; i < p->res->n; i++) {
+        const cellar_pull_file *f = &p->res->files[i];
+        char *dest = cellar_path_join(root, f->path);
+        if (!dest)
+            return CELLAR_ENOMEM;
+        int rc = 0;
+        size_t rl = strlen(root);
+        struct stat st;
+        for (char *c = dest + rl + 1; (c = strchr(c, '/')) != NULL; c++) {
+            *c = '\0';
+            if (lstat(dest, &st) == 0 && !S_ISDIR(st.st_mode))
+                rc = cellar_fail(CELLAR_EINVAL,
+                                 "%s: %s, not a folder, where '%s' goes; nothing was written",
+                                 dest, S_ISLNK(st.st_mode) ? "a symlink" : "a file", f->path);
+            *c = '/';
+            if (rc)
+                break;
+        }
+        if (!rc && !p->o->force && lstat(dest, &st) == 0) {
+            if (S_ISDIR(st.st_mode))
+                rc = cellar_fail(CELLAR_EINVAL, "%s: a folder where a file goes; nothing was "
+                                 "written", dest);
+            else if (!S_ISREG(st.st_mode) ||
+                     (rc = dest_replaceable(p, dest, &st, f)) == 0)
+                rc = cellar_fail(CELLAR_EEXISTS,
+                                 "%s: exists and is not this revision's file nor a file from "
+                                 "the store (edited?); nothing was written (--force replaces it)",
+                                 dest);
+            else if (rc == 1)
+                rc = 0;
+        }
+        free(dest);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 static int layout_dir(struct pull *p, const char *root)
 {
+    int rc0 = check_dir_targets(p, root);
+    if (rc0)
+        return rc0;
     for (size_t i = 0; i < p->res->n; i++) {
         cellar_pull_file *f = &p->res->files[i];
         char *dest = cellar_path_join(root, f->path);

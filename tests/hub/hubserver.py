@@ -25,7 +25,12 @@ Test hooks (on the hub port):
       connection mid-file), wrong (flip a byte), 500, 429 (Retry-After: 1),
       norange (answer 200 to range requests), truncjson (cut API answers),
       malicious (list bad paths), slow (R bytes per second), gone (answer
-      404 EntryNotFound for a listed file).
+      404 EntryNotFound for a listed file). Hostile listings and answers
+      (a match on "org/name"): repeatcursor (Link: rel="next" names the
+      page itself), endless (a fresh cursor on every page, forever),
+      hugesize (list an LFS file of 2^64 - 32 MiB + 2 bytes), dotpath (list
+      .git/config), signed (the 302 to the CDN carries a signed query
+      string, X-Amz-Signature=SECRETSIGNATURE).
   GET /_control?clear=1              all faults off
   GET /_control?page_size=N          tree listing page size
   GET /_stats[?reset=1]              per-file requests and body bytes,
@@ -133,6 +138,9 @@ def pointer(sha, size):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in separate writes: without TCP_NODELAY each
+    # keep-alive answer waits out a 40 ms delayed ACK (Nagle).
+    disable_nagle_algorithm = True
     server_version = "cellar-test-hub"
 
     def log_message(self, fmt, *args):
@@ -324,6 +332,10 @@ class Handler(BaseHTTPRequestHandler):
         out = list(files)
         if self.st.fault("malicious", key):
             out += [(p, 4, "0" * 40, None) for p in MALICIOUS]
+        if self.st.fault("hugesize", key):
+            out.append(("huge.safetensors", 2 ** 64 - 32 * 2 ** 20 + 2, "0" * 40, "ab" * 32))
+        if self.st.fault("dotpath", key):
+            out.append((".git/config", 4, "1" * 40, None))
         return out
 
     def api(self, org, name, kind, rev, query):
@@ -361,6 +373,19 @@ class Handler(BaseHTTPRequestHandler):
         cursor = int(query.get("cursor", ["0"])[0])
         page = entries[cursor:cursor + self.st.page_size]
         headers = []
+        here = "http://%s/api/models/%s/%s/tree/%s?recursive=true&expand=false" % (
+            self.headers.get("Host"), org, name, urllib.parse.quote(rev, safe=""))
+        key = "%s/%s" % (org, name)
+        if self.st.fault("repeatcursor", key):
+            # The next page is this page again (count=-1: forever).
+            headers.append(("Link", '<%s&cursor=%d>; rel="next"' % (here, cursor)))
+            return self.api_json(page, headers)
+        if self.st.fault("endless", key):
+            # A fresh cursor and one fresh folder on every page, forever.
+            page = [{"type": "directory", "oid": "0" * 40, "size": 0,
+                     "path": "d%d" % cursor}]
+            headers.append(("Link", '<%s&cursor=%d>; rel="next"' % (here, cursor + 1)))
+            return self.api_json(page, headers)
         if cursor + self.st.page_size < len(entries):
             nxt = "http://%s/api/models/%s/%s/tree/%s?recursive=true&expand=false&cursor=%d" % (
                 self.headers.get("Host"), org, name, urllib.parse.quote(rev, safe=""),
@@ -387,6 +412,8 @@ class Handler(BaseHTTPRequestHandler):
             base = self.st.cdn_url or "http://127.0.0.1:%d" % self.server.cdn_port
             loc = "%s/%s/%s/%s/%s" % (base, org, name, branch,
                                       urllib.parse.quote(path))
+            if self.st.fault("signed", "%s/%s" % (org, name)):
+                loc += "?Expires=1&X-Amz-Signature=SECRETSIGNATURE"
             return self.send(302, b"", headers=[
                 ("Location", loc), ("X-Repo-Commit", commit), ("ETag", '"%s"' % ptr),
                 ("X-Linked-Etag", '"%s"' % sha), ("X-Linked-Size", str(size))])
