@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <string.h>
+#include <unistd.h>
 
 static const char usage[] =
     "usage: cellar dedup [--dry-run] [--min-size SIZE] [--paranoid] [-L] [-v] PATH...\n\n"
@@ -9,7 +10,9 @@ static const char usage[] =
     "cache...) and makes each a hard link to the one copy in the store, then\n"
     "prints the bytes on disk before, after and saved. Each replacement is\n"
     "atomic and keeps the file's name; linked files become read-only. Files\n"
-    "with other bytes are never touched.\n\n"
+    "with other bytes are never touched, nor files a process has open for\n"
+    "writing (those are copied into the store, not shared). Read-only does\n"
+    "not stop root: a write as root through any linked name changes every copy.\n\n"
     "  --dry-run        report what would change, change nothing\n"
     "  --min-size SIZE  ignore smaller files (e.g. 1MB; default 1)\n"
     "  --paranoid       compare bytes too before linking\n"
@@ -90,5 +93,8 @@ int cmd_dedup(int argc, char **argv)
     printf("after:  %llu bytes (%s)%s\n", (unsigned long long)st.bytes_after,
            cli_human_size(b2, st.bytes_after), r.dry ? " (dry run: nothing changed)" : "");
     printf("saved:  %llu bytes (%s)\n", (unsigned long long)saved, cli_human_size(b3, saved));
+    if (geteuid() == 0 && st.linked && !r.dry)
+        printf("note:   running as root: read-only (0444) does not stop root's writes; a\n"
+               "        write as root through any linked name changes every copy\n");
     return st.errors ? CLI_FAIL : CLI_OK;
 }

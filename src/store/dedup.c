@@ -299,7 +299,29 @@ static int replace_path(cellar_store *s, const char *path, const struct stat *st
             return cellar_fail(CELLAR_EMISMATCH,
                                "%s: same sha256 as %s but different bytes; left alone", path, obj);
     }
-    int rc = link_hard_replace(s, obj, obj_st, sha256, path);
+    /* A name a process holds open for writing is left to it: replaced, its
+     * later writes would land in an inode no name shows. */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return cellar_fail_errno(errno, "%s", path);
+    struct stat now;
+    int rc = 0;
+    if (fstat(fd, &now) != 0)
+        rc = cellar_fail_errno(errno, "%s", path);
+    else if (!same_file(&now, st))
+        rc = cellar_fail(CELLAR_ECHANGED, "%s: changed during dedup; left alone", path);
+    else if ((rc = store_no_writers(fd, path)) == CELLAR_EBUSY)
+        rc = CELLAR_ECHANGED; /* reported as skipped, with the message */
+    else if (rc) {
+        /* No leases here (another filesystem type): replacing the name
+         * cannot change any other file, so it goes on as before. */
+        cellar_error_clear();
+        rc = 0;
+    }
+    close(fd);
+    if (rc)
+        return rc;
+    rc = link_hard_replace(s, obj, obj_st, sha256, path);
     if (rc == CELLAR_EUNSUPPORTED)
         return cellar_fail(CELLAR_EUNSUPPORTED, "%s: cannot hard-link to the store's copy; left alone",
                            path);

@@ -334,6 +334,21 @@ static char *tmp_name(const cellar_store *s, const char *prefix)
                           (unsigned long)ts.tv_nsec);
 }
 
+int store_no_writers(int fd, const char *path)
+{
+    /* A read lease is granted only while no descriptor anywhere has the
+     * file open for writing (fcntl(2); the owner may take one). Released
+     * at once: held, a later opener would send us SIGIO. */
+    if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
+        fcntl(fd, F_SETLEASE, F_UNLCK);
+        return 0;
+    }
+    if (errno == EAGAIN || errno == EBUSY)
+        return cellar_fail(CELLAR_EBUSY, "%s: open for writing by another process; left alone",
+                           path);
+    return cellar_fail_errno(errno, "%s: cannot make sure nobody writes it (lease)", path);
+}
+
 bool store_may_share(const struct stat *st)
 {
     return st->st_uid == geteuid() && !(st->st_mode & 07000) && (st->st_mode & 0555) == 0444;
@@ -358,21 +373,33 @@ int store_adopt(cellar_store *s, const char *path, int fd, const struct stat *st
         free(tmp);
         return rc;
     }
-    /* The name may now lead to another file than the one hashed; the inode
-     * must be the very one, unchanged. */
+    /* Read-only from now on: a write through any name would change the
+     * stored blob. */
+    if (fchmod(fd, 0444) != 0) {
+        rc = errno == EPERM ? CELLAR_EUNSUPPORTED : cellar_fail_errno(errno, "%s: chmod", path);
+        unlink(tmp);
+        free(tmp);
+        return rc;
+    }
+    /* 0444 stops new writers (not root), not one that already holds the
+     * file open: its next write would change the object and every name
+     * linked to it. Such a file (or one whose writers cannot be known) is
+     * copied in instead. */
+    if (store_no_writers(fd, path) != 0) {
+        cellar_error_clear();
+        fchmod(fd, st->st_mode & 07777);
+        unlink(tmp);
+        free(tmp);
+        return CELLAR_EUNSUPPORTED;
+    }
+    /* Nobody writes it now nor can start to: it must still be the very
+     * inode that was hashed, unchanged since. */
     struct stat now;
     if (stat(tmp, &now) != 0 || now.st_ino != st->st_ino || now.st_dev != st->st_dev ||
         now.st_size != st->st_size || now.st_mtim.tv_sec != st->st_mtim.tv_sec ||
         now.st_mtim.tv_nsec != st->st_mtim.tv_nsec) {
         rc = cellar_fail(CELLAR_ECHANGED, "%s: changed while it was being added", path);
-        unlink(tmp);
-        free(tmp);
-        return rc;
-    }
-    /* Read-only from now on: a write through any name would change the
-     * stored blob. */
-    if (fchmod(fd, 0444) != 0) {
-        rc = errno == EPERM ? CELLAR_EUNSUPPORTED : cellar_fail_errno(errno, "%s: chmod", path);
+        fchmod(fd, st->st_mode & 07777);
         unlink(tmp);
         free(tmp);
         return rc;

@@ -83,6 +83,12 @@ int store_admit(cellar_store *s, const char *tmp, const cellar_digests *d, bool 
  * user's hard link to it shares that, and hash caches key on it). */
 int store_freshen(const cellar_store *s, const uint8_t sha256[32]);
 
+/* 0 when nobody has the file behind fd (opened read-only, ours) open for
+ * writing now: a read lease could be taken (and is released at once).
+ * CELLAR_EBUSY when someone has; another error when leases are not
+ * available (another filesystem type, leases disabled, not the owner). */
+int store_no_writers(int fd, const char *path);
+
 /* A file may share the store's read-only 0444 inode: its owner is us and
  * its mode loses nothing by becoming 0444 (not private, not executable, no
  * set-id bits). */

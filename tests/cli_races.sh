@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Issue 14's races and full disk, outside the Hub: dedup against a process
+# holding a file open for writing and against a rewrite loop.
+set -euo pipefail
+
+. "$(dirname "$0")/lib.sh"
+test_dir cli_races
+PY=/usr/bin/python3
+export CELLAR_HOME=$T/store
+
+# ---- dedup and a writer that already holds a file open -------------------
+mkdir -p "$T/d"
+head -c 300000 /dev/urandom >"$T/d/a.bin"
+cp "$T/d/a.bin" "$T/d/b.bin"
+cp "$T/d/a.bin" "$T/d/c.bin"
+cp "$T/d/a.bin" "$T/ref.bin"
+# The "training job": opens a.bin for writing, waits for the go, writes.
+$PY - "$T/d/a.bin" "$T/go" "$T/ready" <<'PYEOF' &
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY)
+open(sys.argv[3], "w").close()
+for _ in range(600):
+    if os.path.exists(sys.argv[2]):
+        break
+    time.sleep(0.05)
+os.pwrite(fd, b"JOB WROTE THIS", 0)
+os.close(fd)
+PYEOF
+JOB=$!
+for _ in $(seq 200); do [ -e "$T/ready" ] && break; sleep 0.05; done
+"$BIN" dedup "$T/d" >"$T/out" 2>&1 || true
+touch "$T/go"
+wait $JOB
+check "the writer's file got its write" grep -q "JOB WROTE THIS" "$T/d/a.bin"
+check "b.bin unchanged by the writer" cmp -s "$T/d/b.bin" "$T/ref.bin"
+check "c.bin unchanged by the writer" cmp -s "$T/d/c.bin" "$T/ref.bin"
+check "b and c still share the store's copy" [ "$(stat -c %i "$T/d/b.bin")" = "$(stat -c %i "$T/d/c.bin")" ]
+check "verify clean after the write" "$BIN" verify
+check "root note in dedup's output" grep -q "running as root" "$T/out"
+
+# `cellar add` of a file held open for writing copies it in, never adopts.
+rm -f "$T/go" "$T/ready"
+export CELLAR_HOME=$T/store_add
+head -c 100000 /dev/urandom >"$T/x.bin"
+$PY - "$T/x.bin" "$T/go" "$T/ready" <<'PYEOF' &
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY)
+open(sys.argv[3], "w").close()
+for _ in range(600):
+    if os.path.exists(sys.argv[2]):
+        break
+    time.sleep(0.05)
+os.pwrite(fd, b"JOB WROTE THIS", 0)
+os.close(fd)
+PYEOF
+JOB=$!
+for _ in $(seq 200); do [ -e "$T/ready" ] && break; sleep 0.05; done
+"$BIN" add "$T/x.bin" >/dev/null 2>&1 || bad "add of a file open for writing"
+touch "$T/go"
+wait $JOB
+check "add: the store's copy is not the written inode" "$BIN" verify
+export CELLAR_HOME=$T/store
+
+# ---- dedup while another user's loop rewrites a file ---------------------
+# Not as root: 0444 is what stops new writers, and root ignores it.
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+    AS="setpriv --reuid=65534 --regid=65534 --clear-groups --"
+else
+    AS=
+fi
+if [ "$(id -u)" != 0 ] || [ -n "$AS" ]; then
+    R=$T/rw
+    mkdir -p "$R/tree" "$R/store"
+    for i in 1 2 3 4 5 6; do head -c 200000 /dev/zero | tr '\0' "$i" >"$R/tree/f$i"; cp "$R/tree/f$i" "$R/tree/g$i"; done
+    cp "$R/tree/f1" "$R/tree/loop"
+    for i in 1 2 3 4 5 6; do cp "$R/tree/f$i" "$R/ref$i"; done
+    [ -n "$AS" ] && chown -R 65534:65534 "$R"
+    # Rewrites "loop" in place forever, alternating the content of f1 and
+    # of f2 (same size): whichever it holds when dedup hashes it, a write
+    # after adoption would change every copy.
+    $AS $PY - "$R/tree/loop" "$R/stop" <<'PYEOF' &
+import os, sys
+path, stop = sys.argv[1], sys.argv[2]
+a, b = b"1" * 200000, b"2" * 200000
+i = 0
+while not os.path.exists(stop):
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except PermissionError:
+        continue  # read-only now: the store's
+    os.pwrite(fd, a if i % 2 else b, 0)
+    os.close(fd)
+    i += 1
+PYEOF
+    LOOP=$!
+    for k in 1 2 3; do
+        CELLAR_HOME=$R/store $AS "$BIN" dedup "$R/tree" >/dev/null 2>&1 || true
+    done
+    touch "$R/stop"
+    wait $LOOP || true
+    ok_all=0
+    for i in 1 2 3 4 5 6; do
+        cmp -s "$R/tree/f$i" "$R/ref$i" && cmp -s "$R/tree/g$i" "$R/ref$i" || ok_all=1
+    done
+    check "no file but the rewritten one ever changed" [ $ok_all = 0 ]
+    check "verify clean after the rewrite loop" env CELLAR_HOME="$R/store" $AS "$BIN" verify
+else
+    echo "SKIP: rewrite loop needs a non-root user (setpriv)"
+fi
+
+test_end
