@@ -4,11 +4,13 @@
 #include <string.h>
 
 static const char usage[] =
-    "usage: cellar gc [--dry-run] [--grace DURATION] [-v]\n\n"
+    "usage: cellar gc [--dry-run] [--grace DURATION] [--partials] [-v]\n\n"
     "Removes objects nothing links to any more (no other hard link, no\n"
     "symlink cellar made still pointing at it), except those changed within\n"
     "the grace period (default 1h; e.g. 30m, 2d, 0) and those a running\n"
-    "cellar is adding or linking. Also clears stale temp files.\n";
+    "cellar is adding, linking or about to place (pinned). Also clears stale\n"
+    "temp files; resumable partials of downloads after a week, or with\n"
+    "--partials every one no running pull holds (a full disk).\n";
 
 static void on_removed(const uint8_t sha256[32], uint64_t size, void *ctx)
 {
@@ -31,6 +33,8 @@ int cmd_gc(int argc, char **argv)
             return CLI_OK;
         } else if (!strcmp(argv[i], "--dry-run") || !strcmp(argv[i], "-n")) {
             o.dry_run = 1;
+        } else if (!strcmp(argv[i], "--partials")) {
+            o.partials = 1;
         } else if (!strcmp(argv[i], "-v")) {
             verbose = true;
         } else if (!strcmp(argv[i], "--grace")) {

@@ -331,6 +331,23 @@ int cellar_db_open(cellar_db **out, const char *path)
         struct timespec pause = {0, 10 * 1000 * 1000};
         nanosleep(&pause, NULL);
     }
+    if ((sqrc & 0xff) == SQLITE_IOERR || (sqrc & 0xff) == SQLITE_FULL) {
+        /* A full disk: the -shm file WAL readers share cannot be made. With
+         * exclusive locking SQLite keeps that index in memory instead, so
+         * the store still opens (gc must, to free space); other processes
+         * wait for this one meanwhile. */
+        sqlite3_close_v2(db->sq);
+        db->sq = NULL;
+        sqrc = sqlite3_open_v2(db->path, &db->sq, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,
+                               NULL);
+        if (sqrc == SQLITE_OK) {
+            sqlite3_extended_result_codes(db->sq, 1);
+            sqlite3_busy_timeout(db->sq, BUSY_TIMEOUT_MS);
+            sqrc = sqlite3_exec(db->sq, "PRAGMA locking_mode = EXCLUSIVE;", NULL, NULL, NULL);
+        }
+        if (sqrc == SQLITE_OK)
+            sqrc = sqlite3_exec(db->sq, "PRAGMA journal_mode = WAL;", NULL, NULL, NULL);
+    }
     if (sqrc != SQLITE_OK) {
         rc = db_fail(db, sqrc, "PRAGMA journal_mode = WAL");
         cellar_db_close(db);

@@ -52,8 +52,8 @@ static int check_place(const char *path, int mode, void *vctx)
     bool holds = r == 0 && st.st_ino == pc->obj_st->st_ino && st.st_dev == pc->obj_st->st_dev;
     if (holds)
         pc->in_use = true;
-    else if (!pc->dry)
-        return index_place_delete(pc->db, path);
+    else if (!pc->dry && index_place_delete(pc->db, path) != 0)
+        cellar_error_clear(); /* a full disk: the row stays, gc goes on */
     return 0;
 }
 
@@ -101,7 +101,10 @@ static int collect_one(const uint8_t sha256[32], const char *path, const struct 
             store_unlock(lfd);
             return rc;
         }
-        rc = index_blob_delete(c->s->db, sha256);
+        /* The object is gone, which is what counts (the objects are the
+         * truth); a row left by a full disk costs nothing but a lookup. */
+        if (index_blob_delete(c->s->db, sha256) != 0)
+            cellar_error_clear();
         store_lock_remove(c->s, lock, lfd);
     } else {
         store_unlock(lfd);
