@@ -2,6 +2,7 @@
  * lists, and the ecosystem's identifiers (CivitAI, InvokeAI). */
 #include "cli.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -125,22 +126,38 @@ static bool escapes_cr(cellar_algo a)
     return a != CELLAR_ALGO_BLAKE3;
 }
 
+/* Other control bytes (an escape sequence in a DDUF entry or file name)
+ * are escaped too, as \xNN, so a name cannot drive the terminal; -c reads
+ * them back. */
+static bool has_control(const char *name)
+{
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return true;
+    return false;
+}
+
 static bool needs_escape(const char *name, bool cr)
 {
-    return strpbrk(name, cr ? "\\\n\r" : "\\\n") != NULL;
+    return strpbrk(name, cr ? "\\\n\r" : "\\\n") != NULL || has_control(name);
 }
 
 static void put_name(FILE *f, const char *name, bool cr)
 {
     for (const char *p = name; *p; p++) {
-        if (*p == '\\')
+        unsigned char c = (unsigned char)*p;
+        if (c == '\\')
             fputs("\\\\", f);
-        else if (*p == '\n')
+        else if (c == '\n')
             fputs("\\n", f);
-        else if (*p == '\r' && cr)
+        else if (c == '\r' && cr)
             fputs("\\r", f);
+        else if ((c < 0x20 && c != '\r') || c == 0x7f)
+            fprintf(f, "\\x%02x", c);
+        else if (c == '\r')
+            fputs("\\x0d", f);
         else
-            fputc(*p, f);
+            fputc(c, f);
     }
 }
 
@@ -439,11 +456,16 @@ static void expand_dir(struct run *r, struct targets *t, const char *dir)
             unsigned char type = v[i].type;
             struct stat st;
             if (type == DT_UNKNOWN && lstat(p, &st) == 0)
-                type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISLNK(st.st_mode) ? DT_LNK : DT_REG;
+                type = S_ISDIR(st.st_mode)   ? DT_DIR
+                       : S_ISLNK(st.st_mode) ? DT_LNK
+                       : S_ISREG(st.st_mode) ? DT_REG
+                                             : DT_FIFO; /* any special file */
             if (type == DT_DIR)
                 expand_dir(r, t, p);
             else if (type == DT_LNK && !(stat(p, &st) == 0 && S_ISREG(st.st_mode)))
                 ; /* a symlinked folder, or dangling: not a file to hash */
+            else if (type != DT_REG && type != DT_LNK)
+                cli_warn("%s: not a regular file (FIFO, socket or device), skipped", p);
             else if (targets_add(t, p))
                 cli_error("out of memory");
             free(p);
@@ -515,7 +537,11 @@ static bool unescape(char *s)
             *o++ = '\n';
         else if (*p == 'r')
             *o++ = '\r';
-        else
+        else if (*p == 'x' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
+            char hx[3] = {p[1], p[2], 0};
+            *o++ = (char)strtoul(hx, NULL, 16);
+            p += 2;
+        } else
             return false;
     }
     *o = '\0';
@@ -618,7 +644,7 @@ static bool digest_matches(const cellar_digests *d, uint32_t algos, const char *
 static void print_check(const char *name, const char *verdict)
 {
     /* sha256sum -c escapes a name in its report only for a newline */
-    if (strchr(name, '\n')) {
+    if (strchr(name, '\n') || has_control(name)) {
         putchar('\\');
         put_name(stdout, name, false);
     } else {

@@ -19,7 +19,9 @@ struct verify {
 static int print_place(const char *path, cellar_link_mode mode, void *ctx)
 {
     (void)ctx;
-    fprintf(stderr, "  linked at %s (%s)\n", path, cellar_link_mode_name(mode));
+    fputs("  linked at ", stderr);
+    cli_put_escaped(stderr, path);
+    fprintf(stderr, " (%s)\n", cellar_link_mode_name(mode));
     return 0;
 }
 

@@ -9,21 +9,41 @@
 #include <string.h>
 #include <strings.h>
 
+/* Messages quote names from files, archives and servers: their control
+ * bytes are shown escaped, so they cannot drive the terminal. */
+void cli_put_escaped(FILE *f, const char *m)
+{
+    for (; *m; m++) {
+        unsigned char c = (unsigned char)*m;
+        if (c < 0x20 || c == 0x7f)
+            fprintf(f, "\\x%02x", c);
+        else
+            fputc(c, f);
+    }
+}
+
+/* prefix, then fmt formatted and escaped, then a newline, on stderr. */
+static void vmessage(const char *prefix, const char *fmt, va_list ap)
+{
+    char small[1024];
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    char *big = NULL;
+    if (n >= (int)sizeof small && (big = malloc((size_t)n + 1)) != NULL)
+        vsnprintf(big, (size_t)n + 1, fmt, ap2);
+    va_end(ap2);
+    fputs(prefix, stderr);
+    cli_put_escaped(stderr, big ? big : small);
+    fputc('\n', stderr);
+    free(big);
+}
+
 int cli_error_last(void)
 {
     const char *m = cellar_error_last();
     fputs("cellar: ", stderr);
-    if (!*m)
-        m = "unknown error";
-    /* Messages quote names from files and servers: their control bytes
-     * are shown escaped, so they cannot drive the terminal. */
-    for (; *m; m++) {
-        unsigned char c = (unsigned char)*m;
-        if (c < 0x20 || c == 0x7f)
-            fprintf(stderr, "\\x%02x", c);
-        else
-            fputc(c, stderr);
-    }
+    cli_put_escaped(stderr, *m ? m : "unknown error");
     fputc('\n', stderr);
     return CLI_FAIL;
 }
@@ -31,11 +51,9 @@ int cli_error_last(void)
 int cli_error(const char *fmt, ...)
 {
     va_list ap;
-    fputs("cellar: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vmessage("cellar: ", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return CLI_FAIL;
 }
 
@@ -44,20 +62,18 @@ int cli_usage(const char *verb, const char *fmt, ...)
     va_list ap;
     fprintf(stderr, "cellar %s: ", verb);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vmessage("", fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\nRun 'cellar %s --help' for usage.\n", verb);
+    fprintf(stderr, "Run 'cellar %s --help' for usage.\n", verb);
     return CLI_USAGE;
 }
 
 void cli_warn(const char *fmt, ...)
 {
     va_list ap;
-    fputs("cellar: warning: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vmessage("cellar: warning: ", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 void cli_json_string(FILE *f, const char *s, size_t len)

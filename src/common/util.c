@@ -225,12 +225,51 @@ int cellar_full_write(int fd, const void *buf, size_t n)
     return 0;
 }
 
+int cellar_open_regular(int *fd_out, const char *path)
+{
+    *fd_out = -1;
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; the check
+     * below refuses it anyway. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return cellar_fail_errno(errno, "%s", path);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int rc = cellar_fail_errno(errno, "%s", path);
+        close(fd);
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return cellar_fail(CELLAR_EUNSUPPORTED, "%s: %s, not a regular file", path,
+                           cellar_file_kind(st.st_mode));
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    *fd_out = fd;
+    return 0;
+}
+
+const char *cellar_file_kind(unsigned mode)
+{
+    return S_ISDIR(mode)    ? "a directory"
+           : S_ISFIFO(mode) ? "a FIFO"
+           : S_ISSOCK(mode) ? "a socket"
+           : S_ISCHR(mode)  ? "a character device"
+           : S_ISBLK(mode)  ? "a block device"
+           : S_ISLNK(mode)  ? "a symlink"
+           : S_ISREG(mode)  ? "a regular file"
+                            : "a special file";
+}
+
 int cellar_read_file(char **out, size_t *len, const char *path, size_t limit)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return cellar_fail_errno(errno, "%s", path);
+    int fd;
+    int orc = cellar_open_regular(&fd, path);
+    if (orc)
+        return orc;
     cellar_buf b;
     cellar_buf_init(&b, limit ? limit + 1 : 0);
     int rc = 0;
@@ -440,9 +479,10 @@ int cellar_map_file(void **map, size_t *len, const char *path)
 {
     *map = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return cellar_fail_errno(errno, "%s: cannot open", path);
+    int fd;
+    int orc = cellar_open_regular(&fd, path);
+    if (orc)
+        return orc;
     struct stat st;
     int rc = 0;
     if (fstat(fd, &st) < 0) {

@@ -71,6 +71,11 @@ int cellar_full_write(int fd, const void *buf, size_t n);
 /* Reads a whole file of at most limit bytes into *out (NUL-terminated for
  * convenience; *len excludes the NUL). Errors name the path. */
 int cellar_read_file(char **out, size_t *len, const char *path, size_t limit);
+/* Opens path read-only if it is a regular file (without blocking on a FIFO
+ * first); CELLAR_EUNSUPPORTED naming what it is otherwise. */
+int cellar_open_regular(int *fd_out, const char *path);
+/* "a FIFO", "a directory"... for st_mode. */
+const char *cellar_file_kind(unsigned mode);
 
 /* Atomic file creation: a temp file in the target's directory, written,
  * fsynced, renamed over path, then the directory fsynced. Nothing half

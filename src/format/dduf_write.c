@@ -531,8 +531,8 @@ int cellar_dduf_write(const char *path, const cellar_dduf_source *entries, size_
                 rc = cellar_fail(CELLAR_EINVAL, "%s: entry '%s' has no data", path,
                                  e->src->name);
             e->size = e->src->len;
-        } else if ((e->fd = open(e->src->path, O_RDONLY | O_CLOEXEC)) < 0) {
-            rc = cellar_fail_errno(errno, "%s: cannot open", e->src->path);
+        } else if ((rc = cellar_open_regular(&e->fd, e->src->path)) != 0) {
+            e->fd = -1;
         } else if (fstat(e->fd, &e->st) < 0) {
             rc = cellar_fail_errno(errno, "%s: cannot stat", e->src->path);
         } else if (!S_ISREG(e->st.st_mode)) {
@@ -764,8 +764,8 @@ int cellar_dduf_pack(const char *path, const char *dir, unsigned flags,
 /* ---- unpacking ---- */
 
 /* A component folder under dir must be a real directory: a symlink there
- * would send the entries outside dir. */
-static int unpack_folder(const char *dir, const char *name, size_t len)
+ * would send the entries outside dir. create false: only check. */
+static int unpack_folder(const char *dir, const char *name, size_t len, bool create)
 {
     char *folder = cellar_strndup(name, len);
     char *path = folder ? cellar_path_join(dir, folder) : NULL;
@@ -781,7 +781,7 @@ static int unpack_folder(const char *dir, const char *name, size_t len)
                              path);
     } else if (errno != ENOENT) {
         rc = cellar_fail_errno(errno, "%s", path);
-    } else if (mkdir(path, 0755) != 0) {
+    } else if (create && mkdir(path, 0755) != 0) {
         rc = cellar_fail_errno(errno, "%s: cannot create", path);
     }
     free(path);
@@ -833,12 +833,15 @@ int cellar_dduf_unpack(const cellar_dduf *d, const char *dir, unsigned flags)
         RETURN_ERROR_IF(!cellar_dduf_name_valid(e->name, e->name_len), CELLAR_EFORMAT,
                         "%s: refusing to extract '%s' (it would escape %s)",
                         cellar_dduf_label(d), e->name, dir);
+        const char *slash = strchr(e->name, '/');
+        int rc = slash ? unpack_folder(dir, e->name, (size_t)(slash - e->name), false) : 0;
+        if (rc < 0)
+            return rc;
         char *target = cellar_path_join(dir, e->name);
         if (!target)
             return CELLAR_ENOMEM;
         struct stat st;
         bool exists = lstat(target, &st) == 0;
-        int rc = 0;
         if (exists && !(flags & CELLAR_DDUF_REPLACE))
             rc = cellar_fail(CELLAR_EEXISTS, "%s: already exists (use --force to overwrite)",
                              target);
@@ -852,7 +855,7 @@ int cellar_dduf_unpack(const cellar_dduf *d, const char *dir, unsigned flags)
     for (size_t i = 0; i < n && rc == 0; i++) {
         const cellar_dduf_entry *e = cellar_dduf_entry_at(d, i);
         const char *slash = strchr(e->name, '/');
-        if (slash && (rc = unpack_folder(dir, e->name, (size_t)(slash - e->name))) < 0)
+        if (slash && (rc = unpack_folder(dir, e->name, (size_t)(slash - e->name), true)) < 0)
             break;
         char *target = cellar_path_join(dir, e->name);
         if (!target)

@@ -635,9 +635,10 @@ done:
 int cellar_st_open(cellar_st **out, const char *path)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return cellar_fail_errno(errno, "%s", path);
+    int fd;
+    int rc = cellar_open_regular(&fd, path);
+    if (rc)
+        return rc;
     return open_fd_owned(out, fd, path);
 }
 

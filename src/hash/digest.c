@@ -249,10 +249,12 @@ int digest_open(int *fd, struct stat *st, const char *path)
         close(f);
         return rc;
     }
-    if (!S_ISREG(st->st_mode) && !S_ISFIFO(st->st_mode)) {
+    /* A FIFO by name is refused too: with no writer it reads as empty and
+     * would print the digest of nothing (stdin is hashed by descriptor). */
+    if (!S_ISREG(st->st_mode)) {
         close(f);
-        return cellar_fail(CELLAR_EUNSUPPORTED, "%s: %s", path,
-                           S_ISDIR(st->st_mode) ? "Is a directory" : "not a regular file");
+        return cellar_fail(CELLAR_EUNSUPPORTED, "%s: %s, not a regular file", path,
+                           cellar_file_kind(st->st_mode));
     }
     int fl = fcntl(f, F_GETFL);
     if (fl >= 0)
