@@ -128,11 +128,11 @@ static bool escapes_cr(cellar_algo a)
 
 /* Other control bytes (an escape sequence in a DDUF entry or file name)
  * are escaped too, as \xNN, so a name cannot drive the terminal; -c reads
- * them back. */
+ * them back. A carriage return stays as each tool prints it. */
 static bool has_control(const char *name)
 {
     for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
+        if ((*p < 0x20 && *p != '\r') || *p == 0x7f)
             return true;
     return false;
 }
@@ -154,8 +154,6 @@ static void put_name(FILE *f, const char *name, bool cr)
             fputs("\\r", f);
         else if ((c < 0x20 && c != '\r') || c == 0x7f)
             fprintf(f, "\\x%02x", c);
-        else if (c == '\r')
-            fputs("\\x0d", f);
         else
             fputc(c, f);
     }

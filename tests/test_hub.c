@@ -18,7 +18,8 @@ static void test_paths(void)
         CHECK_MSG(cellar_hub_path_safe(good[i], strlen(good[i])), "%s", good[i]);
     static const char *const bad[] = {"", "/etc/passwd", "../x", "a/../../x", "a/..", "..",
                                       ".", "./a", "a/./b", "a//b", "a/", "dir\\win.txt",
-                                      "tab\there", "del\x7f"};
+                                      "tab\there", "del\x7f", ".git/config", "a/.ssh/id",
+                                      "..a/b", ".x/y"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         CHECK_MSG(!cellar_hub_path_safe(bad[i], strlen(bad[i])), "%s", bad[i]);
     /* A NUL inside a JSON string: the length says there is more. */

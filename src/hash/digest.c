@@ -253,6 +253,8 @@ int digest_open(int *fd, struct stat *st, const char *path)
      * would print the digest of nothing (stdin is hashed by descriptor). */
     if (!S_ISREG(st->st_mode)) {
         close(f);
+        if (S_ISDIR(st->st_mode)) /* as sha256sum words it */
+            return cellar_fail(CELLAR_EUNSUPPORTED, "%s: Is a directory", path);
         return cellar_fail(CELLAR_EUNSUPPORTED, "%s: %s, not a regular file", path,
                            cellar_file_kind(st->st_mode));
     }

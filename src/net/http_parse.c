@@ -125,6 +125,8 @@ static bool rel_has_next(const char *p, const char *end)
 
 char *http_parse_link_next(const char *v, size_t n)
 {
+    while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
     const char *end = v + n;
     while (v < end) {
         const char *lt = memchr(v, '<', (size_t)(end - v));
