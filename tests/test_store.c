@@ -420,6 +420,20 @@ static void test_gc(void)
     CHECK(cellar_store_gc(s, &o, &st, NULL, NULL) == 0);
     CHECK(st.objects_removed == 0 && st.objects_kept == 4);
 
+    /* What s admitted stays pinned while s lives, whatever the grace: gc
+     * (here through s itself) keeps all, until s drops its pins. */
+    cellar_gc_opts o0 = {.dry_run = 1, .grace_seconds = 0};
+    CHECK(cellar_store_gc(s, &o0, &st, NULL, NULL) == 0);
+    CHECK(st.objects_removed == 0 && st.objects_kept == 4);
+    CHECK(cellar_store_unpin_all(s) == 0);
+    /* cellar_store_pin: 0 for a stored blob (pinned again), ENOTFOUND else. */
+    uint8_t none[32] = {1};
+    CHECK_ERR(cellar_store_pin(s, none), CELLAR_ENOTFOUND, "not in the store");
+    CHECK(cellar_store_pin(s, d[2].d[CELLAR_ALGO_SHA256]) == 0);
+    CHECK(cellar_store_gc(s, &o0, &st, NULL, NULL) == 0);
+    CHECK(st.objects_removed == 1 && st.objects_kept == 3); /* 3 only: 2 is pinned */
+    CHECK(cellar_store_unpin_all(s) == 0);
+
     char lock[65];
     int lfd;
     store_lock_name(lock, d[3].d[CELLAR_ALGO_SHA256]);
