@@ -380,6 +380,33 @@ static int group_object(struct dedup *dd, struct dnode **g, size_t n, struct sta
         g[i]->object = true;
         return store_object_stat(dd->s, sha, obj_st);
     }
+    /* No copy could be adopted (one a process has open for writing, a
+     * filesystem without leases...): the first one on the store's
+     * filesystem is copied in instead, so the names still get an object
+     * nobody writes to, not one another's inode. */
+    for (size_t i = 0; i < n && !(dd->o->flags & CELLAR_DEDUP_DRY_RUN); i++) {
+        const struct dfile *f = &dd->files[g[i]->first];
+        if (g[i]->bad || f->st.st_dev != dd->s->dev || ineligible(&f->st))
+            continue;
+        int fd = open(f->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        struct stat now;
+        if (fd < 0 || fstat(fd, &now) != 0 || !same_file(&now, &f->st)) {
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        cellar_digests got;
+        rc = store_copy_in(dd->s, f->path, fd, &now, store_algos((uint64_t)now.st_size, 0), true,
+                           &got);
+        close(fd);
+        if (rc == CELLAR_ENOMEM)
+            return rc;
+        if (rc || memcmp(got.d[CELLAR_ALGO_SHA256], sha, 32) != 0) {
+            cellar_error_clear();
+            continue; /* changed meanwhile: it drops out of the group */
+        }
+        return store_object_stat(dd->s, sha, obj_st);
+    }
     return 0;
 }
 
