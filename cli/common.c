@@ -23,7 +23,8 @@ void cli_put_escaped(FILE *f, const char *m)
 }
 
 /* prefix, then fmt formatted and escaped, then a newline, on stderr. */
-static void vmessage(const char *prefix, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void vmessage(const char *prefix, const char *fmt,
+                                                          va_list ap)
 {
     char small[1024];
     va_list ap2;
