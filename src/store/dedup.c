@@ -502,8 +502,23 @@ static int link_group(struct dedup *dd, struct dnode **g, size_t n)
         for (size_t j = 0; first && j < i; j++)
             first = g[j]->bad || dd->files[g[j]->first].st.st_dev != a->st.st_dev ||
                     ineligible(&dd->files[g[j]->first].st);
+        if (!first)
+            continue;
+        /* The names get this inode: not one a process has open for
+         * writing (its next write would change them all). */
+        int afd = open(a->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        int busy = afd >= 0 ? store_no_writers(afd, a->path) : 0;
+        if (afd >= 0)
+            close(afd);
+        if (busy == CELLAR_EBUSY) {
+            event(dd, CELLAR_DEDUP_SKIPPED, a->path, (uint64_t)a->st.st_size,
+                  cellar_error_last());
+            g[i]->bad = true;
+            continue;
+        }
+        cellar_error_clear();
         struct stat anchor = a->st;
-        if (first && (rc = link_names(dd, g, n, a->path, &anchor, sha, false)))
+        if ((rc = link_names(dd, g, n, a->path, &anchor, sha, false)))
             goto done;
     }
 done:
