@@ -250,8 +250,8 @@ static void test_speed(void)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     CHECK(rc == 0 && cellar_json_root(doc)->count == 10001);
+    /* Printed, not asserted: speed is bench/formats.sh's job, this machine is shared. */
     printf("10,000-member header (%zu bytes) parsed in %.2f ms\n", b.len, ms);
-    CHECK(ms < 500); /* generous: sanitizer builds on a shared machine */
     cellar_json_free(doc);
     cellar_buf_free(&b);
 }
