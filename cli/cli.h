@@ -82,5 +82,10 @@ int cmd_gc(int argc, char **argv);
 int cmd_dduf(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_get(int argc, char **argv);
+/* PyTorch checkpoints (cli/cmd_inspect_pt.c, cmd_convert.c, cmd_scan.c). */
+bool inspect_pt_match(const char *path);
+int inspect_pt(const char *path, bool tensors, bool json);
+int cmd_convert(int argc, char **argv);
+int cmd_scan(int argc, char **argv);
 
 #endif

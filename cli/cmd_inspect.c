@@ -851,8 +851,23 @@ static int inspect_gguf(const char *path, const struct opts *o)
     return CLI_OK;
 }
 
+/* ---- PyTorch checkpoints: cli/cmd_inspect_pt.c ---- */
+
+static bool match_pt(const char *path, const struct stat *st, const unsigned char *head, size_t n)
+{
+    (void)head;
+    (void)n;
+    return S_ISREG(st->st_mode) && inspect_pt_match(path);
+}
+
+static int inspect_pt_row(const char *path, const struct opts *o)
+{
+    return inspect_pt(path, o->tensors, o->json);
+}
+
 static const struct format formats[] = {
     {"gguf", match_gguf, inspect_gguf},
+    {"pytorch", match_pt, inspect_pt_row},
     {"dduf", match_dduf, inspect_dduf},
     {"safetensors", match_weights, inspect_weights},
 };

@@ -29,6 +29,8 @@ static const struct verb verbs[] = {
     {"gc", cmd_gc, "remove objects nothing links to"},
     {"dduf", cmd_dduf, "list, check, unpack and pack DDUF pipeline files"},
     {"get", cmd_get, "resolve a model reference to local files (pulling what is missing)"},
+    {"convert", cmd_convert, "a PyTorch checkpoint to safetensors, without running it"},
+    {"scan", cmd_scan, "the globals PyTorch checkpoints name: dangerous, unknown, safe"},
     {NULL, NULL, NULL},
 };
 

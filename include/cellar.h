@@ -833,6 +833,180 @@ CELLAR_API int cellar_dduf_pack(const char *path, const char *dir, unsigned flag
 CELLAR_API int cellar_dduf_unpack(const cellar_dduf *d, const char *dir, unsigned flags);
 
 /* ======================================================================
+ * PyTorch checkpoints: .bin .pt .pth .ckpt (src/format/pickle.c,
+ * docs/formats.md "PyTorch checkpoints")
+ *
+ * torch.save's zip format (torch >= 1.6: <root>/data.pkl + <root>/data/<key>)
+ * and the legacy format (five pickles, then the storages), read without
+ * running anything: the pickle is interpreted by a bounded machine that
+ * knows a fixed opcode subset (protocols 2-5), treats every GLOBAL as an
+ * inert (module, name) tag and rebuilds only tensors, storages, parameters
+ * and containers from a fixed table; any other call is kept as an opaque
+ * object. Every limit (pickle 64 MiB, stack 1M, marks 1024, strings 16 MiB,
+ * rank 64, nesting 64, 4M objects) and every refusal is an error naming the
+ * file, the rule and the byte offset (CELLAR_EFORMAT), or CELLAR_EUNSUPPORTED
+ * for valid files cellar does not read (TorchScript, big-endian,
+ * compressed entries, quantized or sparse tensors, pickled modules).
+ * Tensor data is never read at open (the file is mapped; only the pickles'
+ * pages are touched).
+ *
+ * A handle is immutable after open: several threads may read from it.
+ * ====================================================================== */
+
+typedef struct cellar_pt cellar_pt;
+
+/* How a global the pickle names is judged. */
+typedef enum cellar_pt_class {
+    CELLAR_PT_SAFE = 0,      /* torch's weights_only allowlist (tensors, containers) */
+    CELLAR_PT_UNKNOWN = 1,   /* anything else: "suspicious", kept inert */
+    CELLAR_PT_DANGEROUS = 2, /* picklescan's list (os, subprocess, eval...) */
+} cellar_pt_class;
+
+/* "safe", "unknown", "dangerous". */
+CELLAR_API const char *cellar_pt_class_name(cellar_pt_class c);
+
+/* One distinct global (module, name), py2 names mapped to py3. */
+typedef struct cellar_pt_global {
+    const char *module;
+    const char *name;
+    cellar_pt_class cls;
+    uint64_t count;  /* times the pickles name it */
+    uint64_t offset; /* file offset of its first GLOBAL/STACK_GLOBAL opcode */
+} cellar_pt_global;
+
+/* One storage (a block of the file that tensors view). */
+typedef struct cellar_pt_storage {
+    const char *key;       /* "0", "1"... (zip) or the legacy pointer digits */
+    const char *location;  /* "cpu", "cuda:0": a label */
+    const char *torch_dtype; /* of its type: "float32"; "uint8" if untyped */
+    uint64_t numel;        /* elements of that type */
+    uint64_t nbytes;       /* numel * element size */
+    uint64_t offset;       /* where its bytes start in the file */
+} cellar_pt_storage;
+
+/* One tensor of the checkpoint's state dict. The first fields are those of
+ * cellar_st_tensor, so code can treat both alike. */
+typedef struct cellar_pt_tensor {
+    const char *name;       /* flattened: nested dict keys joined by '.' */
+    size_t name_len;
+    cellar_dtype dtype;     /* CELLAR_DTYPE__COUNT when safetensors has none (complex128) */
+    const char *dtype_name; /* safetensors' name ("F32"), else torch's ("complex128") */
+    size_t rank;
+    const uint64_t *shape;
+    uint64_t nelem;
+    uint64_t nbytes;        /* nelem * element size: the row-major bytes */
+    const char *torch_dtype; /* "float32", "bfloat16"... */
+    const uint64_t *stride; /* rank entries, in elements */
+    uint64_t storage_offset; /* in elements */
+    size_t storage;         /* index of its storage */
+    int contiguous;         /* the view is its storage's bytes in row-major order */
+    uint64_t offset;        /* contiguous: file offset of its first byte */
+    /* Index of the tensor whose name is first in byte order among those
+     * with exactly this view (same storage, dtype, offset, shape, strides):
+     * tied weights. Itself when it has no alias. */
+    size_t alias;
+} cellar_pt_tensor;
+
+/* Open flags. */
+enum {
+    /* A pickle error does not fail the open: what was read (globals above
+     * all) stays available and cellar_pt_problem() says what broke (for
+     * scanning hostile files). */
+    CELLAR_PT_KEEP_GOING = 1u << 0,
+};
+
+/* Opens a checkpoint (format by content: zip, legacy, or a bare pickle).
+ * Errors: CELLAR_ENOTFOUND, CELLAR_EIO, CELLAR_EFORMAT, CELLAR_EUNSUPPORTED,
+ * CELLAR_ENOMEM. */
+CELLAR_API int cellar_pt_open(cellar_pt **out, const char *path, unsigned flags);
+/* Same over len bytes in memory (borrowed: must outlive the handle); label
+ * names it in messages. */
+CELLAR_API int cellar_pt_open_buffer(cellar_pt **out, const void *data, size_t len,
+                                     const char *label, unsigned flags);
+CELLAR_API void cellar_pt_free(cellar_pt *pt);
+/* 1 if the file at path looks like a torch checkpoint or a pickle (a zip
+ * holding a data.pkl or constants.pkl, or a pickle protocol header); 0
+ * otherwise or if unreadable. Never fails. */
+CELLAR_API int cellar_pt_sniff(const char *path);
+
+/* "zip", "legacy" or "pickle" (a bare pickle: no container). */
+CELLAR_API const char *cellar_pt_format(const cellar_pt *pt);
+/* The highest pickle protocol the file declares. */
+CELLAR_API unsigned cellar_pt_protocol(const cellar_pt *pt);
+/* With CELLAR_PT_KEEP_GOING: the error that stopped reading, or NULL. */
+CELLAR_API const char *cellar_pt_problem(const cellar_pt *pt);
+/* The label or path it was opened with. */
+CELLAR_API const char *cellar_pt_label(const cellar_pt *pt);
+
+/* The state dict's tensors in torch.load's order (a Lightning checkpoint's
+ * 'state_dict' unwrapped as the HF converter does; a duplicate name keeps
+ * the last value). */
+CELLAR_API size_t cellar_pt_count(const cellar_pt *pt);
+CELLAR_API const cellar_pt_tensor *cellar_pt_tensor_at(const cellar_pt *pt, size_t i);
+CELLAR_API size_t cellar_pt_storage_count(const cellar_pt *pt);
+CELLAR_API const cellar_pt_storage *cellar_pt_storage_at(const cellar_pt *pt, size_t i);
+/* Copies tensor i's row-major bytes (nbytes of them; views are gathered)
+ * into out, which holds out_len bytes. CELLAR_EINVAL (bad i, short out). */
+CELLAR_API int cellar_pt_read(void *out, size_t out_len, const cellar_pt *pt, size_t i);
+
+/* Every distinct global, in order of first appearance. */
+CELLAR_API size_t cellar_pt_global_count(const cellar_pt *pt);
+CELLAR_API const cellar_pt_global *cellar_pt_global_at(const cellar_pt *pt, size_t i);
+/* Number of distinct dangerous globals. */
+CELLAR_API size_t cellar_pt_dangerous_count(const cellar_pt *pt);
+/* Objects of an unknown global holding tensors: their path in the state dict
+ * ("" for the top) and the global; those tensors are not listed. */
+CELLAR_API size_t cellar_pt_blocked_count(const cellar_pt *pt);
+CELLAR_API int cellar_pt_blocked_at(const cellar_pt *pt, size_t i, const char **path,
+                                    const cellar_pt_global **global);
+
+/* The structural hash of a checkpoint (PICKLE.md s.7), from the pickle
+ * alone. diffsynth: DiffSynth-Studio 2.x's hash_model_file (one-key
+ * 'state_dict'/'module'/'model_state' unwrapped, nested dicts as
+ * "key|..."), "" when DiffSynth would fail on the file, and then problem
+ * says why (torch 1.13's weights_only refusing a global or an opcode, a
+ * value neither tensor nor dict). state_dict: the hash of the tensors
+ * cellar lists (name:shape, as for a safetensors file: the hash of the
+ * converted file when no alias is dropped). */
+typedef struct cellar_pt_hash {
+    char diffsynth[33];
+    char state_dict[33];
+    char problem[256];
+} cellar_pt_hash;
+CELLAR_API int cellar_pt_structural_hash(cellar_pt_hash *out, const cellar_pt *pt);
+
+/* Conversion to safetensors. */
+#define CELLAR_PT_CONVERT_OPTS_VERSION 1
+typedef struct cellar_pt_convert_opts {
+    unsigned int version;
+    /* 0: one file at dst. Otherwise dst is a folder and the tensors are
+     * split as huggingface_hub does (model.safetensors, or shards and an
+     * index). */
+    uint64_t max_size;
+    /* Convert the tensors cellar can reach when objects of unknown globals
+     * hold others (those are left out); without it such a file is refused. */
+    int allow_unknown;
+} cellar_pt_convert_opts;
+#define CELLAR_PT_CONVERT_OPTS_INIT { CELLAR_PT_CONVERT_OPTS_VERSION, 0, 0 }
+
+typedef struct cellar_pt_convert_result {
+    size_t tensors;  /* written */
+    size_t dropped;  /* aliases recorded in metadata instead */
+    size_t skipped;  /* left out behind unknown objects (allow_unknown) */
+    size_t shards;   /* files written */
+} cellar_pt_convert_result;
+
+/* Writes src's state dict as safetensors at dst, atomically: each tensor as
+ * the row-major bytes of its view (contiguous ones copied with
+ * copy_file_range), exact aliases once under the name first in byte order
+ * with the others in metadata ({dropped: kept}, as the HF converter), and
+ * "format": "pt". Refused (CELLAR_EUNSUPPORTED, naming the global): a
+ * dangerous global anywhere; an unknown global holding tensors unless
+ * allow_unknown; a dtype safetensors lacks. res may be NULL. */
+CELLAR_API int cellar_pt_convert(cellar_pt_convert_result *res, const char *src, const char *dst,
+                                 const cellar_pt_convert_opts *opts);
+
+/* ======================================================================
  * The store (src/store/store.c)
  * ====================================================================== */
 

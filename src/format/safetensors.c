@@ -887,6 +887,19 @@ int cellar_st_writer_add(cellar_st_writer *w, const char *name, size_t name_len,
     return rc;
 }
 
+int cellar_st_writer_add_fd(cellar_st_writer *w, const char *name, size_t name_len,
+                            cellar_dtype dtype, size_t rank, const uint64_t *shape, int fd,
+                            uint64_t off, uint64_t nbytes)
+{
+    wentry *e;
+    int rc = writer_push(w, name, name_len, dtype, rank, shape, nbytes, &e);
+    if (rc == 0) {
+        e->src_fd = fd;
+        e->src_off = off;
+    }
+    return rc;
+}
+
 int cellar_st_writer_add_from(cellar_st_writer *w, cellar_st *src, size_t i)
 {
     const cellar_st_tensor *t = cellar_st_tensor_at(src, i);

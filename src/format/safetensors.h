@@ -32,4 +32,11 @@ int cellar_st_writer_header(cellar_buf *out, cellar_st_writer *w);
  * the output in messages. */
 int cellar_copy_range(int out_fd, int in_fd, uint64_t off, uint64_t len, const char *label);
 
+/* Adds a tensor whose nbytes are copied at write time from fd at offset off
+ * (copy_file_range where the kernel can); fd must stay open until then.
+ * Errors as cellar_st_writer_add(). */
+int cellar_st_writer_add_fd(cellar_st_writer *w, const char *name, size_t name_len,
+                            cellar_dtype dtype, size_t rank, const uint64_t *shape, int fd,
+                            uint64_t off, uint64_t nbytes);
+
 #endif

@@ -1,0 +1,230 @@
+/* cellar inspect of PyTorch checkpoints (.bin .pt .pth .ckpt): the same
+ * figures as for safetensors, plus the storages and the globals the pickle
+ * names with their verdict. Kept apart from cmd_inspect.c, which only adds
+ * a row to its format table. */
+#include "cli.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void put_name(FILE *f, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7F)
+            fprintf(f, "\\x%02x", c);
+        else
+            fputc(c, f);
+    }
+}
+
+static void jstr(const char *s)
+{
+    if (s)
+        cli_json_string(stdout, s, strlen(s));
+    else
+        fputs("null", stdout);
+}
+
+bool inspect_pt_match(const char *path)
+{
+    return cellar_pt_sniff(path) != 0;
+}
+
+int inspect_pt(const char *path, bool tensors, bool json)
+{
+    cellar_pt *pt;
+    if (cellar_pt_open(&pt, path, CELLAR_PT_KEEP_GOING) != 0)
+        return cli_error_last();
+    size_t nt = cellar_pt_count(pt), ng = cellar_pt_global_count(pt);
+    uint64_t params = 0, bytes = 0, dt_n[CELLAR_DTYPE__COUNT + 1] = {0},
+             dt_b[CELLAR_DTYPE__COUNT + 1] = {0};
+    const char *dt_name[CELLAR_DTYPE__COUNT + 1] = {0};
+    for (size_t i = 0; i < nt; i++) {
+        const cellar_pt_tensor *t = cellar_pt_tensor_at(pt, i);
+        params += t->nelem;
+        bytes += t->nbytes;
+        dt_n[t->dtype]++;
+        dt_b[t->dtype] += t->nbytes;
+        dt_name[t->dtype] = t->dtype_name;
+    }
+    struct stat st;
+    uint64_t size = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+    const char *problem = cellar_pt_problem(pt);
+    cellar_pt_hash h = {0};
+    bool have_hash = !problem && cellar_pt_structural_hash(&h, pt) == 0;
+    if (!have_hash)
+        cellar_error_clear();
+    cellar_registry *reg = NULL;
+    if (cellar_registry_open(&reg, NULL) != 0)
+        cellar_error_clear();
+    const cellar_model_info *m = NULL;
+    if (have_hash)
+        m = cellar_registry_find(reg, h.diffsynth[0] ? h.diffsynth : h.state_dict);
+    size_t dangerous = cellar_pt_dangerous_count(pt), nbl = cellar_pt_blocked_count(pt);
+
+    if (json) {
+        printf("{\"path\":");
+        jstr(path);
+        printf(",\"format\":\"pytorch\",\"container\":\"%s\",\"protocol\":%u",
+               cellar_pt_format(pt), cellar_pt_protocol(pt));
+        printf(",\"size\":%" PRIu64 ",\"tensors\":%zu,\"parameters\":%" PRIu64
+               ",\"tensor_bytes\":%" PRIu64 ",\"storages\":%zu,\"dtypes\":{",
+               size, nt, params, bytes, cellar_pt_storage_count(pt));
+        bool first = true;
+        for (int d = CELLAR_DTYPE__COUNT; d >= 0; d--)
+            if (dt_n[d]) {
+                printf("%s\"%s\":{\"tensors\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
+                       first ? "" : ",", dt_name[d], dt_n[d], dt_b[d]);
+                first = false;
+            }
+        printf("},\"structural_hash\":");
+        jstr(have_hash && h.diffsynth[0] ? h.diffsynth : NULL);
+        printf(",\"state_dict_hash\":");
+        jstr(have_hash ? h.state_dict : NULL);
+        printf(",\"diffsynth_problem\":");
+        jstr(have_hash && h.problem[0] ? h.problem : NULL);
+        printf(",\"model\":");
+        if (m) {
+            printf("{\"family\":");
+            jstr(m->family);
+            printf(",\"component\":");
+            jstr(m->component);
+            printf(",\"description\":");
+            jstr(m->description);
+            printf("}");
+        } else {
+            printf("null");
+        }
+        printf(",\"problem\":");
+        jstr(problem);
+        printf(",\"dangerous\":%zu,\"globals\":[", dangerous);
+        for (size_t i = 0; i < ng; i++) {
+            const cellar_pt_global *g = cellar_pt_global_at(pt, i);
+            printf("%s{\"module\":", i ? "," : "");
+            jstr(g->module);
+            printf(",\"name\":");
+            jstr(g->name);
+            printf(",\"class\":\"%s\",\"count\":%" PRIu64 ",\"offset\":%" PRIu64 "}",
+                   cellar_pt_class_name(g->cls), g->count, g->offset);
+        }
+        printf("],\"blocked\":[");
+        for (size_t i = 0; i < nbl; i++) {
+            const char *p;
+            const cellar_pt_global *g;
+            cellar_pt_blocked_at(pt, i, &p, &g);
+            printf("%s{\"path\":", i ? "," : "");
+            jstr(p);
+            printf(",\"global\":");
+            if (g)
+                printf("\"%s.%s\"", g->module, g->name);
+            else
+                printf("null");
+            printf("}");
+        }
+        printf("]");
+        if (tensors) {
+            printf(",\"tensor_list\":[");
+            for (size_t i = 0; i < nt; i++) {
+                const cellar_pt_tensor *t = cellar_pt_tensor_at(pt, i);
+                const cellar_pt_storage *s = cellar_pt_storage_at(pt, t->storage);
+                printf("%s{\"name\":", i ? "," : "");
+                cli_json_string(stdout, t->name, t->name_len);
+                printf(",\"dtype\":\"%s\",\"torch_dtype\":\"%s\",\"shape\":[", t->dtype_name,
+                       t->torch_dtype);
+                for (size_t k = 0; k < t->rank; k++)
+                    printf("%s%" PRIu64, k ? "," : "", t->shape[k]);
+                printf("],\"stride\":[");
+                for (size_t k = 0; k < t->rank; k++)
+                    printf("%s%" PRIu64, k ? "," : "", t->stride[k]);
+                printf("],\"storage_offset\":%" PRIu64 ",\"storage\":", t->storage_offset);
+                jstr(s->key);
+                printf(",\"storage_bytes\":%" PRIu64 ",\"bytes\":%" PRIu64
+                       ",\"contiguous\":%s,\"offset\":",
+                       s->nbytes, t->nbytes, t->contiguous ? "true" : "false");
+                if (t->contiguous)
+                    printf("%" PRIu64, t->offset);
+                else
+                    printf("null");
+                printf(",\"alias\":");
+                if (t->alias != i) {
+                    const cellar_pt_tensor *a = cellar_pt_tensor_at(pt, t->alias);
+                    cli_json_string(stdout, a->name, a->name_len);
+                } else {
+                    printf("null");
+                }
+                printf("}");
+            }
+            printf("]");
+        }
+        printf("}\n");
+    } else {
+        printf("path:        %s\n", path);
+        printf("format:      PyTorch checkpoint (%s container, pickle protocol %u)\n",
+               cellar_pt_format(pt), cellar_pt_protocol(pt));
+        if (problem)
+            printf("problem:     %s\n", problem);
+        printf("tensors:     %zu in %zu storages\n", nt, cellar_pt_storage_count(pt));
+        printf("parameters:  %" PRIu64 "\n", params);
+        printf("size:        %" PRIu64 " bytes, tensor data %" PRIu64 " bytes\n", size, bytes);
+        printf("dtypes:     ");
+        bool any = false;
+        for (int d = CELLAR_DTYPE__COUNT; d >= 0; d--)
+            if (dt_n[d]) {
+                printf("%s %s x%" PRIu64, any ? "," : "", dt_name[d], dt_n[d]);
+                any = true;
+            }
+        printf("%s\n", any ? "" : " none");
+        if (have_hash) {
+            if (h.diffsynth[0])
+                printf("structural:  %s\n", h.diffsynth);
+            else
+                printf("structural:  none (%s)\n", h.problem);
+            printf("state dict:  %s (structural hash of the tensors listed)\n", h.state_dict);
+        }
+        if (m)
+            printf("model:       %s (family %s, component %s)\n", m->description, m->family,
+                   m->component);
+        else
+            printf("model:       unknown\n");
+        printf("globals:     %zu (%zu dangerous)\n", ng, dangerous);
+        for (size_t i = 0; i < ng; i++) {
+            const cellar_pt_global *g = cellar_pt_global_at(pt, i);
+            printf("  %-9s  ", cellar_pt_class_name(g->cls));
+            put_name(stdout, g->module, strlen(g->module));
+            putchar('.');
+            put_name(stdout, g->name, strlen(g->name));
+            printf("\n");
+        }
+        for (size_t i = 0; i < nbl; i++) {
+            const char *p;
+            const cellar_pt_global *g;
+            cellar_pt_blocked_at(pt, i, &p, &g);
+            printf("blocked:     tensors under '");
+            put_name(stdout, p, strlen(p));
+            printf("' are held by %s%s%s\n", g ? g->module : "an object", g ? "." : "",
+                   g ? g->name : "");
+        }
+        for (size_t i = 0; tensors && i < nt; i++) {
+            const cellar_pt_tensor *t = cellar_pt_tensor_at(pt, i);
+            printf("  ");
+            put_name(stdout, t->name, t->name_len);
+            printf("  %s  [", t->dtype_name);
+            for (size_t k = 0; k < t->rank; k++)
+                printf("%s%" PRIu64, k ? ", " : "", t->shape[k]);
+            printf("]  %" PRIu64, t->nbytes);
+            if (t->alias != i) {
+                printf("  (alias of ");
+                const cellar_pt_tensor *a = cellar_pt_tensor_at(pt, t->alias);
+                put_name(stdout, a->name, a->name_len);
+                printf(")");
+            }
+            printf("\n");
+        }
+    }
+    cellar_registry_free(reg);
+    cellar_pt_free(pt);
+    return CLI_OK;
+}
