@@ -352,10 +352,50 @@ static void hash_invokeai(struct run *r, const char *name)
     free(h);
 }
 
+/* The structural hash of a PyTorch checkpoint, from its pickle. Where
+ * DiffSynth itself would fail on the file, the hash of the state dict's
+ * tensors is printed and a warning says why. */
+static void hash_structural_pt(struct run *r, const char *name)
+{
+    cellar_pt *pt;
+    cellar_pt_hash h;
+    if (cellar_pt_open(&pt, name, 0) != 0) {
+        report_error(r, name, cellar_error_last());
+        return;
+    }
+    if (cellar_pt_structural_hash(&h, pt) != 0) {
+        report_error(r, name, cellar_error_last());
+        cellar_pt_free(pt);
+        return;
+    }
+    if (r->json) {
+        bool first = true;
+        json_field("path", name, &first);
+        if (h.diffsynth[0])
+            json_field("structural", h.diffsynth, &first);
+        else
+            printf(",\"structural\":null");
+        json_field("state_dict", h.state_dict, &first);
+        if (h.problem[0])
+            json_field("diffsynth_problem", h.problem, &first);
+        puts("}");
+    } else {
+        if (!h.diffsynth[0])
+            cli_warn("%s: %s; the hash of its state dict follows", name, h.problem);
+        printf("%s  %s\n", h.diffsynth[0] ? h.diffsynth : h.state_dict, name);
+    }
+    cellar_pt_free(pt);
+}
+
 /* The structural hash of a weight file or shard set, or of each component
  * of a model folder (printed as FOLDER/COMPONENT). */
 static void hash_structural(struct run *r, const char *name)
 {
+    struct stat pst;
+    if (stat(name, &pst) == 0 && S_ISREG(pst.st_mode) && cellar_pt_sniff(name)) {
+        hash_structural_pt(r, name);
+        return;
+    }
     cellar_component *c;
     size_t n;
     if (cellar_components(&c, &n, name) != 0) {

@@ -225,6 +225,8 @@ int inspect_pt(const char *path, bool tensors, bool json)
         }
     }
     cellar_registry_free(reg);
+    /* A broken file is reported (globals included) and then fails. */
+    int rc = problem ? cli_error("%s", problem) : CLI_OK;
     cellar_pt_free(pt);
-    return CLI_OK;
+    return rc;
 }

@@ -173,6 +173,7 @@ struct cellar_pt {
     int fd;
     const char *format;
     unsigned protocol;
+    unsigned cur_proto; /* of the pickle being run */
     char *problem;
 
     node *nodes;
@@ -471,17 +472,111 @@ static uint64_t fnv(const char *a, size_t al, const char *b, size_t bl)
     return h;
 }
 
+/* Python 3's unpickler maps Python 2 names in pickles of protocol < 3
+ * (fix_imports, CPython's Lib/_compat_pickle.py): the report must name what
+ * torch.load would import, or `commands.call` would hide subprocess.call. */
+static const char *const import_mapping[][2] = {
+    {"__builtin__", "builtins"}, {"copy_reg", "copyreg"}, {"Queue", "queue"},
+    {"SocketServer", "socketserver"}, {"ConfigParser", "configparser"}, {"repr", "reprlib"},
+    {"tkFileDialog", "tkinter.filedialog"}, {"tkSimpleDialog", "tkinter.simpledialog"},
+    {"tkColorChooser", "tkinter.colorchooser"}, {"tkCommonDialog", "tkinter.commondialog"},
+    {"Dialog", "tkinter.dialog"}, {"Tkdnd", "tkinter.dnd"}, {"tkFont", "tkinter.font"},
+    {"tkMessageBox", "tkinter.messagebox"}, {"ScrolledText", "tkinter.scrolledtext"},
+    {"Tkconstants", "tkinter.constants"}, {"Tix", "tkinter.tix"}, {"ttk", "tkinter.ttk"},
+    {"Tkinter", "tkinter"}, {"markupbase", "_markupbase"}, {"_winreg", "winreg"},
+    {"thread", "_thread"}, {"dummy_thread", "_dummy_thread"}, {"dbhash", "dbm.bsd"},
+    {"dumbdbm", "dbm.dumb"}, {"dbm", "dbm.ndbm"}, {"gdbm", "dbm.gnu"},
+    {"xmlrpclib", "xmlrpc.client"}, {"SimpleXMLRPCServer", "xmlrpc.server"},
+    {"httplib", "http.client"}, {"htmlentitydefs", "html.entities"},
+    {"HTMLParser", "html.parser"}, {"Cookie", "http.cookies"}, {"cookielib", "http.cookiejar"},
+    {"BaseHTTPServer", "http.server"}, {"test.test_support", "test.support"},
+    {"commands", "subprocess"}, {"urlparse", "urllib.parse"},
+    {"robotparser", "urllib.robotparser"}, {"urllib2", "urllib.request"}, {"anydbm", "dbm"},
+    {"_abcoll", "collections.abc"}, {"cPickle", "pickle"},
+    {"_elementtree", "xml.etree.ElementTree"}, {"FileDialog", "tkinter.filedialog"},
+    {"SimpleDialog", "tkinter.simpledialog"}, {"DocXMLRPCServer", "xmlrpc.server"},
+    {"SimpleHTTPServer", "http.server"}, {"CGIHTTPServer", "http.server"},
+    {"UserDict", "collections"}, {"UserList", "collections"}, {"UserString", "collections"},
+    {"whichdb", "dbm"}, {"StringIO", "io"}, {"cStringIO", "io"},
+};
+
+/* NAME_MAPPING entries that change more than the module (the rest of
+ * 'exceptions' maps to builtins by name). */
+static const char *const name_mapping[][4] = {
+    {"__builtin__", "xrange", "builtins", "range"},
+    {"__builtin__", "reduce", "functools", "reduce"},
+    {"__builtin__", "intern", "sys", "intern"},
+    {"__builtin__", "unichr", "builtins", "chr"},
+    {"__builtin__", "unicode", "builtins", "str"},
+    {"__builtin__", "long", "builtins", "int"},
+    {"__builtin__", "basestring", "builtins", "str"},
+    {"itertools", "izip", "builtins", "zip"},
+    {"itertools", "imap", "builtins", "map"},
+    {"itertools", "ifilter", "builtins", "filter"},
+    {"itertools", "ifilterfalse", "itertools", "filterfalse"},
+    {"itertools", "izip_longest", "itertools", "zip_longest"},
+    {"UserDict", "IterableUserDict", "collections", "UserDict"},
+    {"whichdb", "whichdb", "dbm", "whichdb"},
+    {"_socket", "fromfd", "socket", "fromfd"},
+    {"_multiprocessing", "Connection", "multiprocessing.connection", "Connection"},
+    {"multiprocessing.process", "Process", "multiprocessing.context", "Process"},
+    {"multiprocessing.forking", "Popen", "multiprocessing.popen_fork", "Popen"},
+    {"urllib", "ContentTooShortError", "urllib.error", "ContentTooShortError"},
+    {"urllib", "getproxies", "urllib.request", "getproxies"},
+    {"urllib", "pathname2url", "urllib.request", "pathname2url"},
+    {"urllib", "quote_plus", "urllib.parse", "quote_plus"},
+    {"urllib", "quote", "urllib.parse", "quote"},
+    {"urllib", "unquote_plus", "urllib.parse", "unquote_plus"},
+    {"urllib", "unquote", "urllib.parse", "unquote"},
+    {"urllib", "url2pathname", "urllib.request", "url2pathname"},
+    {"urllib", "urlcleanup", "urllib.request", "urlcleanup"},
+    {"urllib", "urlencode", "urllib.parse", "urlencode"},
+    {"urllib", "urlopen", "urllib.request", "urlopen"},
+    {"urllib", "urlretrieve", "urllib.request", "urlretrieve"},
+    {"urllib2", "HTTPError", "urllib.error", "HTTPError"},
+    {"urllib2", "URLError", "urllib.error", "URLError"},
+    {"multiprocessing", "AuthenticationError", "multiprocessing.context", "AuthenticationError"},
+    {"multiprocessing", "BufferTooShort", "multiprocessing.context", "BufferTooShort"},
+    {"multiprocessing", "ProcessError", "multiprocessing.context", "ProcessError"},
+    {"multiprocessing", "TimeoutError", "multiprocessing.context", "TimeoutError"},
+    {"exceptions", "StandardError", "builtins", "Exception"},
+    {"socket", "_socketobject", "socket", "SocketType"},
+};
+
+static bool eq(const char *s, size_t l, const char *z)
+{
+    return strlen(z) == l && !memcmp(s, z, l);
+}
+
+static void py2_names(const char **m, size_t *ml, const char **n, size_t *nl)
+{
+    for (size_t i = 0; i < sizeof name_mapping / sizeof *name_mapping; i++)
+        if (eq(*m, *ml, name_mapping[i][0]) && eq(*n, *nl, name_mapping[i][1])) {
+            *m = name_mapping[i][2];
+            *ml = strlen(*m);
+            *n = name_mapping[i][3];
+            *nl = strlen(*n);
+            return;
+        }
+    if (eq(*m, *ml, "exceptions")) {
+        *m = "builtins";
+        *ml = 8;
+        return;
+    }
+    for (size_t i = 0; i < sizeof import_mapping / sizeof *import_mapping; i++)
+        if (eq(*m, *ml, import_mapping[i][0])) {
+            *m = import_mapping[i][1];
+            *ml = strlen(*m);
+            return;
+        }
+}
+
 /* The global node for (module, name), py2 names mapped; dedupes the report. */
 static int make_global(cellar_pt *pt, uint32_t *out, const char *m, size_t ml, const char *n,
                        size_t nl, uint64_t at)
 {
-    if (ml == 11 && !memcmp(m, "__builtin__", 11)) {
-        m = "builtins";
-        ml = 8;
-    } else if (ml == 8 && !memcmp(m, "copy_reg", 8)) {
-        m = "copyreg";
-        ml = 7;
-    }
+    if (pt->cur_proto < 3)
+        py2_names(&m, &ml, &n, &nl);
     if (memchr(m, 0, ml) || memchr(n, 0, nl))
         return fail_at(pt, CELLAR_EFORMAT, at, "global name holds a NUL byte");
     if (pt->ghcap == 0 || pt->ng * 2 >= pt->ghcap) {
@@ -913,6 +1008,7 @@ static int run_pickle(cellar_pt *pt, size_t start, size_t *end, uint32_t *result
     size_t lim = pt->len - start > PT_MAX_PICKLE ? start + PT_MAX_PICKLE : pt->len;
     size_t p = start;
     pt->nstack = pt->nmarks = pt->nmemo = 0;
+    pt->cur_proto = 0;
     int rc = 0;
     uint32_t n, a, b, *tp;
     for (;;) {
@@ -934,6 +1030,7 @@ static int run_pickle(cellar_pt *pt, size_t start, size_t *end, uint32_t *result
                 return fail_at(pt, CELLAR_EUNSUPPORTED, at, "unsupported pickle protocol %u", d[p]);
             if (d[p] > pt->protocol)
                 pt->protocol = d[p];
+            pt->cur_proto = d[p];
             p++;
             break;
         case 0x95: /* FRAME */
@@ -1235,9 +1332,14 @@ static int zip_read(cellar_pt *pt)
         uint64_t rec = rd64(d + eocd - 12);
         if (rec > eocd - 20 || eocd - 20 - rec < 56 || rd32(d + rec) != 0x06064b50u)
             return fail_at(pt, CELLAR_EFORMAT, eocd - 20, "bad ZIP64 end record locator");
-        count = rd64(d + rec + 32);
-        cd_size = rd64(d + rec + 40);
-        cd_off = rd64(d + rec + 48);
+        uint64_t zc = rd64(d + rec + 32), zs = rd64(d + rec + 40), zo = rd64(d + rec + 48);
+        if ((count != 0xffff && count != zc) || (cd_size != 0xffffffffu && cd_size != zs) ||
+            (cd_off != 0xffffffffu && cd_off != zo))
+            return fail_at(pt, CELLAR_EFORMAT, eocd,
+                           "end record disagrees with the ZIP64 end record");
+        count = zc;
+        cd_size = zs;
+        cd_off = zo;
     }
     if (cd_off > len || cd_size > len - cd_off || count > cd_size / 46)
         return fail_at(pt, CELLAR_EFORMAT, eocd,
@@ -1385,15 +1487,28 @@ static int legacy_locate(cellar_pt *pt, storage_rec *s, uint64_t at)
 static const uint8_t legacy_magic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46,
                                        0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
 
+/* The length of the legacy magic-number pickle at the start (PROTO, an
+ * optional FRAME, LONG1 of the 10 magic bytes, STOP), or 0. Its 10-byte
+ * LONG1 is over the interpreter's limit, so it is matched here. */
+static size_t legacy_magic_len(const uint8_t *d, size_t len)
+{
+    size_t p = 2;
+    if (len < 2 || d[0] != 0x80 || d[1] < 2 || d[1] > 5)
+        return 0;
+    if (len > p && d[p] == 0x95)
+        p += 9;
+    if (len < p + 13 || memcmp(d + p, legacy_magic + 2, 13))
+        return 0;
+    return p + 13;
+}
+
 static int legacy_rest(cellar_pt *pt)
 {
-    size_t p = sizeof legacy_magic, end;
+    size_t p = legacy_magic_len(pt->d, pt->len), end;
     uint32_t v;
     int64_t iv;
     int rc;
     pt->format = "legacy";
-    if (pt->protocol < 2)
-        pt->protocol = 2;
     if ((rc = run_pickle(pt, p, &end, &v, true, NULL)))
         return rc;
     if (int_of(pt, v, &iv) || iv != 1001)
@@ -1837,7 +1952,8 @@ static int pt_parse(cellar_pt *pt, unsigned flags)
         return fail_at(pt, CELLAR_EUNSUPPORTED, 0, "a TorchScript file (PYTORCH1)");
     } else if (pt->len >= 262 && !memcmp(d + 257, "ustar", 5)) {
         return fail_at(pt, CELLAR_EUNSUPPORTED, 257, "a torch 0.1 tar checkpoint");
-    } else if (pt->len >= sizeof legacy_magic && !memcmp(d, legacy_magic, sizeof legacy_magic)) {
+    } else if (legacy_magic_len(d, pt->len)) {
+        pt->protocol = d[1];
         rc = legacy_rest(pt);
     } else if (pt->len >= 2 && d[0] == 0x80) {
         size_t end;
