@@ -195,6 +195,8 @@ struct cellar_pt {
 
     storage_rec *st;
     size_t nst, stcap;
+    uint32_t *sth; /* storage index by key */
+    size_t sthcap;
     tensor_rec *tr;
     size_t ntr, trcap;
     uint64_t *dims;
@@ -866,6 +868,57 @@ static int reduce(cellar_pt *pt, uint32_t *out, uint32_t f, uint32_t args, uint6
     }
 }
 
+/* Storages by key: an open-addressing table of indexes into pt->st, so a
+ * file with many storages costs linear time. */
+static uint64_t key_hash(const cellar_pt *pt, uint32_t key)
+{
+    const node *k = &pt->nodes[key];
+    return fnv((const char *)pt->d + k->v.off, (size_t)k->len, "", 0);
+}
+
+/* The storage named by the string node key, or NIL; *slot gets where it
+ * would go in the table. */
+static uint32_t storage_find(const cellar_pt *pt, uint32_t key, size_t *slot)
+{
+    *slot = 0;
+    if (!pt->sthcap)
+        return NIL;
+    const node *k = &pt->nodes[key];
+    size_t s = (size_t)(key_hash(pt, key) & (pt->sthcap - 1));
+    for (; pt->sth[s] != NIL; s = (s + 1) & (pt->sthcap - 1)) {
+        const node *o = &pt->nodes[pt->st[pt->sth[s]].key_node];
+        if (o->len == k->len && !memcmp(pt->d + o->v.off, pt->d + k->v.off, (size_t)k->len))
+            return pt->sth[s];
+    }
+    *slot = s;
+    return NIL;
+}
+
+/* Records storage si (just added) at slot, growing the table first when
+ * half full (then the slot is found again). */
+static int storage_index(cellar_pt *pt, uint32_t si, size_t slot)
+{
+    if (pt->sthcap == 0 || pt->nst * 2 > pt->sthcap) {
+        size_t cap = pt->sthcap ? pt->sthcap * 2 : 64;
+        uint32_t *h = cellar_malloc(cap * sizeof *h);
+        if (!h)
+            return CELLAR_ENOMEM;
+        memset(h, 0xff, cap * sizeof *h);
+        free(pt->sth);
+        pt->sth = h;
+        pt->sthcap = cap;
+        for (size_t i = 0; i < pt->nst; i++) {
+            size_t s = (size_t)(key_hash(pt, pt->st[i].key_node) & (cap - 1));
+            while (h[s] != NIL)
+                s = (s + 1) & (cap - 1);
+            h[s] = (uint32_t)i;
+        }
+        return 0;
+    }
+    pt->sth[slot] = si;
+    return 0;
+}
+
 /* BINPERSID: ('storage', type, key, location, numel[, view]). */
 static int persistent(cellar_pt *pt, uint32_t *out, uint32_t pid, uint64_t at, bool legacy,
                       int (*locate)(cellar_pt *, storage_rec *, uint64_t))
@@ -896,12 +949,8 @@ static int persistent(cellar_pt *pt, uint32_t *out, uint32_t pid, uint64_t at, b
         return fail_at(pt, CELLAR_EFORMAT, at, "storage size is negative or not an int");
     int tdx = pt->g[tn->v.p.a].tdx;
     const node *kn = &pt->nodes[key];
-    uint32_t si = NIL;
-    for (size_t i = 0; i < pt->nst && si == NIL; i++) {
-        const node *o = &pt->nodes[pt->st[i].key_node];
-        if (o->len == kn->len && !memcmp(pt->d + o->v.off, pt->d + kn->v.off, kn->len))
-            si = (uint32_t)i;
-    }
+    size_t slot;
+    uint32_t si = storage_find(pt, key, &slot);
     int rc;
     if (si == NIL) {
         if (pt->nst >= PT_MAX_NODES)
@@ -922,6 +971,8 @@ static int persistent(cellar_pt *pt, uint32_t *out, uint32_t pid, uint64_t at, b
         si = (uint32_t)pt->nst++;
         if (!s->pub.key || !s->pub.location)
             return CELLAR_ENOMEM;
+        if ((rc = storage_index(pt, si, slot)))
+            return rc;
         if ((rc = locate(pt, s, at)))
             return rc;
     } else if (pt->st[si].tdx != tdx || pt->st[si].pub.numel != (uint64_t)numel) {
@@ -1543,12 +1594,9 @@ static int legacy_rest(cellar_pt *pt)
         const node *k = &pt->nodes[pt->items[it].val];
         if (k->kind != K_STR)
             return fail_at(pt, CELLAR_EFORMAT, p, "legacy storage key is a %s", kind_name(k->kind));
-        storage_rec *s = NULL;
-        for (size_t i = 0; i < pt->nst && !s; i++) {
-            const node *o = &pt->nodes[pt->st[i].key_node];
-            if (o->len == k->len && !memcmp(pt->d + o->v.off, pt->d + k->v.off, k->len))
-                s = &pt->st[i];
-        }
+        size_t slot;
+        uint32_t found = storage_find(pt, pt->items[it].val, &slot);
+        storage_rec *s = found == NIL ? NULL : &pt->st[found];
         if (!s)
             return fail_at(pt, CELLAR_EFORMAT, p, "legacy storage key '%.*s' names no storage",
                            (int)(k->len > 64 ? 64 : k->len), (const char *)pt->d + k->v.off);
@@ -1898,7 +1946,8 @@ static int build_tensors(cellar_pt *pt)
         rc = CELLAR_ENOMEM;
         goto done;
     }
-    memcpy(byname, w.f, w.nf * sizeof *w.f);
+    if (w.nf)
+        memcpy(byname, w.f, w.nf * sizeof *w.f);
     if (w.nf)
         qsort(w.f, w.nf, sizeof *w.f, cmp_seq);
     for (size_t i = 0; i < w.nf; i++) {
@@ -2082,6 +2131,7 @@ void cellar_pt_free(cellar_pt *pt)
     free(pt->gpub);
     free(pt->ghash);
     free(pt->st);
+    free(pt->sth);
     free(pt->tr);
     free(pt->dims);
     free(pt->z);
