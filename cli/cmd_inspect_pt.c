@@ -66,21 +66,31 @@ int inspect_pt(const char *path, bool tensors, bool json)
     size_t dangerous = cellar_pt_dangerous_count(pt), nbl = cellar_pt_blocked_count(pt);
 
     if (json) {
+        /* The safetensors shape (one component, its files, figures, hash,
+         * model, tensor_list) plus the container and the globals. */
+        char dtypes[1024] = "";
+        size_t dl = 0;
+        for (int d = CELLAR_DTYPE__COUNT; d >= 0; d--)
+            if (dt_n[d] && dl < sizeof dtypes)
+                dl += (size_t)snprintf(dtypes + dl, sizeof dtypes - dl,
+                                       "%s\"%s\":{\"tensors\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
+                                       dl ? "," : "", dt_name[d], dt_n[d], dt_b[d]);
+        char figures[1400];
+        snprintf(figures, sizeof figures,
+                 "\"tensors\":%zu,\"parameters\":%" PRIu64 ",\"tensor_bytes\":%" PRIu64
+                 ",\"size\":%" PRIu64 ",\"dtypes\":{%s}",
+                 nt, params, bytes, size, dtypes);
         printf("{\"path\":");
         jstr(path);
-        printf(",\"format\":\"pytorch\",\"container\":\"%s\",\"protocol\":%u",
+        printf(",\"format\":\"pytorch\",\"container\":\"%s\",\"protocol\":%u,\"components\":[",
                cellar_pt_format(pt), cellar_pt_protocol(pt));
-        printf(",\"size\":%" PRIu64 ",\"tensors\":%zu,\"parameters\":%" PRIu64
-               ",\"tensor_bytes\":%" PRIu64 ",\"storages\":%zu,\"dtypes\":{",
-               size, nt, params, bytes, cellar_pt_storage_count(pt));
-        bool first = true;
-        for (int d = CELLAR_DTYPE__COUNT; d >= 0; d--)
-            if (dt_n[d]) {
-                printf("%s\"%s\":{\"tensors\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
-                       first ? "" : ",", dt_name[d], dt_n[d], dt_b[d]);
-                first = false;
-            }
-        printf("},\"structural_hash\":");
+        printf("{\"component\":\"\",\"path\":");
+        jstr(path);
+        printf(",\"format\":\"pytorch\",\"files\":[{\"path\":");
+        jstr(path);
+        printf(",\"size\":%" PRIu64 ",\"tensors\":%zu,\"storages\":%zu}],%s,\"metadata\":{}",
+               size, nt, cellar_pt_storage_count(pt), figures);
+        printf(",\"structural_hash\":");
         jstr(have_hash && h.diffsynth[0] ? h.diffsynth : NULL);
         printf(",\"state_dict_hash\":");
         jstr(have_hash ? h.state_dict : NULL);
@@ -98,7 +108,41 @@ int inspect_pt(const char *path, bool tensors, bool json)
         } else {
             printf("null");
         }
-        printf(",\"problem\":");
+        if (tensors) {
+            printf(",\"tensor_list\":[");
+            /* safetensors' fields (offset: of the bytes in the file, null
+             * for a view that is not contiguous), then torch's view. */
+            for (size_t i = 0; i < nt; i++) {
+                const cellar_pt_tensor *t = cellar_pt_tensor_at(pt, i);
+                const cellar_pt_storage *s = cellar_pt_storage_at(pt, t->storage);
+                printf("%s{\"name\":", i ? "," : "");
+                cli_json_string(stdout, t->name, t->name_len);
+                printf(",\"dtype\":\"%s\",\"shape\":[", t->dtype_name);
+                for (size_t k = 0; k < t->rank; k++)
+                    printf("%s%" PRIu64, k ? "," : "", t->shape[k]);
+                printf("],\"bytes\":%" PRIu64 ",\"offset\":", t->nbytes);
+                if (t->contiguous)
+                    printf("%" PRIu64, t->offset);
+                else
+                    printf("null");
+                printf(",\"file\":0,\"torch_dtype\":\"%s\",\"stride\":[", t->torch_dtype);
+                for (size_t k = 0; k < t->rank; k++)
+                    printf("%s%" PRIu64, k ? "," : "", t->stride[k]);
+                printf("],\"storage_offset\":%" PRIu64 ",\"storage\":", t->storage_offset);
+                jstr(s->key);
+                printf(",\"storage_bytes\":%" PRIu64 ",\"contiguous\":%s,\"alias\":",
+                       s->nbytes, t->contiguous ? "true" : "false");
+                if (t->alias != i) {
+                    const cellar_pt_tensor *a = cellar_pt_tensor_at(pt, t->alias);
+                    cli_json_string(stdout, a->name, a->name_len);
+                } else {
+                    printf("null");
+                }
+                printf("}");
+            }
+            printf("]");
+        }
+        printf("}],%s,\"problem\":", figures);
         jstr(problem);
         printf(",\"dangerous\":%zu,\"globals\":[", dangerous);
         for (size_t i = 0; i < ng; i++) {
@@ -124,42 +168,7 @@ int inspect_pt(const char *path, bool tensors, bool json)
                 printf("null");
             printf("}");
         }
-        printf("]");
-        if (tensors) {
-            printf(",\"tensor_list\":[");
-            for (size_t i = 0; i < nt; i++) {
-                const cellar_pt_tensor *t = cellar_pt_tensor_at(pt, i);
-                const cellar_pt_storage *s = cellar_pt_storage_at(pt, t->storage);
-                printf("%s{\"name\":", i ? "," : "");
-                cli_json_string(stdout, t->name, t->name_len);
-                printf(",\"dtype\":\"%s\",\"torch_dtype\":\"%s\",\"shape\":[", t->dtype_name,
-                       t->torch_dtype);
-                for (size_t k = 0; k < t->rank; k++)
-                    printf("%s%" PRIu64, k ? "," : "", t->shape[k]);
-                printf("],\"stride\":[");
-                for (size_t k = 0; k < t->rank; k++)
-                    printf("%s%" PRIu64, k ? "," : "", t->stride[k]);
-                printf("],\"storage_offset\":%" PRIu64 ",\"storage\":", t->storage_offset);
-                jstr(s->key);
-                printf(",\"storage_bytes\":%" PRIu64 ",\"bytes\":%" PRIu64
-                       ",\"contiguous\":%s,\"offset\":",
-                       s->nbytes, t->nbytes, t->contiguous ? "true" : "false");
-                if (t->contiguous)
-                    printf("%" PRIu64, t->offset);
-                else
-                    printf("null");
-                printf(",\"alias\":");
-                if (t->alias != i) {
-                    const cellar_pt_tensor *a = cellar_pt_tensor_at(pt, t->alias);
-                    cli_json_string(stdout, a->name, a->name_len);
-                } else {
-                    printf("null");
-                }
-                printf("}");
-            }
-            printf("]");
-        }
-        printf("}\n");
+        printf("]}\n");
     } else {
         printf("path:        %s\n", path);
         printf("format:      PyTorch checkpoint (%s container, pickle protocol %u)\n",

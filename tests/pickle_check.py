@@ -170,10 +170,12 @@ def check_inspect(name, obj, convertible=True):
     check(rc == 0, f"{name}: inspect exits 0 ({err.strip()})")
     if rc:
         return
-    got = json.loads(out)
-    check(got["format"] == "pytorch", f"{name}: format pytorch")
+    top = json.loads(out)
+    check(top["format"] == "pytorch" and len(top["components"]) == 1, f"{name}: format pytorch")
+    got = top["components"][0]
     want = expected(obj)
     rows = got["tensor_list"]
+    check(got["tensors"] == top["tensors"] == len(want), f"{name}: tensor count")
     check([r["name"] for r in rows] == [w["name"] for w in want],
           f"{name}: tensor names {[r['name'] for r in rows]} == {[w['name'] for w in want]}")
     for r, w in zip(rows, want):
@@ -453,7 +455,7 @@ def expect_error(name, words):
 s = FakeStorage("0", 6)
 craft_zip("crafted_ok.pt", {"a": FakeTensor(s, 2, (2, 2), (2, 1))}, {"0": bytes(24)})
 rc, out, err = run("inspect", "--json", "--tensors", path("crafted_ok.pt"))
-check(rc == 0 and json.loads(out)["tensor_list"][0]["storage_offset"] == 2,
+check(rc == 0 and json.loads(out)["components"][0]["tensor_list"][0]["storage_offset"] == 2,
       f"crafted zip reads ({err.strip()})")
 craft_zip("view_past.pt", {"a": FakeTensor(s, 4, (2, 2), (2, 1))}, {"0": bytes(24)})
 expect_error("view_past.pt", ["storage shorter than the view", "at offset"])
