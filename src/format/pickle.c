@@ -259,7 +259,7 @@ static int new_node(cellar_pt *pt, uint32_t *out, enum kind k, uint64_t at)
 {
     if (pt->nnodes >= PT_MAX_NODES)
         return fail_at(pt, CELLAR_EFORMAT, at, "more than %u objects", PT_MAX_NODES);
-    int rc = cellar_grow(&pt->nodes, &pt->ncap, pt->nnodes, sizeof *pt->nodes, 1024);
+    int rc = cellar_grow(&pt->nodes, &pt->ncap, pt->nnodes, sizeof *pt->nodes, 4096);
     if (rc)
         return rc;
     node *n = &pt->nodes[pt->nnodes];
@@ -471,6 +471,11 @@ static uint64_t fnv(const char *a, size_t al, const char *b, size_t bl)
     h = (h ^ 0xff) * 1099511628211ull;
     for (size_t i = 0; i < bl; i++)
         h = (h ^ (uint8_t)b[i]) * 1099511628211ull;
+    /* FNV's low bits are poor for short keys differing in one digit: mix
+     * (murmur3's finaliser) before masking. */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
     return h;
 }
 
@@ -2149,30 +2154,56 @@ void cellar_pt_free(cellar_pt *pt)
     free(pt);
 }
 
+/* Whether a zip entry name is a torch record: <root>/<record>. */
+static bool torch_record(const char *name, size_t len)
+{
+    static const char *const recs[] = {"data.pkl",  "constants.pkl", "version",
+                                       ".data/version", ".format_version", "byteorder",
+                                       ".storage_alignment", NULL};
+    const char *slash = memchr(name, '/', len);
+    if (!slash)
+        return false;
+    const char *r = slash + 1;
+    size_t rl = len - (size_t)(r - name);
+    for (const char *const *x = recs; *x; x++)
+        if (eq(r, rl, *x))
+            return true;
+    return rl > 5 && !memcmp(r, "data/", 5);
+}
+
 int cellar_pt_sniff(const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
-    uint8_t head[4] = {0};
+    uint8_t head[30 + 64] = {0};
     ssize_t n = cellar_full_read(fd, head, sizeof head);
-    int yes = 0;
-    if (n >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5) {
-        yes = 1;
-    } else if (n == 4 && !memcmp(head, "PK\x03\x04", 4)) {
-        /* A torch zip names <root>/data.pkl (or constants.pkl) in its
-         * central directory, near the end. */
-        struct stat st;
-        if (fstat(fd, &st) == 0 && st.st_size > 0) {
-            size_t tail = st.st_size > (1 << 20) ? (1 << 20) : (size_t)st.st_size;
-            char *buf = malloc(tail);
-            if (buf && cellar_full_pread(fd, buf, tail, (uint64_t)st.st_size - tail) ==
-                           (ssize_t)tail)
-                yes = memmem(buf, tail, "/data.pkl", 9) || memmem(buf, tail, "/constants.pkl", 14);
-            free(buf);
-        }
-    }
     close(fd);
+    if (n >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5)
+        return 1;
+    if (n < 30 || memcmp(head, "PK\x03\x04", 4))
+        return 0;
+    /* torch writes a record first (data.pkl, or .format_version in 2.x):
+     * enough even for a damaged archive, so that its error is the torch
+     * reader's. Otherwise, any record named in the central directory. */
+    size_t nl = rd16(head + 26);
+    if (30 + nl <= (size_t)n && torch_record((const char *)head + 30, nl))
+        return 1;
+    int err = cellar_error_code();
+    cellar_pt *pt;
+    int yes = 0;
+    if (pt_new(&pt, path) == 0) {
+        if (cellar_map_file(&pt->map, &pt->map_len, path) == 0) {
+            pt->d = pt->map ? pt->map : (const uint8_t *)"";
+            pt->len = pt->map_len;
+            if (zip_read(pt) == 0)
+                for (size_t i = 0; i < pt->nz && !yes; i++)
+                    yes = torch_record(pt->z[i].name, pt->z[i].name_len);
+        }
+        cellar_pt_free(pt);
+    }
+    if (!err)
+        cellar_error_clear();
     return yes;
 }
 
