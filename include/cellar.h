@@ -954,14 +954,17 @@ CELLAR_API size_t cellar_pt_global_count(const cellar_pt *pt);
 CELLAR_API const cellar_pt_global *cellar_pt_global_at(const cellar_pt *pt, size_t i);
 /* Number of distinct dangerous globals. */
 CELLAR_API size_t cellar_pt_dangerous_count(const cellar_pt *pt);
-/* Objects of an unknown global holding tensors: their path in the state dict
- * ("" for the top) and the global; those tensors are not listed. */
+/* Objects cellar does not rebuild (an unknown class, or an allowlisted
+ * callable with arguments it does not model) that hold tensors: their path
+ * in the state dict ("" for the top) and the global that made them (NULL if
+ * none); those tensors are not listed. */
 CELLAR_API size_t cellar_pt_blocked_count(const cellar_pt *pt);
 CELLAR_API int cellar_pt_blocked_at(const cellar_pt *pt, size_t i, const char **path,
                                     const cellar_pt_global **global);
 
 /* The structural hash of a checkpoint (PICKLE.md s.7), from the pickle
- * alone. diffsynth: DiffSynth-Studio 2.x's hash_model_file (one-key
+ * alone (computed at open; CELLAR_EFORMAT for a handle opened with
+ * CELLAR_PT_KEEP_GOING whose file broke a rule). diffsynth: DiffSynth-Studio 2.x's hash_model_file (one-key
  * 'state_dict'/'module'/'model_state' unwrapped, nested dicts as
  * "key|..."), "" when DiffSynth would fail on the file, and then problem
  * says why (torch 1.13's weights_only refusing a global or an opcode, a

@@ -217,6 +217,7 @@ struct cellar_pt {
     const char **bl_paths;
 
     char wo_problem[200]; /* first thing torch 1.13's weights_only refuses */
+    cellar_pt_hash hash;
     uint32_t top;
     uint64_t walk_budget;
 };
@@ -1709,8 +1710,11 @@ static int flatten(walk *w, uint32_t n, unsigned depth)
         return 0;
     }
     if (x->kind == K_OPAQUE) {
+        /* Tensors inside an object cellar does not rebuild (an unknown
+         * class, or an allowlisted callable with arguments it does not
+         * model) cannot be named: the object is reported instead. */
         uint32_t g = opaque_global(pt, n);
-        if ((g == NIL || pt->gpub[g].cls != CELLAR_PT_SAFE) && holds_tensor(pt, n, 0)) {
+        if (holds_tensor(pt, n, 0)) {
             if ((rc = cellar_grow(&pt->bl, &pt->blcap, pt->nbl, sizeof *pt->bl, 4)))
                 return rc;
             size_t at = w->names.len;
@@ -1996,6 +2000,8 @@ done:
 
 /* ---- opening ---- */
 
+static int compute_hash(cellar_pt *pt);
+
 static int pt_parse(cellar_pt *pt, unsigned flags)
 {
     int rc;
@@ -2019,6 +2025,8 @@ static int pt_parse(cellar_pt *pt, unsigned flags)
     }
     if (rc == 0)
         rc = build_tensors(pt);
+    if (rc == 0)
+        rc = compute_hash(pt);
     if (rc && (flags & CELLAR_PT_KEEP_GOING) && rc != CELLAR_ENOMEM) {
         pt->problem = cellar_strdup(cellar_error_last());
         if (!pt->problem)
@@ -2443,12 +2451,13 @@ static int ds_string(cellar_pt *pt, uint32_t dict, cellar_buf *out, char *bad, s
     return rc;
 }
 
-int cellar_pt_structural_hash(cellar_pt_hash *out, const cellar_pt *cpt)
+/* Both hashes, computed once at open (the walk marks nodes, and a handle
+ * must be read-only afterwards). A DiffSynth walk that breaks a bound is a
+ * reason DiffSynth fails, not an error of the file. */
+static int compute_hash(cellar_pt *pt)
 {
-    RETURN_ERROR_IF(!out || !cpt, CELLAR_EINVAL, "cellar_pt_structural_hash: bad argument");
-    cellar_pt *pt = (cellar_pt *)cpt; /* walk marks only; restored before return */
+    cellar_pt_hash *out = &pt->hash;
     memset(out, 0, sizeof *out);
-    RETURN_ERROR_IF(pt->problem, CELLAR_EFORMAT, "%s", pt->problem);
     /* The state dict's tensors, as for a safetensors file. */
     sent *e = cellar_calloc(2 * pt->nt + 1, sizeof *e);
     cellar_buf text, joined;
@@ -2516,10 +2525,24 @@ int cellar_pt_structural_hash(cellar_pt_hash *out, const cellar_pt *cpt)
             }
         }
     }
+    if (rc == CELLAR_EFORMAT) {
+        snprintf(bad, sizeof bad, "%s", cellar_error_last());
+        cellar_error_clear();
+        rc = 0;
+    }
     if (rc == 0 && bad[0])
         snprintf(out->problem, sizeof out->problem, "DiffSynth would fail: %s", bad);
     else if (rc == 0)
         rc = md5_hex(out->diffsynth, joined.data ? joined.data : "", joined.len);
     cellar_buf_free(&joined);
     return rc;
+}
+
+int cellar_pt_structural_hash(cellar_pt_hash *out, const cellar_pt *pt)
+{
+    RETURN_ERROR_IF(!out || !pt, CELLAR_EINVAL, "cellar_pt_structural_hash: bad argument");
+    memset(out, 0, sizeof *out);
+    RETURN_ERROR_IF(pt->problem, CELLAR_EFORMAT, "%s", pt->problem);
+    *out = pt->hash;
+    return 0;
 }

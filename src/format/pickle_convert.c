@@ -31,10 +31,10 @@ static int refuse_globals(const cellar_pt *pt, int allow_unknown)
         const cellar_pt_global *g;
         cellar_pt_blocked_at(pt, 0, &path, &g);
         return cellar_fail(CELLAR_EUNSUPPORTED,
-                           "%s: unknown global %s%s%s holds tensors under '%s': refusing to "
+                           "%s: %s global %s%s%s holds tensors under '%s': refusing to "
                            "convert (--allow-unknown converts the others)",
-                           cellar_pt_label(pt), g ? g->module : "(an object)", g ? "." : "",
-                           g ? g->name : "", path);
+                           cellar_pt_label(pt), g ? cellar_pt_class_name(g->cls) : "an unnamed",
+                           g ? g->module : "(object)", g ? "." : "", g ? g->name : "", path);
     }
     return 0;
 }
