@@ -283,6 +283,18 @@ check_inspect("c128.pt", torch.load(path("c128.pt")), convertible=False)
 rc, out, err = run("convert", "-o", path("c128.safetensors"), path("c128.pt"))
 check(rc == 1 and "complex128" in err, f"c128: convert refuses ({err.strip()})")
 
+# Quantized and sparse tensors have rebuilds cellar does not model: named.
+torch.save({"q": torch.quantize_per_tensor(torch.randn(4), 0.1, 0, torch.qint8)}, path("q.pt"))
+rc, out, err = run("inspect", path("q.pt"))
+check(rc == 1 and "unsupported tensor rebuild torch._utils._rebuild_qtensor" in err,
+      f"qint8: named refusal ({err.strip()})")
+torch.save({"s": torch.eye(3).to_sparse()}, path("sparse.pt"))
+rc, out, err = run("inspect", path("sparse.pt"))
+check(rc == 1 and "_rebuild_sparse_tensor" in err, f"sparse: named refusal ({err.strip()})")
+# A conjugate view is resolved by torch 1.13 at save: plain bytes.
+torch.save({"c": torch.randn(3, dtype=torch.complex64).conj()}, path("conj.pt"))
+check_inspect("conj.pt", torch.load(path("conj.pt")))
+
 # Wrapped state dicts: a one-key 'module' (DiffSynth unwraps it, cellar lists
 # module.*), and nested dicts (DiffSynth's "key|..." strings).
 torch.save({"module": {"a": torch.zeros(2, 3), "b": torch.zeros(4)}}, path("module.pt"))
