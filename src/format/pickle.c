@@ -1638,7 +1638,8 @@ static int legacy_rest(cellar_pt *pt)
 typedef struct flat {
     size_t name, name_len; /* in the names buffer */
     uint32_t tensor;       /* tensor record */
-    size_t seq;
+    size_t seq;            /* walk order */
+    size_t rank;           /* name order */
 } flat;
 
 typedef struct walk {
@@ -1705,7 +1706,7 @@ static int flatten(walk *w, uint32_t n, unsigned depth)
         if ((rc = cellar_buf_append(&w->names, w->path.data ? w->path.data : "", w->path.len)) ||
             (rc = cellar_buf_append(&w->names, "", 1)))
             return rc;
-        w->f[w->nf] = (flat){at, w->path.len, x->v.p.a, w->nf};
+        w->f[w->nf] = (flat){at, w->path.len, x->v.p.a, w->nf, 0};
         w->nf++;
         return 0;
     }
@@ -1945,32 +1946,19 @@ static int build_tensors(cellar_pt *pt)
             canon[j] = j;
     }
     free(byview);
-    /* Back to walk order; remember each canonical's final index. */
+    /* Back to walk order; pos maps a name-order index to its final one. */
     size_t *pos = cellar_calloc(w.nf ? w.nf : 1, sizeof *pos);
-    flat *byname = cellar_calloc(w.nf ? w.nf : 1, sizeof *byname);
-    if (!pos || !byname) {
+    if (!pos) {
         free(canon);
-        free(pos);
-        free(byname);
         rc = CELLAR_ENOMEM;
         goto done;
     }
-    if (w.nf)
-        memcpy(byname, w.f, w.nf * sizeof *w.f);
+    for (size_t i = 0; i < w.nf; i++)
+        w.f[i].rank = i;
     if (w.nf)
         qsort(w.f, w.nf, sizeof *w.f, cmp_seq);
-    for (size_t i = 0; i < w.nf; i++) {
-        /* find byname index of w.f[i] by seq (names unique: bsearch by name) */
-        size_t lo = 0, hi = w.nf;
-        while (lo < hi) {
-            size_t mid = (lo + hi) / 2;
-            if (cmp_flat(&byname[mid], &w.f[i]) < 0)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        pos[lo] = i;
-    }
+    for (size_t i = 0; i < w.nf; i++)
+        pos[w.f[i].rank] = i;
     pt->names = w.names.data;
     pt->names_len = w.names.len;
     w.names.data = NULL;
@@ -1985,7 +1973,6 @@ static int build_tensors(cellar_pt *pt)
     pt->nt = w.nf;
     free(canon);
     free(pos);
-    free(byname);
     pt->bl_paths = cellar_calloc(pt->nbl ? pt->nbl : 1, sizeof *pt->bl_paths);
     if (!pt->bl_paths && rc == 0)
         rc = CELLAR_ENOMEM;
