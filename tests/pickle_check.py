@@ -366,6 +366,15 @@ rc, out, err = run("convert", "--max-size", "200", "-o", path("shards"),
 check(rc == 0 and os.path.exists(path("shards/model.safetensors.index.json")),
       f"convert --max-size writes shards and an index ({err.strip()})")
 
+# A safetensors file whose 8-byte header length starts 80 02 (640 bytes) is
+# still safetensors, not a pickle.
+hdr = json.dumps({"a": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}}).encode()
+hdr += b" " * (0x280 - len(hdr))
+open(path("st640.safetensors"), "wb").write(struct.pack("<Q", len(hdr)) + hdr + b"\x01")
+rc, out, err = run("inspect", "--json", path("st640.safetensors"))
+check(rc == 0 and json.loads(out)["format"] == "safetensors",
+      f"a 640-byte safetensors header is not taken for a pickle ({err.strip()})")
+
 # ---- malicious pickles ------------------------------------------------------
 
 MARKER = path("PWNED")

@@ -2174,6 +2174,10 @@ int cellar_pt_sniff(const char *path)
     uint8_t head[30 + 64] = {0};
     ssize_t n = cellar_full_read(fd, head, sizeof head);
     close(fd);
+    /* A safetensors header of 640..1535 bytes also starts 80 02..05: its
+     * u64 length is small and its JSON opens at byte 8. */
+    if (n >= 9 && head[8] == '{' && rd64(head) <= CELLAR_ST_MAX_HEADER)
+        return 0;
     if (n >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5)
         return 1;
     if (n < 30 || memcmp(head, "PK\x03\x04", 4))
