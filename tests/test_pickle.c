@@ -138,6 +138,28 @@ int main(void)
           strstr(cellar_pt_problem(pt), "opcode 0x69") != NULL);
     CHECK(pt && cellar_pt_dangerous_count(pt) == 1);
     cellar_pt_free(pt);
+
+    /* An opcode outside the subset (INST, itself a call) must not hide the
+     * globals after it: they are listed from a scan of the rest, STACK_GLOBAL
+     * through memoized strings included, and in the next pickle too. */
+    static const char hidden[] = "\x80\x02(i" "evil\nX\n"
+                                 "cos\nsystem\n"
+                                 "\x8c\x0a" "subprocess\x94\x8c\x04" "call\x94h\x00h\x01\x93."
+                                 "\x80\x04\x8c\x08" "builtins\x8c\x04" "exec\x93.";
+    pt = NULL;
+    rc = cellar_pt_open_buffer(&pt, hidden, sizeof hidden - 1, "h.pkl", CELLAR_PT_KEEP_GOING);
+    CHECK(rc == 0 && pt);
+    if (pt) {
+        CHECK(cellar_pt_global_count(pt) == 4);
+        CHECK(cellar_pt_dangerous_count(pt) == 3);
+        for (size_t i = 0; i < cellar_pt_global_count(pt); i++) {
+            const cellar_pt_global *g = cellar_pt_global_at(pt, i);
+            CHECK_MSG(!strcmp(g->module, "evil") || !strcmp(g->module, "os") ||
+                          !strcmp(g->module, "subprocess") || !strcmp(g->module, "builtins"),
+                      "%s.%s", g->module, g->name);
+        }
+    }
+    cellar_pt_free(pt);
     cellar_pt_free(NULL);
     return test_summary();
 }

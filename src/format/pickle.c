@@ -174,6 +174,8 @@ struct cellar_pt {
     const char *format;
     unsigned protocol;
     unsigned cur_proto; /* of the pickle being run */
+    size_t scan_from, scan_lim; /* the opcode being run, the pickle's end */
+    bool in_pickle;     /* an error now comes from the interpreter */
     char *problem;
 
     node *nodes;
@@ -580,8 +582,9 @@ static void py2_names(const char **m, size_t *ml, const char **n, size_t *nl)
 }
 
 /* The global node for (module, name), py2 names mapped; dedupes the report. */
-static int make_global(cellar_pt *pt, uint32_t *out, const char *m, size_t ml, const char *n,
-                       size_t nl, uint64_t at)
+/* Records one naming of (module, name) in the report; *gi gets its index. */
+static int record_global(cellar_pt *pt, uint32_t *gi_out, const char *m, size_t ml,
+                         const char *n, size_t nl, uint64_t at)
 {
     if (pt->cur_proto < 3)
         py2_names(&m, &ml, &n, &nl);
@@ -619,7 +622,15 @@ static int make_global(cellar_pt *pt, uint32_t *out, const char *m, size_t ml, c
         if (pt->ng >= PT_MAX_GLOBALS)
             return fail_at(pt, CELLAR_EFORMAT, at, "more than %u distinct globals",
                            PT_MAX_GLOBALS);
+        size_t gcap = pt->gcap;
         int rc = cellar_grow(&pt->g, &pt->gcap, pt->ng, sizeof *pt->g, 16);
+        if (rc == 0 && pt->gcap != gcap) {
+            cellar_pt_global *gp = cellar_realloc(pt->gpub, pt->gcap * sizeof *gp);
+            if (!gp)
+                rc = CELLAR_ENOMEM;
+            else
+                pt->gpub = gp;
+        }
         if (rc)
             return rc;
         gdef *g = &pt->g[pt->ng];
@@ -638,21 +649,154 @@ static int make_global(cellar_pt *pt, uint32_t *out, const char *m, size_t ml, c
         g->wo113 = wo;
         gi = (uint32_t)pt->ng++;
         pt->ghash[s] = gi;
-        cellar_pt_global *gp = cellar_realloc(pt->gpub, pt->ng * sizeof *gp);
-        if (!gp)
-            return CELLAR_ENOMEM;
-        pt->gpub = gp;
-        gp[gi] = (cellar_pt_global){g->module, g->name,
-                                    cellar_pt_classify(g->module, g->name), 0, at};
+        pt->gpub[gi] = (cellar_pt_global){g->module, g->name,
+                                          cellar_pt_classify(g->module, g->name), 0, at};
     }
     pt->gpub[gi].count++;
     if (!pt->g[gi].wo113)
         wo_refuse(pt, "torch 1.13's weights_only refuses global %s.%s", pt->g[gi].module,
                   pt->g[gi].name);
-    int rc = new_node(pt, out, K_GLOBAL, at);
-    if (rc == 0)
+    *gi_out = gi;
+    return 0;
+}
+
+/* The global node for (module, name), recorded in the report. */
+static int make_global(cellar_pt *pt, uint32_t *out, const char *m, size_t ml, const char *n,
+                       size_t nl, uint64_t at)
+{
+    uint32_t gi;
+    int rc = record_global(pt, &gi, m, ml, n, nl, at);
+    if (rc == 0 && (rc = new_node(pt, out, K_GLOBAL, at)) == 0)
         pt->nodes[*out].v.p.a = gi;
     return rc;
+}
+
+/* ---- after an error: the names the rest of the pickle would import ----
+ *
+ * When the interpreter stops (an opcode outside the subset, a limit), a
+ * scan must still list every global the file names, as picklescan does with
+ * pickletools.genops: the opcodes are decoded by their argument formats
+ * only, GLOBAL and INST name their global, and STACK_GLOBAL the last two
+ * strings pushed (directly or through the memo). Several pickles in a row
+ * are followed. */
+
+/* Argument format of an opcode: 0 none, 1/2/4/8 fixed bytes, -1/-4/-8 a
+ * length of that many bytes then data, 'L' one text line, 'G' two lines;
+ * 'x' unknown. */
+static int op_arg(uint8_t op)
+{
+    switch (op) {
+    case 0x80: case 0x4b: case 0x68: case 0x71: case 0x82: return 1;
+    case 0x4d: case 0x83: return 2;
+    case 0x4a: case 0x6a: case 0x72: case 0x84: return 4;
+    case 0x47: case 0x95: return 8;
+    case 0x55: case 0x8c: case 0x43: case 0x8a: return -1;
+    case 0x54: case 0x58: case 0x42: case 0x8b: return -4;
+    case 0x8d: case 0x8e: case 0x96: return -8;
+    case 0x49: case 0x4c: case 0x46: case 0x53: case 0x56: case 0x67: case 0x70: case 0x50:
+        return 'L';
+    case 0x63: case 0x69: return 'G';
+    case 0x28: case 0x2e: case 0x30: case 0x31: case 0x32: case 0x4e: case 0x88: case 0x89:
+    case 0x61: case 0x65: case 0x62: case 0x64: case 0x7d: case 0x5d: case 0x29: case 0x6c:
+    case 0x6f: case 0x52: case 0x73: case 0x75: case 0x74: case 0x85: case 0x86: case 0x87:
+    case 0x51: case 0x81: case 0x92: case 0x93: case 0x94: case 0x8f: case 0x90: case 0x91:
+    case 0x97: case 0x98:
+        return 0;
+    default:
+        return 'x';
+    }
+}
+
+static void scan_globals(cellar_pt *pt, size_t p, size_t lim)
+{
+    const uint8_t *d = pt->d;
+    /* The last two strings pushed, and strings put in the memo (by index,
+     * a small window: enough for STACK_GLOBAL's usual BINGETs). */
+    size_t s_off[2] = {0, 0}, s_len[2] = {0, 0};
+    enum { MEMO = 256 };
+    size_t m_off[MEMO], m_len[MEMO];
+    bool m_has[MEMO] = {false};
+    size_t nmemo = 0;
+    bool last_str = false;
+    while (p < lim) {
+        uint8_t op = d[p];
+        size_t at = p++;
+        int arg = op_arg(op);
+        size_t a_off = p, a_len = 0;
+        bool is_str = false;
+        if (arg == 'x')
+            return;
+        if (arg == 'L' || arg == 'G') {
+            const uint8_t *nl = memchr(d + p, '\n', lim - p);
+            if (!nl)
+                return;
+            const uint8_t *nl2 = nl;
+            if (arg == 'G') {
+                nl2 = memchr(nl + 1, '\n', lim - (size_t)(nl + 1 - d));
+                if (!nl2)
+                    return;
+                uint32_t gi;
+                if (record_global(pt, &gi, (const char *)d + p, (size_t)(nl - (d + p)),
+                                  (const char *)nl + 1, (size_t)(nl2 - nl - 1), at))
+                    cellar_error_clear();
+            }
+            is_str = op == 0x53 || op == 0x56;
+            a_len = (size_t)(nl - (d + p));
+            p = (size_t)(nl2 - d) + 1;
+        } else if (arg > 0) {
+            if (lim - p < (size_t)arg)
+                return;
+            p += (size_t)arg;
+        } else if (arg < 0) {
+            size_t w = (size_t)-arg;
+            if (lim - p < w)
+                return;
+            uint64_t len = w == 1 ? d[p] : w == 4 ? rd32(d + p) : rd64(d + p);
+            if (len > lim - p - w)
+                return;
+            a_off = p + w;
+            a_len = (size_t)len;
+            is_str = op == 0x55 || op == 0x8c || op == 0x54 || op == 0x58 || op == 0x8d;
+            p += w + (size_t)len;
+        }
+        if (op == 0x68 || op == 0x6a) { /* a memoized string pushed again */
+            size_t i = op == 0x68 ? d[at + 1] : rd32(d + at + 1);
+            if (i < MEMO && m_has[i]) {
+                is_str = true;
+                a_off = m_off[i];
+                a_len = m_len[i];
+            }
+        }
+        if ((op == 0x71 || op == 0x72 || op == 0x94) && last_str) {
+            size_t i = op == 0x71 ? d[at + 1] : op == 0x72 ? rd32(d + at + 1) : nmemo;
+            if (i < MEMO) {
+                m_has[i] = true;
+                m_off[i] = s_off[1];
+                m_len[i] = s_len[1];
+            }
+        }
+        if (op == 0x94)
+            nmemo++;
+        if (op == 0x80)
+            pt->cur_proto = d[at + 1];
+        if (is_str) {
+            s_off[0] = s_off[1];
+            s_len[0] = s_len[1];
+            s_off[1] = a_off;
+            s_len[1] = a_len;
+        }
+        if (op == 0x93 && s_len[0] + s_len[1]) {
+            uint32_t gi;
+            if (record_global(pt, &gi, (const char *)d + s_off[0], s_len[0],
+                              (const char *)d + s_off[1], s_len[1], at))
+                cellar_error_clear();
+        }
+        /* A memo put keeps the string status of what it stores. */
+        if (op != 0x71 && op != 0x72 && op != 0x94 && op != 0x95)
+            last_str = is_str;
+        if (op == 0x2e && !(p < lim && d[p] == 0x80))
+            return;
+    }
 }
 
 /* ---- the interpreter ---- */
@@ -1057,13 +1201,15 @@ static bool wo113_op(uint8_t op)
 
 typedef int (*locate_fn)(cellar_pt *, storage_rec *, uint64_t);
 
-/* Runs one pickle from start; *end gets the offset after STOP. */
-static int run_pickle(cellar_pt *pt, size_t start, size_t *end, uint32_t *result, bool legacy,
+/* The interpreter: runs one pickle from start; *end gets the offset after STOP. */
+static int run_ops(cellar_pt *pt, size_t start, size_t *end, uint32_t *result, bool legacy,
                       locate_fn locate)
 {
     const uint8_t *d = pt->d;
     size_t lim = pt->len - start > PT_MAX_PICKLE ? start + PT_MAX_PICKLE : pt->len;
     size_t p = start;
+    pt->scan_from = start;
+    pt->scan_lim = lim;
     pt->nstack = pt->nmarks = pt->nmemo = 0;
     pt->cur_proto = 0;
     int rc = 0;
@@ -1076,6 +1222,7 @@ static int run_pickle(cellar_pt *pt, size_t start, size_t *end, uint32_t *result
         }
         size_t at = p;
         uint8_t op = d[p++];
+        pt->scan_from = at;
         if (!wo113_op(op))
             wo_refuse(pt, "torch 1.13's weights_only does not read opcode 0x%02x (offset %zu)", op,
                       at);
@@ -1347,6 +1494,18 @@ static int run_pickle(cellar_pt *pt, size_t start, size_t *end, uint32_t *result
             return fail_at(pt, CELLAR_EFORMAT, at, "unsupported pickle opcode 0x%02x", op);
         }
     }
+}
+
+/* Runs one pickle from start; *end gets the offset after STOP. On an error
+ * pt->in_pickle stays set, so a scan can list the globals past it. */
+static int run_pickle(cellar_pt *pt, size_t start, size_t *end, uint32_t *result, bool legacy,
+                      locate_fn locate)
+{
+    pt->in_pickle = true;
+    int rc = run_ops(pt, start, end, result, legacy, locate);
+    if (rc == 0)
+        pt->in_pickle = false;
+    return rc;
 }
 
 /* ---- zip container ---- */
@@ -2019,6 +2178,8 @@ static int pt_parse(cellar_pt *pt, unsigned flags)
         if (!pt->problem)
             return CELLAR_ENOMEM;
         cellar_error_clear();
+        if (pt->in_pickle)
+            scan_globals(pt, pt->scan_from, pt->scan_lim);
         free(pt->t);
         pt->t = NULL;
         pt->nt = 0;
