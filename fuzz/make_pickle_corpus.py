@@ -56,3 +56,9 @@ with open(os.path.join(out, "evil_p2.pkl"), "wb") as f:
     pickle.dump([Evil(), 2 ** 40, -1, "x" * 300], f, protocol=2)
 torch.save({"x": Evil(), "w": torch.ones(1)}, os.path.join(out, "evil_legacy.pt"),
            _use_new_zipfile_serialization=False)
+
+# Globals after an opcode the interpreter refuses (INST), through the memo,
+# and in a second pickle: the scan that lists them.
+with open(os.path.join(out, "hidden_after_inst.pkl"), "wb") as f:
+    f.write(b"\x80\x02(ievil\nX\ncos\nsystem\n\x8c\x0asubprocess\x94\x8c\x04call\x94"
+            b"h\x00h\x01\x93.\x80\x04\x8c\x08builtins\x8c\x04exec\x93.")
