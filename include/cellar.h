@@ -909,9 +909,10 @@ typedef struct cellar_pt_tensor {
 
 /* Open flags. */
 enum {
-    /* A pickle error does not fail the open: what was read (globals above
-     * all) stays available and cellar_pt_problem() says what broke (for
-     * scanning hostile files). */
+    /* A format error does not fail the open: cellar_pt_problem() says what
+     * broke, no tensor is listed, and the globals are all there: those read
+     * before the error and those the rest of the pickle names (scanned
+     * opcode by opcode as picklescan does). For scanning hostile files. */
     CELLAR_PT_KEEP_GOING = 1u << 0,
 };
 

@@ -2367,11 +2367,11 @@ int cellar_pt_sniff(const char *path)
     return yes;
 }
 
-const char *cellar_pt_format(const cellar_pt *pt) { return pt->format; }
-unsigned cellar_pt_protocol(const cellar_pt *pt) { return pt->protocol; }
-const char *cellar_pt_problem(const cellar_pt *pt) { return pt->problem; }
-const char *cellar_pt_label(const cellar_pt *pt) { return pt->label; }
-int cellar_pt_fd(const cellar_pt *pt) { return pt->fd; }
+const char *cellar_pt_format(const cellar_pt *pt) { return pt ? pt->format : NULL; }
+unsigned cellar_pt_protocol(const cellar_pt *pt) { return pt ? pt->protocol : 0; }
+const char *cellar_pt_problem(const cellar_pt *pt) { return pt ? pt->problem : NULL; }
+const char *cellar_pt_label(const cellar_pt *pt) { return pt ? pt->label : NULL; }
+int cellar_pt_fd(const cellar_pt *pt) { return pt ? pt->fd : -1; }
 size_t cellar_pt_count(const cellar_pt *pt) { return pt ? pt->nt : 0; }
 
 const cellar_pt_tensor *cellar_pt_tensor_at(const cellar_pt *pt, size_t i)
