@@ -64,6 +64,9 @@ int inspect_pt(const char *path, bool tensors, bool json)
     if (have_hash)
         m = cellar_registry_find(reg, h.diffsynth[0] ? h.diffsynth : h.state_dict);
     size_t dangerous = cellar_pt_dangerous_count(pt), nbl = cellar_pt_blocked_count(pt);
+    if (cellar_pt_duplicate_count(pt))
+        cli_warn("%s: %zu tensor names appear twice; the last value of each is listed", path,
+                 cellar_pt_duplicate_count(pt));
 
     if (json) {
         /* The safetensors shape (one component, its files, figures, hash,

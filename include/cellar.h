@@ -944,6 +944,9 @@ CELLAR_API const char *cellar_pt_label(const cellar_pt *pt);
  * the last value). */
 CELLAR_API size_t cellar_pt_count(const cellar_pt *pt);
 CELLAR_API const cellar_pt_tensor *cellar_pt_tensor_at(const cellar_pt *pt, size_t i);
+/* Tensor names the state dict gives more than once (each keeps its last
+ * value, as torch.load's dict does): worth a warning. */
+CELLAR_API size_t cellar_pt_duplicate_count(const cellar_pt *pt);
 CELLAR_API size_t cellar_pt_storage_count(const cellar_pt *pt);
 CELLAR_API const cellar_pt_storage *cellar_pt_storage_at(const cellar_pt *pt, size_t i);
 /* Copies tensor i's row-major bytes (nbytes of them; views are gathered)

@@ -302,6 +302,14 @@ check_inspect("module.pt", torch.load(path("module.pt")))
 torch.save({"a": torch.zeros(2), "sub": {"b": torch.zeros(3, 1), "c": {}}}, path("nested.pt"))
 check_inspect("nested.pt", torch.load(path("nested.pt")))
 
+# Flattened names that collide: the last value, in the first one's place,
+# and a warning.
+torch.save({"a.b": torch.zeros(1), "c": torch.zeros(2), "a": {"b": torch.zeros(3, 3)}},
+           path("collide.pt"))
+check_inspect("collide.pt", torch.load(path("collide.pt")))
+rc, out, err = run("inspect", path("collide.pt"))
+check(rc == 0 and "appear twice" in err, f"collide: a warning ({err.strip()})")
+
 # Lightning: state_dict beside non-tensor entries, callbacks keyed by class
 # (a stub module stands in for pytorch_lightning).
 mod = types.ModuleType("pytorch_lightning.callbacks.model_checkpoint")

@@ -216,6 +216,7 @@ struct cellar_pt {
     size_t names_len;
     blocked_rec *bl;
     size_t nbl, blcap;
+    size_t ndup; /* names given twice (the last value kept) */
     const char **bl_paths;
 
     char wo_problem[200]; /* first thing torch 1.13's weights_only refuses */
@@ -2074,6 +2075,7 @@ static int build_tensors(cellar_pt *pt)
                 !memcmp(w.names.data + w.f[k - 1].name, w.names.data + w.f[i].name,
                         w.f[i].name_len)) {
                 w.f[k - 1].tensor = w.f[i].tensor;
+                pt->ndup++;
                 continue;
             }
             w.f[k++] = w.f[i];
@@ -2402,6 +2404,7 @@ size_t cellar_pt_dangerous_count(const cellar_pt *pt)
 }
 
 size_t cellar_pt_blocked_count(const cellar_pt *pt) { return pt ? pt->nbl : 0; }
+size_t cellar_pt_duplicate_count(const cellar_pt *pt) { return pt ? pt->ndup : 0; }
 
 int cellar_pt_blocked_at(const cellar_pt *pt, size_t i, const char **path,
                          const cellar_pt_global **global)
