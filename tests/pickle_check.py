@@ -492,6 +492,40 @@ craft_zip("short_record.pt", {"a": FakeTensor(s, 0, (2,), (1,))}, {"0": bytes(8)
 expect_error("short_record.pt", ["shorter than its type needs"])
 craft_zip("no_record.pt", {"a": FakeTensor(s, 0, (2,), (1,))}, {})
 expect_error("no_record.pt", ["no record data/0"])
+# A legacy storage view (pre-1.0 storage slicing): the tensor's offset
+# counts from the view; torch.load sees the same values.
+class LegacyPickler(pickle.Pickler):
+    def persistent_id(self, obj):
+        if isinstance(obj, FakeStorage):
+            return ("storage", obj.typ, obj.key, "cpu", obj.numel, obj.view)
+        return None
+
+
+def legacy_file(name, view):
+    root = FakeStorage("100", 10)
+    root.view = view
+    body = io.BytesIO()
+    LegacyPickler(body, protocol=2).dump({"v": FakeTensor(root, 1, (2,), (1,))})
+    open(path(name), "wb").write(b"".join([
+        pickle.dumps(0x1950a86a20f9469cfc6c, protocol=2), pickle.dumps(1001, protocol=2),
+        pickle.dumps({"protocol_version": 1001, "little_endian": True}, protocol=2),
+        body.getvalue(), pickle.dumps(["100"], protocol=2), struct.pack("<q", 10),
+        struct.pack("<10f", *range(10))]))
+
+
+# A view key of its own: elements 4.. of the root; the root's own key: the
+# root itself (torch keeps both in one dict by key).
+for name, view, want in (("legacy_view.pt", ("v1", 4, 4), [5.0, 6.0]),
+                         ("legacy_view_root.pt", ("100", 4, 4), [1.0, 2.0])):
+    legacy_file(name, view)
+    lv = torch.load(path(name))["v"]
+    check(lv.tolist() == want, f"{name}: torch sees {lv.tolist()}")
+    rc, out, err = run("convert", "-o", path(name + ".safetensors"), path(name))
+    check(rc == 0 and read_safetensors(path(name + ".safetensors"))[0]["v"][1] == tensor_bytes(lv),
+          f"{name}: converted bytes ({err.strip()})")
+legacy_file("legacy_view_bad.pt", ("v1", 8, 4))  # runs past the root's 10 elements
+expect_error("legacy_view_bad.pt", ["storage view is not (key, offset, size) inside its storage"])
+
 whole = open(path("views_p2_zip.pt"), "rb").read()
 open(path("truncated.pt"), "wb").write(whole[:len(whole) // 2])
 expect_error("truncated.pt", ["truncated zip"])

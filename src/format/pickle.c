@@ -153,6 +153,13 @@ typedef struct tensor_rec {
     uint64_t at; /* file offset of the REDUCE */
 } tensor_rec;
 
+typedef struct view_rec {
+    uint32_t key;     /* string node */
+    uint32_t storage; /* the root */
+    uint32_t offset;  /* elements */
+    uint64_t size;
+} view_rec;
+
 typedef struct blocked_rec {
     size_t path; /* offset in names */
     uint32_t global;
@@ -199,6 +206,8 @@ struct cellar_pt {
     size_t nst, stcap;
     uint32_t *sth; /* storage index by key */
     size_t sthcap;
+    view_rec *views; /* legacy storage views by key */
+    size_t nviews, vcap;
     tensor_rec *tr;
     size_t ntr, trcap;
     uint64_t *dims;
@@ -1056,6 +1065,7 @@ static int storage_index(cellar_pt *pt, uint32_t si, size_t slot)
             return CELLAR_ENOMEM;
         memset(h, 0xff, cap * sizeof *h);
         free(pt->sth);
+    free(pt->views);
         pt->sth = h;
         pt->sthcap = cap;
         for (size_t i = 0; i < pt->nst; i++) {
@@ -1145,8 +1155,38 @@ static int persistent(cellar_pt *pt, uint32_t *out, uint32_t pid, uint64_t at, b
                 voff > (int64_t)UINT32_MAX - 1)
                 return fail_at(pt, CELLAR_EFORMAT, at,
                                "storage view is not (key, offset, size) inside its storage");
-            sn->v.p.b = (uint32_t)voff;
-            sn->len = (uint64_t)vsize;
+            /* torch keeps views and roots in one dict by key: a view key
+             * equal to its root's key is the root itself; a view key seen
+             * before is that first view, whatever offset is given again. */
+            uint32_t vk = nth(pt, view, 0);
+            if (pt->nodes[vk].kind != K_STR)
+                return fail_at(pt, CELLAR_EFORMAT, at, "storage view key is not a string");
+            const node *vkn = &pt->nodes[vk];
+            if (vkn->len == kn->len && !memcmp(pt->d + vkn->v.off, pt->d + kn->v.off, kn->len))
+                return 0;
+            size_t vslot;
+            if (storage_find(pt, vk, &vslot) != NIL)
+                return fail_at(pt, CELLAR_EFORMAT, at,
+                               "storage view key names another storage");
+            size_t v = 0;
+            for (; v < pt->nviews; v++) {
+                const node *o = &pt->nodes[pt->views[v].key];
+                if (o->len == vkn->len && !memcmp(pt->d + o->v.off, pt->d + vkn->v.off, o->len))
+                    break;
+            }
+            if (v == pt->nviews) {
+                if (pt->nviews >= PT_MAX_VIEWS)
+                    return fail_at(pt, CELLAR_EFORMAT, at, "more than %u storage views",
+                                   PT_MAX_VIEWS);
+                if ((rc = cellar_grow(&pt->views, &pt->vcap, pt->nviews, sizeof *pt->views, 8)))
+                    return rc;
+                pt->views[pt->nviews++] = (view_rec){vk, si, (uint32_t)voff, (uint64_t)vsize};
+            } else if (pt->views[v].storage != si) {
+                return fail_at(pt, CELLAR_EFORMAT, at,
+                               "storage view key names a view of another storage");
+            }
+            sn->v.p.b = pt->views[v].offset;
+            sn->len = pt->views[v].size;
         }
     }
     return 0;
@@ -2295,6 +2335,7 @@ void cellar_pt_free(cellar_pt *pt)
     free(pt->ghash);
     free(pt->st);
     free(pt->sth);
+    free(pt->views);
     free(pt->tr);
     free(pt->dims);
     free(pt->z);

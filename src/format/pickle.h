@@ -17,6 +17,7 @@
 #define PT_MAX_ITEMS (16u << 20)  /* container slots */
 #define PT_MAX_GLOBALS 65536u     /* distinct globals */
 #define PT_MAX_LINE 4096u         /* a GLOBAL opcode's module or name line */
+#define PT_MAX_VIEWS 4096u        /* legacy storage views (pre-1.0 slicing) */
 
 /* The checkpoint's descriptor (-1 when opened on a buffer), for
  * copy_file_range. */
