@@ -63,6 +63,13 @@ int inspect_pt(const char *path, bool tensors, bool json)
     const cellar_model_info *m = NULL;
     if (have_hash)
         m = cellar_registry_find(reg, h.diffsynth[0] ? h.diffsynth : h.state_dict);
+    /* What the model is, from its names and shapes (cellar_identify_*). */
+    cellar_identity *id = NULL;
+    if (!problem && cellar_identify_path(&id, path, reg) != 0) {
+        cli_warn("identify: %s", cellar_error_last());
+        id = NULL;
+    }
+    const char *idtext = id ? cellar_identity_text(id) : NULL;
     size_t dangerous = cellar_pt_dangerous_count(pt), nbl = cellar_pt_blocked_count(pt);
     if (cellar_pt_duplicate_count(pt))
         cli_warn("%s: %zu tensor names appear twice; the last value of each is listed", path,
@@ -99,6 +106,8 @@ int inspect_pt(const char *path, bool tensors, bool json)
         jstr(have_hash ? h.state_dict : NULL);
         printf(",\"diffsynth_problem\":");
         jstr(have_hash && h.problem[0] ? h.problem : NULL);
+        printf(",\"identity\":");
+        jstr(idtext);
         printf(",\"model\":");
         if (m) {
             printf("{\"family\":");
@@ -196,6 +205,8 @@ int inspect_pt(const char *path, bool tensors, bool json)
                 printf("structural:  none (%s)\n", h.problem);
             printf("state dict:  %s (structural hash of the tensors listed)\n", h.state_dict);
         }
+        if (idtext)
+            printf("identity:    %s\n", idtext);
         if (m)
             printf("model:       %s (family %s, component %s)\n", m->description, m->family,
                    m->component);
@@ -236,6 +247,7 @@ int inspect_pt(const char *path, bool tensors, bool json)
             printf("\n");
         }
     }
+    cellar_identity_free(id);
     cellar_registry_free(reg);
     /* A broken file is reported (globals included) and then fails. */
     int rc = problem ? cli_error("%s", problem) : CLI_OK;

@@ -343,6 +343,9 @@ for proto in (2, 4):
         g = json.loads(out)["globals"] if rc == 0 else []
         check(any(x["module"] == mod.__name__ and x["class"] == "unknown" for x in g),
               f"{n}: ModelCheckpoint listed as unknown")
+        ident = json.loads(out)["components"][0]["identity"] if rc == 0 else None
+        check(ident is not None and "single-file" in ident,
+              f"{n}: identified as a single-file checkpoint ({ident})")
 
 # An object of an unknown class holding a tensor: refused, --allow-unknown
 # converts the rest.

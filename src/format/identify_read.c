@@ -218,6 +218,38 @@ static int identify_gguf(cellar_identity **out, const char *path, const cellar_r
     return rc;
 }
 
+/* A PyTorch checkpoint: the state dict's tensors (src/format/pickle.c),
+ * read without running the pickle; LoRA alphas read from the file. */
+static int identify_pt(cellar_identity **out, const char *path, const cellar_registry *reg)
+{
+    cellar_pt *pt;
+    int rc = cellar_pt_open(&pt, path, 0);
+    if (rc)
+        return rc;
+    size_t nt = cellar_pt_count(pt);
+    cellar_tensor_desc *t = cellar_calloc(nt ? nt : 1, sizeof *t);
+    rc = t ? 0 : CELLAR_ENOMEM;
+    for (size_t i = 0; i < nt && rc == 0; i++) {
+        const cellar_pt_tensor *x = cellar_pt_tensor_at(pt, i);
+        t[i] = (cellar_tensor_desc){.name = x->name, .name_len = x->name_len,
+                                    .dtype = x->dtype_name, .rank = x->rank, .shape = x->shape};
+        unsigned char v[16];
+        if (x->nelem == 1 && x->nbytes <= sizeof v && x->dtype != CELLAR_DTYPE__COUNT &&
+            ends_with(x->name, x->name_len, ".alpha") && cellar_pt_read(v, sizeof v, pt, i) == 0)
+            t[i].has_value = scalar_value(&t[i].value, v, x->dtype);
+    }
+    if (rc == 0) {
+        cellar_identify_input in = {.version = CELLAR_IDENTIFY_INPUT_VERSION};
+        in.tensors = t;
+        in.ntensors = nt;
+        in.registry = reg;
+        rc = cellar_identify_list(out, &in);
+    }
+    free(t);
+    cellar_pt_free(pt);
+    return rc;
+}
+
 /* A name "comp/stem.safetensors" whose stem carries no variant (".fp16")
  * beyond a shard suffix: the files diffusers loads by default. */
 static bool dduf_default_weights(const cellar_dduf_entry *e, const char *comp)
@@ -326,6 +358,12 @@ static bool match_dduf(const char *path, const struct stat *st, const unsigned c
                                     (len > 5 && !strcmp(path + len - 5, ".dduf")));
 }
 
+static bool match_pt(const char *path, const struct stat *st, const unsigned char *head, size_t n)
+{
+    (void)head, (void)n;
+    return S_ISREG(st->st_mode) && cellar_pt_sniff(path);
+}
+
 static bool match_any(const char *path, const struct stat *st, const unsigned char *head, size_t n)
 {
     (void)path, (void)head, (void)n;
@@ -334,6 +372,7 @@ static bool match_any(const char *path, const struct stat *st, const unsigned ch
 
 static const struct reader readers[] = {
     {match_gguf, identify_gguf},
+    {match_pt, identify_pt},
     {match_dduf, identify_dduf},
     {match_any, identify_folder},
 };
