@@ -33,6 +33,12 @@ typedef struct cellar_http_resp {
     char error_message[256];  /* X-Error-Message */
     char *link_next;          /* Link: <url>; rel="next" (owned), NULL if none */
     int redirects;            /* redirects followed */
+    /* OCI registries (registry.c), all of the LAST answer, "" if absent: */
+    char location[2048];         /* Location of an answer not followed (201/202) */
+    char content_digest[80];     /* Docker-Content-Digest */
+    char www_authenticate[1024]; /* WWW-Authenticate */
+    char range[64];              /* Range (upload progress: "0-N") */
+    char content_type[128];      /* Content-Type */
 } cellar_http_resp;
 
 /* Body bytes of a 2xx answer (bodies of redirects and errors are not
@@ -71,6 +77,43 @@ int cellar_http_step(cellar_http *h, int wait_ms);
 int cellar_http_fetch(cellar_http *h, cellar_http_resp *resp, cellar_buf *body, const char *url,
                       size_t limit);
 void cellar_http_resp_release(cellar_http_resp *resp);
+
+/* ---- requests other than GET (OCI registries, registry.c) ---- */
+
+/* How to send one request. A zeroed struct is a plain GET. */
+typedef struct cellar_http_req_opts {
+    const char *method;          /* NULL: GET; "HEAD", "PUT", "POST", "PATCH", "DELETE" */
+    const char *const *headers;  /* extra "Name: value" lines, NULL-terminated, or NULL */
+    /* A whole "Authorization: ..." line used instead of the client's (see
+     * cellar_http_new), sent only while the URL has the origin of url (not
+     * after a redirect to another host). NULL: the client's rule. */
+    const char *auth;
+    /* The body (PUT, POST and PATCH always send one, maybe empty): body_len
+     * bytes from memory at body, or, with body_from_fd, read from body_fd
+     * at body_off (pread: the offset of the descriptor is not moved). */
+    const void *body;
+    uint64_t body_len;
+    bool body_from_fd;
+    int body_fd;
+    uint64_t body_off;
+    uint64_t range_from, range_to; /* as for cellar_http_start */
+    bool error_body;              /* pass the bodies of non-2xx answers to write too */
+} cellar_http_req_opts;
+
+/* cellar_http_start with a method, headers and a body. o may be NULL. */
+int cellar_http_request(cellar_http *h, const char *url, const cellar_http_req_opts *o,
+                        cellar_http_write_fn write, cellar_http_done_fn done, void *ud);
+/* cellar_http_fetch for any request: the body of the answer (2xx or, with
+ * o->error_body, not) gathered in *body, at most limit bytes. */
+int cellar_http_fetch_req(cellar_http *h, cellar_http_resp *resp, cellar_buf *body,
+                          const char *url, const cellar_http_req_opts *o, size_t limit);
+/* Replaces the client's Authorization line (a whole "Authorization: ..."
+ * header; NULL: none), still sent only to the endpoint's origin. Copied;
+ * the old one is wiped. CELLAR_EINVAL for a line break inside. */
+int cellar_http_set_auth(cellar_http *h, const char *auth_line);
+/* location resolved against base (relative or absolute); allocated, NULL
+ * (error set) if unusable. */
+char *cellar_http_resolve(const char *base, const char *location);
 
 /* Percent-encodes s for one URL path segment (slashes encoded too when
  * keep_slash is false); allocated. */

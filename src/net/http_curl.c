@@ -39,6 +39,12 @@ struct cellar_http_req {
     long hop_status;      /* status of the current answer */
     int write_rc;         /* the write callback's error, if it stopped us */
     char errbuf[CURL_ERROR_SIZE];
+    /* cellar_http_request: */
+    cellar_http_req_opts o; /* o.headers and o.auth point into the copies below */
+    char **extra;           /* extra header lines (copied), NULL-terminated */
+    char *auth;             /* the request's own Authorization line, or NULL */
+    char *auth_origin;      /* the origin it may go to */
+    uint64_t body_pos;      /* bytes of the body sent so far */
 };
 
 /* libcurl is loaded on first use, not linked: its dependencies are some 28
@@ -248,6 +254,14 @@ static void req_free(cellar_http_req *r)
     free(r->url);
     free(r->location);
     cellar_http_resp_release(&r->resp);
+    for (char **e = r->extra; e && *e; e++)
+        free(*e);
+    free(r->extra);
+    if (r->auth) {
+        memset(r->auth, 0, strlen(r->auth));
+        free(r->auth);
+    }
+    free(r->auth_origin);
     free(r);
 }
 
@@ -263,6 +277,8 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
         r->hop_status = sp ? strtol(sp + 1, NULL, 10) : 0;
         s->content_length = s->range_start = s->retry_after = -1;
         s->error_code[0] = s->error_message[0] = '\0';
+        s->location[0] = s->content_digest[0] = s->www_authenticate[0] = '\0';
+        s->range[0] = s->content_type[0] = '\0';
         free(r->location);
         r->location = NULL;
         return n;
@@ -276,7 +292,10 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
     cellar_http_req *r = ud;
     size_t n = size * nmemb;
-    if (r->hop_status < 200 || r->hop_status >= 300 || !r->write)
+    bool pass = r->hop_status >= 200 && r->hop_status < 300;
+    if (r->o.error_body && !(r->hop_status >= 300 && r->hop_status < 400))
+        pass = true;
+    if (!pass || !r->write)
         return n; /* redirect and error bodies: headers say enough */
     r->resp.status = r->hop_status;
     int rc = r->write(r->ud, &r->resp, data, n);
@@ -297,12 +316,28 @@ static int req_arm(cellar_http_req *r)
     if (!origin)
         return cellar_error_code();
     bool own = strcmp(origin, h->origin) == 0;
+    const char *auth = h->auth;
+    if (r->auth) {
+        own = r->auth_origin && strcmp(origin, r->auth_origin) == 0;
+        auth = r->auth;
+    }
     free(origin);
     struct curl_slist *l = curl.slist_append(NULL, "User-Agent: cellar/" CELLAR_VERSION_STRING);
-    if (l && own && h->auth) {
-        struct curl_slist *l2 = curl.slist_append(l, h->auth);
+    if (l && own && auth) {
+        struct curl_slist *l2 = curl.slist_append(l, auth);
         l = l2 ? l2 : (curl.slist_free_all(l), NULL);
     }
+    for (char **x = r->extra; l && x && *x; x++) {
+        struct curl_slist *l2 = curl.slist_append(l, *x);
+        l = l2 ? l2 : (curl.slist_free_all(l), NULL);
+    }
+    if (l && r->o.method && (!strcmp(r->o.method, "PUT") || !strcmp(r->o.method, "POST") ||
+                             !strcmp(r->o.method, "PATCH"))) {
+        /* No "Expect: 100-continue" round trip before a body. */
+        struct curl_slist *l2 = curl.slist_append(l, "Expect:");
+        l = l2 ? l2 : (curl.slist_free_all(l), NULL);
+    }
+    r->body_pos = 0; /* a redirected or retried body starts over */
     RETURN_ERROR_IF(!l, CELLAR_ENOMEM, "out of memory building HTTP headers");
     r->headers = l;
     CURL *e = r->easy;
@@ -335,12 +370,113 @@ static int req_arm(cellar_http_req *r)
 int cellar_http_start(cellar_http *h, const char *url, uint64_t range_from, uint64_t range_to,
                       cellar_http_write_fn write, cellar_http_done_fn done, void *ud)
 {
+    cellar_http_req_opts o = {.range_from = range_from, .range_to = range_to};
+    return cellar_http_request(h, url, &o, write, done, ud);
+}
+
+/* The request body, from memory or a file range. */
+static size_t on_read(char *buf, size_t size, size_t nitems, void *ud)
+{
+    cellar_http_req *r = ud;
+    size_t cap = size * nitems;
+    uint64_t left = r->o.body_len - r->body_pos;
+    size_t n = left < cap ? (size_t)left : cap;
+    if (n == 0)
+        return 0;
+    if (r->o.body_from_fd) {
+        ssize_t got = cellar_full_pread(r->o.body_fd, buf, n, r->o.body_off + r->body_pos);
+        if (got != (ssize_t)n)
+            return CURL_READFUNC_ABORT;
+    } else {
+        memcpy(buf, (const char *)r->o.body + r->body_pos, n);
+    }
+    r->body_pos += n;
+    return n;
+}
+
+static int on_seek(void *ud, curl_off_t offset, int origin)
+{
+    cellar_http_req *r = ud;
+    if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > r->o.body_len)
+        return CURL_SEEKFUNC_CANTSEEK;
+    r->body_pos = (uint64_t)offset;
+    return CURL_SEEKFUNC_OK;
+}
+
+/* Copies what o points to into r (the caller's strings may go away). */
+static int req_take_opts(cellar_http_req *r, const char *url, const cellar_http_req_opts *o)
+{
+    r->o = *o;
+    r->o.headers = NULL;
+    r->o.auth = NULL;
+    size_t n = 0;
+    while (o->headers && o->headers[n]) {
+        RETURN_ERROR_IF(strpbrk(o->headers[n], "\r\n"), CELLAR_EINVAL,
+                        "an HTTP header holds a line break");
+        n++;
+    }
+    if (n) {
+        r->extra = cellar_calloc(n + 1, sizeof *r->extra);
+        if (!r->extra)
+            return CELLAR_ENOMEM;
+        for (size_t i = 0; i < n; i++)
+            if (!(r->extra[i] = cellar_strdup(o->headers[i])))
+                return CELLAR_ENOMEM;
+    }
+    if (o->auth) {
+        RETURN_ERROR_IF(strpbrk(o->auth, "\r\n"), CELLAR_EINVAL,
+                        "the credentials hold a line break");
+        r->auth = cellar_strdup(o->auth);
+        r->auth_origin = url_origin(url);
+        if (!r->auth || !r->auth_origin)
+            return cellar_error_code() ? cellar_error_code() : CELLAR_ENOMEM;
+    }
+    const char *m = o->method;
+    if (!m || !strcmp(m, "GET"))
+        r->o.method = NULL;
+    else if (!strcmp(m, "HEAD"))
+        r->o.method = "HEAD";
+    else if (!strcmp(m, "PUT"))
+        r->o.method = "PUT";
+    else if (!strcmp(m, "POST"))
+        r->o.method = "POST";
+    else if (!strcmp(m, "PATCH"))
+        r->o.method = "PATCH";
+    else if (!strcmp(m, "DELETE"))
+        r->o.method = "DELETE";
+    else
+        return cellar_fail(CELLAR_EINVAL, "HTTP method %s not supported", m);
+    if (r->o.method && r->o.method[0] == 'P') {
+        RETURN_ERROR_IF(r->o.body_len > (uint64_t)INT64_MAX, CELLAR_ERANGE, "body too large");
+        RETURN_ERROR_IF(!r->o.body_from_fd && r->o.body_len && !r->o.body, CELLAR_EINVAL,
+                        "a body of %llu bytes without data", (unsigned long long)r->o.body_len);
+        curl.easy_setopt(r->easy, CURLOPT_UPLOAD, 1L);
+        curl.easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, r->o.method);
+        curl.easy_setopt(r->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->o.body_len);
+        curl.easy_setopt(r->easy, CURLOPT_READFUNCTION, on_read);
+        curl.easy_setopt(r->easy, CURLOPT_READDATA, r);
+        curl.easy_setopt(r->easy, CURLOPT_SEEKFUNCTION, on_seek);
+        curl.easy_setopt(r->easy, CURLOPT_SEEKDATA, r);
+    } else if (r->o.method && !strcmp(r->o.method, "HEAD")) {
+        curl.easy_setopt(r->easy, CURLOPT_NOBODY, 1L);
+    } else if (r->o.method) {
+        curl.easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, r->o.method);
+    }
+    return 0;
+}
+
+int cellar_http_request(cellar_http *h, const char *url, const cellar_http_req_opts *o,
+                        cellar_http_write_fn write, cellar_http_done_fn done, void *ud)
+{
+    static const cellar_http_req_opts get = {0};
+    if (!o)
+        o = &get;
     cellar_http_req *r = cellar_calloc(1, sizeof *r);
     if (!r)
         return CELLAR_ENOMEM;
     r->h = h;
-    r->range_from = range_from;
-    r->range_to = range_to;
+    r->range_from = o->range_from;
+    r->range_to = o->range_to;
     r->write = write;
     r->done = done;
     r->ud = ud;
@@ -366,6 +502,9 @@ int cellar_http_start(cellar_http *h, const char *url, uint64_t range_from, uint
     curl.easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 60L);
     curl.easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl.easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
+    rc = req_take_opts(r, url, o);
+    if (rc)
+        goto fail;
     rc = req_arm(r);
     if (rc)
         goto fail;
@@ -410,6 +549,9 @@ static void req_finish(cellar_http *h, cellar_http_req *r, CURLcode result)
             }
         }
     }
+    if (r->location && !r->resp.location[0])
+        http_copy_value(r->resp.location, sizeof r->resp.location, r->location,
+                        strlen(r->location), false);
     r->resp.status = rc == CELLAR_ENET && !r->write_rc && result != CURLE_OK ? 0 : status;
     h->active--;
     if (r->done)
@@ -483,10 +625,16 @@ static void fetch_done(void *ud, const cellar_http_resp *resp, int rc)
 int cellar_http_fetch(cellar_http *h, cellar_http_resp *resp, cellar_buf *body, const char *url,
                       size_t limit)
 {
+    return cellar_http_fetch_req(h, resp, body, url, NULL, limit);
+}
+
+int cellar_http_fetch_req(cellar_http *h, cellar_http_resp *resp, cellar_buf *body,
+                          const char *url, const cellar_http_req_opts *o, size_t limit)
+{
     memset(resp, 0, sizeof *resp);
     cellar_buf_init(body, limit);
     struct fetch f = {body, resp, 0, false};
-    int rc = cellar_http_start(h, url, 0, 0, fetch_write, fetch_done, &f);
+    int rc = cellar_http_request(h, url, o, fetch_write, fetch_done, &f);
     if (rc)
         return rc;
     rc = cellar_http_run(h);
@@ -518,4 +666,29 @@ char *cellar_http_escape(const char *s, bool keep_slash)
     }
     *p = '\0';
     return out;
+}
+
+int cellar_http_set_auth(cellar_http *h, const char *auth_line)
+{
+    RETURN_ERROR_IF(auth_line && strpbrk(auth_line, "\r\n"), CELLAR_EINVAL,
+                    "the credentials hold a line break");
+    char *copy = NULL;
+    if (auth_line && !(copy = cellar_strdup(auth_line)))
+        return CELLAR_ENOMEM;
+    if (h->auth) {
+        memset(h->auth, 0, strlen(h->auth));
+        free(h->auth);
+    }
+    h->auth = copy;
+    return 0;
+}
+
+char *cellar_http_resolve(const char *base, const char *location)
+{
+    pthread_once(&curl_once, curl_load);
+    if (curl_rc) {
+        cellar_fail(curl_rc, "%s", curl_error);
+        return NULL;
+    }
+    return url_resolve(base, location);
 }

@@ -201,6 +201,14 @@ int http_parse_field(cellar_http_resp *s, char **location, const char *line, siz
         *location = loc;
     } else if (IS("link") && !s->link_next) {
         s->link_next = http_parse_link_next(v, vlen);
+    } else if (IS("docker-content-digest")) { /* OCI registries (oci_registry.c) */
+        http_copy_value(s->content_digest, sizeof s->content_digest, v, vlen, false);
+    } else if (IS("www-authenticate") && !s->www_authenticate[0]) {
+        http_copy_value(s->www_authenticate, sizeof s->www_authenticate, v, vlen, false);
+    } else if (IS("range")) {
+        http_copy_value(s->range, sizeof s->range, v, vlen, false);
+    } else if (IS("content-type")) {
+        http_copy_value(s->content_type, sizeof s->content_type, v, vlen, false);
     }
 #undef IS
     return 0;
