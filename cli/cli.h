@@ -87,5 +87,10 @@ bool inspect_pt_match(const char *path);
 int inspect_pt(const char *path, bool tensors, bool json);
 int cmd_convert(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
+/* OCI registries (cli/cmd_push.c). */
+int cmd_push(int argc, char **argv);
+/* --plain-http and --user USER:PASS for push and pull: 1 if argv[*i] was
+ * one of them (*i moved past its value), 0 if not, -1 (usage printed). */
+int cli_oci_option(cellar_oci_opts *o, int argc, char **argv, int *i, const char *verb);
 
 #endif

@@ -10,6 +10,9 @@ static const char usage[] =
     "usage: cellar pull ORG/NAME [--revision REV] [--include GLOB]... [--exclude GLOB]...\n"
     "                   [--to DIR | --hf-cache[=DIR]] [--jobs N] [--part-size SIZE]\n"
     "                   [--token T] [--offline] [--dry-run] [--force] [--json]\n"
+    "                   [--remote oci://H/R]\n"
+    "       cellar pull oci://HOST[:PORT]/REPO[:TAG|@DIGEST] [--to DIR | --hf-cache[=DIR]]\n"
+    "                   [--plain-http] [--user USER:PASS] [--jobs N] [--json]\n"
     "\n"
     "Downloads one revision of a Hugging Face Hub repo into the store. Files the\n"
     "store already holds (same sha256 or git blob id) are linked, not downloaded;\n"
@@ -33,7 +36,14 @@ static const char usage[] =
     "  --dry-run        say what would be downloaded and what reused\n"
     "  --json           print the result as JSON\n"
     "\n"
-    "Endpoint: $HF_ENDPOINT (default https://huggingface.co).\n";
+    "  --remote oci://HOST[:PORT]/REPO  a team cache (also $CELLAR_REMOTE): blobs it\n"
+    "                   holds come from it, what comes from the Hub is uploaded to it\n"
+    "  --plain-http     the registry speaks http:// without TLS\n"
+    "  --user USER:PASS registry credentials (default: $CELLAR_REGISTRY_AUTH, else the\n"
+    "                   Docker config: $DOCKER_CONFIG or ~/.docker/config.json)\n"
+    "\n"
+    "Endpoint: $HF_ENDPOINT (default https://huggingface.co). An oci:// reference\n"
+    "pulls a CNCF ModelPack artifact from an OCI registry by the same rules.\n";
 
 struct progress {
     bool tty;
@@ -148,7 +158,8 @@ static void print_json(const char *repo, const char *rev, const cellar_pull_resu
 static bool takes_value(const char *a)
 {
     static const char *const with_value[] = {"--revision", "--include", "--exclude", "--to",
-                                             "--jobs", "-j", "--part-size", "--token"};
+                                             "--jobs", "-j", "--part-size", "--token",
+                                             "--remote", "--user", "-u"};
     for (size_t i = 0; i < sizeof with_value / sizeof *with_value; i++)
         if (!strcmp(a, with_value[i]))
             return true;
@@ -161,6 +172,7 @@ int cmd_pull(int argc, char **argv)
     const char **include = calloc((size_t)argc, sizeof *include);
     const char **exclude = calloc((size_t)argc, sizeof *exclude);
     cellar_pull_opts o = {0};
+    cellar_oci_opts oo = CELLAR_OCI_OPTS_INIT;
     bool json = false, hf = false;
     char *hf_default = NULL;
     int ret = CLI_FAIL;
@@ -181,7 +193,17 @@ int cmd_pull(int argc, char **argv)
         }                                                                                          \
         i++;                                                                                       \
     } while (0)
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        int oci = cli_oci_option(&oo, argc, argv, &i, "pull");
+        if (oci < 0) {
+            ret = CLI_USAGE;
+            goto done;
+        }
+        if (oci)
+            continue;
+        if (!strcmp(a, "--remote")) {
+            NEEDS_VALUE();
+            o.remote = val;
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(usage, stdout);
             ret = CLI_OK;
             goto done;
@@ -278,7 +300,17 @@ int cmd_pull(int argc, char **argv)
     }
     cellar_pull_result r;
     pr.started = now_s();
-    int rc = cellar_pull(s, repo, &o, &r);
+    cellar_oci_opts_from_env(&oo);
+    bool is_oci = !strncmp(repo, "oci://", 6);
+    if (!o.remote && !is_oci) {
+        const char *env = getenv("CELLAR_REMOTE");
+        if (env && *env)
+            o.remote = env;
+    }
+    o.remote_opts = &oo;
+    int rc = is_oci ? cellar_oci_pull(&r, s, repo, &oo, &o) : cellar_pull(s, repo, &o, &r);
+    if (!rc && r.remote_rc)
+        cli_warn("team cache %s: %s (the pull itself succeeded)", o.remote, r.remote_message);
     if (pr.tty && pr.last_draw > 0)
         fputs("\r\033[K", stderr);
     if (rc) {
@@ -299,6 +331,14 @@ int cmd_pull(int argc, char **argv)
                o.dry_run ? "would download" : "downloaded",
                (unsigned long long)r.files_downloaded, down, o.dry_run ? "reuse" : "reused",
                (unsigned long long)r.files_reused, reuse);
+        if (o.remote && !is_oci) {
+            char from[32], shared[32];
+            human(from, sizeof from, (double)r.bytes_from_remote);
+            human(shared, sizeof shared, (double)r.bytes_shared);
+            printf("team cache: %llu files (%s) taken from it, %llu files (%s) uploaded to it\n",
+                   (unsigned long long)r.files_from_remote, from,
+                   (unsigned long long)r.files_shared, shared);
+        }
         ret = CLI_OK;
     }
     cellar_pull_result_free(&r);

@@ -14,6 +14,7 @@ struct verb {
 /* One line per verb, in the order --help lists them; NULL ends the table. */
 static const struct verb verbs[] = {
     {"pull", cmd_pull, "download a Hub repo, fetching only what the store lacks"},
+    {"push", cmd_push, "put a folder or a pulled repo into an OCI registry (ModelPack)"},
     {"hash", cmd_hash, "digests and model identifiers of files (sha256sum/b3sum format)"},
     {"inspect", cmd_inspect, "what a safetensors file, shard set or diffusers folder holds"},
     {"shard", cmd_shard, "split a safetensors file into shards as huggingface_hub does"},

@@ -1354,6 +1354,8 @@ typedef struct cellar_pull_event {
 /* Called on the pulling thread; must not call back into the pull. */
 typedef void (*cellar_pull_progress_fn)(const cellar_pull_event *ev, void *ctx);
 
+struct cellar_oci_opts;
+
 typedef struct cellar_pull_opts {
     const char *endpoint;  /* NULL: $HF_ENDPOINT, else https://huggingface.co */
     const char *token;     /* NULL: $HF_TOKEN; "" for none */
@@ -1377,6 +1379,13 @@ typedef struct cellar_pull_opts {
      * this revision's bytes (a user's edit); default: refuse, nothing
      * written (CELLAR_EEXISTS). */
     int force;
+    /* The team cache (docs/oci.md): "oci://HOST[:PORT]/REPO" or NULL. Blobs
+     * the store lacks are taken from this registry when it holds them; what
+     * comes from the Hub is then uploaded to it, with a manifest tagged for
+     * the repo and revision. Its failures never fail the pull (see
+     * cellar_pull_result.remote_rc). remote_opts: its options (may be NULL). */
+    const char *remote;
+    const struct cellar_oci_opts *remote_opts;
 } cellar_pull_opts;
 
 typedef struct cellar_pull_file {
@@ -1393,6 +1402,13 @@ typedef struct cellar_pull_result {
     uint64_t files_reused, bytes_reused;
     size_t n;                /* the files of the pull, in listing order */
     cellar_pull_file *files;
+    /* The team cache (opts.remote): files and bytes taken from it, files and
+     * bytes uploaded to it; remote_rc/remote_message: its first failure
+     * (0 and "" if none), which did not fail the pull. */
+    uint64_t files_from_remote, bytes_from_remote;
+    uint64_t files_shared, bytes_shared;
+    int remote_rc;
+    char remote_message[512];
 } cellar_pull_result;
 
 /* Pulls repo ("ORG/NAME") into store s. out (may be NULL) gets the summary;
@@ -1568,6 +1584,66 @@ CELLAR_API int cellar_convert(void *dst, cellar_dtype dst_dtype, const void *src
  * *info (NULL when unknown; lives as long as reg). */
 CELLAR_API int cellar_model_identify(char hash[33], const cellar_model_info **info,
                                      const cellar_model *m, const cellar_registry *reg);
+
+/* ======================================================================
+ * OCI registries: push, pull, the team cache (src/net/oci.c, docs/oci.md)
+ * ====================================================================== */
+
+/* ---- oci section ---- */
+
+/* A model in an OCI registry is a CNCF ModelPack artifact: one layer per
+ * file (application/vnd.cncf.model.<kind>.v1.raw, digest = the file's
+ * sha256, path in org.cncf.model.filepath), a config describing the model,
+ * and a manifest naming them. Credentials are never printed and never sent
+ * to another host than the registry and its token realm. */
+typedef struct cellar_oci_opts {
+    unsigned int version;
+    int plain_http;            /* http://, no TLS (else https, certificate checked) */
+    const char *auth;          /* "USER:PASSWORD", or NULL: docker_config, else anonymous */
+    const char *docker_config; /* folder of a Docker config.json, or NULL: none */
+    unsigned jobs;             /* transfers at once; 0: 8 */
+    uint64_t chunk_size;       /* push: 0 = one PUT per blob; else PATCH chunks of this */
+    const char *mount_from;    /* push: a repository of the same registry to mount blobs from */
+    cellar_pull_progress_fn progress; /* push: START/FINISH/REUSED per file; may be NULL */
+    void *progress_ctx;
+} cellar_oci_opts;
+#define CELLAR_OCI_OPTS_VERSION 1
+#define CELLAR_OCI_OPTS_INIT { .version = CELLAR_OCI_OPTS_VERSION }
+
+/* Fills what the environment says: auth from $CELLAR_REGISTRY_AUTH, the
+ * Docker config folder from $DOCKER_CONFIG, else ~/.docker. The strings
+ * point into the environment or into a static buffer (not thread safe). */
+CELLAR_API int cellar_oci_opts_from_env(cellar_oci_opts *o);
+
+typedef struct cellar_oci_push_result {
+    char digest[72];          /* the manifest's "sha256:<hex>" */
+    char config_digest[72];
+    size_t layers;
+    uint64_t blobs_present, blobs_mounted, blobs_uploaded, bytes_uploaded;
+} cellar_oci_push_result;
+
+/* Pushes src to ref ("oci://HOST[:PORT]/REPO[:TAG]", tag default "latest").
+ * src: a folder (its files are added to the store first: their sha256 is
+ * the layer digest) or "ORG/NAME[@REV]" of a snapshot the store records.
+ * Every blob the registry holds is skipped (HEAD), else mounted from
+ * o->mount_from or a repository this store saw it in, else uploaded; then
+ * the config, then the manifest. Errors: CELLAR_EINVAL (bad reference),
+ * CELLAR_ENOTFOUND (no such folder or snapshot), CELLAR_EAUTH, CELLAR_ENET,
+ * CELLAR_EMISMATCH, CELLAR_EFORMAT (refused manifest). out may be NULL. */
+CELLAR_API int cellar_oci_push(cellar_oci_push_result *out, cellar_store *s, const char *src,
+                               const char *ref, const cellar_oci_opts *o);
+
+/* Pulls ref ("oci://HOST[:PORT]/REPO[:TAG|@sha256:HEX]") into the store by
+ * the rules of cellar_pull (only missing blobs, verified while streaming,
+ * resumed, parallel) and lays it out as po says (to_dir, hf_cache as
+ * models--<REPO with / as -->); the snapshot is recorded as repo
+ * "oci://HOST/REPO", revision the tag (or the commit), commit the first 40
+ * hex digits of the manifest's digest. ModelPack (vnd.cncf.model.* and the
+ * older vnd.cnai.*) .raw layers and .tar layers (unpacked file by file into
+ * the store) are read. po: layout, jobs, part_size, progress (may be NULL).
+ * Errors: as cellar_pull, CELLAR_EUNSUPPORTED (a compressed layer). */
+CELLAR_API int cellar_oci_pull(cellar_pull_result *out, cellar_store *s, const char *ref,
+                               const cellar_oci_opts *o, const cellar_pull_opts *po);
 
 #ifdef __cplusplus
 }

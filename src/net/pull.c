@@ -16,6 +16,7 @@
 #include "hub.h"
 #include "store.h"
 #include "store_index.h"
+#include "pull_source.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -99,6 +100,8 @@ struct item {
 struct pull {
     cellar_store *s;
     cellar_hub *hub;
+    const cellar_pull_source *src; /* NULL: the Hub */
+    const char *hf_name;           /* HF layout's "ORG--NAME" when not from repo */
     const cellar_pull_opts *o;
     const char *repo, *revision;
     char commit[41];
@@ -453,7 +456,9 @@ static void attempt_end(struct pull *p, struct item *it)
         item_retry(p, it, fail_rc ? NULL : &fail_resp);
         return;
     }
-    if (fail_rc == 0)
+    if (fail_rc == 0 && p->src)
+        fail_rc = p->src->status_error(p->src->ctx, &fail_resp, it->f->path);
+    else if (fail_rc == 0)
         fail_rc = cellar_hub_status_error(wk->hub, &fail_resp, p->repo, p->revision,
                                           it->f->path);
     pull_fail(p, fail_rc);
@@ -565,7 +570,8 @@ static int attempt_start(struct worker *wk, struct item *it, size_t others_waiti
         pt->start = it->offset + j * each;
         pt->end = j == n - 1 ? it->f->size : pt->start + each;
     }
-    char *url = cellar_hub_file_url(wk->hub, p->repo, p->commit, it->f->path);
+    char *url = p->src ? p->src->blob_url(p->src->ctx, it->hf)
+                       : cellar_hub_file_url(wk->hub, p->repo, p->commit, it->f->path);
     if (!url) {
         parts_release(p, it);
         return CELLAR_ENOMEM;
@@ -778,7 +784,9 @@ static int download_all(struct pull *p)
         struct worker *wk = &wks[started];
         *wk = (struct worker){.p = p};
         if (cellar_store_open(&wk->s, cellar_store_home(p->s)) ||
-            store_pins_share(wk->s, p->s) || cellar_hub_open(&wk->hub, p->hub->endpoint, p->o->token)) {
+            store_pins_share(wk->s, p->s) ||
+            (p->src ? p->src->open_hub(&wk->hub, p->src->ctx)
+                    : cellar_hub_open(&wk->hub, p->hub->endpoint, p->o->token))) {
             cellar_store_free(wk->s);
             cellar_hub_free(wk->hub);
             continue;
@@ -950,8 +958,9 @@ static int layout_dir(struct pull *p, const char *root)
 static int layout_hf(struct pull *p, const char *root)
 {
     const char *slash = strchr(p->repo, '/');
-    char *repo_dir = cellar_sprintf("%s/models--%.*s--%s", root, (int)(slash - p->repo), p->repo,
-                                    slash + 1);
+    char *repo_dir = p->hf_name ? cellar_sprintf("%s/models--%s", root, p->hf_name)
+                                : cellar_sprintf("%s/models--%.*s--%s", root,
+                                                 (int)(slash - p->repo), p->repo, slash + 1);
     if (!repo_dir)
         return CELLAR_ENOMEM;
     int rc = 0;
@@ -1107,6 +1116,79 @@ static int plan_online(struct pull *p, cellar_hub_listing *l)
     return 0;
 }
 
+int cellar_pull_listing(cellar_store *s, const cellar_pull_source *src, cellar_hub *hub,
+                        const cellar_hub_listing *l, const char *repo, const char *revision,
+                        const char *hf_name, bool record, const cellar_pull_opts *o,
+                        cellar_pull_result *res)
+{
+    memset(res, 0, sizeof *res);
+    struct pull p = {.s = s, .o = o, .repo = repo, .res = res, .src = src, .hub = hub,
+                     .revision = revision, .hf_name = hf_name};
+    if (o->to_dir && o->hf_cache)
+        return cellar_fail(CELLAR_EINVAL, "choose one layout: a folder or an HF cache");
+    pthread_mutex_init(&p.mu, NULL);
+    int rc = plan_online(&p, (cellar_hub_listing *)l);
+    if (!rc && !o->dry_run)
+        rc = download_all(&p);
+    if (rc && p.rc_msg)
+        cellar_fail(rc, "%s", p.rc_msg);
+    memcpy(res->commit, p.commit, sizeof res->commit);
+    if (!rc && !o->dry_run && record)
+        rc = record_and_layout(&p);
+    free(p.rc_msg);
+    free(p.items);
+    pthread_mutex_destroy(&p.mu);
+    return rc;
+}
+
+/* ---- the team cache (docs/oci.md) ---- */
+
+static void remote_failed(cellar_pull_result *res, int rc)
+{
+    if (!res->remote_rc) {
+        res->remote_rc = rc;
+        snprintf(res->remote_message, sizeof res->remote_message, "%s", cellar_error_last());
+    }
+    cellar_error_clear();
+}
+
+/* Takes what the team's registry holds of the blobs still to download;
+ * *remote stays open for sharing afterwards (NULL if it cannot be used). */
+static void remote_fetch(struct pull *p, cellar_remote **remote)
+{
+    int rc = cellar_remote_open(remote, p->o->remote, p->o->remote_opts);
+    if (rc) {
+        remote_failed(p->res, rc);
+        return;
+    }
+    cellar_hub_listing want = {0};
+    want.files = cellar_calloc(p->n ? p->n : 1, sizeof *want.files);
+    if (!want.files) {
+        remote_failed(p->res, CELLAR_ENOMEM);
+        return;
+    }
+    for (size_t i = 0; i < p->n; i++)
+        if (p->items[i].state == ITEM_QUEUED && p->items[i].hf->lfs)
+            want.files[want.n++] = *p->items[i].hf;
+    uint64_t files = 0, bytes = 0;
+    rc = want.n ? cellar_remote_fetch(*remote, p->s, &want, p->o, &files, &bytes) : 0;
+    free(want.files);
+    if (rc)
+        remote_failed(p->res, rc);
+    for (size_t i = 0; i < p->n; i++) {
+        struct item *it = &p->items[i];
+        if (it->state != ITEM_QUEUED || item_lookup(p->s, it) != 1)
+            continue;
+        item_reused(p, it);
+        /* Counted as from the registry, not as reused. */
+        p->res->files_reused--;
+        p->res->bytes_reused -= it->f->size;
+        p->res->files_from_remote++;
+        p->res->bytes_from_remote += it->f->size;
+    }
+    cellar_error_clear();
+}
+
 void cellar_pull_result_free(cellar_pull_result *r)
 {
     if (!r)
@@ -1141,6 +1223,7 @@ int cellar_pull(cellar_store *s, const char *repo, const cellar_pull_opts *opts,
         o->offline || (env_off && (!strcmp(env_off, "1") || !strcasecmp(env_off, "true")));
     pthread_mutex_init(&p.mu, NULL);
 
+    cellar_remote *remote = NULL;
     if (offline) {
         rc = plan_offline(&p);
     } else {
@@ -1149,6 +1232,8 @@ int cellar_pull(cellar_store *s, const char *repo, const cellar_pull_opts *opts,
             rc = cellar_hub_list(&listing, p.hub, repo, p.revision);
         if (!rc)
             rc = plan_online(&p, listing);
+        if (!rc && !o->dry_run && o->remote)
+            remote_fetch(&p, &remote);
         if (!rc && !o->dry_run)
             rc = download_all(&p);
         if (rc && p.rc_msg)
@@ -1157,6 +1242,15 @@ int cellar_pull(cellar_store *s, const char *repo, const cellar_pull_opts *opts,
     memcpy(res->commit, p.commit, sizeof res->commit);
     if (!rc && !o->dry_run)
         rc = record_and_layout(&p);
+    if (!rc && remote) {
+        /* Shared before the command ends; a failure is reported, never
+         * fatal. */
+        int rrc = cellar_remote_share(remote, s, repo, p.revision, res, &res->files_shared,
+                                      &res->bytes_shared);
+        if (rrc)
+            remote_failed(res, rrc);
+    }
+    cellar_remote_free(remote);
     free(p.rc_msg);
     free(p.items);
     cellar_hub_listing_free(listing);

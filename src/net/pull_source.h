@@ -1,0 +1,45 @@
+/* Where cellar_pull's download engine (pull.c) takes blobs from when it is
+ * not the Hub: an OCI registry (oci.c). The engine keeps every rule of a Hub
+ * pull (only missing blobs, hashed while streaming, resumed by range,
+ * parallel, same layouts); the source only says which URL serves a file,
+ * how a worker thread opens its HTTP client, and how an error answer is
+ * worded. Also the team cache's two steps around a Hub pull. */
+#ifndef CELLAR_PULL_SOURCE_H
+#define CELLAR_PULL_SOURCE_H
+
+#include "hub.h"
+
+typedef struct cellar_pull_source {
+    void *ctx;
+    /* The URL of f's bytes (f->sha256 set); allocated. */
+    char *(*blob_url)(void *ctx, const cellar_hub_file *f);
+    /* A cellar_hub whose http carries the source's auth, for one worker
+     * thread (endpoint may be a copy of the base URL). */
+    int (*open_hub)(cellar_hub **out, void *ctx);
+    /* The error for a final non-2xx answer for path. */
+    int (*status_error)(void *ctx, const cellar_http_resp *resp, const char *path);
+} cellar_pull_source;
+
+/* Runs the engine on a listing the caller made (every file with its
+ * sha256 for a registry). hub: worker 0's client (src->open_hub's). record:
+ * record the snapshot (repo, revision, l->commit) and lay it out;
+ * hf_name: the HF layout's folder after "models--". res as cellar_pull's. */
+int cellar_pull_listing(cellar_store *s, const cellar_pull_source *src, cellar_hub *hub,
+                        const cellar_hub_listing *l, const char *repo, const char *revision,
+                        const char *hf_name, bool record, const cellar_pull_opts *o,
+                        cellar_pull_result *res);
+
+/* The team cache (oci.c, docs/oci.md). */
+typedef struct cellar_remote cellar_remote;
+int cellar_remote_open(cellar_remote **out, const char *ref, const cellar_oci_opts *o);
+void cellar_remote_free(cellar_remote *r);
+/* Takes every file of want (LFS files: sha256 known) that the registry
+ * holds into the store. Counts what it took. */
+int cellar_remote_fetch(cellar_remote *r, cellar_store *s, const cellar_hub_listing *want,
+                        const cellar_pull_opts *o, uint64_t *files, uint64_t *bytes);
+/* Puts every file of a finished pull into the registry (what it lacks) and
+ * a manifest tagged for repo + revision and repo + commit. */
+int cellar_remote_share(cellar_remote *r, cellar_store *s, const char *repo, const char *revision,
+                        const cellar_pull_result *res, uint64_t *files, uint64_t *bytes);
+
+#endif
