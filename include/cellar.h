@@ -1610,7 +1610,8 @@ typedef struct cellar_oci_opts {
 #define CELLAR_OCI_OPTS_VERSION 1
 #define CELLAR_OCI_OPTS_INIT { .version = CELLAR_OCI_OPTS_VERSION }
 
-/* Fills what the environment says: auth from $CELLAR_REGISTRY_AUTH, the
+/* Fills what the environment says: auth from $CELLAR_REGISTRY_AUTH,
+ * plain_http from $CELLAR_REGISTRY_PLAIN_HTTP=1 (for the team cache), the
  * Docker config folder from $DOCKER_CONFIG, else ~/.docker. The strings
  * point into the environment or into a static buffer (not thread safe). */
 CELLAR_API int cellar_oci_opts_from_env(cellar_oci_opts *o);

@@ -37,6 +37,9 @@ int cellar_oci_opts_from_env(cellar_oci_opts *o)
     const char *a = getenv("CELLAR_REGISTRY_AUTH");
     if (a && *a && !o->auth)
         o->auth = a;
+    const char *plain = getenv("CELLAR_REGISTRY_PLAIN_HTTP");
+    if (plain && (!strcmp(plain, "1") || !strcasecmp(plain, "true")))
+        o->plain_http = 1;
     if (!o->docker_config) {
         const char *d = getenv("DOCKER_CONFIG");
         const char *home = getenv("HOME");
@@ -1241,8 +1244,45 @@ void cellar_remote_free(cellar_remote *r)
     free(r);
 }
 
+static void tag_for(char *out, size_t cap, const char *repo, const char *rev);
+
+/* The sha256 of the files kept in git (the Hub lists only their git blob
+ * id), from the manifest another machine shared for repo at commit. */
+static void git_files_from_manifest(cellar_remote *r, cellar_hub_listing *have,
+                                    const cellar_hub_listing *want, const char *repo,
+                                    const char *commit)
+{
+    char tag[160], digest[72];
+    tag_for(tag, sizeof tag, repo, commit);
+    cellar_buf man;
+    struct parsed pm = {0};
+    if (cellar_reg_manifest_get(r->reg, r->ref.repo, tag, &man, digest) == 0 &&
+        parse_manifest(&pm, man.data, man.len, tag) == 0) {
+        for (size_t i = 0; i < want->n; i++) {
+            const cellar_hub_file *f = &want->files[i];
+            if (f->lfs)
+                continue;
+            for (size_t j = 0; j < pm.n; j++)
+                if (pm.l[j].fmt == LAYER_RAW && pm.l[j].size == f->size &&
+                    !strcmp(pm.l[j].path, f->path)) {
+                    /* Its git blob id is checked once stored (the store's
+                     * lookup by it); a wrong one is fetched from the Hub. */
+                    cellar_hub_file *h = &have->files[have->n++];
+                    *h = *f;
+                    h->lfs = true;
+                    memcpy(h->sha256, pm.l[j].sha256, 32);
+                    break;
+                }
+        }
+    }
+    parsed_free(&pm);
+    cellar_buf_free(&man);
+    cellar_error_clear();
+}
+
 int cellar_remote_fetch(cellar_remote *r, cellar_store *s, const cellar_hub_listing *want,
-                        const cellar_pull_opts *o, uint64_t *files, uint64_t *bytes)
+                        const char *repo, const cellar_pull_opts *o, uint64_t *files,
+                        uint64_t *bytes)
 {
     *files = *bytes = 0;
     cellar_hub_listing have = {0};
@@ -1250,6 +1290,7 @@ int cellar_remote_fetch(cellar_remote *r, cellar_store *s, const cellar_hub_list
     if (!have.files)
         return CELLAR_ENOMEM;
     int rc = 0;
+    git_files_from_manifest(r, &have, want, repo, want->commit);
     for (size_t i = 0; i < want->n && !rc; i++) {
         const cellar_hub_file *f = &want->files[i];
         if (!f->lfs)

@@ -1167,11 +1167,12 @@ static void remote_fetch(struct pull *p, cellar_remote **remote)
         remote_failed(p->res, CELLAR_ENOMEM);
         return;
     }
+    memcpy(want.commit, p->commit, sizeof want.commit);
     for (size_t i = 0; i < p->n; i++)
-        if (p->items[i].state == ITEM_QUEUED && p->items[i].hf->lfs)
+        if (p->items[i].state == ITEM_QUEUED)
             want.files[want.n++] = *p->items[i].hf;
     uint64_t files = 0, bytes = 0;
-    rc = want.n ? cellar_remote_fetch(*remote, p->s, &want, p->o, &files, &bytes) : 0;
+    rc = want.n ? cellar_remote_fetch(*remote, p->s, &want, p->repo, p->o, &files, &bytes) : 0;
     free(want.files);
     if (rc)
         remote_failed(p->res, rc);

@@ -33,10 +33,12 @@ int cellar_pull_listing(cellar_store *s, const cellar_pull_source *src, cellar_h
 typedef struct cellar_remote cellar_remote;
 int cellar_remote_open(cellar_remote **out, const char *ref, const cellar_oci_opts *o);
 void cellar_remote_free(cellar_remote *r);
-/* Takes every file of want (LFS files: sha256 known) that the registry
- * holds into the store. Counts what it took. */
+/* Takes every file of want (files of repo at want->commit) that the
+ * registry holds into the store: LFS files by sha256, files kept in git by
+ * the manifest shared for repo at that commit. Counts what it took. */
 int cellar_remote_fetch(cellar_remote *r, cellar_store *s, const cellar_hub_listing *want,
-                        const cellar_pull_opts *o, uint64_t *files, uint64_t *bytes);
+                        const char *repo, const cellar_pull_opts *o, uint64_t *files,
+                        uint64_t *bytes);
 /* Puts every file of a finished pull into the registry (what it lacks) and
  * a manifest tagged for repo + revision and repo + commit. */
 int cellar_remote_share(cellar_remote *r, cellar_store *s, const char *repo, const char *revision,
