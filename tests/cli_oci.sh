@@ -93,6 +93,14 @@ check "push again: same manifest" [ "$(grep -o 'sha256:[0-9a-f]*' "$T/push-b.jso
     "$(grep -o 'sha256:[0-9a-f]*' "$T/push-b2.json" | head -1)" ]
 BETA_DIGEST=$(grep -o '"digest": "sha256:[0-9a-f]*' "$T/push-b.json" | cut -d'"' -f4)
 
+# chunked upload (PATCH): 2.8.2 appends chunks and wants the newest Location
+CELLAR_HOME=$T/chunk-store c push "$T/src-beta" "oci://$R/team/chunked:v1" --plain-http --chunk-size 256KiB \
+    >"$T/out" 2>&1 || { cat "$T/out"; bad "chunked push"; }
+check "chunked: several PATCHes" [ "$(grep -c '"PATCH /v2/team/chunked/blobs/uploads/' "$MAIN_DIR/log")" -gt 4 ]
+CELLAR_HOME=$T/chunk-pull c pull "oci://$R/team/chunked:v1" --plain-http --to "$T/p-chunked" >"$T/out" 2>&1 \
+    || { cat "$T/out"; bad "pull of a chunked push"; }
+check "chunked: same files" same_tree "$FX/beta" "$T/p-chunked"
+
 # ---- ModelPack as skopeo sees it ------------------------------------------
 skopeo inspect --raw --tls-verify=false "docker://$R/team/beta:v1" >"$T/manifest.json"
 skopeo inspect --config --raw --tls-verify=false "docker://$R/team/beta:v1" >"$T/config.json"
