@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -527,57 +528,175 @@ static void push_event(const cellar_oci_opts *o, cellar_pull_event_kind k, const
 
 /* Puts every blob of m and its config and manifest into ref's repository,
  * tagged tag (may be NULL: by digest only). */
+/* The blobs of a push, shared by its upload threads. */
+struct push_job {
+    const cellar_oci_ref *ref;
+    const cellar_oci_opts *o;
+    struct model *m;
+    const char *seen;
+    cellar_oci_push_result *res;
+    pthread_mutex_t mu;
+    size_t next;       /* under mu: the next file to take */
+    uint64_t total, done;
+    int rc;            /* under mu: the first failure */
+    char *msg;         /* its message (errors are per thread) */
+};
+
+struct push_worker {
+    struct push_job *j;
+    cellar_reg *reg;   /* this thread's client */
+    pthread_t tid;
+};
+
+static void push_failed(struct push_job *j, int rc)
+{
+    pthread_mutex_lock(&j->mu);
+    if (!j->rc) {
+        j->rc = rc;
+        j->msg = strdup(cellar_error_last());
+    }
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* One blob: HEAD, else a mount, else an upload. */
+static int push_one(struct push_worker *w, struct mfile *f)
+{
+    struct push_job *j = w->j;
+    const cellar_oci_opts *o = j->o;
+    char d[72];
+    sha_str(d, f->sha256);
+    char *from = o->mount_from ? cellar_strdup(o->mount_from)
+                               : seen_find(j->seen, j->ref->host, j->ref->repo, d);
+    int fd = open(f->object, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int rc = cellar_fail_errno(errno, "%s", f->object);
+        free(from);
+        return rc;
+    }
+    pthread_mutex_lock(&j->mu);
+    push_event(o, CELLAR_PULL_START, f, j->total, j->done, j->m->n);
+    pthread_mutex_unlock(&j->mu);
+    int how;
+    int rc = cellar_reg_blob_push(w->reg, j->ref->repo, d, fd, f->size, from, o->chunk_size, &how);
+    if (rc == CELLAR_EAUTH && from) {
+        /* No pull right on the other repository: upload instead. */
+        cellar_error_clear();
+        rc = cellar_reg_blob_push(w->reg, j->ref->repo, d, fd, f->size, NULL, o->chunk_size,
+                                  &how);
+    }
+    close(fd);
+    free(from);
+    if (rc)
+        return cellar_fail_prefix("%s", f->path);
+    pthread_mutex_lock(&j->mu);
+    j->done += f->size;
+    if (how == CELLAR_REG_HAD)
+        j->res->blobs_present++;
+    else if (how == CELLAR_REG_MOUNTED)
+        j->res->blobs_mounted++;
+    else {
+        j->res->blobs_uploaded++;
+        j->res->bytes_uploaded += f->size;
+    }
+    push_event(o, how == CELLAR_REG_UPLOADED ? CELLAR_PULL_FINISH : CELLAR_PULL_REUSED, f,
+               j->total, j->done, j->m->n);
+    pthread_mutex_unlock(&j->mu);
+    return 0;
+}
+
+static void *push_run(void *arg)
+{
+    struct push_worker *w = arg;
+    struct push_job *j = w->j;
+    for (;;) {
+        pthread_mutex_lock(&j->mu);
+        size_t i = j->rc ? j->m->n : j->next++;
+        pthread_mutex_unlock(&j->mu);
+        if (i >= j->m->n)
+            break;
+        int rc = push_one(w, &j->m->f[i]);
+        if (rc) {
+            push_failed(j, rc);
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* Blobs go up on a few threads (each its own client and auth): the
+ * registry writes one while it receives another. Largest first. */
+#define PUSH_THREADS 4
+
+static int push_blobs(cellar_oci_push_result *res, cellar_reg *reg, const cellar_oci_ref *ref,
+                      struct model *m, const char *seen, const cellar_oci_opts *o)
+{
+    struct push_job j = {.ref = ref, .o = o, .m = m, .seen = seen, .res = res};
+    for (size_t i = 0; i < m->n; i++)
+        j.total += m->f[i].size;
+    pthread_mutex_init(&j.mu, NULL);
+    unsigned nt = o->jobs ? o->jobs : PUSH_THREADS;
+    if (nt > 16)
+        nt = 16;
+    if (nt > m->n)
+        nt = m->n ? (unsigned)m->n : 1;
+    struct push_worker w[16];
+    memset(w, 0, sizeof w);
+    w[0] = (struct push_worker){&j, reg, 0};
+    unsigned started = 1;
+    for (unsigned t = 1; t < nt; t++) {
+        struct push_worker *x = &w[started];
+        x->j = &j;
+        if (reg_open_for(&x->reg, ref, o)) {
+            cellar_error_clear();
+            continue;
+        }
+        if (pthread_create(&x->tid, NULL, push_run, x) != 0) {
+            cellar_reg_free(x->reg);
+            x->reg = NULL;
+            continue;
+        }
+        started++;
+    }
+    push_run(&w[0]);
+    for (unsigned t = 1; t < started; t++) {
+        pthread_join(w[t].tid, NULL);
+        cellar_reg_free(w[t].reg);
+    }
+    int rc = j.rc;
+    if (rc)
+        cellar_fail(rc, "%s", j.msg ? j.msg : "push failed");
+    free(j.msg);
+    pthread_mutex_destroy(&j.mu);
+    return rc;
+}
+
+static int mfile_size_desc(const void *a, const void *b)
+{
+    const struct mfile *x = a, *y = b;
+    return x->size < y->size ? 1 : x->size > y->size ? -1 : 0;
+}
+
+/* Puts every blob of m and its config and manifest into ref's repository,
+ * tagged with each of tags. */
 static int push_model(cellar_oci_push_result *res, cellar_reg *reg, cellar_store *s,
                       const cellar_oci_ref *ref, const char *const *tags, size_t ntags,
                       struct model *m, const cellar_oci_opts *o)
 {
-    uint64_t total = 0, done = 0;
-    for (size_t i = 0; i < m->n; i++)
-        total += m->f[i].size;
     char *seenp = seen_path(s), *seen = NULL;
     size_t seenlen;
     if (!seenp || cellar_read_file(&seen, &seenlen, seenp, SEEN_MAX))
         cellar_error_clear();
     free(seenp);
-    int rc = 0;
-    for (size_t i = 0; i < m->n && !rc; i++) {
-        struct mfile *f = &m->f[i];
-        char d[72];
-        sha_str(d, f->sha256);
-        char *from = o->mount_from ? cellar_strdup(o->mount_from)
-                                   : seen_find(seen, ref->host, ref->repo, d);
-        int fd = open(f->object, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            rc = cellar_fail_errno(errno, "%s", f->object);
-            free(from);
-            break;
-        }
-        push_event(o, CELLAR_PULL_START, f, total, done, m->n);
-        int how;
-        rc = cellar_reg_blob_push(reg, ref->repo, d, fd, f->size, from, o->chunk_size, &how);
-        if (rc == CELLAR_EAUTH && from) {
-            /* No pull right on the other repository: upload instead. */
-            cellar_error_clear();
-            rc = cellar_reg_blob_push(reg, ref->repo, d, fd, f->size, NULL, o->chunk_size, &how);
-        }
-        close(fd);
-        free(from);
-        if (rc) {
-            cellar_fail_prefix("%s", f->path);
-            break;
-        }
-        done += f->size;
-        if (how == CELLAR_REG_HAD)
-            res->blobs_present++;
-        else if (how == CELLAR_REG_MOUNTED)
-            res->blobs_mounted++;
-        else {
-            res->blobs_uploaded++;
-            res->bytes_uploaded += f->size;
-        }
-        push_event(o, how == CELLAR_REG_UPLOADED ? CELLAR_PULL_FINISH : CELLAR_PULL_REUSED, f,
-                   total, done, m->n);
+    /* Upload order: largest first; the manifest keeps the layer order. */
+    struct model by_size = *m;
+    by_size.f = cellar_calloc(m->n ? m->n : 1, sizeof *m->f);
+    int rc = by_size.f ? 0 : CELLAR_ENOMEM;
+    if (!rc) {
+        memcpy(by_size.f, m->f, m->n * sizeof *m->f);
+        qsort(by_size.f, by_size.n, sizeof *by_size.f, mfile_size_desc);
+        rc = push_blobs(res, reg, ref, &by_size, seen, o);
     }
+    free(by_size.f);
     free(seen);
     if (rc)
         return rc;
