@@ -3,6 +3,7 @@
  * cellar_oci_pull (the Hub pull's engine with the registry as its source)
  * and the team cache around a Hub pull. */
 #include "json.h"
+#include "oci.h"
 #include "pull_source.h"
 #include "registry.h"
 #include "walk.h"
@@ -781,21 +782,7 @@ int cellar_oci_push(cellar_oci_push_result *out, cellar_store *s, const char *sr
 
 /* ---- reading a manifest ---- */
 
-enum layer_fmt { LAYER_RAW, LAYER_TAR };
-
-struct layer {
-    char *path; /* filepath annotation (raw: the file; tar: informative) */
-    uint8_t sha256[32];
-    uint64_t size;
-    enum layer_fmt fmt;
-};
-
-struct parsed {
-    struct layer *l;
-    size_t n;
-};
-
-static void parsed_free(struct parsed *p)
+void cellar_oci_manifest_clear(struct parsed *p)
 {
     for (size_t i = 0; i < p->n; i++)
         free(p->l[i].path);
@@ -817,7 +804,8 @@ static const cellar_json *ann(const cellar_json *a, const char *cncf, const char
 
 /* The layers of a ModelPack manifest (or of an OCI manifest whose layers
  * carry the filepath annotation). */
-static int parse_manifest(struct parsed *out, const void *data, size_t len, const char *label)
+int cellar_oci_manifest_parse(struct parsed *out, const void *data, size_t len,
+                              const char *label)
 {
     memset(out, 0, sizeof *out);
     cellar_json_doc *doc = NULL;
@@ -895,7 +883,7 @@ static int parse_manifest(struct parsed *out, const void *data, size_t len, cons
 done:
     cellar_json_free(doc);
     if (rc)
-        parsed_free(out);
+        cellar_oci_manifest_clear(out);
     return rc;
 }
 
@@ -966,8 +954,8 @@ static char *pax_path(const char *d, size_t n, uint64_t *size, bool *has_size)
 /* Unpacks the tar at path (a stored blob) file by file into the store,
  * adding each regular file to l. Bounded: every size is checked against
  * the bytes left; pax records at most 1 MiB. */
-static int tar_unpack(cellar_store *s, const char *path, const char *label, cellar_hub_listing *l,
-                      size_t *cap)
+int cellar_oci_tar_unpack(cellar_store *s, const char *path, const char *label,
+                          cellar_hub_listing *l, size_t *cap)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -1050,7 +1038,8 @@ static int tar_unpack(cellar_store *s, const char *path, const char *label, cell
                 rc = cellar_fail(CELLAR_EFORMAT, "%s: a tar path over 255 bytes", label);
                 break;
             }
-        } else if (!memcmp(h + 257, "ustar", 5) && h[345]) {
+        } else if (!memcmp(h + 257, "ustar\0", 6) && h[345]) {
+            /* POSIX ustar's prefix (GNU's "ustar  " keeps times there) */
             snprintf(name, sizeof name, "%.155s/%.100s", (const char *)h + 345,
                      (const char *)h + 0);
         } else {
@@ -1206,7 +1195,7 @@ int cellar_oci_pull(cellar_pull_result *out, cellar_store *s, const char *refstr
     if (!rc && !label)
         rc = CELLAR_ENOMEM;
     if (!rc)
-        rc = parse_manifest(&pm, man.data, man.len, label);
+        rc = cellar_oci_manifest_parse(&pm, man.data, man.len, label);
     /* The tar layers first: fetched as blobs, then unpacked into the store. */
     size_t ntar = 0;
     for (size_t i = 0; !rc && i < pm.n; i++)
@@ -1244,7 +1233,7 @@ int cellar_oci_pull(cellar_pull_result *out, cellar_store *s, const char *refstr
             char *obj = NULL;
             rc = cellar_store_object_path(s, tars.files[i].sha256, &obj);
             if (!rc)
-                rc = tar_unpack(s, obj, label, &l, &lcap);
+                rc = cellar_oci_tar_unpack(s, obj, label, &l, &lcap);
             free(obj);
         }
     }
@@ -1308,7 +1297,7 @@ int cellar_oci_pull(cellar_pull_result *out, cellar_store *s, const char *refstr
     }
     listing_clear(&l);
     listing_clear(&tars);
-    parsed_free(&pm);
+    cellar_oci_manifest_clear(&pm);
     cellar_buf_free(&man);
     cellar_reg_free(reg);
     cellar_oci_ref_clear(&ref);
@@ -1376,7 +1365,7 @@ static void git_files_from_manifest(cellar_remote *r, cellar_hub_listing *have,
     cellar_buf man;
     struct parsed pm = {0};
     if (cellar_reg_manifest_get(r->reg, r->ref.repo, tag, &man, digest) == 0 &&
-        parse_manifest(&pm, man.data, man.len, tag) == 0) {
+        cellar_oci_manifest_parse(&pm, man.data, man.len, tag) == 0) {
         for (size_t i = 0; i < want->n; i++) {
             const cellar_hub_file *f = &want->files[i];
             if (f->lfs)
@@ -1394,7 +1383,7 @@ static void git_files_from_manifest(cellar_remote *r, cellar_hub_listing *have,
                 }
         }
     }
-    parsed_free(&pm);
+    cellar_oci_manifest_clear(&pm);
     cellar_buf_free(&man);
     cellar_error_clear();
 }
