@@ -194,6 +194,14 @@ check "bearer: password not printed" bash -c "! grep -q '$PASS' '$T/out'"
 check "bearer: registry never saw the password" [ "$(curl -s "http://$RP/_stats" | $PY -c 'import json,sys; print(json.load(sys.stdin)["basic_seen"])')" = 0 ]
 CELLAR_REGISTRY_AUTH="bob:$PASS" c push "$T/src-beta" "oci://$RP/team/gamma:v1" --plain-http >"$T/out" 2>&1 \
     || { cat "$T/out"; bad "push with a token"; }
+# tokens good for 2 requests: the pull's threads fetch new ones as they expire
+$PY "$TOOL" proxy "$(echo "$R" | cut -d: -f2)" --user "bob:$PASS" --token-uses 2 >"$T/proxy2.json" 2>"$T/proxy2.log" &
+PIDS+=($!)
+for _ in $(seq 100); do [ -s "$T/proxy2.json" ] && break; sleep 0.1; done
+PPORT2=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["proxy"])' "$T/proxy2.json")
+CELLAR_HOME=$T/bearer-expiry CELLAR_REGISTRY_AUTH="bob:$PASS" c pull "oci://127.0.0.1:$PPORT2/team/alpha:v1" \
+    --plain-http --to "$T/p-expiry" --jobs 2 >"$T/out" 2>&1 || { cat "$T/out"; bad "pull with expiring tokens"; }
+check "expiring tokens: same files" same_tree "$FX/alpha" "$T/p-expiry"
 
 # ---- the registry killed mid-pull, then restarted: the pull resumes ----------
 big=$T/big

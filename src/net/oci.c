@@ -1102,8 +1102,9 @@ int cellar_oci_tar_unpack(cellar_store *s, const char *path, const char *label,
 /* ---- the registry as the pull engine's source ---- */
 
 struct oci_src {
-    cellar_reg *reg;
+    cellar_reg *reg; /* used by the workers' refresh only, under mu */
     const char *repo;
+    pthread_mutex_t mu;
 };
 
 static char *src_blob_url(void *ctx, const cellar_hub_file *f)
@@ -1130,6 +1131,20 @@ static int src_open_hub(cellar_hub **out, void *ctx)
     return 0;
 }
 
+/* A worker's token expired: one new token, shared by the threads that ask
+ * at about the same time (a token newer than the one that failed is just
+ * copied). */
+static int src_refresh(void *ctx, cellar_hub *hub)
+{
+    struct oci_src *o = ctx;
+    pthread_mutex_lock(&o->mu);
+    int rc = cellar_reg_reauthorize(o->reg);
+    if (!rc)
+        rc = cellar_http_set_auth(hub->http, o->reg->auth_line);
+    pthread_mutex_unlock(&o->mu);
+    return rc;
+}
+
 static int src_status_error(void *ctx, const cellar_http_resp *resp, const char *path)
 {
     struct oci_src *o = ctx;
@@ -1146,13 +1161,15 @@ static int engine(cellar_store *s, cellar_reg *reg, const char *repo, const cell
     free(scope);
     if (rc)
         return rc;
-    struct oci_src os = {reg, repo};
-    cellar_pull_source src = {&os, src_blob_url, src_open_hub, src_status_error};
+    struct oci_src os = {reg, repo, PTHREAD_MUTEX_INITIALIZER};
+    cellar_pull_source src = {&os, src_blob_url, src_open_hub, src_status_error,
+                              reg->bearer ? src_refresh : NULL};
     cellar_hub *hub = NULL;
     rc = src_open_hub(&hub, &os);
     if (!rc)
         rc = cellar_pull_listing(s, &src, hub, l, snap_repo, revision, hf_name, record, po, res);
     cellar_hub_free(hub);
+    pthread_mutex_destroy(&os.mu);
     return rc;
 }
 
@@ -1315,9 +1332,113 @@ struct cellar_remote {
     cellar_oci_ref ref;
     cellar_reg *reg;
     cellar_oci_opts o;
+    /* The uploader: blobs offered while the pull downloads go up on its
+     * own thread, client and store handle. */
+    pthread_t tid;
+    bool running, mu_init;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint8_t (*queue)[32]; /* under mu */
+    uint64_t *sizes;
+    size_t qn, qcap, qhead;
+    bool closing;           /* under mu: no more offers */
+    uint64_t up_files, up_bytes; /* under mu: uploaded by the thread */
+    int up_rc;              /* under mu: its first failure */
+    char up_msg[512];
+    cellar_store *us;
+    cellar_reg *ureg;
 };
 
-int cellar_remote_open(cellar_remote **out, const char *refstr, const cellar_oci_opts *o)
+static void *uploader_run(void *arg)
+{
+    cellar_remote *r = arg;
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        while (r->qhead == r->qn && !r->closing)
+            pthread_cond_wait(&r->cv, &r->mu);
+        if (r->qhead == r->qn || r->up_rc) {
+            pthread_mutex_unlock(&r->mu);
+            break;
+        }
+        uint8_t sha[32];
+        memcpy(sha, r->queue[r->qhead], 32);
+        uint64_t size = r->sizes[r->qhead];
+        r->qhead++;
+        pthread_mutex_unlock(&r->mu);
+        char d[72], *obj = NULL;
+        sha_str(d, sha);
+        int how = CELLAR_REG_HAD, rc = cellar_store_object_path(r->us, sha, &obj);
+        int fd = rc ? -1 : open(obj, O_RDONLY | O_CLOEXEC);
+        if (!rc && fd < 0)
+            rc = cellar_fail_errno(errno, "%s", obj);
+        if (!rc)
+            rc = cellar_reg_blob_push(r->ureg, r->ref.repo, d, fd, size, NULL, r->o.chunk_size,
+                                      &how);
+        if (fd >= 0)
+            close(fd);
+        free(obj);
+        pthread_mutex_lock(&r->mu);
+        if (rc && !r->up_rc) {
+            r->up_rc = rc;
+            snprintf(r->up_msg, sizeof r->up_msg, "%s", cellar_error_last());
+        } else if (!rc && how == CELLAR_REG_UPLOADED) {
+            r->up_files++;
+            r->up_bytes += size;
+        }
+        pthread_mutex_unlock(&r->mu);
+    }
+    return NULL;
+}
+
+/* Starts the uploader (best effort: without it, everything goes up in
+ * cellar_remote_share). */
+static void uploader_start(cellar_remote *r, const char *home)
+{
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    r->mu_init = true;
+    if (cellar_store_open(&r->us, home) || reg_open_for(&r->ureg, &r->ref, &r->o) ||
+        pthread_create(&r->tid, NULL, uploader_run, r) != 0) {
+        cellar_error_clear();
+        return;
+    }
+    r->running = true;
+}
+
+void cellar_remote_offer(cellar_remote *r, const uint8_t sha256[32], uint64_t size)
+{
+    if (!r || !r->running)
+        return;
+    pthread_mutex_lock(&r->mu);
+    if (!r->closing && cellar_grow(&r->queue, &r->qcap, r->qn + 1, 32, 16) == 0) {
+        size_t cap = r->qcap;
+        uint64_t *ns = realloc(r->sizes, cap * sizeof *ns);
+        if (ns) {
+            r->sizes = ns;
+            memcpy(r->queue[r->qn], sha256, 32);
+            r->sizes[r->qn++] = size;
+            pthread_cond_signal(&r->cv);
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    cellar_error_clear();
+}
+
+/* Lets the uploader finish its queue and stops it. */
+static void uploader_stop(cellar_remote *r)
+{
+    if (!r->running)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->closing = true;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    pthread_join(r->tid, NULL);
+    r->running = false;
+}
+
+int cellar_remote_open(cellar_remote **out, const char *refstr, const cellar_oci_opts *o,
+                       const char *home)
 {
     static const cellar_oci_opts defaults = {.version = CELLAR_OCI_OPTS_VERSION};
     *out = NULL;
@@ -1339,6 +1460,8 @@ int cellar_remote_open(cellar_remote **out, const char *refstr, const cellar_oci
         cellar_remote_free(r);
         return rc;
     }
+    if (home)
+        uploader_start(r, home);
     *out = r;
     return 0;
 }
@@ -1347,6 +1470,15 @@ void cellar_remote_free(cellar_remote *r)
 {
     if (!r)
         return;
+    uploader_stop(r);
+    if (r->mu_init) {
+        pthread_mutex_destroy(&r->mu);
+        pthread_cond_destroy(&r->cv);
+    }
+    free(r->queue);
+    free(r->sizes);
+    cellar_reg_free(r->ureg);
+    cellar_store_free(r->us);
     cellar_reg_free(r->reg);
     cellar_oci_ref_clear(&r->ref);
     free(r);
@@ -1455,6 +1587,13 @@ int cellar_remote_share(cellar_remote *r, cellar_store *s, const char *repo, con
                         const cellar_pull_result *res, uint64_t *files, uint64_t *bytes)
 {
     *files = *bytes = 0;
+    uploader_stop(r);
+    if (r->us) {
+        *files = r->up_files;
+        *bytes = r->up_bytes;
+        if (r->up_rc)
+            return cellar_fail(r->up_rc, "%s", r->up_msg);
+    }
     struct model m = {0};
     int rc = 0;
     for (size_t i = 0; i < res->n && !rc; i++)
@@ -1475,8 +1614,8 @@ int cellar_remote_share(cellar_remote *r, cellar_store *s, const char *repo, con
         cellar_oci_push_result pr;
         memset(&pr, 0, sizeof pr);
         rc = push_model(&pr, r->reg, s, &r->ref, tags, strcmp(t1, t2) ? 2 : 1, &m, &r->o);
-        *files = pr.blobs_uploaded;
-        *bytes = pr.bytes_uploaded;
+        *files += pr.blobs_uploaded;
+        *bytes += pr.bytes_uploaded;
     }
     model_free(&m);
     return rc;

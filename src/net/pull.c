@@ -102,6 +102,7 @@ struct pull {
     cellar_hub *hub;
     const cellar_pull_source *src; /* NULL: the Hub */
     const char *hf_name;           /* HF layout's "ORG--NAME" when not from repo */
+    cellar_remote *remote;         /* the team cache, offered each blob stored */
     const cellar_pull_opts *o;
     const char *repo, *revision;
     char commit[41];
@@ -283,6 +284,7 @@ static int item_commit(struct pull *p, struct item *it)
         return cellar_fail_prefix("%s: %s", p->repo, it->f->path);
     memcpy(it->f->sha256, got.d[CELLAR_ALGO_SHA256], 32);
     it->f->downloaded = 1;
+    cellar_remote_offer(p->remote, it->f->sha256, it->f->size);
     update(p, CELLAR_PULL_FINISH, it, 0, 0, NULL);
     set_state(p, it, ITEM_DONE);
     return 0;
@@ -454,6 +456,13 @@ static void attempt_end(struct pull *p, struct item *it)
         if (fail_rc == 0)
             cellar_fail(CELLAR_ENET, "the server answered %ld", fail_resp.status);
         item_retry(p, it, fail_rc ? NULL : &fail_resp);
+        return;
+    }
+    if (fail_rc == 0 && fail_resp.status == 401 && p->src && p->src->refresh &&
+        p->src->refresh(p->src->ctx, wk->hub) == 0) {
+        /* A token that expired mid-pull: this thread has a new one. */
+        cellar_fail(CELLAR_EAUTH, "%s: the token expired", it->f->path);
+        item_retry(p, it, NULL);
         return;
     }
     if (fail_rc == 0 && p->src)
@@ -1156,7 +1165,8 @@ static void remote_failed(cellar_pull_result *res, int rc)
  * *remote stays open for sharing afterwards (NULL if it cannot be used). */
 static void remote_fetch(struct pull *p, cellar_remote **remote)
 {
-    int rc = cellar_remote_open(remote, p->o->remote, p->o->remote_opts);
+    int rc =
+        cellar_remote_open(remote, p->o->remote, p->o->remote_opts, cellar_store_home(p->s));
     if (rc) {
         remote_failed(p->res, rc);
         return;
@@ -1235,6 +1245,7 @@ int cellar_pull(cellar_store *s, const char *repo, const cellar_pull_opts *opts,
             rc = plan_online(&p, listing);
         if (!rc && !o->dry_run && o->remote)
             remote_fetch(&p, &remote);
+        p.remote = remote;
         if (!rc && !o->dry_run)
             rc = download_all(&p);
         if (rc && p.rc_msg)

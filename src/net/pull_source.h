@@ -18,6 +18,9 @@ typedef struct cellar_pull_source {
     int (*open_hub)(cellar_hub **out, void *ctx);
     /* The error for a final non-2xx answer for path. */
     int (*status_error)(void *ctx, const cellar_http_resp *resp, const char *path);
+    /* A 401: new credentials into hub's client (0: try again). May be NULL.
+     * Called from worker threads. */
+    int (*refresh)(void *ctx, cellar_hub *hub);
 } cellar_pull_source;
 
 /* Runs the engine on a listing the caller made (every file with its
@@ -31,7 +34,13 @@ int cellar_pull_listing(cellar_store *s, const cellar_pull_source *src, cellar_h
 
 /* The team cache (oci.c, docs/oci.md). */
 typedef struct cellar_remote cellar_remote;
-int cellar_remote_open(cellar_remote **out, const char *ref, const cellar_oci_opts *o);
+/* home: the store whose blobs are offered (its folder; an uploader thread
+ * opens its own handle), NULL for no uploader. */
+int cellar_remote_open(cellar_remote **out, const char *ref, const cellar_oci_opts *o,
+                       const char *home);
+/* Queues a blob just stored for upload while the pull goes on (from any
+ * thread; best effort: a blob not sent here goes in cellar_remote_share). */
+void cellar_remote_offer(cellar_remote *r, const uint8_t sha256[32], uint64_t size);
 void cellar_remote_free(cellar_remote *r);
 /* Takes every file of want (files of repo at want->commit) that the
  * registry holds into the store: LFS files by sha256, files kept in git by
@@ -39,7 +48,8 @@ void cellar_remote_free(cellar_remote *r);
 int cellar_remote_fetch(cellar_remote *r, cellar_store *s, const cellar_hub_listing *want,
                         const char *repo, const cellar_pull_opts *o, uint64_t *files,
                         uint64_t *bytes);
-/* Puts every file of a finished pull into the registry (what it lacks) and
+/* Waits for the uploader, then puts every file of a finished pull into the
+ * registry (what it still lacks) and
  * a manifest tagged for repo + revision and repo + commit. */
 int cellar_remote_share(cellar_remote *r, cellar_store *s, const char *repo, const char *revision,
                         const cellar_pull_result *res, uint64_t *files, uint64_t *bytes);

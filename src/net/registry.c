@@ -524,6 +524,16 @@ static int take_challenge(cellar_reg *r, const cellar_http_resp *resp, const cha
                        r->host);
 }
 
+int cellar_reg_reauthorize(cellar_reg *r)
+{
+    if (!r->bearer)
+        return cellar_fail(CELLAR_EAUTH, "registry %s refused the credentials", r->host);
+    char *scope = r->scope ? cellar_strdup(r->scope) : NULL;
+    int rc = r->scope && !scope ? CELLAR_ENOMEM : fetch_token(r, scope);
+    free(scope);
+    return rc;
+}
+
 int cellar_reg_authorize(cellar_reg *r, const char *scope)
 {
     if (!r->bearer || !scope)

@@ -64,6 +64,10 @@ int cellar_reg_ping(cellar_reg *r);
  * Bearer. Nothing to do for Basic or anonymous. */
 int cellar_reg_authorize(cellar_reg *r, const char *scope);
 
+/* A new Bearer token for the scope of the last one (it expired).
+ * CELLAR_EAUTH when the registry does not use tokens. */
+int cellar_reg_reauthorize(cellar_reg *r);
+
 /* HEAD of a blob: 1 present (*size set, may be NULL), 0 absent, < 0. */
 int cellar_reg_blob_exists(cellar_reg *r, const char *repo, const char *digest, uint64_t *size);
 

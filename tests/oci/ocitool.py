@@ -14,7 +14,7 @@
                                     annotations, manifest annotation
                                     org.cncf.modctl.modelfile), plus one .tar
                                     layer (pax) and one old vnd.cnai layer
-  ocitool.py proxy REGISTRY_PORT [--user U:P] [--rate BYTES_PER_S]
+  ocitool.py proxy REGISTRY_PORT [--user U:P] [--rate BYTES_PER_S] [--token-uses N]
                                     a Bearer-token front for a registry: a
                                     token server (Basic auth) and a proxy
                                     asking for its tokens; prints
@@ -284,8 +284,8 @@ class Threading(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
 
 
-def proxy(reg_port, user, rate):
-    tokens = set()
+def proxy(reg_port, user, rate, uses):
+    tokens = {}  # token -> requests it may still make (None: any)
     stats = {"blob_bytes": 0, "basic_seen": 0, "requests": 0}
     lock = threading.Lock()
     tport = freeport()
@@ -310,7 +310,7 @@ def proxy(reg_port, user, rate):
                 return
             t = secrets.token_hex(16)
             with lock:
-                tokens.add(t)
+                tokens[t] = uses
             body = json.dumps({"token": t, "expires_in": 300}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -340,7 +340,16 @@ def proxy(reg_port, user, rate):
                     stats["basic_seen"] += 1
             n = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(n) if n else b""
-            if not (auth.startswith("Bearer ") and auth[7:] in tokens):
+            valid = False
+            if auth.startswith("Bearer "):
+                with lock:
+                    left = tokens.get(auth[7:], 0)
+                    if left is None or left > 0:
+                        valid = True
+                        if left is not None:
+                            tokens[auth[7:]] = left - 1
+                            stats["token_uses"] = stats.get("token_uses", 0) + 1
+            if not valid:
                 name = self.path.split("/")[2:4]
                 scope = "repository:%s:pull" % "/".join(name)
                 msg = b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}'
@@ -410,15 +419,17 @@ def main(a):
     elif a[0] == "modctl-push":
         modctl_push(a[1], a[2], a[3], a[4])
     elif a[0] == "proxy":
-        user, rate = None, 0
+        user, rate, uses = None, 0, None
         i = 2
         while i < len(a):
             if a[i] == "--user":
                 user = a[i + 1]
             elif a[i] == "--rate":
                 rate = float(a[i + 1])
+            elif a[i] == "--token-uses":
+                uses = int(a[i + 1])
             i += 2
-        proxy(int(a[1]), user, rate)
+        proxy(int(a[1]), user, rate, uses)
     else:
         sys.exit(__doc__)
 
