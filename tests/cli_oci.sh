@@ -51,6 +51,25 @@ start_registry() {
     cat "$REG_DIR/log" >&2
     return 1
 }
+# start_proxy NAME ARGS...: a Bearer/slow front (ocitool.py proxy); sets
+# PROXY_PORT and PROXY_PID once it answers.
+start_proxy() {
+    local name=$1
+    shift
+    $PY "$TOOL" proxy "$@" >"$T/$name.json" 2>"$T/$name.log" &
+    PROXY_PID=$!
+    PIDS+=("$PROXY_PID")
+    for _ in $(seq 300); do
+        if [ -s "$T/$name.json" ]; then
+            PROXY_PORT=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["proxy"])' "$T/$name.json")
+            curl -sf "http://127.0.0.1:$PROXY_PORT/_stats" >/dev/null && return 0
+        fi
+        sleep 0.1
+    done
+    echo "proxy $name did not start" >&2
+    cat "$T/$name.log" >&2
+    return 1
+}
 # Blob upload PUTs the registry served for repository $2 (log $1).
 uploads() { grep -c "\"PUT /v2/$2/blobs/uploads/" "$1" || true; }
 fsize() { stat -c %s "$1"; }
@@ -126,6 +145,8 @@ check "bad reference refused" bash -c "! '$BIN' pull 'oci://$R/Team/UPPER:v1' --
 check "bad reference worded" grep -q "lower-case" "$T/err"
 c pull "oci://$R/team/missing:v1" --plain-http --to "$T/none" >"$T/out" 2>&1 && bad "missing tag pulled"
 check "missing tag worded" grep -q "MANIFEST_UNKNOWN\|NAME_UNKNOWN" "$T/out"
+c pull "oci://$R/team/alpha:v9" --plain-http --to "$T/none" >"$T/out" 2>&1 && bad "wrong tag pulled"
+check "wrong tag: names the tags there" grep -q "team/alpha has tags v1" "$T/out"
 
 # ---- a manifest written the way modctl writes one -------------------------
 $PY "$TOOL" modctl-push "http://$R" team/modctl v1 "$FX/alpha"
@@ -176,10 +197,8 @@ check "Basic via docker config: same files" same_tree "$FX/alpha" "$T/p-basic"
 kill "$REG_PID"
 
 # ---- Bearer token realm ---------------------------------------------------
-$PY "$TOOL" proxy "${MAIN_DIR:+$(echo "$R" | cut -d: -f2)}" --user "bob:$PASS" >"$T/proxy.json" 2>"$T/proxy.log" &
-PIDS+=($!)
-for _ in $(seq 100); do [ -s "$T/proxy.json" ] && break; sleep 0.1; done
-PPORT=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["proxy"])' "$T/proxy.json")
+start_proxy proxy "$(echo "$R" | cut -d: -f2)" --user "bob:$PASS"
+PPORT=$PROXY_PORT
 RP=127.0.0.1:$PPORT
 export CELLAR_HOME=$T/bearer-store
 c pull "oci://$RP/team/alpha:v1" --plain-http --to "$T/p-bearer-x" >"$T/out" 2>&1 && bad "anonymous bearer accepted"
@@ -195,10 +214,8 @@ check "bearer: registry never saw the password" [ "$(curl -s "http://$RP/_stats"
 CELLAR_REGISTRY_AUTH="bob:$PASS" c push "$T/src-beta" "oci://$RP/team/gamma:v1" --plain-http >"$T/out" 2>&1 \
     || { cat "$T/out"; bad "push with a token"; }
 # tokens good for 2 requests: the pull's threads fetch new ones as they expire
-$PY "$TOOL" proxy "$(echo "$R" | cut -d: -f2)" --user "bob:$PASS" --token-uses 2 >"$T/proxy2.json" 2>"$T/proxy2.log" &
-PIDS+=($!)
-for _ in $(seq 100); do [ -s "$T/proxy2.json" ] && break; sleep 0.1; done
-PPORT2=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["proxy"])' "$T/proxy2.json")
+start_proxy proxy2 "$(echo "$R" | cut -d: -f2)" --user "bob:$PASS" --token-uses 2
+PPORT2=$PROXY_PORT
 CELLAR_HOME=$T/bearer-expiry CELLAR_REGISTRY_AUTH="bob:$PASS" c pull "oci://127.0.0.1:$PPORT2/team/alpha:v1" \
     --plain-http --to "$T/p-expiry" --jobs 2 >"$T/out" 2>&1 || { cat "$T/out"; bad "pull with expiring tokens"; }
 check "expiring tokens: same files" same_tree "$FX/alpha" "$T/p-expiry"
@@ -208,18 +225,17 @@ big=$T/big
 mkdir -p "$big"
 head -c $((12 << 20)) /dev/urandom >"$big/weights.bin"
 CELLAR_HOME=$T/big-push c push "$big" "oci://$R/team/big:v1" --plain-http >/dev/null
-$PY "$TOOL" proxy "$(echo "$R" | cut -d: -f2)" --rate 2000000 >"$T/slow.json" 2>"$T/slow.log" &
-SLOWPID=$!
-PIDS+=($SLOWPID)
-for _ in $(seq 100); do [ -s "$T/slow.json" ] && break; sleep 0.1; done
-SPORT=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["proxy"])' "$T/slow.json")
+start_proxy slow "$(echo "$R" | cut -d: -f2)" --rate 2000000
+SPORT=$PROXY_PORT
+SLOWPID=$PROXY_PID
 export CELLAR_HOME=$T/resume-store
 c pull "oci://127.0.0.1:$SPORT/team/big:v1" --plain-http --to "$T/p-big" --part-size 0 >"$T/out" 2>&1 &
 PULLPID=$!
 # wait until a few MB arrived, then kill the registry under the proxy
 for _ in $(seq 300); do
-    got=$(find "$CELLAR_HOME/tmp" -type f -printf '%s\n' 2>/dev/null | sort -n | tail -1)
+    got=$(find "$CELLAR_HOME/tmp" -type f -printf '%s\n' 2>/dev/null | sort -n | tail -1 || true)
     [ "${got:-0}" -gt $((3 << 20)) ] && break
+    kill -0 "$PULLPID" 2>/dev/null || { cat "$T/out" >&2; break; }
     sleep 0.1
 done
 kill -9 "$MAIN_PID"
@@ -251,6 +267,12 @@ CELLAR_HOME=$T/machine-b c pull pipe/alpha --to "$T/mb" >"$T/out" 2>&1 || { cat 
 check "B: same files as A" same_tree "$T/ma" "$T/mb"
 check "B: nothing from the Hub's files" [ "$(served "")" = 0 ]
 check "B: everything from the registry" grep -q "downloaded 0 files" "$T/out"
+# a snapshot the store records, pushed by name: the config names its commit
+CELLAR_HOME=$T/machine-a c push pipe/alpha "oci://$R/hub/alpha:main" --plain-http >"$T/out" 2>&1 \
+    || { cat "$T/out"; bad "push of a snapshot"; }
+skopeo inspect --config --raw --tls-verify=false "docker://$R/hub/alpha:main" >"$T/snapcfg.json"
+check "snapshot push: name and revision" grep -q '"name":"pipe/alpha","revision":"[0-9a-f]\{40\}"' "$T/snapcfg.json"
+check "snapshot push: nothing uploaded (mounted from the cache)" grep -q " 0 uploaded" "$T/out"
 # the registry down: the pull still works, with a warning
 CELLAR_REMOTE=oci://127.0.0.1:1/cache CELLAR_HOME=$T/machine-c c pull pipe/alpha --to "$T/mc" >"$T/out" 2>&1 \
     || { cat "$T/out"; bad "pull with the team cache down"; }

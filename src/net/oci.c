@@ -1181,6 +1181,31 @@ static void listing_clear(cellar_hub_listing *l)
     memset(l, 0, sizeof *l);
 }
 
+/* A missing tag: the message also names the tags the repository has. */
+static void tags_hint(cellar_reg *reg, const char *repo)
+{
+    char *msg = cellar_strdup(cellar_error_last());
+    char **tags = NULL;
+    size_t n = 0;
+    if (msg && cellar_reg_tags(reg, repo, &tags, &n) == 0) {
+        cellar_buf b;
+        cellar_buf_init(&b, 4096);
+        for (size_t i = 0; i < n && i < 12; i++)
+            (void)cellar_buf_printf(&b, "%s%s", i ? ", " : "", tags[i]);
+        if (n > 12)
+            (void)cellar_buf_printf(&b, "... (%zu in all)", n);
+        cellar_fail(CELLAR_ENOTFOUND, "%s; %s has %s%s", msg, repo, n ? "tags " : "no tags",
+                    b.data ? b.data : "");
+        cellar_buf_free(&b);
+    } else if (msg) {
+        cellar_fail(CELLAR_ENOTFOUND, "%s", msg);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(tags[i]);
+    free(tags);
+    free(msg);
+}
+
 int cellar_oci_pull(cellar_pull_result *out, cellar_store *s, const char *refstr,
                     const cellar_oci_opts *o, const cellar_pull_opts *po)
 {
@@ -1208,6 +1233,8 @@ int cellar_oci_pull(cellar_pull_result *out, cellar_store *s, const char *refstr
     rc = reg_open_for(&reg, &ref, o);
     if (!rc)
         rc = cellar_reg_manifest_get(reg, ref.repo, want, &man, digest);
+    if (rc == CELLAR_ENOTFOUND && !ref.digest)
+        tags_hint(reg, ref.repo);
     label = cellar_sprintf("%s/%s@%s", ref.host, ref.repo, digest);
     if (!rc && !label)
         rc = CELLAR_ENOMEM;
