@@ -33,7 +33,7 @@ typedef struct cellar_http_resp {
     char error_message[256];  /* X-Error-Message */
     char *link_next;          /* Link: <url>; rel="next" (owned), NULL if none */
     int redirects;            /* redirects followed */
-    /* OCI registries (registry.c), all of the LAST answer, "" if absent: */
+    /* OCI registries (oci_registry.c), all of the LAST answer, "" if absent: */
     char location[2048];         /* Location of an answer not followed (201/202) */
     char content_digest[80];     /* Docker-Content-Digest */
     char www_authenticate[1024]; /* WWW-Authenticate */
@@ -78,7 +78,7 @@ int cellar_http_fetch(cellar_http *h, cellar_http_resp *resp, cellar_buf *body, 
                       size_t limit);
 void cellar_http_resp_release(cellar_http_resp *resp);
 
-/* ---- requests other than GET (OCI registries, registry.c) ---- */
+/* ---- requests other than GET (OCI registries, oci_registry.c) ---- */
 
 /* How to send one request. A zeroed struct is a plain GET. */
 typedef struct cellar_http_req_opts {

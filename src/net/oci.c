@@ -5,7 +5,7 @@
 #include "json.h"
 #include "oci.h"
 #include "pull_source.h"
-#include "registry.h"
+#include "oci_registry.h"
 #include "walk.h"
 
 #include <ctype.h>

@@ -1,10 +1,10 @@
-/* The OCI Distribution client (registry.h): every call is one or a few
+/* The OCI Distribution client (oci_registry.h): every call is one or a few
  * synchronous requests on the client's own event loop. Auth follows
  * OCI.md s.2: a 401 names Basic or Bearer; Basic resends with the user's
  * credentials, Bearer fetches a token from the realm (with the credentials,
  * sent to the realm's origin only) for the scopes the call needs, then
  * resends. A second 401 is final and worded without the password. */
-#include "registry.h"
+#include "oci_registry.h"
 
 #include "hub.h"
 #include "json.h"

@@ -2,7 +2,7 @@
  * base64, and credentials from a Docker config (auths, a credential
  * helper). The protocol itself is tested against docker-registry in
  * tests/cli_oci.sh. */
-#include "registry.h"
+#include "oci_registry.h"
 #include "testutil.h"
 
 #include <sys/stat.h>

@@ -5,8 +5,8 @@
  * flow (token re-fetched on a 401). Credentials are never put into a
  * message and never sent to a host other than the registry's and its token
  * realm's. A cellar_reg is used by one thread at a time. */
-#ifndef CELLAR_REGISTRY_H
-#define CELLAR_REGISTRY_H
+#ifndef CELLAR_OCI_REGISTRY_H
+#define CELLAR_OCI_REGISTRY_H
 
 #include "http.h"
 
