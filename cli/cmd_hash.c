@@ -3,7 +3,6 @@
 #include "cli.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -403,74 +402,45 @@ static int targets_add(struct targets *t, const char *p)
     return 0;
 }
 
-struct entry {
-    char *name;
-    unsigned char type; /* d_type */
+/* -r: the files under dir as the library lists them (sorted by name in
+ * each folder; symlinked folders not entered, as find(1); symlinks to
+ * files hashed). A listing cut short (out of memory) is an error, never a
+ * shorter list that exits 0. */
+struct listing {
+    struct run *r;
+    struct targets *t;
+    bool oom;
 };
 
-static int entry_cmp(const void *a, const void *b)
+static int listed(const char *path, int rc, const char *message, void *ctx)
 {
-    return strcmp(((const struct entry *)a)->name, ((const struct entry *)b)->name);
+    struct listing *l = ctx;
+    if (rc == CELLAR_EUNSUPPORTED) {
+        cli_warn("%s, skipped", message); /* a FIFO, socket or device */
+        return 0;
+    }
+    if (rc) {
+        report_error(l->r, path, message);
+        return 0;
+    }
+    if (targets_add(l->t, path)) {
+        l->oom = true;
+        return 1;
+    }
+    return 0;
 }
 
-/* Adds the files under dir, sorted by name in each folder; symlinked
- * folders are not entered (as find(1)), symlinks to files are hashed.
- * d_type spares a stat per file: an unchanged tree costs one stat a file. */
 static void expand_dir(struct run *r, struct targets *t, const char *dir)
 {
-    DIR *d = opendir(dir);
-    if (!d) {
+    cellar_walk_opts wo = CELLAR_WALK_OPTS_INIT;
+    wo.flags = CELLAR_WALK_FILE_SYMLINKS | CELLAR_WALK_REGULAR_ONLY;
+    struct listing l = {r, t, false};
+    if (cellar_walk_files(dir, &wo, listed, &l) != 0) {
         char message[4200];
-        snprintf(message, sizeof message, "%s: %s", dir, strerror(errno));
+        snprintf(message, sizeof message, "%s: %s", dir,
+                 l.oom ? "out of memory: files left out" : cellar_error_last());
         report_error(r, dir, message);
-        return;
     }
-    struct entry *v = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            struct entry *nv = realloc(v, cap * sizeof *v);
-            if (!nv)
-                break;
-            v = nv;
-        }
-        if (!(v[n].name = strdup(e->d_name)))
-            break;
-        v[n++].type = e->d_type;
-    }
-    closedir(d);
-    if (n)
-        qsort(v, n, sizeof *v, entry_cmp);
-    size_t dl = strlen(dir);
-    bool slash = dl && dir[dl - 1] == '/';
-    for (size_t i = 0; i < n; i++) {
-        char *p = malloc(dl + strlen(v[i].name) + 2);
-        if (p) {
-            sprintf(p, "%s%s%s", dir, slash ? "" : "/", v[i].name);
-            unsigned char type = v[i].type;
-            struct stat st;
-            if (type == DT_UNKNOWN && lstat(p, &st) == 0)
-                type = S_ISDIR(st.st_mode)   ? DT_DIR
-                       : S_ISLNK(st.st_mode) ? DT_LNK
-                       : S_ISREG(st.st_mode) ? DT_REG
-                                             : DT_FIFO; /* any special file */
-            if (type == DT_DIR)
-                expand_dir(r, t, p);
-            else if (type == DT_LNK && !(stat(p, &st) == 0 && S_ISREG(st.st_mode)))
-                ; /* a symlinked folder, or dangling: not a file to hash */
-            else if (type != DT_REG && type != DT_LNK)
-                cli_warn("%s: not a regular file (FIFO, socket or device), skipped", p);
-            else if (targets_add(t, p))
-                cli_error("out of memory");
-            free(p);
-        }
-        free(v[i].name);
-    }
-    free(v);
 }
 
 static void hash_targets(struct run *r, struct targets *t)

@@ -1388,6 +1388,47 @@ CELLAR_API int cellar_convert(void *dst, cellar_dtype dst_dtype, const void *src
 CELLAR_API int cellar_model_identify(char hash[33], const cellar_model_info **info,
                                      const cellar_model *m, const cellar_registry *reg);
 
+/* ======================================================================
+ * Listing trees of files (src/common/walk.c)
+ * ====================================================================== */
+
+/* ---- walk section ---- */
+
+/* Also list symlinks that lead to a regular file (hash -r); without it
+ * symlinks are left out and the file is listed where it lives (add). */
+#define CELLAR_WALK_FILE_SYMLINKS (1u << 0)
+/* List only regular files (and with FILE_SYMLINKS symlinks to them): a
+ * FIFO, socket or device is told to fn with rc CELLAR_EUNSUPPORTED and a
+ * message naming it, not listed (hash -r warns and goes on). */
+#define CELLAR_WALK_REGULAR_ONLY (1u << 1)
+
+#define CELLAR_WALK_OPTS_VERSION 1
+typedef struct cellar_walk_opts {
+    unsigned int version;  /* CELLAR_WALK_OPTS_VERSION */
+    unsigned flags;        /* CELLAR_WALK_* */
+    const char *skip_dir;  /* a folder never entered (the store's home), or NULL */
+} cellar_walk_opts;
+#define CELLAR_WALK_OPTS_INIT { CELLAR_WALK_OPTS_VERSION, 0, NULL }
+
+/* Called for each file listed (rc 0, message NULL) and for each entry that
+ * cannot be read (rc < 0, message naming it; the walk goes on). path is
+ * root joined with the names below it, borrowed for the call. A non-zero
+ * return stops the walk. */
+typedef int (*cellar_walk_fn)(const char *path, int rc, const char *message, void *ctx);
+
+/* Lists the files under root, depth first, each folder's entries in byte
+ * order (strcmp), so a tree lists the same way every time. Folders
+ * reached through a symlink are not entered (as find(1) without -L), nor
+ * a folder twice, nor opts->skip_dir; root itself is followed if it is a
+ * symlink, and a root that is not a folder is listed alone. Entries that
+ * are neither folders nor symlinks (FIFOs, devices) are listed (the caller
+ * decides) unless CELLAR_WALK_REGULAR_ONLY. opts NULL: defaults. Returns 0; root's error (CELLAR_ENOTFOUND,
+ * CELLAR_EIO); CELLAR_ENOMEM (the listing stopped part way: files were
+ * left out, never silently); CELLAR_EUSER (fn stopped it); CELLAR_EINVAL.
+ * Safe to call from several threads at once; fn runs on the caller's. */
+CELLAR_API int cellar_walk_files(const char *root, const cellar_walk_opts *opts,
+                                 cellar_walk_fn fn, void *ctx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -196,6 +196,10 @@ PIN_AT(cellar_pull_result, files_reused, 64);
 PIN_AT(cellar_pull_result, bytes_reused, 72);
 PIN_AT(cellar_pull_result, n, 80);
 PIN_AT(cellar_pull_result, files, 88);
+PIN_SIZE(cellar_walk_opts, 16, 8);
+PIN_AT(cellar_walk_opts, version, 0);
+PIN_AT(cellar_walk_opts, flags, 4);
+PIN_AT(cellar_walk_opts, skip_dir, 8);
 PIN_VALUE(CELLAR_OK, 0);
 PIN_VALUE(CELLAR_EIO, -1);
 PIN_VALUE(CELLAR_ENOMEM, -2);
@@ -228,6 +232,6 @@ int main(void)
     if (!PINNED)
         test_skip("the pins are for LP64 Linux: this ABI is not pinned");
     else /* the asserts are the test: it compiled, so the layouts held */
-        printf("26 struct layouts and 22 values as pinned\n");
+        printf("27 struct layouts and 22 values as pinned\n");
     return test_summary();
 }
