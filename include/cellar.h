@@ -1429,6 +1429,55 @@ typedef int (*cellar_walk_fn)(const char *path, int rc, const char *message, voi
 CELLAR_API int cellar_walk_files(const char *root, const cellar_walk_opts *opts,
                                  cellar_walk_fn fn, void *ctx);
 
+/* ======================================================================
+ * Checksum lists (src/hash/checklist.c): what `cellar hash -c` checks
+ * ====================================================================== */
+
+/* ---- checklist section ---- */
+
+/* A parsed list of "digest  name" lines as sha256sum, b3sum, md5sum,
+ * sha1sum and cellar write them: "HEX  NAME", "HEX *NAME" (binary mode),
+ * "algo:HEX  NAME" (cellar --tag), "ALGO (NAME) = HEX" (BSD, sha256sum
+ * --tag); a line starting with '\' has its name escaped (\\, \n, \r).
+ * A bare HEX may be any algorithm of its length (64 digits: sha256 or
+ * blake3). Lines end in LF or CRLF. Blank lines, '#' comments and lines
+ * that fit none of the forms are counted as malformed, not kept. Not
+ * thread-safe: verifying updates the handle (which algorithm matched last
+ * is tried first); one handle per thread. */
+typedef struct cellar_checklist cellar_checklist;
+
+typedef struct cellar_checklist_line {
+    size_t lineno;      /* 1-based line number in the list */
+    uint32_t algos;     /* CELLAR_ALGO_BIT()s the digest may be (at least one) */
+    const char *name;   /* the file, unescaped, NUL-terminated; lives as long as the list */
+    size_t digest_len;  /* bytes */
+    uint8_t digest[CELLAR_DIGEST_MAX];
+} cellar_checklist_line;
+
+/* Parses len bytes of a list (copied: data may go after the call). algos
+ * (0: any) limits what a bare HEX may be, as `hash -c -a ALGO` does. label
+ * names the list in messages. Free with cellar_checklist_free. Errors:
+ * CELLAR_ENOMEM, CELLAR_EINVAL (bad arguments); malformed lines are not
+ * errors (cellar_checklist_malformed). */
+CELLAR_API int cellar_checklist_parse(cellar_checklist **out, const void *data, size_t len,
+                                      uint32_t algos, const char *label);
+CELLAR_API void cellar_checklist_free(cellar_checklist *l);
+/* Well-formed lines kept, in list order; line i (NULL past the end). */
+CELLAR_API size_t cellar_checklist_count(const cellar_checklist *l);
+CELLAR_API const cellar_checklist_line *cellar_checklist_at(const cellar_checklist *l, size_t i);
+/* Lines that were blank, comments or fit no form. */
+CELLAR_API size_t cellar_checklist_malformed(const cellar_checklist *l);
+
+/* Hashes the file of line i (always from its bytes: the hash cache is
+ * neither used nor filled) and sets *match to 1 if one of the line's
+ * algorithms gives its digest, else 0. fd >= 0: read that stream instead
+ * of opening the name (the name "-" is standard input to the CLI). opts:
+ * flags and nthreads (may be NULL). Returns 0 (then *match says), or the
+ * error that kept the file from being read (CELLAR_ENOTFOUND, CELLAR_EIO,
+ * CELLAR_EUNSUPPORTED, CELLAR_ECHANGED: a "FAILED open or read"). */
+CELLAR_API int cellar_checklist_verify(int *match, cellar_checklist *l, size_t i, int fd,
+                                       const cellar_hash_opts *opts);
+
 #ifdef __cplusplus
 }
 #endif

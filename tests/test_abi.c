@@ -200,6 +200,12 @@ PIN_SIZE(cellar_walk_opts, 16, 8);
 PIN_AT(cellar_walk_opts, version, 0);
 PIN_AT(cellar_walk_opts, flags, 4);
 PIN_AT(cellar_walk_opts, skip_dir, 8);
+PIN_SIZE(cellar_checklist_line, 64, 8);
+PIN_AT(cellar_checklist_line, lineno, 0);
+PIN_AT(cellar_checklist_line, algos, 8);
+PIN_AT(cellar_checklist_line, name, 16);
+PIN_AT(cellar_checklist_line, digest_len, 24);
+PIN_AT(cellar_checklist_line, digest, 32);
 PIN_VALUE(CELLAR_OK, 0);
 PIN_VALUE(CELLAR_EIO, -1);
 PIN_VALUE(CELLAR_ENOMEM, -2);
@@ -232,6 +238,6 @@ int main(void)
     if (!PINNED)
         test_skip("the pins are for LP64 Linux: this ABI is not pinned");
     else /* the asserts are the test: it compiled, so the layouts held */
-        printf("27 struct layouts and 22 values as pinned\n");
+        printf("28 struct layouts and 22 values as pinned\n");
     return test_summary();
 }

@@ -5,7 +5,7 @@
  * Nth allocation: every failure must come back as CELLAR_ENOMEM, cleanly
  * (ASan in make check sees leaks and bad frees), never as a success with
  * part of the result missing. Covers the parsers (safetensors, GGUF, DDUF,
- * JSON, the Hub's tree listing), the safetensors writer, the tree listing
+ * JSON, the Hub's tree listing, checksum lists), the safetensors writer, the tree listing
  * behind hash -r and add, and hashing several files. */
 #include "cellar.h"
 #include "hub.h"
@@ -169,6 +169,18 @@ static int op_hub_tree(void *ctx)
     return rc;
 }
 
+static int op_checklist(void *ctx)
+{
+    struct bytes *b = ctx;
+    cellar_checklist *l;
+    int rc = cellar_checklist_parse(&l, b->data, b->len, 0, "mixed.txt");
+    if (rc == 0) {
+        CHECK(cellar_checklist_count(l) == 2 && cellar_checklist_malformed(l) == 4);
+        cellar_checklist_free(l);
+    }
+    return rc;
+}
+
 static int op_st_writer(void *ctx)
 {
     const char *path = ctx;
@@ -292,6 +304,10 @@ int main(void)
     struct bytes dd = corpus("fuzz_dduf", "pipeline_plain.dduf");
     struct bytes js = corpus("fuzz_json_index", "index");
     struct bytes ht = corpus("fuzz_hub_tree", "listing.json");
+    struct bytes cl = corpus("fuzz_checklist", "mixed.txt");
+    if (cl.data)
+        fail_each_allocation("checksum list", op_checklist, &cl);
+    free(cl.data);
     if (st.data)
         fail_each_allocation("safetensors reader", op_safetensors, &st);
     if (gg.data)
