@@ -346,20 +346,9 @@ static int inspect_component(FILE *f, const cellar_component *c, const cellar_re
  * format from the path and its first bytes; the first match inspects. */
 
 struct format {
-    const char *name;
-    bool (*match)(const char *path, const struct stat *st, const unsigned char *head, size_t n);
+    cellar_format format;
     int (*inspect)(const char *path, const struct opts *o);
 };
-
-static bool match_weights(const char *path, const struct stat *st, const unsigned char *head,
-                          size_t n)
-{
-    (void)path;
-    (void)head;
-    (void)n;
-    /* safetensors has no magic: anything not claimed by a row above it. */
-    return S_ISDIR(st->st_mode) || S_ISREG(st->st_mode);
-}
 
 static int inspect_weights(const char *path, const struct opts *o)
 {
@@ -415,15 +404,6 @@ static int inspect_weights(const char *path, const struct opts *o)
 
 /* ---- DDUF: one component per top-level folder, its .safetensors entries
  * read in place from the archive's mapping ---- */
-
-static bool match_dduf(const char *path, const struct stat *st, const unsigned char *head,
-                       size_t n)
-{
-    size_t len = strlen(path);
-    return S_ISREG(st->st_mode) &&
-           ((n >= 4 && !memcmp(head, "PK\x03\x04", 4)) ||
-            (len > 5 && !strcmp(path + len - 5, ".dduf")));
-}
 
 /* The variant of a weights file name, as diffusers names them (weights
  * "diffusion_pytorch_model", variant "fp16"):
@@ -688,13 +668,6 @@ static int inspect_dduf(const char *path, const struct opts *o)
 
 /* ---- GGUF: header only (key/values and tensor infos) ---- */
 
-static bool match_gguf(const char *path, const struct stat *st, const unsigned char *head,
-                       size_t n)
-{
-    (void)path;
-    return S_ISREG(st->st_mode) && n >= 4 && !memcmp(head, "GGUF", 4);
-}
-
 /* A key/value's value as text (JSON when json): scalars and strings in
  * full up to a cut, arrays as their type and length. */
 static void gguf_value(const cellar_gguf *g, size_t i, bool json)
@@ -851,10 +824,12 @@ static int inspect_gguf(const char *path, const struct opts *o)
     return CLI_OK;
 }
 
+/* Which printer shows what cellar_detect_format() found. */
 static const struct format formats[] = {
-    {"gguf", match_gguf, inspect_gguf},
-    {"dduf", match_dduf, inspect_dduf},
-    {"safetensors", match_weights, inspect_weights},
+    {CELLAR_FORMAT_GGUF, inspect_gguf},
+    {CELLAR_FORMAT_DDUF, inspect_dduf},
+    {CELLAR_FORMAT_SAFETENSORS, inspect_weights},
+    {CELLAR_FORMAT_FOLDER, inspect_weights},
 };
 
 int cmd_inspect(int argc, char **argv)
@@ -880,20 +855,11 @@ int cmd_inspect(int argc, char **argv)
     if (argc - optind != 1)
         return cli_usage("inspect", "expected one PATH");
     const char *path = argv[optind];
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return cli_error("%s: %s", path, strerror(errno));
-    unsigned char head[16] = {0};
-    size_t n = 0;
-    if (S_ISREG(st.st_mode)) {
-        FILE *f = fopen(path, "rb");
-        if (!f)
-            return cli_error("%s: %s", path, strerror(errno));
-        n = fread(head, 1, sizeof head, f);
-        fclose(f);
-    }
+    cellar_format format;
+    if (cellar_detect_format(&format, path) != 0)
+        return cli_error_last();
     for (size_t i = 0; i < sizeof formats / sizeof *formats; i++)
-        if (formats[i].match(path, &st, head, n))
+        if (formats[i].format == format)
             return formats[i].inspect(path, &o);
     return cli_error("%s: not a weight file or model folder cellar knows", path);
 }

@@ -160,6 +160,17 @@ CELLAR_API int cellar_algo_parse(cellar_algo *out, const char *name);
 /* Lower-case hex of digest a into out (at least 2*CELLAR_DIGEST_MAX+1 bytes). */
 CELLAR_API void cellar_digest_hex(char *out, const cellar_digests *d, cellar_algo a);
 
+/* Parses a digest as people and tools write it: "algo:hex" (any name
+ * cellar_algo_parse() takes: "sha256:", "blake3:", "git-sha1:", "git:"...)
+ * or bare hex, either case, into out (*len bytes). *algos gets the
+ * CELLAR_ALGO_BIT()s it may be: the named one, or for bare hex those of
+ * bare whose length fits (64 digits fit sha256 and blake3: the caller
+ * decides, or tries both). CELLAR_EINVAL, naming the string and the rule,
+ * when it is neither, when a named algorithm's length differs, or when
+ * no algorithm of bare fits. Thread-safe. */
+CELLAR_API int cellar_digest_parse(uint32_t *algos, uint8_t out[CELLAR_DIGEST_MAX], size_t *len,
+                                   const char *s, uint32_t bare);
+
 /* A streaming multi-digest: several algorithms over one pass of the bytes.
  * git-sha1 needs the total size up front (expected_size); pass
  * UINT64_MAX if it is not wanted. */
@@ -1387,6 +1398,32 @@ CELLAR_API int cellar_convert(void *dst, cellar_dtype dst_dtype, const void *src
  * *info (NULL when unknown; lives as long as reg). */
 CELLAR_API int cellar_model_identify(char hash[33], const cellar_model_info **info,
                                      const cellar_model *m, const cellar_registry *reg);
+
+/* ======================================================================
+ * Format detection (src/format/detect.c)
+ * ====================================================================== */
+
+/* ---- detect section ---- */
+
+/* What a path holds, as cellar_detect_format() tells it. Values are only
+ * ever appended to. */
+typedef enum cellar_format {
+    CELLAR_FORMAT_UNKNOWN = 0,     /* not a regular file or folder (FIFO, device...) */
+    CELLAR_FORMAT_SAFETENSORS = 1, /* a regular file no other row claims: safetensors has no
+                                    * magic (a shard index .json is opened as one too) */
+    CELLAR_FORMAT_GGUF = 2,        /* starts with "GGUF" */
+    CELLAR_FORMAT_DDUF = 3,        /* starts with a ZIP local header, or is named *.dduf */
+    CELLAR_FORMAT_FOLDER = 4,      /* a directory: a model folder (cellar_components()) */
+} cellar_format;
+
+/* Tells the format of path (symlinks followed) from its type and its
+ * first bytes; nothing beyond them is read or validated, so the reader of
+ * that format may still refuse it. Errors: CELLAR_ENOTFOUND, CELLAR_EIO
+ * (naming the path); an unknown kind is not an error (*out UNKNOWN).
+ * Thread-safe. */
+CELLAR_API int cellar_detect_format(cellar_format *out, const char *path);
+/* "safetensors", "gguf", "dduf", "folder", "unknown": a static string. */
+CELLAR_API const char *cellar_format_name(cellar_format f);
 
 /* ======================================================================
  * Listing trees of files (src/common/walk.c)

@@ -36,7 +36,7 @@ for m in re.finditer(r"typedef struct (\w+) \{(.*?)\} (\w+);", text, flags=re.S)
             fields.append(re.search(r"(\w+)", p.replace("*", " ")).group(1))
     structs.append((name, fields))
 
-enums = re.findall(r"\b(CELLAR_E[A-Z]+|CELLAR_OK|CELLAR_ALGO_[A-Z0-9_]+)\s*=", text)
+enums = re.findall(r"\b(CELLAR_E[A-Z]+|CELLAR_OK|CELLAR_ALGO_[A-Z0-9_]+|CELLAR_FORMAT_[A-Z0-9_]+)\s*=", text)
 enums = [e for e in dict.fromkeys(enums)]
 
 probe = ['#include "cellar.h"', "#include <stddef.h>", "#include <stdio.h>", "int main(void) {"]

@@ -228,6 +228,11 @@ PIN_VALUE(CELLAR_ALGO_SHA1, 2);
 PIN_VALUE(CELLAR_ALGO_MD5, 3);
 PIN_VALUE(CELLAR_ALGO_CRC32, 4);
 PIN_VALUE(CELLAR_ALGO_GITSHA1, 5);
+PIN_VALUE(CELLAR_FORMAT_UNKNOWN, 0);
+PIN_VALUE(CELLAR_FORMAT_SAFETENSORS, 1);
+PIN_VALUE(CELLAR_FORMAT_GGUF, 2);
+PIN_VALUE(CELLAR_FORMAT_DDUF, 3);
+PIN_VALUE(CELLAR_FORMAT_FOLDER, 4);
 #define PINNED 1
 #else
 #define PINNED 0
@@ -238,6 +243,6 @@ int main(void)
     if (!PINNED)
         test_skip("the pins are for LP64 Linux: this ABI is not pinned");
     else /* the asserts are the test: it compiled, so the layouts held */
-        printf("28 struct layouts and 22 values as pinned\n");
+        printf("28 struct layouts and 27 values as pinned\n");
     return test_summary();
 }

@@ -1,6 +1,8 @@
 /* Checksum lists: every form sha256sum, b3sum and cellar write, escaped
  * names, CRLF, malformed lines counted not kept, -a limiting bare digests,
- * and verification of files against the lists the real tools print. */
+ * and verification of files against the lists the real tools print. Also
+ * the digest parser they share with which and verify, and format
+ * detection. */
 #include "cellar.h"
 #include "testutil.h"
 #include "util.h"
@@ -78,6 +80,68 @@ static void test_forms(void)
     cellar_checklist_free(NULL);
 }
 
+/* The one digest parser: "algo:hex" or bare hex, either case. */
+static void test_digest_parse(void)
+{
+    uint32_t algos;
+    size_t len;
+    uint8_t d[CELLAR_DIGEST_MAX];
+    const uint32_t sha = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256), b3 = CELLAR_ALGO_BIT(CELLAR_ALGO_BLAKE3),
+                   git = CELLAR_ALGO_BIT(CELLAR_ALGO_GITSHA1);
+    CHECK(cellar_digest_parse(&algos, d, &len, SHA_HELLO, sha | git) == 0);
+    CHECK(algos == sha && len == 32 && d[0] == 0xb9);
+    CHECK(cellar_digest_parse(&algos, d, &len, SHA_HELLO, CELLAR_ALGO_ALL) == 0);
+    CHECK(algos == (sha | b3));
+    CHECK(cellar_digest_parse(&algos, d, &len, "sha256:B94D27B9934D3E08A52E52D7DA7DABFAC484EFE37A5380EE9088F7ACE2EFCDE9", git) == 0);
+    CHECK(algos == sha && d[31] == 0xe9);
+    CHECK(cellar_digest_parse(&algos, d, &len, "git:0123456789abcdef0123456789abcdef01234567", 0) == 0);
+    CHECK(algos == git && len == 20);
+    CHECK(cellar_digest_parse(&algos, d, &len, "b3:" B3_HELLO, 0) == 0 && algos == b3);
+    CHECK(cellar_digest_parse(&algos, d, &len, "crc32:0d4a1185", 0) == 0 && len == 4);
+    CHECK_ERR(cellar_digest_parse(&algos, d, &len, "sha256:" MD5_HELLO, 0), CELLAR_EINVAL,
+              "has 64 hex digits, not 32");
+    CHECK_ERR(cellar_digest_parse(&algos, d, &len, MD5_HELLO, sha | git), CELLAR_EINVAL,
+              "32 hex digits");
+    CHECK_ERR(cellar_digest_parse(&algos, d, &len, "sha3:00", 0), CELLAR_EINVAL, "unknown algorithm");
+    CHECK_ERR(cellar_digest_parse(&algos, d, &len, "xyz", sha), CELLAR_EINVAL, "hex digits expected");
+    CHECK_ERR(cellar_digest_parse(&algos, d, &len, "abc", sha), CELLAR_EINVAL, "hex digits expected");
+    CHECK_ERR(cellar_digest_parse(&algos, d, &len, "", sha), CELLAR_EINVAL, "hex digits expected");
+    CHECK_ERR(cellar_digest_parse(&algos, d, &len, ":00", sha), CELLAR_EINVAL, "not a digest");
+    CHECK(algos == 0 && len == 0);
+}
+
+/* What a path holds, from its type and first bytes. */
+static void test_detect(const char *dir)
+{
+    static const struct {
+        const char *name, *bytes;
+        size_t len;
+        cellar_format want;
+    } cases[] = {
+        {"m.gguf", "GGUF\3\0\0\0", 8, CELLAR_FORMAT_GGUF},
+        {"zip.bin", "PK\3\4rest", 8, CELLAR_FORMAT_DDUF},
+        {"empty.dduf", "", 0, CELLAR_FORMAT_DDUF},
+        {"m.safetensors", "\2\0\0\0\0\0\0\0{}", 10, CELLAR_FORMAT_SAFETENSORS},
+        {"short", "GG", 2, CELLAR_FORMAT_SAFETENSORS},
+        {"model.safetensors.index.json", "{}", 2, CELLAR_FORMAT_SAFETENSORS},
+    };
+    char path[4300];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, cases[i].name);
+        CHECK(cellar_write_file_atomic(path, cases[i].bytes, cases[i].len, 0644) == 0);
+        cellar_format f = CELLAR_FORMAT_UNKNOWN;
+        CHECK_MSG(cellar_detect_format(&f, path) == 0 && f == cases[i].want, "%s: %s",
+                  cases[i].name, cellar_format_name(f));
+    }
+    cellar_format f;
+    CHECK(cellar_detect_format(&f, dir) == 0 && f == CELLAR_FORMAT_FOLDER);
+    CHECK(cellar_detect_format(&f, "/dev/null") == 0 && f == CELLAR_FORMAT_UNKNOWN);
+    snprintf(path, sizeof path, "%s/missing", dir);
+    CHECK_ERR(cellar_detect_format(&f, path), CELLAR_ENOTFOUND, "missing");
+    CHECK_STR(cellar_format_name(CELLAR_FORMAT_GGUF), "gguf");
+    CHECK_STR(cellar_format_name((cellar_format)99), "unknown");
+}
+
 /* A list the real tool printed, checked against the files. */
 static void verify_with(const char *dir, const char *tool, size_t nfiles, const char *bad)
 {
@@ -139,7 +203,9 @@ static void write_files(const char *dir)
 int main(void)
 {
     test_forms();
+    test_digest_parse();
     const char *dir = test_tmpdir("test_checklist");
+    test_detect(dir);
     static const char *const tools[] = {"sha256sum", "b3sum", "md5sum", "sha1sum",
                                         "sha256sum --tag"};
     for (size_t t = 0; t < sizeof tools / sizeof tools[0]; t++) {

@@ -16,14 +16,6 @@ struct cellar_checklist {
     cellar_algo last_match; /* tried first: a whole list costs one digest a file */
 };
 
-static bool is_hex(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!s[i] || !strchr("0123456789abcdefABCDEF", s[i]))
-            return false;
-    return true;
-}
-
 /* In place: "\\" "\n" "\r" as sha256sum and b3sum escape a name, and
  * "\xNN" as cellar escapes other control bytes. */
 static bool unescape(char *s)
@@ -53,21 +45,11 @@ static bool unescape(char *s)
     return true;
 }
 
-/* The algorithms a bare hex digest of this length may be, within only (0:
- * any). 64 digits are sha256sum's or b3sum's: both are tried. */
-static uint32_t algos_for_length(uint32_t only, size_t hexlen)
-{
-    uint32_t m = 0;
-    for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++)
-        if (2 * cellar_algo_len((cellar_algo)a) == hexlen)
-            m |= CELLAR_ALGO_BIT(a);
-    return only ? m & only : m;
-}
-
-/* One line, NUL-terminated and modified in place. "HEX  NAME",
- * "HEX *NAME", "algo:HEX  NAME" or "ALGO (NAME) = HEX", with a leading '\'
- * for an escaped name. */
-static bool parse_line(char *line, uint32_t only, uint32_t *algos, char **hex, char **name)
+/* One line, NUL-terminated and modified in place, into e (but its name,
+ * which *name points at). "HEX  NAME", "HEX *NAME", "algo:HEX  NAME" or
+ * "ALGO (NAME) = HEX", with a leading '\' for an escaped name. A bare HEX
+ * may be any algorithm of its length within only (0: any). */
+static bool parse_line(char *line, uint32_t only, cellar_checklist_line *e, char **name)
 {
     bool escaped = line[0] == '\\';
     if (escaped)
@@ -76,6 +58,8 @@ static bool parse_line(char *line, uint32_t only, uint32_t *algos, char **hex, c
     char *eq = NULL; /* the last ") = ": the name may hold one */
     for (char *p = strstr(line, ") = "); p; p = strstr(p + 1, ") = "))
         eq = p;
+    const char *hex;
+    uint32_t may = only ? only : CELLAR_ALGO_ALL;
     if (sp && eq && eq > sp && sp == strchr(line, ' ')) {
         /* BSD style, as sha256sum --tag writes: SHA256 (name) = hex */
         *sp = '\0';
@@ -85,36 +69,19 @@ static bool parse_line(char *line, uint32_t only, uint32_t *algos, char **hex, c
         cellar_algo a;
         if (cellar_algo_parse(&a, line) != 0)
             return false;
-        *algos = CELLAR_ALGO_BIT(a);
+        may = CELLAR_ALGO_BIT(a);
         *name = sp + 2;
-        *hex = eq + 4;
+        hex = eq + 4;
     } else {
-        char *colon = strchr(line, ':');
+        /* "HEX" or "algo:HEX", two blanks or " *", the name */
         char *blank = strchr(line, ' ');
-        *algos = 0;
-        if (colon && blank && colon < blank) {
-            *colon = '\0';
-            cellar_algo a;
-            if (cellar_algo_parse(&a, line) != 0)
-                return false;
-            *algos = CELLAR_ALGO_BIT(a);
-            line = colon + 1;
-            blank = strchr(line, ' ');
-        }
         if (!blank || (blank[1] != ' ' && blank[1] != '*') || !blank[2])
             return false;
         *blank = '\0';
-        *hex = line;
+        hex = line;
         *name = blank + 2;
     }
-    size_t hl = strlen(*hex);
-    if (hl == 0 || !is_hex(*hex, hl))
-        return false;
-    if (!*algos)
-        *algos = algos_for_length(only, hl);
-    else if (2 * cellar_algo_len((cellar_algo)__builtin_ctz(*algos)) != hl)
-        return false;
-    if (!*algos)
+    if (cellar_digest_parse(&e->algos, e->digest, &e->digest_len, hex, may) != 0)
         return false;
     return !escaped || unescape(*name);
 }
@@ -142,28 +109,22 @@ static int add_line(cellar_checklist *l, const char *p, size_t len, size_t linen
     char *line = cellar_strndup(p, len);
     if (!line)
         return CELLAR_ENOMEM;
-    uint32_t algos;
-    char *hex, *name;
-    if (!parse_line(line, only, &algos, &hex, &name)) {
+    cellar_checklist_line e;
+    memset(&e, 0, sizeof e);
+    char *name;
+    if (!parse_line(line, only, &e, &name)) {
         free(line);
         l->malformed++;
         return 0;
     }
     int rc = cellar_grow(&l->lines, &l->cap, l->n, sizeof *l->lines, 16);
     char *kept = rc ? NULL : cellar_strdup(name);
-    if (!kept) {
-        free(line);
-        return rc ? rc : CELLAR_ENOMEM;
-    }
-    cellar_checklist_line *e = &l->lines[l->n];
-    memset(e, 0, sizeof *e);
-    e->lineno = lineno;
-    e->algos = algos;
-    e->name = kept;
-    e->digest_len = strlen(hex) / 2;
-    (void)cellar_unhex(e->digest, hex, e->digest_len); /* checked by parse_line */
     free(line);
-    l->n++;
+    if (!kept)
+        return rc ? rc : CELLAR_ENOMEM;
+    e.lineno = lineno;
+    e.name = kept;
+    l->lines[l->n++] = e;
     return 0;
 }
 
