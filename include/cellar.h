@@ -793,6 +793,24 @@ CELLAR_API int cellar_dduf_check_crc(const cellar_dduf *d);
 /* The pipeline's components (top-level folders), in first-seen order. */
 CELLAR_API size_t cellar_dduf_component_count(const cellar_dduf *d);
 CELLAR_API const char *cellar_dduf_component_at(const cellar_dduf *d, size_t i);
+/* A component's weights, one set per variant, grouped by the rule
+ * cellar_components() applies to a folder (diffusers' names: x.safetensors
+ * has none, x.fp16.safetensors and its shards x.fp16-00001-of-00002
+ * .safetensors are "fp16"): the .safetensors entries directly in folder
+ * comp. The set without a variant (variant "") comes first, also as an
+ * empty set when the component has no weights at all; then each variant
+ * in the order of its first entry. entries are indexes for
+ * cellar_dduf_entry_at(), in archive order. Free with
+ * cellar_dduf_weight_sets_free(); they do not point into d. Errors:
+ * CELLAR_ENOMEM, CELLAR_EINVAL. */
+typedef struct cellar_dduf_weights {
+    const char *variant;   /* NUL-terminated; "" for the default set */
+    size_t n;              /* entries in the set */
+    const size_t *entries; /* n entry indexes */
+} cellar_dduf_weights;
+CELLAR_API int cellar_dduf_weight_sets(cellar_dduf_weights **out, size_t *count,
+                                       const cellar_dduf *d, const char *comp);
+CELLAR_API void cellar_dduf_weight_sets_free(cellar_dduf_weights *w, size_t count);
 /* Entry i (a .safetensors) as a safetensors file read in place: its tensors
  * through the cellar_st API, data pointing into the archive's mapping. The
  * cellar_st must be freed before the cellar_dduf. Errors: CELLAR_EINVAL,

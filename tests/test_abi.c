@@ -99,6 +99,10 @@ PIN_AT(cellar_dduf_entry, offset, 24);
 PIN_AT(cellar_dduf_entry, size, 32);
 PIN_AT(cellar_dduf_entry, crc32, 40);
 PIN_AT(cellar_dduf_entry, data, 48);
+PIN_SIZE(cellar_dduf_weights, 24, 8);
+PIN_AT(cellar_dduf_weights, variant, 0);
+PIN_AT(cellar_dduf_weights, n, 8);
+PIN_AT(cellar_dduf_weights, entries, 16);
 PIN_SIZE(cellar_dduf_source, 32, 8);
 PIN_AT(cellar_dduf_source, name, 0);
 PIN_AT(cellar_dduf_source, path, 8);
@@ -243,6 +247,6 @@ int main(void)
     if (!PINNED)
         test_skip("the pins are for LP64 Linux: this ABI is not pinned");
     else /* the asserts are the test: it compiled, so the layouts held */
-        printf("28 struct layouts and 27 values as pinned\n");
+        printf("29 struct layouts and 27 values as pinned\n");
     return test_summary();
 }

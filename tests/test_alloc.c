@@ -138,6 +138,14 @@ static int op_dduf(void *ctx)
                 cellar_st_free(st);
             }
         }
+        for (size_t c = 0; rc == 0 && c < cellar_dduf_component_count(d); c++) {
+            cellar_dduf_weights *w;
+            size_t n;
+            rc = cellar_dduf_weight_sets(&w, &n, d, cellar_dduf_component_at(d, c));
+            if (rc == 0)
+                CHECK(n >= 1);
+            cellar_dduf_weight_sets_free(w, rc ? 0 : n);
+        }
         cellar_dduf_free(d);
     }
     return rc;
