@@ -1444,6 +1444,47 @@ CELLAR_API int cellar_detect_format(cellar_format *out, const char *path);
 CELLAR_API const char *cellar_format_name(cellar_format f);
 
 /* ======================================================================
+ * Tensor statistics (src/format/stats.c)
+ * ====================================================================== */
+
+/* ---- stats section ---- */
+
+/* Counts over the tensors of safetensors files (shards, DDUF entries) and
+ * GGUF files: in total, and per element type (the dtype histogram of a
+ * safetensors set, the ggml-type histogram of a GGUF), as inspect shows
+ * them. An accumulator: add files, merge accumulators. Not thread-safe:
+ * one per thread. */
+typedef struct cellar_tensor_stats cellar_tensor_stats;
+
+typedef struct cellar_tensor_totals {
+    uint64_t tensors;
+    uint64_t params;     /* elements; see params_overflow */
+    uint64_t bytes;      /* of tensor data */
+    int params_overflow; /* the element count passed 2^64 */
+} cellar_tensor_totals;
+
+/* An empty accumulator. CELLAR_ENOMEM. Free with cellar_tensor_stats_free. */
+CELLAR_API int cellar_tensor_stats_new(cellar_tensor_stats **out);
+CELLAR_API void cellar_tensor_stats_free(cellar_tensor_stats *s);
+/* Adds every tensor of a safetensors file. CELLAR_EINVAL. */
+CELLAR_API int cellar_tensor_stats_add_st(cellar_tensor_stats *s, const cellar_st *st);
+/* Adds every tensor info of a GGUF (its ggml types are rows of their own).
+ * CELLAR_EINVAL; CELLAR_EUNSUPPORTED for a type id past 63. */
+CELLAR_API int cellar_tensor_stats_add_gguf(cellar_tensor_stats *s, const cellar_gguf *g);
+/* Adds the counts of from into into. CELLAR_EINVAL. */
+CELLAR_API int cellar_tensor_stats_merge(cellar_tensor_stats *into,
+                                         const cellar_tensor_stats *from);
+/* The totals (zero for NULL). */
+CELLAR_API void cellar_tensor_stats_totals(cellar_tensor_totals *out,
+                                           const cellar_tensor_stats *s);
+/* The types seen: safetensors dtypes in cellar_dtype order, then ggml types
+ * by id. Row i: its name (a static string: "BF16", "Q4_K"...), tensors and
+ * bytes. CELLAR_EINVAL past the end. */
+CELLAR_API size_t cellar_tensor_stats_type_count(const cellar_tensor_stats *s);
+CELLAR_API int cellar_tensor_stats_type_at(const char **name, uint64_t *tensors, uint64_t *bytes,
+                                           const cellar_tensor_stats *s, size_t i);
+
+/* ======================================================================
  * Listing trees of files (src/common/walk.c)
  * ====================================================================== */
 

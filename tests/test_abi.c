@@ -200,6 +200,11 @@ PIN_AT(cellar_pull_result, files_reused, 64);
 PIN_AT(cellar_pull_result, bytes_reused, 72);
 PIN_AT(cellar_pull_result, n, 80);
 PIN_AT(cellar_pull_result, files, 88);
+PIN_SIZE(cellar_tensor_totals, 32, 8);
+PIN_AT(cellar_tensor_totals, tensors, 0);
+PIN_AT(cellar_tensor_totals, params, 8);
+PIN_AT(cellar_tensor_totals, bytes, 16);
+PIN_AT(cellar_tensor_totals, params_overflow, 24);
 PIN_SIZE(cellar_walk_opts, 16, 8);
 PIN_AT(cellar_walk_opts, version, 0);
 PIN_AT(cellar_walk_opts, flags, 4);
@@ -247,6 +252,6 @@ int main(void)
     if (!PINNED)
         test_skip("the pins are for LP64 Linux: this ABI is not pinned");
     else /* the asserts are the test: it compiled, so the layouts held */
-        printf("29 struct layouts and 27 values as pinned\n");
+        printf("30 struct layouts and 27 values as pinned\n");
     return test_summary();
 }
