@@ -22,7 +22,7 @@ build: deps
 # Every test under CTest in the normal build; then the unit tests, fuzz
 # corpus replays and the quick CLI tests again under AddressSanitizer +
 # UndefinedBehaviorSanitizer; then the threaded modules' tests (digest,
-# store, BLAKE3, hub, pull) under ThreadSanitizer. Warnings are errors
+# store, BLAKE3, loader, hub, pull) under ThreadSanitizer. Warnings are errors
 # here: -Wconversion and the rest stay clean.
 check: CMAKE_FLAGS += -DCELLAR_WERROR=ON
 check: build
@@ -44,7 +44,7 @@ check-asan: deps
 # Only the threaded tests and what they run are built. Those tests mostly
 # wait on each other and on the loopback server, so one more than the
 # cores run at once.
-TSAN_TARGETS = test_digest test_store test_blake3 test_hub cellar
+TSAN_TARGETS = test_digest test_store test_blake3 test_hub test_load cellar
 check-tsan: deps
 	@cmake -S . -B $(TSAN_BUILD) -DCELLAR_TSAN=ON -DCELLAR_WERROR=ON \
 	  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -200,6 +200,36 @@ PIN_AT(cellar_pull_result, files_reused, 64);
 PIN_AT(cellar_pull_result, bytes_reused, 72);
 PIN_AT(cellar_pull_result, n, 80);
 PIN_AT(cellar_pull_result, files, 88);
+PIN_SIZE(cellar_resolve_opts, 64, 8);
+PIN_AT(cellar_resolve_opts, version, 0);
+PIN_AT(cellar_resolve_opts, base_dir, 8);
+PIN_AT(cellar_resolve_opts, skip_download, 16);
+PIN_AT(cellar_resolve_opts, endpoint, 24);
+PIN_AT(cellar_resolve_opts, token, 32);
+PIN_AT(cellar_resolve_opts, jobs, 40);
+PIN_AT(cellar_resolve_opts, progress, 48);
+PIN_AT(cellar_resolve_opts, progress_ctx, 56);
+PIN_SIZE(cellar_model_opts, 8, 4);
+PIN_AT(cellar_model_opts, version, 0);
+PIN_AT(cellar_model_opts, flags, 4);
+PIN_SIZE(cellar_model_tensor, 72, 8);
+PIN_AT(cellar_model_tensor, name, 0);
+PIN_AT(cellar_model_tensor, name_len, 8);
+PIN_AT(cellar_model_tensor, dtype, 16);
+PIN_AT(cellar_model_tensor, rank, 24);
+PIN_AT(cellar_model_tensor, shape, 32);
+PIN_AT(cellar_model_tensor, nelem, 40);
+PIN_AT(cellar_model_tensor, nbytes, 48);
+PIN_AT(cellar_model_tensor, file, 56);
+PIN_AT(cellar_model_tensor, offset, 64);
+PIN_SIZE(cellar_load_opts, 16, 8);
+PIN_AT(cellar_load_opts, version, 0);
+PIN_AT(cellar_load_opts, nthreads, 4);
+PIN_AT(cellar_load_opts, chunk, 8);
+PIN_SIZE(cellar_read_item, 24, 8);
+PIN_AT(cellar_read_item, tensor, 0);
+PIN_AT(cellar_read_item, dst, 8);
+PIN_AT(cellar_read_item, dtype, 16);
 PIN_SIZE(cellar_tensor_totals, 32, 8);
 PIN_AT(cellar_tensor_totals, tensors, 0);
 PIN_AT(cellar_tensor_totals, params, 8);
@@ -252,6 +282,6 @@ int main(void)
     if (!PINNED)
         test_skip("the pins are for LP64 Linux: this ABI is not pinned");
     else /* the asserts are the test: it compiled, so the layouts held */
-        printf("30 struct layouts and 27 values as pinned\n");
+        printf("35 struct layouts and 27 values as pinned\n");
     return test_summary();
 }
