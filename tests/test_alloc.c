@@ -267,8 +267,10 @@ static int op_hash_paths(void *ctx)
     struct paths_case *p = ctx;
     p->seen = 0;
     p->file_rc = 0;
-    cellar_hash_opts o = {CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256) | CELLAR_ALGO_BIT(CELLAR_ALGO_BLAKE3),
-                          CELLAR_HASH_NO_CACHE, 1};
+    cellar_hash_opts o = {.algos = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256) |
+                                   CELLAR_ALGO_BIT(CELLAR_ALGO_BLAKE3),
+                          .flags = CELLAR_HASH_NO_CACHE,
+                          .nthreads = 1};
     /* a file that could not be hashed is reported through each() (the CLI
      * then exits non-zero): that is this operation's failure */
     int rc = cellar_hash_paths(p->paths, p->n, &o, each_hashed, p);

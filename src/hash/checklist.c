@@ -183,7 +183,9 @@ static const cellar_algo try_order[] = {CELLAR_ALGO_BLAKE3, CELLAR_ALGO_CRC32, C
 static int check_with(bool *match, const cellar_checklist_line *e, uint32_t algos, int fd,
                       const cellar_hash_opts *base)
 {
-    cellar_hash_opts o = {0, 0, 0};
+    /* the caller's flags and threads; designated, so a member added to
+     * the struct (a version) keeps its default here */
+    cellar_hash_opts o = {.algos = 0};
     if (base)
         o = *base;
     o.algos = algos;
