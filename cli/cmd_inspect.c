@@ -405,64 +405,24 @@ static int inspect_weights(const char *path, const struct opts *o)
 /* ---- DDUF: one component per top-level folder, its .safetensors entries
  * read in place from the archive's mapping ---- */
 
-/* The variant of a weights file name, as diffusers names them (weights
- * "diffusion_pytorch_model", variant "fp16"):
- *   diffusion_pytorch_model.safetensors                    no variant
- *   diffusion_pytorch_model.fp16.safetensors               fp16
- *   diffusion_pytorch_model.fp16-00001-of-00002.safetensors fp16, a shard
- *   diffusion_pytorch_model-00001-of-00002.fp16.safetensors fp16 (older)
- * Sets *len to 0 for none. base is the file name without its folder and
- * its ".safetensors". */
-static const char *weights_variant(const char *base, size_t n, size_t *len)
+/* One weight set of a component (the library groups them by variant,
+ * cellar_dduf_weight_sets, with the rule folders use). */
+static int inspect_dduf_component(const cellar_dduf *d, const char *comp,
+                                  const cellar_dduf_weights *set, const cellar_registry *reg,
+                                  const struct opts *o, struct summary *total, bool *first_comp)
 {
-    static const char shard[] = "-00000-of-00000";
-    size_t k = sizeof shard - 1;
-    if (n > k && base[n - k] == '-' && !memcmp(base + n - k + 6, "-of-", 4)) {
-        bool digits = true;
-        for (size_t i = 1; i < k; i++)
-            if (i < 6 || i >= 10)
-                digits &= base[n - k + i] >= '0' && base[n - k + i] <= '9';
-        if (digits)
-            n -= k;
-    }
-    const char *dot = NULL;
-    for (size_t i = 0; i < n; i++)
-        if (base[i] == '.')
-            dot = base + i;
-    *len = dot ? n - (size_t)(dot + 1 - base) : 0;
-    return dot ? dot + 1 : base;
-}
-
-/* Whether e is a weights file of component comp in the given variant. */
-static bool is_component_weights(const cellar_dduf_entry *e, const char *comp,
-                                 const char *variant, size_t variant_len)
-{
-    size_t cl = strlen(comp);
-    static const char ext[] = ".safetensors";
-    if (!(e->name_len > cl + sizeof ext - 1 && !memcmp(e->name, comp, cl) &&
-          e->name[cl] == '/' &&
-          !memcmp(e->name + e->name_len - (sizeof ext - 1), ext, sizeof ext - 1)))
-        return false;
-    size_t vl;
-    const char *v = weights_variant(e->name + cl + 1, e->name_len - cl - sizeof ext, &vl);
-    return vl == variant_len && !memcmp(v, variant, vl);
-}
-
-static int inspect_dduf_component(const cellar_dduf *d, const char *comp, const char *variant,
-                                  size_t variant_len, const cellar_registry *reg, const struct opts *o,
-                                  struct summary *total, bool *first_comp)
-{
-    size_t n = cellar_dduf_entry_count(d), nfiles = 0;
+    const char *variant = set->variant;
+    size_t variant_len = strlen(variant);
+    size_t n = set->n, nfiles = 0;
     cellar_st **files = calloc(n ? n : 1, sizeof *files);
     const cellar_dduf_entry **entries = calloc(n ? n : 1, sizeof *entries);
     struct summary sum = {0};
     int rc = CLI_OK;
     if (!files || !entries)
         rc = cli_error("out of memory");
-    for (size_t i = 0; i < n && rc == CLI_OK; i++) {
+    for (size_t k = 0; k < n && rc == CLI_OK; k++) {
+        size_t i = set->entries[k];
         const cellar_dduf_entry *e = cellar_dduf_entry_at(d, i);
-        if (!is_component_weights(e, comp, variant, variant_len))
-            continue;
         if (cellar_dduf_open_safetensors(&files[nfiles], d, i) != 0) {
             rc = cli_error_last();
             break;
@@ -583,33 +543,14 @@ static int inspect_dduf_variants(const cellar_dduf *d, const char *comp,
                                  const cellar_registry *reg, const struct opts *o,
                                  struct summary *total, bool *first)
 {
-    size_t n = cellar_dduf_entry_count(d), cl = strlen(comp), n_default = 0, n_variant = 0;
-    static const char ext[] = ".safetensors";
-    for (size_t i = 0; i < n; i++) {
-        const cellar_dduf_entry *e = cellar_dduf_entry_at(d, i);
-        if (is_component_weights(e, comp, "", 0))
-            n_default++;
-        else if (e->name_len > cl + sizeof ext - 1 && !memcmp(e->name, comp, cl) &&
-                 e->name[cl] == '/' &&
-                 !memcmp(e->name + e->name_len - (sizeof ext - 1), ext, sizeof ext - 1))
-            n_variant++;
-    }
+    cellar_dduf_weights *sets;
+    size_t nsets;
+    if (cellar_dduf_weight_sets(&sets, &nsets, d, comp) != 0)
+        return cli_error_last();
     int rc = CLI_OK;
-    if (n_default || !n_variant)
-        rc = inspect_dduf_component(d, comp, "", 0, reg, o, total, first);
-    for (size_t i = 0; i < n && n_variant && rc == CLI_OK; i++) {
-        const cellar_dduf_entry *e = cellar_dduf_entry_at(d, i);
-        if (e->name_len <= cl + sizeof ext - 1 || memcmp(e->name, comp, cl) || e->name[cl] != '/')
-            continue;
-        size_t vl;
-        const char *v = weights_variant(e->name + cl + 1, e->name_len - cl - sizeof ext, &vl);
-        /* The first entry of each variant set opens its section. */
-        bool first_of_set = vl && is_component_weights(e, comp, v, vl);
-        for (size_t j = 0; j < i && first_of_set; j++)
-            first_of_set = !is_component_weights(cellar_dduf_entry_at(d, j), comp, v, vl);
-        if (first_of_set)
-            rc = inspect_dduf_component(d, comp, v, vl, reg, o, total, first);
-    }
+    for (size_t i = 0; i < nsets && rc == CLI_OK; i++)
+        rc = inspect_dduf_component(d, comp, &sets[i], reg, o, total, first);
+    cellar_dduf_weight_sets_free(sets, nsets);
     return rc;
 }
 
