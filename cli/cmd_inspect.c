@@ -662,17 +662,21 @@ static int inspect_gguf(const char *path, const struct opts *o)
     if (cellar_gguf_open(&g, path) != 0)
         return cli_error_last();
     size_t nkv = cellar_gguf_kv_count(g), nt = cellar_gguf_tensor_count(g);
-    /* A histogram over ggml type ids (they are < 64). */
-    uint64_t type_tensors[64] = {0}, type_bytes[64] = {0}, params = 0, bytes = 0;
-    bool params_overflow = false;
-    for (size_t i = 0; i < nt; i++) {
-        const cellar_gguf_tensor *t = cellar_gguf_tensor_at(g, i);
-        type_tensors[t->type % 64]++;
-        type_bytes[t->type % 64] += t->size;
-        bytes += t->size;
-        if (__builtin_add_overflow(params, t->elements, &params))
-            params_overflow = true;
+    /* The totals and the histogram over ggml types: the library's. */
+    cellar_tensor_stats *stats = NULL;
+    if (cellar_tensor_stats_new(&stats) != 0 || cellar_tensor_stats_add_gguf(stats, g) != 0) {
+        int rc = cli_error_last();
+        cellar_tensor_stats_free(stats);
+        cellar_gguf_free(g);
+        return rc;
     }
+    cellar_tensor_totals totals;
+    cellar_tensor_stats_totals(&totals, stats);
+    uint64_t params = totals.params, bytes = totals.bytes;
+    bool params_overflow = totals.params_overflow != 0;
+    size_t ntypes = cellar_tensor_stats_type_count(stats);
+    const char *type_name;
+    uint64_t type_tensors, type_bytes;
     struct stat st;
     uint64_t size = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
     char a[32], b[32];
@@ -686,11 +690,11 @@ static int inspect_gguf(const char *path, const struct opts *o)
                cellar_gguf_version(g), cellar_gguf_alignment(g), cellar_gguf_data_offset(g),
                size, nt, params, bytes);
         bool first = true;
-        for (unsigned t = 0; t < 64; t++)
-            if (type_tensors[t]) {
-                json_key(stdout, &first, cellar_ggml_type_name(t));
-                printf("{\"tensors\":%" PRIu64 ",\"bytes\":%" PRIu64 "}", type_tensors[t],
-                       type_bytes[t]);
+        for (size_t t = 0; t < ntypes; t++)
+            if (cellar_tensor_stats_type_at(&type_name, &type_tensors, &type_bytes, stats, t) == 0) {
+                json_key(stdout, &first, type_name);
+                printf("{\"tensors\":%" PRIu64 ",\"bytes\":%" PRIu64 "}", type_tensors,
+                       type_bytes);
             }
         printf("},\"metadata\":{");
         for (size_t i = 0; i < nkv; i++) {
@@ -733,10 +737,10 @@ static int inspect_gguf(const char *path, const struct opts *o)
                human_bytes(size, a, sizeof a), human_bytes(bytes, b, sizeof b));
         printf("types:      ");
         bool any = false;
-        for (unsigned t = 0; t < 64; t++)
-            if (type_tensors[t]) {
-                printf("%s %s x%" PRIu64 " (%s)", any ? "," : "", cellar_ggml_type_name(t),
-                       type_tensors[t], human_bytes(type_bytes[t], a, sizeof a));
+        for (size_t t = 0; t < ntypes; t++)
+            if (cellar_tensor_stats_type_at(&type_name, &type_tensors, &type_bytes, stats, t) == 0) {
+                printf("%s %s x%" PRIu64 " (%s)", any ? "," : "", type_name, type_tensors,
+                       human_bytes(type_bytes, a, sizeof a));
                 any = true;
             }
         printf("%s\n", any ? "" : " none");
@@ -761,6 +765,7 @@ static int inspect_gguf(const char *path, const struct opts *o)
         }
     }
     cellar_identity_free(id);
+    cellar_tensor_stats_free(stats);
     cellar_gguf_free(g);
     return CLI_OK;
 }
