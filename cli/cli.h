@@ -35,8 +35,6 @@ bool cli_parse_size(const char *s, unsigned long long *out);
 
 /* "1.5 GiB": bytes in binary units, into buf; returns buf. */
 const char *cli_human_size(char buf[32], uint64_t bytes);
-/* Parses exactly 2n hex digits into n bytes; false if malformed. */
-bool cli_parse_hex(uint8_t *out, const char *hex, size_t n);
 /* Parses a duration: seconds, or with an s/m/h/d suffix; false if malformed. */
 bool cli_parse_duration(const char *s, uint64_t *out);
 

@@ -3,7 +3,6 @@
 #include "cli.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -44,7 +43,6 @@ struct run {
     uint32_t algos;
     size_t nalgos;
     bool tag, json, recursive, quiet, strict, entries;
-    cellar_algo last_match; /* -c: the algorithm to try first */
     cellar_hash_opts opts;
     int status;
     char **names; /* the targets being reported */
@@ -443,74 +441,45 @@ static int targets_add(struct targets *t, const char *p)
     return 0;
 }
 
-struct entry {
-    char *name;
-    unsigned char type; /* d_type */
+/* -r: the files under dir as the library lists them (sorted by name in
+ * each folder; symlinked folders not entered, as find(1); symlinks to
+ * files hashed). A listing cut short (out of memory) is an error, never a
+ * shorter list that exits 0. */
+struct listing {
+    struct run *r;
+    struct targets *t;
+    bool oom;
 };
 
-static int entry_cmp(const void *a, const void *b)
+static int listed(const char *path, int rc, const char *message, void *ctx)
 {
-    return strcmp(((const struct entry *)a)->name, ((const struct entry *)b)->name);
+    struct listing *l = ctx;
+    if (rc == CELLAR_EUNSUPPORTED) {
+        cli_warn("%s, skipped", message); /* a FIFO, socket or device */
+        return 0;
+    }
+    if (rc) {
+        report_error(l->r, path, message);
+        return 0;
+    }
+    if (targets_add(l->t, path)) {
+        l->oom = true;
+        return 1;
+    }
+    return 0;
 }
 
-/* Adds the files under dir, sorted by name in each folder; symlinked
- * folders are not entered (as find(1)), symlinks to files are hashed.
- * d_type spares a stat per file: an unchanged tree costs one stat a file. */
 static void expand_dir(struct run *r, struct targets *t, const char *dir)
 {
-    DIR *d = opendir(dir);
-    if (!d) {
+    cellar_walk_opts wo = CELLAR_WALK_OPTS_INIT;
+    wo.flags = CELLAR_WALK_FILE_SYMLINKS | CELLAR_WALK_REGULAR_ONLY;
+    struct listing l = {r, t, false};
+    if (cellar_walk_files(dir, &wo, listed, &l) != 0) {
         char message[4200];
-        snprintf(message, sizeof message, "%s: %s", dir, strerror(errno));
+        snprintf(message, sizeof message, "%s: %s", dir,
+                 l.oom ? "out of memory: files left out" : cellar_error_last());
         report_error(r, dir, message);
-        return;
     }
-    struct entry *v = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            struct entry *nv = realloc(v, cap * sizeof *v);
-            if (!nv)
-                break;
-            v = nv;
-        }
-        if (!(v[n].name = strdup(e->d_name)))
-            break;
-        v[n++].type = e->d_type;
-    }
-    closedir(d);
-    if (n)
-        qsort(v, n, sizeof *v, entry_cmp);
-    size_t dl = strlen(dir);
-    bool slash = dl && dir[dl - 1] == '/';
-    for (size_t i = 0; i < n; i++) {
-        char *p = malloc(dl + strlen(v[i].name) + 2);
-        if (p) {
-            sprintf(p, "%s%s%s", dir, slash ? "" : "/", v[i].name);
-            unsigned char type = v[i].type;
-            struct stat st;
-            if (type == DT_UNKNOWN && lstat(p, &st) == 0)
-                type = S_ISDIR(st.st_mode)   ? DT_DIR
-                       : S_ISLNK(st.st_mode) ? DT_LNK
-                       : S_ISREG(st.st_mode) ? DT_REG
-                                             : DT_FIFO; /* any special file */
-            if (type == DT_DIR)
-                expand_dir(r, t, p);
-            else if (type == DT_LNK && !(stat(p, &st) == 0 && S_ISREG(st.st_mode)))
-                ; /* a symlinked folder, or dangling: not a file to hash */
-            else if (type != DT_REG && type != DT_LNK)
-                cli_warn("%s: not a regular file (FIFO, socket or device), skipped", p);
-            else if (targets_add(t, p))
-                cli_error("out of memory");
-            free(p);
-        }
-        free(v[i].name);
-    }
-    free(v);
 }
 
 static void hash_targets(struct run *r, struct targets *t)
@@ -557,127 +526,8 @@ static void hash_targets(struct run *r, struct targets *t)
 /* ---- --check ------------------------------------------------------------- */
 
 struct check_counts {
-    size_t lines, malformed, mismatched, unreadable, ok;
+    size_t mismatched, unreadable, ok;
 };
-
-static bool unescape(char *s)
-{
-    char *o = s;
-    for (char *p = s; *p; p++) {
-        if (*p != '\\') {
-            *o++ = *p;
-            continue;
-        }
-        p++;
-        if (*p == '\\')
-            *o++ = '\\';
-        else if (*p == 'n')
-            *o++ = '\n';
-        else if (*p == 'r')
-            *o++ = '\r';
-        else if (*p == 'x' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
-            char hx[3] = {p[1], p[2], 0};
-            *o++ = (char)strtoul(hx, NULL, 16);
-            p += 2;
-        } else
-            return false;
-    }
-    *o = '\0';
-    return true;
-}
-
-static bool is_hex(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!strchr("0123456789abcdefABCDEF", s[i]) || !s[i])
-            return false;
-    return true;
-}
-
-/* The algorithms a bare hex digest of this length may be. Without -a both
- * 64-digit readings (sha256sum's and b3sum's) are tried, in one pass. */
-static uint32_t algos_for_length(const struct run *r, size_t hexlen)
-{
-    uint32_t m = 0;
-    for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++)
-        if (2 * cellar_algo_len((cellar_algo)a) == hexlen)
-            m |= CELLAR_ALGO_BIT(a);
-    return r->algos ? m & r->algos : m;
-}
-
-/* Parses "HEX  NAME", "HEX *NAME", "algo:HEX  NAME" or "ALGO (NAME) = HEX",
- * with a leading '\' for an escaped name. */
-static bool parse_check_line(const struct run *r, char *line, uint32_t *algos, char **hex,
-                             char **name)
-{
-    bool escaped = line[0] == '\\';
-    if (escaped)
-        line++;
-    char *sp = strstr(line, " (");
-    char *eq = NULL; /* the last ") = ": the name may hold one */
-    for (char *p = strstr(line, ") = "); p; p = strstr(p + 1, ") = "))
-        eq = p;
-    if (sp && eq && eq > sp && sp == strchr(line, ' ')) {
-        /* BSD style, as sha256sum --tag writes: SHA256 (name) = hex */
-        *sp = '\0';
-        *eq = '\0';
-        for (char *p = line; *p; p++)
-            *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-        cellar_algo a;
-        if (cellar_algo_parse(&a, line) != 0)
-            return false;
-        *algos = CELLAR_ALGO_BIT(a);
-        *name = sp + 2;
-        *hex = eq + 4;
-    } else {
-        char *colon = strchr(line, ':');
-        char *blank = strchr(line, ' ');
-        *algos = 0;
-        if (colon && blank && colon < blank) {
-            *colon = '\0';
-            cellar_algo a;
-            if (cellar_algo_parse(&a, line) != 0)
-                return false;
-            *algos = CELLAR_ALGO_BIT(a);
-            line = colon + 1;
-            blank = strchr(line, ' ');
-        }
-        if (!blank || (blank[1] != ' ' && blank[1] != '*') || !blank[2])
-            return false;
-        *blank = '\0';
-        *hex = line;
-        *name = blank + 2;
-    }
-    size_t hl = strlen(*hex);
-    if (!is_hex(*hex, hl) || hl == 0)
-        return false;
-    if (!*algos)
-        *algos = algos_for_length(r, hl);
-    else if (2 * cellar_algo_len((cellar_algo)__builtin_ctz(*algos)) != hl)
-        return false;
-    if (!*algos)
-        return false;
-    return !escaped || unescape(*name);
-}
-
-static bool digest_matches(const cellar_digests *d, uint32_t algos, const char *hex)
-{
-    for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++) {
-        if (!(algos & CELLAR_ALGO_BIT(a)))
-            continue;
-        size_t len = cellar_algo_len((cellar_algo)a);
-        uint8_t want[CELLAR_DIGEST_MAX];
-        for (size_t i = 0; i < len; i++) {
-            unsigned v;
-            if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-                return false;
-            want[i] = (uint8_t)v;
-        }
-        if (!memcmp(want, d->d[a], len))
-            return true;
-    }
-    return false;
-}
 
 static void print_check(const char *name, const char *verdict)
 {
@@ -691,102 +541,86 @@ static void print_check(const char *name, const char *verdict)
     printf(": %s\n", verdict);
 }
 
-/* A bare hex digest may fit several algorithms (64 digits: sha256sum's or
- * b3sum's). They are tried one at a time, cheapest first, and the one that
- * matched last goes first next time, so a whole list costs one digest a
- * file; a file that matches none costs them all. */
-static const cellar_algo try_order[] = {CELLAR_ALGO_BLAKE3, CELLAR_ALGO_CRC32, CELLAR_ALGO_SHA1,
-                                        CELLAR_ALGO_GITSHA1, CELLAR_ALGO_SHA256, CELLAR_ALGO_MD5};
-
-static int check_with(const struct run *r, bool *match, uint32_t algos, const char *hex,
-                      const char *name)
-{
-    cellar_hash_opts o = r->opts;
-    o.algos = algos;
-    cellar_digests d;
-    int rc = !strcmp(name, "-") ? cellar_hash_fd(&d, STDIN_FILENO, "-", &o)
-                                : cellar_hash_path(&d, name, &o);
-    *match = rc == 0 && digest_matches(&d, algos, hex);
-    return rc;
-}
-
-static void check_one(struct run *r, struct check_counts *c, uint32_t algos, const char *hex,
-                      const char *name)
-{
-    int rc = 0;
-    bool match = false;
-    if (!strcmp(name, "-")) {
-        /* standard input is read once: every candidate in that pass, but
-         * not git-sha1 when there is another (a stream has no size) */
-        if (algos & ~CELLAR_ALGO_BIT(CELLAR_ALGO_GITSHA1))
-            algos &= ~CELLAR_ALGO_BIT(CELLAR_ALGO_GITSHA1);
-        rc = check_with(r, &match, algos, hex, name);
-    } else {
-        if (algos & CELLAR_ALGO_BIT(r->last_match))
-            rc = check_with(r, &match, CELLAR_ALGO_BIT(r->last_match), hex, name);
-        for (size_t k = 0; k < sizeof try_order / sizeof try_order[0] && !match && !rc; k++) {
-            cellar_algo a = try_order[k];
-            if (a == r->last_match || !(algos & CELLAR_ALGO_BIT(a)))
-                continue;
-            rc = check_with(r, &match, CELLAR_ALGO_BIT(a), hex, name);
-            if (match)
-                r->last_match = a;
-        }
-    }
-    if (rc) {
-        cli_error("%s", cellar_error_last());
-        print_check(name, "FAILED open or read");
-        c->unreadable++;
-    } else if (!match) {
-        print_check(name, "FAILED");
-        c->mismatched++;
-    } else {
-        if (!r->quiet)
-            print_check(name, "OK");
-        c->ok++;
-    }
-}
-
 static void plural(size_t n, const char *one, const char *many)
 {
     if (n)
         fprintf(stderr, "cellar: WARNING: %zu %s\n", n, n == 1 ? one : many);
 }
 
+/* The whole of f (lists are small), or NULL with errno set. */
+static char *read_all(FILE *f, size_t *len)
+{
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        char *bigger = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
+        if (!bigger) {
+            free(buf);
+            errno = ENOMEM;
+            return NULL;
+        }
+        buf = bigger;
+        cap *= 2;
+    }
+    if (buf && ferror(f)) {
+        free(buf);
+        errno = EIO;
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+/* Parsing and verifying are the library's (cellar_checklist_*); this
+ * prints sha256sum -c's verdicts and warnings and picks the exit code. */
 static int check_list(struct run *r, const char *list)
 {
     FILE *f = strcmp(list, "-") ? fopen(list, "r") : stdin;
     if (!f)
         return cli_error("%s: %s", list, strerror(errno));
-    struct check_counts c = {0};
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    while ((n = getline(&line, &cap, f)) > 0) {
-        if (line[n - 1] == '\n')
-            line[--n] = '\0';
-        if (n > 0 && line[n - 1] == '\r')
-            line[--n] = '\0';
-        c.lines++;
-        uint32_t algos;
-        char *hex, *name;
-        if (n == 0 || line[0] == '#' || !parse_check_line(r, line, &algos, &hex, &name)) {
-            c.malformed++;
-            continue;
-        }
-        check_one(r, &c, algos, hex, name);
-    }
-    free(line);
+    size_t len = 0;
+    char *text = read_all(f, &len);
+    int err = errno;
     if (f != stdin)
         fclose(f);
+    if (!text)
+        return cli_error("%s: %s", list, strerror(err));
+    cellar_checklist *cl;
+    int rc = cellar_checklist_parse(&cl, text, len, r->algos, list);
+    free(text);
+    if (rc)
+        return cli_error_last();
+    struct check_counts c = {0, 0, 0};
+    for (size_t i = 0; i < cellar_checklist_count(cl); i++) {
+        const char *name = cellar_checklist_at(cl, i)->name;
+        int match;
+        int fd = strcmp(name, "-") ? -1 : STDIN_FILENO;
+        if (cellar_checklist_verify(&match, cl, i, fd, &r->opts) != 0) {
+            cli_error("%s", cellar_error_last());
+            print_check(name, "FAILED open or read");
+            c.unreadable++;
+        } else if (!match) {
+            print_check(name, "FAILED");
+            c.mismatched++;
+        } else {
+            if (!r->quiet)
+                print_check(name, "OK");
+            c.ok++;
+        }
+    }
+    size_t malformed = cellar_checklist_malformed(cl);
+    cellar_checklist_free(cl);
     if (c.ok + c.mismatched + c.unreadable == 0) {
         cli_error("%s: no properly formatted checksum lines found", list);
         return CLI_FAIL;
     }
-    plural(c.malformed, "line is improperly formatted", "lines are improperly formatted");
+    plural(malformed, "line is improperly formatted", "lines are improperly formatted");
     plural(c.unreadable, "listed file could not be read", "listed files could not be read");
     plural(c.mismatched, "computed checksum did NOT match", "computed checksums did NOT match");
-    if (c.mismatched || c.unreadable || (r->strict && c.malformed))
+    if (c.mismatched || c.unreadable || (r->strict && malformed))
         return CLI_FAIL;
     return CLI_OK;
 }

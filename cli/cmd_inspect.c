@@ -346,20 +346,9 @@ static int inspect_component(FILE *f, const cellar_component *c, const cellar_re
  * format from the path and its first bytes; the first match inspects. */
 
 struct format {
-    const char *name;
-    bool (*match)(const char *path, const struct stat *st, const unsigned char *head, size_t n);
+    cellar_format format;
     int (*inspect)(const char *path, const struct opts *o);
 };
-
-static bool match_weights(const char *path, const struct stat *st, const unsigned char *head,
-                          size_t n)
-{
-    (void)path;
-    (void)head;
-    (void)n;
-    /* safetensors has no magic: anything not claimed by a row above it. */
-    return S_ISDIR(st->st_mode) || S_ISREG(st->st_mode);
-}
 
 static int inspect_weights(const char *path, const struct opts *o)
 {
@@ -416,73 +405,24 @@ static int inspect_weights(const char *path, const struct opts *o)
 /* ---- DDUF: one component per top-level folder, its .safetensors entries
  * read in place from the archive's mapping ---- */
 
-static bool match_dduf(const char *path, const struct stat *st, const unsigned char *head,
-                       size_t n)
+/* One weight set of a component (the library groups them by variant,
+ * cellar_dduf_weight_sets, with the rule folders use). */
+static int inspect_dduf_component(const cellar_dduf *d, const char *comp,
+                                  const cellar_dduf_weights *set, const cellar_registry *reg,
+                                  const struct opts *o, struct summary *total, bool *first_comp)
 {
-    size_t len = strlen(path);
-    return S_ISREG(st->st_mode) &&
-           ((n >= 4 && !memcmp(head, "PK\x03\x04", 4)) ||
-            (len > 5 && !strcmp(path + len - 5, ".dduf")));
-}
-
-/* The variant of a weights file name, as diffusers names them (weights
- * "diffusion_pytorch_model", variant "fp16"):
- *   diffusion_pytorch_model.safetensors                    no variant
- *   diffusion_pytorch_model.fp16.safetensors               fp16
- *   diffusion_pytorch_model.fp16-00001-of-00002.safetensors fp16, a shard
- *   diffusion_pytorch_model-00001-of-00002.fp16.safetensors fp16 (older)
- * Sets *len to 0 for none. base is the file name without its folder and
- * its ".safetensors". */
-static const char *weights_variant(const char *base, size_t n, size_t *len)
-{
-    static const char shard[] = "-00000-of-00000";
-    size_t k = sizeof shard - 1;
-    if (n > k && base[n - k] == '-' && !memcmp(base + n - k + 6, "-of-", 4)) {
-        bool digits = true;
-        for (size_t i = 1; i < k; i++)
-            if (i < 6 || i >= 10)
-                digits &= base[n - k + i] >= '0' && base[n - k + i] <= '9';
-        if (digits)
-            n -= k;
-    }
-    const char *dot = NULL;
-    for (size_t i = 0; i < n; i++)
-        if (base[i] == '.')
-            dot = base + i;
-    *len = dot ? n - (size_t)(dot + 1 - base) : 0;
-    return dot ? dot + 1 : base;
-}
-
-/* Whether e is a weights file of component comp in the given variant. */
-static bool is_component_weights(const cellar_dduf_entry *e, const char *comp,
-                                 const char *variant, size_t variant_len)
-{
-    size_t cl = strlen(comp);
-    static const char ext[] = ".safetensors";
-    if (!(e->name_len > cl + sizeof ext - 1 && !memcmp(e->name, comp, cl) &&
-          e->name[cl] == '/' &&
-          !memcmp(e->name + e->name_len - (sizeof ext - 1), ext, sizeof ext - 1)))
-        return false;
-    size_t vl;
-    const char *v = weights_variant(e->name + cl + 1, e->name_len - cl - sizeof ext, &vl);
-    return vl == variant_len && !memcmp(v, variant, vl);
-}
-
-static int inspect_dduf_component(const cellar_dduf *d, const char *comp, const char *variant,
-                                  size_t variant_len, const cellar_registry *reg, const struct opts *o,
-                                  struct summary *total, bool *first_comp)
-{
-    size_t n = cellar_dduf_entry_count(d), nfiles = 0;
+    const char *variant = set->variant;
+    size_t variant_len = strlen(variant);
+    size_t n = set->n, nfiles = 0;
     cellar_st **files = calloc(n ? n : 1, sizeof *files);
     const cellar_dduf_entry **entries = calloc(n ? n : 1, sizeof *entries);
     struct summary sum = {0};
     int rc = CLI_OK;
     if (!files || !entries)
         rc = cli_error("out of memory");
-    for (size_t i = 0; i < n && rc == CLI_OK; i++) {
+    for (size_t k = 0; k < n && rc == CLI_OK; k++) {
+        size_t i = set->entries[k];
         const cellar_dduf_entry *e = cellar_dduf_entry_at(d, i);
-        if (!is_component_weights(e, comp, variant, variant_len))
-            continue;
         if (cellar_dduf_open_safetensors(&files[nfiles], d, i) != 0) {
             rc = cli_error_last();
             break;
@@ -603,33 +543,14 @@ static int inspect_dduf_variants(const cellar_dduf *d, const char *comp,
                                  const cellar_registry *reg, const struct opts *o,
                                  struct summary *total, bool *first)
 {
-    size_t n = cellar_dduf_entry_count(d), cl = strlen(comp), n_default = 0, n_variant = 0;
-    static const char ext[] = ".safetensors";
-    for (size_t i = 0; i < n; i++) {
-        const cellar_dduf_entry *e = cellar_dduf_entry_at(d, i);
-        if (is_component_weights(e, comp, "", 0))
-            n_default++;
-        else if (e->name_len > cl + sizeof ext - 1 && !memcmp(e->name, comp, cl) &&
-                 e->name[cl] == '/' &&
-                 !memcmp(e->name + e->name_len - (sizeof ext - 1), ext, sizeof ext - 1))
-            n_variant++;
-    }
+    cellar_dduf_weights *sets;
+    size_t nsets;
+    if (cellar_dduf_weight_sets(&sets, &nsets, d, comp) != 0)
+        return cli_error_last();
     int rc = CLI_OK;
-    if (n_default || !n_variant)
-        rc = inspect_dduf_component(d, comp, "", 0, reg, o, total, first);
-    for (size_t i = 0; i < n && n_variant && rc == CLI_OK; i++) {
-        const cellar_dduf_entry *e = cellar_dduf_entry_at(d, i);
-        if (e->name_len <= cl + sizeof ext - 1 || memcmp(e->name, comp, cl) || e->name[cl] != '/')
-            continue;
-        size_t vl;
-        const char *v = weights_variant(e->name + cl + 1, e->name_len - cl - sizeof ext, &vl);
-        /* The first entry of each variant set opens its section. */
-        bool first_of_set = vl && is_component_weights(e, comp, v, vl);
-        for (size_t j = 0; j < i && first_of_set; j++)
-            first_of_set = !is_component_weights(cellar_dduf_entry_at(d, j), comp, v, vl);
-        if (first_of_set)
-            rc = inspect_dduf_component(d, comp, v, vl, reg, o, total, first);
-    }
+    for (size_t i = 0; i < nsets && rc == CLI_OK; i++)
+        rc = inspect_dduf_component(d, comp, &sets[i], reg, o, total, first);
+    cellar_dduf_weight_sets_free(sets, nsets);
     return rc;
 }
 
@@ -688,13 +609,6 @@ static int inspect_dduf(const char *path, const struct opts *o)
 
 /* ---- GGUF: header only (key/values and tensor infos) ---- */
 
-static bool match_gguf(const char *path, const struct stat *st, const unsigned char *head,
-                       size_t n)
-{
-    (void)path;
-    return S_ISREG(st->st_mode) && n >= 4 && !memcmp(head, "GGUF", 4);
-}
-
 /* A key/value's value as text (JSON when json): scalars and strings in
  * full up to a cut, arrays as their type and length. */
 static void gguf_value(const cellar_gguf *g, size_t i, bool json)
@@ -748,17 +662,21 @@ static int inspect_gguf(const char *path, const struct opts *o)
     if (cellar_gguf_open(&g, path) != 0)
         return cli_error_last();
     size_t nkv = cellar_gguf_kv_count(g), nt = cellar_gguf_tensor_count(g);
-    /* A histogram over ggml type ids (they are < 64). */
-    uint64_t type_tensors[64] = {0}, type_bytes[64] = {0}, params = 0, bytes = 0;
-    bool params_overflow = false;
-    for (size_t i = 0; i < nt; i++) {
-        const cellar_gguf_tensor *t = cellar_gguf_tensor_at(g, i);
-        type_tensors[t->type % 64]++;
-        type_bytes[t->type % 64] += t->size;
-        bytes += t->size;
-        if (__builtin_add_overflow(params, t->elements, &params))
-            params_overflow = true;
+    /* The totals and the histogram over ggml types: the library's. */
+    cellar_tensor_stats *stats = NULL;
+    if (cellar_tensor_stats_new(&stats) != 0 || cellar_tensor_stats_add_gguf(stats, g) != 0) {
+        int rc = cli_error_last();
+        cellar_tensor_stats_free(stats);
+        cellar_gguf_free(g);
+        return rc;
     }
+    cellar_tensor_totals totals;
+    cellar_tensor_stats_totals(&totals, stats);
+    uint64_t params = totals.params, bytes = totals.bytes;
+    bool params_overflow = totals.params_overflow != 0;
+    size_t ntypes = cellar_tensor_stats_type_count(stats);
+    const char *type_name;
+    uint64_t type_tensors, type_bytes;
     struct stat st;
     uint64_t size = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
     char a[32], b[32];
@@ -772,11 +690,11 @@ static int inspect_gguf(const char *path, const struct opts *o)
                cellar_gguf_version(g), cellar_gguf_alignment(g), cellar_gguf_data_offset(g),
                size, nt, params, bytes);
         bool first = true;
-        for (unsigned t = 0; t < 64; t++)
-            if (type_tensors[t]) {
-                json_key(stdout, &first, cellar_ggml_type_name(t));
-                printf("{\"tensors\":%" PRIu64 ",\"bytes\":%" PRIu64 "}", type_tensors[t],
-                       type_bytes[t]);
+        for (size_t t = 0; t < ntypes; t++)
+            if (cellar_tensor_stats_type_at(&type_name, &type_tensors, &type_bytes, stats, t) == 0) {
+                json_key(stdout, &first, type_name);
+                printf("{\"tensors\":%" PRIu64 ",\"bytes\":%" PRIu64 "}", type_tensors,
+                       type_bytes);
             }
         printf("},\"metadata\":{");
         for (size_t i = 0; i < nkv; i++) {
@@ -819,10 +737,10 @@ static int inspect_gguf(const char *path, const struct opts *o)
                human_bytes(size, a, sizeof a), human_bytes(bytes, b, sizeof b));
         printf("types:      ");
         bool any = false;
-        for (unsigned t = 0; t < 64; t++)
-            if (type_tensors[t]) {
-                printf("%s %s x%" PRIu64 " (%s)", any ? "," : "", cellar_ggml_type_name(t),
-                       type_tensors[t], human_bytes(type_bytes[t], a, sizeof a));
+        for (size_t t = 0; t < ntypes; t++)
+            if (cellar_tensor_stats_type_at(&type_name, &type_tensors, &type_bytes, stats, t) == 0) {
+                printf("%s %s x%" PRIu64 " (%s)", any ? "," : "", type_name, type_tensors,
+                       human_bytes(type_bytes, a, sizeof a));
                 any = true;
             }
         printf("%s\n", any ? "" : " none");
@@ -847,29 +765,25 @@ static int inspect_gguf(const char *path, const struct opts *o)
         }
     }
     cellar_identity_free(id);
+    cellar_tensor_stats_free(stats);
     cellar_gguf_free(g);
     return CLI_OK;
 }
 
 /* ---- PyTorch checkpoints: cli/cmd_inspect_pt.c ---- */
 
-static bool match_pt(const char *path, const struct stat *st, const unsigned char *head, size_t n)
-{
-    (void)head;
-    (void)n;
-    return S_ISREG(st->st_mode) && inspect_pt_match(path);
-}
-
 static int inspect_pt_row(const char *path, const struct opts *o)
 {
     return inspect_pt(path, o->tensors, o->json);
 }
 
+/* Which printer shows what cellar_detect_format() found. */
 static const struct format formats[] = {
-    {"gguf", match_gguf, inspect_gguf},
-    {"pytorch", match_pt, inspect_pt_row},
-    {"dduf", match_dduf, inspect_dduf},
-    {"safetensors", match_weights, inspect_weights},
+    {CELLAR_FORMAT_GGUF, inspect_gguf},
+    {CELLAR_FORMAT_PYTORCH, inspect_pt_row},
+    {CELLAR_FORMAT_DDUF, inspect_dduf},
+    {CELLAR_FORMAT_SAFETENSORS, inspect_weights},
+    {CELLAR_FORMAT_FOLDER, inspect_weights},
 };
 
 int cmd_inspect(int argc, char **argv)
@@ -895,20 +809,11 @@ int cmd_inspect(int argc, char **argv)
     if (argc - optind != 1)
         return cli_usage("inspect", "expected one PATH");
     const char *path = argv[optind];
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return cli_error("%s: %s", path, strerror(errno));
-    unsigned char head[16] = {0};
-    size_t n = 0;
-    if (S_ISREG(st.st_mode)) {
-        FILE *f = fopen(path, "rb");
-        if (!f)
-            return cli_error("%s: %s", path, strerror(errno));
-        n = fread(head, 1, sizeof head, f);
-        fclose(f);
-    }
+    cellar_format format;
+    if (cellar_detect_format(&format, path) != 0)
+        return cli_error_last();
     for (size_t i = 0; i < sizeof formats / sizeof *formats; i++)
-        if (formats[i].match(path, &st, head, n))
+        if (formats[i].format == format)
             return formats[i].inspect(path, &o);
     return cli_error("%s: not a weight file or model folder cellar knows", path);
 }

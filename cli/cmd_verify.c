@@ -58,11 +58,14 @@ int cmd_verify(int argc, char **argv)
     if (n && !shas)
         return cli_error("out of memory");
     for (size_t k = 0; k < n; k++) {
-        const char *hex = argv[i + (int)k];
-        if (!strncmp(hex, "sha256:", 7))
-            hex += 7;
-        bool ok = cli_parse_hex(shas[k], hex, 32);
-        if (!ok) {
+        uint32_t algos;
+        size_t len;
+        uint8_t digest[CELLAR_DIGEST_MAX];
+        const uint32_t sha256 = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256);
+        if (cellar_digest_parse(&algos, digest, &len, argv[i + (int)k], sha256) == 0 &&
+            algos == sha256)
+            memcpy(shas[k], digest, 32);
+        else {
             free(shas);
             return cli_usage("verify", "'%s' is not a sha256", argv[i + (int)k]);
         }

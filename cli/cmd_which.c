@@ -11,12 +11,6 @@ static const char usage[] =
     "git blob id (40 hex digits, optionally 'git-sha1:' or 'git:') or\n"
     "'blake3:<hex>'. Exits 1 when the store does not have it.\n";
 
-static const char *strip(const char *s, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    return strncmp(s, prefix, n) == 0 ? s + n : NULL;
-}
-
 int cmd_which(int argc, char **argv)
 {
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -25,23 +19,16 @@ int cmd_which(int argc, char **argv)
     }
     if (argc != 2)
         return cli_usage("which", "expected one DIGEST");
-    const char *arg = argv[1], *hex;
-    cellar_algo algo;
-    if ((hex = strip(arg, "sha256:"))) {
-        algo = CELLAR_ALGO_SHA256;
-    } else if ((hex = strip(arg, "blake3:"))) {
-        algo = CELLAR_ALGO_BLAKE3;
-    } else if ((hex = strip(arg, "git-sha1:")) || (hex = strip(arg, "git:"))) {
-        algo = CELLAR_ALGO_GITSHA1;
-    } else {
-        hex = arg;
-        algo = strlen(arg) == 40 ? CELLAR_ALGO_GITSHA1 : CELLAR_ALGO_SHA256;
-    }
-    size_t len = cellar_algo_len(algo);
+    const char *arg = argv[1];
+    /* bare hex: 64 digits are a sha256, 40 a git blob id */
+    uint32_t algos;
+    size_t len;
     uint8_t digest[CELLAR_DIGEST_MAX];
-    bool ok = cli_parse_hex(digest, hex, len);
-    if (!ok)
-        return cli_usage("which", "'%s' is not a %s digest", arg, cellar_algo_name(algo));
+    if (cellar_digest_parse(&algos, digest, &len, arg,
+                            CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256) |
+                                CELLAR_ALGO_BIT(CELLAR_ALGO_GITSHA1)) != 0)
+        return cli_usage("which", "%s", cellar_error_last());
+    cellar_algo algo = (cellar_algo)__builtin_ctz(algos);
     cellar_store *s;
     if (cellar_store_open(&s, NULL) != 0)
         return cli_error_last();

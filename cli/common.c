@@ -183,26 +183,6 @@ bool cli_parse_duration(const char *s, uint64_t *out)
     return true;
 }
 
-bool cli_parse_hex(uint8_t *out, const char *hex, size_t n)
-{
-    if (strlen(hex) != 2 * n)
-        return false;
-    for (size_t i = 0; i < 2 * n; i++) {
-        char c = hex[i];
-        int v = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
-        if (v < 0)
-            return false;
-        if (i % 2 == 0)
-            out[i / 2] = (uint8_t)(v << 4);
-        else
-            out[i / 2] |= (uint8_t)v;
-    }
-    return true;
-}
-
 int cli_bad_option(const char *verb, int opt, char **argv)
 {
     if (opt == ':')

@@ -160,6 +160,17 @@ CELLAR_API int cellar_algo_parse(cellar_algo *out, const char *name);
 /* Lower-case hex of digest a into out (at least 2*CELLAR_DIGEST_MAX+1 bytes). */
 CELLAR_API void cellar_digest_hex(char *out, const cellar_digests *d, cellar_algo a);
 
+/* Parses a digest as people and tools write it: "algo:hex" (any name
+ * cellar_algo_parse() takes: "sha256:", "blake3:", "git-sha1:", "git:"...)
+ * or bare hex, either case, into out (*len bytes). *algos gets the
+ * CELLAR_ALGO_BIT()s it may be: the named one, or for bare hex those of
+ * bare whose length fits (64 digits fit sha256 and blake3: the caller
+ * decides, or tries both). CELLAR_EINVAL, naming the string and the rule,
+ * when it is neither, when a named algorithm's length differs, or when
+ * no algorithm of bare fits. Thread-safe. */
+CELLAR_API int cellar_digest_parse(uint32_t *algos, uint8_t out[CELLAR_DIGEST_MAX], size_t *len,
+                                   const char *s, uint32_t bare);
+
 /* A streaming multi-digest: several algorithms over one pass of the bytes.
  * git-sha1 needs the total size up front (expected_size); pass
  * UINT64_MAX if it is not wanted. */
@@ -782,6 +793,24 @@ CELLAR_API int cellar_dduf_check_crc(const cellar_dduf *d);
 /* The pipeline's components (top-level folders), in first-seen order. */
 CELLAR_API size_t cellar_dduf_component_count(const cellar_dduf *d);
 CELLAR_API const char *cellar_dduf_component_at(const cellar_dduf *d, size_t i);
+/* A component's weights, one set per variant, grouped by the rule
+ * cellar_components() applies to a folder (diffusers' names: x.safetensors
+ * has none, x.fp16.safetensors and its shards x.fp16-00001-of-00002
+ * .safetensors are "fp16"): the .safetensors entries directly in folder
+ * comp. The set without a variant (variant "") comes first, also as an
+ * empty set when the component has no weights at all; then each variant
+ * in the order of its first entry. entries are indexes for
+ * cellar_dduf_entry_at(), in archive order. Free with
+ * cellar_dduf_weight_sets_free(); they do not point into d. Errors:
+ * CELLAR_ENOMEM, CELLAR_EINVAL. */
+typedef struct cellar_dduf_weights {
+    const char *variant;   /* NUL-terminated; "" for the default set */
+    size_t n;              /* entries in the set */
+    const size_t *entries; /* n entry indexes */
+} cellar_dduf_weights;
+CELLAR_API int cellar_dduf_weight_sets(cellar_dduf_weights **out, size_t *count,
+                                       const cellar_dduf *d, const char *comp);
+CELLAR_API void cellar_dduf_weight_sets_free(cellar_dduf_weights *w, size_t count);
 /* Entry i (a .safetensors) as a safetensors file read in place: its tensors
  * through the cellar_st API, data pointing into the archive's mapping. The
  * cellar_st must be freed before the cellar_dduf. Errors: CELLAR_EINVAL,
@@ -1645,6 +1674,164 @@ CELLAR_API int cellar_oci_push(cellar_oci_push_result *out, cellar_store *s, con
  * Errors: as cellar_pull, CELLAR_EUNSUPPORTED (a compressed layer). */
 CELLAR_API int cellar_oci_pull(cellar_pull_result *out, cellar_store *s, const char *ref,
                                const cellar_oci_opts *o, const cellar_pull_opts *po);
+
+/* ======================================================================
+ * Format detection (src/format/detect.c)
+ * ====================================================================== */
+
+/* ---- detect section ---- */
+
+/* What a path holds, as cellar_detect_format() tells it. Values are only
+ * ever appended to. */
+typedef enum cellar_format {
+    CELLAR_FORMAT_UNKNOWN = 0,     /* not a regular file or folder (FIFO, device...) */
+    CELLAR_FORMAT_SAFETENSORS = 1, /* a regular file no other row claims: safetensors has no
+                                    * magic (a shard index .json is opened as one too) */
+    CELLAR_FORMAT_GGUF = 2,        /* starts with "GGUF" */
+    CELLAR_FORMAT_DDUF = 3,        /* starts with a ZIP local header, or is named *.dduf */
+    CELLAR_FORMAT_FOLDER = 4,      /* a directory: a model folder (cellar_components()) */
+    CELLAR_FORMAT_PYTORCH = 5,     /* a torch checkpoint or bare pickle (cellar_pt_sniff()) */
+} cellar_format;
+
+/* Tells the format of path (symlinks followed) from its type and its
+ * first bytes; nothing beyond them is read or validated, so the reader of
+ * that format may still refuse it. Errors: CELLAR_ENOTFOUND, CELLAR_EIO
+ * (naming the path); an unknown kind is not an error (*out UNKNOWN).
+ * Thread-safe. */
+CELLAR_API int cellar_detect_format(cellar_format *out, const char *path);
+/* "safetensors", "gguf", "dduf", "folder", "pytorch", "unknown": a static string. */
+CELLAR_API const char *cellar_format_name(cellar_format f);
+
+/* ======================================================================
+ * Tensor statistics (src/format/stats.c)
+ * ====================================================================== */
+
+/* ---- stats section ---- */
+
+/* Counts over the tensors of safetensors files (shards, DDUF entries) and
+ * GGUF files: in total, and per element type (the dtype histogram of a
+ * safetensors set, the ggml-type histogram of a GGUF), as inspect shows
+ * them. An accumulator: add files, merge accumulators. Not thread-safe:
+ * one per thread. */
+typedef struct cellar_tensor_stats cellar_tensor_stats;
+
+typedef struct cellar_tensor_totals {
+    uint64_t tensors;
+    uint64_t params;     /* elements; see params_overflow */
+    uint64_t bytes;      /* of tensor data */
+    int params_overflow; /* the element count passed 2^64 */
+} cellar_tensor_totals;
+
+/* An empty accumulator. CELLAR_ENOMEM. Free with cellar_tensor_stats_free. */
+CELLAR_API int cellar_tensor_stats_new(cellar_tensor_stats **out);
+CELLAR_API void cellar_tensor_stats_free(cellar_tensor_stats *s);
+/* Adds every tensor of a safetensors file. CELLAR_EINVAL. */
+CELLAR_API int cellar_tensor_stats_add_st(cellar_tensor_stats *s, const cellar_st *st);
+/* Adds every tensor info of a GGUF (its ggml types are rows of their own).
+ * CELLAR_EINVAL; CELLAR_EUNSUPPORTED for a type id past 63. */
+CELLAR_API int cellar_tensor_stats_add_gguf(cellar_tensor_stats *s, const cellar_gguf *g);
+/* Adds the counts of from into into. CELLAR_EINVAL. */
+CELLAR_API int cellar_tensor_stats_merge(cellar_tensor_stats *into,
+                                         const cellar_tensor_stats *from);
+/* The totals (zero for NULL). */
+CELLAR_API void cellar_tensor_stats_totals(cellar_tensor_totals *out,
+                                           const cellar_tensor_stats *s);
+/* The types seen: safetensors dtypes in cellar_dtype order, then ggml types
+ * by id. Row i: its name (a static string: "BF16", "Q4_K"...), tensors and
+ * bytes. CELLAR_EINVAL past the end. */
+CELLAR_API size_t cellar_tensor_stats_type_count(const cellar_tensor_stats *s);
+CELLAR_API int cellar_tensor_stats_type_at(const char **name, uint64_t *tensors, uint64_t *bytes,
+                                           const cellar_tensor_stats *s, size_t i);
+
+/* ======================================================================
+ * Listing trees of files (src/common/walk.c)
+ * ====================================================================== */
+
+/* ---- walk section ---- */
+
+/* Also list symlinks that lead to a regular file (hash -r); without it
+ * symlinks are left out and the file is listed where it lives (add). */
+#define CELLAR_WALK_FILE_SYMLINKS (1u << 0)
+/* List only regular files (and with FILE_SYMLINKS symlinks to them): a
+ * FIFO, socket or device is told to fn with rc CELLAR_EUNSUPPORTED and a
+ * message naming it, not listed (hash -r warns and goes on). */
+#define CELLAR_WALK_REGULAR_ONLY (1u << 1)
+
+#define CELLAR_WALK_OPTS_VERSION 1
+typedef struct cellar_walk_opts {
+    unsigned int version;  /* CELLAR_WALK_OPTS_VERSION */
+    unsigned flags;        /* CELLAR_WALK_* */
+    const char *skip_dir;  /* a folder never entered (the store's home), or NULL */
+} cellar_walk_opts;
+#define CELLAR_WALK_OPTS_INIT { CELLAR_WALK_OPTS_VERSION, 0, NULL }
+
+/* Called for each file listed (rc 0, message NULL) and for each entry that
+ * cannot be read (rc < 0, message naming it; the walk goes on). path is
+ * root joined with the names below it, borrowed for the call. A non-zero
+ * return stops the walk. */
+typedef int (*cellar_walk_fn)(const char *path, int rc, const char *message, void *ctx);
+
+/* Lists the files under root, depth first, each folder's entries in byte
+ * order (strcmp), so a tree lists the same way every time. Folders
+ * reached through a symlink are not entered (as find(1) without -L), nor
+ * a folder twice, nor opts->skip_dir; root itself is followed if it is a
+ * symlink, and a root that is not a folder is listed alone. Entries that
+ * are neither folders nor symlinks (FIFOs, devices) are listed (the caller
+ * decides) unless CELLAR_WALK_REGULAR_ONLY. opts NULL: defaults. Returns 0; root's error (CELLAR_ENOTFOUND,
+ * CELLAR_EIO); CELLAR_ENOMEM (the listing stopped part way: files were
+ * left out, never silently); CELLAR_EUSER (fn stopped it); CELLAR_EINVAL.
+ * Safe to call from several threads at once; fn runs on the caller's. */
+CELLAR_API int cellar_walk_files(const char *root, const cellar_walk_opts *opts,
+                                 cellar_walk_fn fn, void *ctx);
+
+/* ======================================================================
+ * Checksum lists (src/hash/checklist.c): what `cellar hash -c` checks
+ * ====================================================================== */
+
+/* ---- checklist section ---- */
+
+/* A parsed list of "digest  name" lines as sha256sum, b3sum, md5sum,
+ * sha1sum and cellar write them: "HEX  NAME", "HEX *NAME" (binary mode),
+ * "algo:HEX  NAME" (cellar --tag), "ALGO (NAME) = HEX" (BSD, sha256sum
+ * --tag); a line starting with '\' has its name escaped (\\, \n, \r).
+ * A bare HEX may be any algorithm of its length (64 digits: sha256 or
+ * blake3). Lines end in LF or CRLF. Blank lines, '#' comments and lines
+ * that fit none of the forms are counted as malformed, not kept. Not
+ * thread-safe: verifying updates the handle (which algorithm matched last
+ * is tried first); one handle per thread. */
+typedef struct cellar_checklist cellar_checklist;
+
+typedef struct cellar_checklist_line {
+    size_t lineno;      /* 1-based line number in the list */
+    uint32_t algos;     /* CELLAR_ALGO_BIT()s the digest may be (at least one) */
+    const char *name;   /* the file, unescaped, NUL-terminated; lives as long as the list */
+    size_t digest_len;  /* bytes */
+    uint8_t digest[CELLAR_DIGEST_MAX];
+} cellar_checklist_line;
+
+/* Parses len bytes of a list (copied: data may go after the call). algos
+ * (0: any) limits what a bare HEX may be, as `hash -c -a ALGO` does. label
+ * names the list in messages. Free with cellar_checklist_free. Errors:
+ * CELLAR_ENOMEM, CELLAR_EINVAL (bad arguments); malformed lines are not
+ * errors (cellar_checklist_malformed). */
+CELLAR_API int cellar_checklist_parse(cellar_checklist **out, const void *data, size_t len,
+                                      uint32_t algos, const char *label);
+CELLAR_API void cellar_checklist_free(cellar_checklist *l);
+/* Well-formed lines kept, in list order; line i (NULL past the end). */
+CELLAR_API size_t cellar_checklist_count(const cellar_checklist *l);
+CELLAR_API const cellar_checklist_line *cellar_checklist_at(const cellar_checklist *l, size_t i);
+/* Lines that were blank, comments or fit no form. */
+CELLAR_API size_t cellar_checklist_malformed(const cellar_checklist *l);
+
+/* Hashes the file of line i (always from its bytes: the hash cache is
+ * neither used nor filled) and sets *match to 1 if one of the line's
+ * algorithms gives its digest, else 0. fd >= 0: read that stream instead
+ * of opening the name (the name "-" is standard input to the CLI). opts:
+ * flags and nthreads (may be NULL). Returns 0 (then *match says), or the
+ * error that kept the file from being read (CELLAR_ENOTFOUND, CELLAR_EIO,
+ * CELLAR_EUNSUPPORTED, CELLAR_ECHANGED: a "FAILED open or read"). */
+CELLAR_API int cellar_checklist_verify(int *match, cellar_checklist *l, size_t i, int fd,
+                                       const cellar_hash_opts *opts);
 
 #ifdef __cplusplus
 }

@@ -41,6 +41,18 @@ check "which rejects junk with usage" bash -c "'$BIN' which nothex >/dev/null 2>
 check "map --json has both" test "$(grep -c '"[0-9a-f]\{64\}": "/' "$T/map.json")" = 2
 check "map --json maps the sha256 to its object" grep -q "\"$(sha "$T/in/one.bin")\": \"$CELLAR_HOME/objects/sha256/" "$T/map.json"
 check "verify is clean" "$BIN" verify -q
+# A folder is added in byte order, depth first (one listing with hash -r);
+# symlinks inside it are not followed: their files are added where they live.
+mkdir -p "$T/tree/B" "$T/tree/a/z"
+gen "$T/tree/c.bin" 700; gen "$T/tree/B/x.bin" 800; gen "$T/tree/a/z/y.bin" 900; gen "$T/tree/a/w.bin" 1000
+ln -s ../in/two.bin "$T/tree/link.bin"
+ln -s a "$T/tree/linkdir"
+check "add lists a folder sorted, symlinks left out" test "$(CELLAR_HOME="$T/home-tree" "$BIN" add "$T/tree" | cut -c67-)" = \
+    "$(printf '%s\n' "$T/tree/B/x.bin" "$T/tree/a/w.bin" "$T/tree/a/z/y.bin" "$T/tree/c.bin")"
+check "hash -r lists the same order, and the symlinked file" test "$("$BIN" hash -r -a sha256 "$T/tree" | cut -c67-)" = \
+    "$(printf '%s\n' "$T/tree/B/x.bin" "$T/tree/a/w.bin" "$T/tree/a/z/y.bin" "$T/tree/c.bin" "$T/tree/link.bin")"
+check "which takes upper-case hex" test "$("$BIN" which "sha256:$(sha "$T/in/one.bin" | tr a-f A-F)")" = "$("$BIN" which "$(sha "$T/in/one.bin")")"
+check "which says why a digest is refused" bash -c "'$BIN' which sha256:abcd 2>&1 >/dev/null | grep -q 'has 64 hex digits, not 4'"
 # The store's own files are never added, even when a folder holds the store.
 "$BIN" add "$CELLAR_HOME" >"$T/add_home.out"
 check "add of the store's folder adds nothing" test ! -s "$T/add_home.out"

@@ -6,6 +6,7 @@ BIN=${CELLAR_BIN:?run under CTest, or set CELLAR_BIN to the cellar binary}
 SRC=${CELLAR_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 passed=0
 failed=0
+skipped=0
 
 # test_dir NAME: sets T to a fresh scratch folder for this test.
 test_dir() {
@@ -25,8 +26,15 @@ check() {
     shift
     if "$@"; then ok; else bad "$what"; fi
 }
+# skip "why": a part that cannot run here. With no failure the test then
+# exits 77, which CTest reports as a skip (SKIP_RETURN_CODE), not a pass.
+skip() {
+    skipped=$((skipped + 1))
+    echo "SKIPPED: $*"
+}
 # The closing line, and the exit status.
 test_end() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" = 0 ]
+    echo "$passed passed, $failed failed, $skipped skipped"
+    if [ "$failed" != 0 ]; then return 1; fi
+    if [ "$skipped" != 0 ]; then exit 77; fi
 }

@@ -721,9 +721,72 @@ static void test_pack_unpack(void)
     CHECK(access(bad, F_OK) != 0);
 }
 
+/* Weight sets: one per variant, by the rule folders use (variant.c). */
+static void test_weight_sets(void)
+{
+    const char *dir = test_tmpdir("dduf_weight_sets");
+    char dduf[4200];
+    snprintf(dduf, sizeof dduf, "%s/v.dduf", dir);
+    cellar_dduf_source src[] = {
+        {"model_index.json", NULL, index_json, strlen(index_json)},
+        {"vae/config.json", NULL, "{}", 2},
+        {"vae/diffusion_pytorch_model.fp16-00001-of-00002.safetensors", NULL, st_file, st_len},
+        {"vae/diffusion_pytorch_model.safetensors", NULL, st_file, st_len},
+        {"vae/diffusion_pytorch_model.fp16-00002-of-00002.safetensors", NULL, st_file, st_len},
+        {"vae/diffusion_pytorch_model-00001-of-00001.bf16.safetensors", NULL, st_file, st_len},
+        {"vae/diffusion_pytorch_model.safetensors.index.json", NULL, "{}", 2},
+        {"scheduler/scheduler_config.json", NULL, "{}", 2},
+    };
+    size_t nsrc = sizeof src / sizeof src[0];
+    CHECK_MSG(cellar_dduf_write(dduf, src, nsrc, 0) == 0, "%s", cellar_error_last());
+    cellar_dduf *d = NULL;
+    CHECK(cellar_dduf_open(&d, dduf, 0) == 0);
+    if (!d)
+        return;
+    cellar_dduf_weights *w;
+    size_t n;
+    CHECK(cellar_dduf_weight_sets(&w, &n, d, "vae") == 0);
+    CHECK(n == 3);
+    if (n == 3) {
+        CHECK_STR(w[0].variant, "");
+        CHECK(w[0].n == 1 && w[0].entries[0] == 3);
+        CHECK_STR(w[1].variant, "fp16");
+        CHECK(w[1].n == 2 && w[1].entries[0] == 2 && w[1].entries[1] == 4);
+        CHECK_STR(w[2].variant, "bf16");
+        CHECK(w[2].n == 1 && w[2].entries[0] == 5);
+    }
+    cellar_dduf_weight_sets_free(w, n);
+    /* no weights: one empty default set; "va" is not "vae" */
+    CHECK(cellar_dduf_weight_sets(&w, &n, d, "scheduler") == 0);
+    CHECK(n == 1 && w[0].n == 0 && !strcmp(w[0].variant, ""));
+    cellar_dduf_weight_sets_free(w, n);
+    CHECK(cellar_dduf_weight_sets(&w, &n, d, "va") == 0);
+    CHECK(n == 1 && w[0].n == 0);
+    cellar_dduf_weight_sets_free(w, n);
+    cellar_dduf_weight_sets_free(NULL, 0);
+    cellar_dduf_free(d);
+
+    /* only variants: no default set */
+    cellar_dduf_source only[] = {
+        {"model_index.json", NULL, index_json, strlen(index_json)},
+        {"vae/config.json", NULL, "{}", 2},
+        {"vae/diffusion_pytorch_model.fp16.safetensors", NULL, st_file, st_len},
+        {"scheduler/scheduler_config.json", NULL, "{}", 2},
+    };
+    CHECK(cellar_dduf_write(dduf, only, 4, CELLAR_DDUF_REPLACE) == 0);
+    CHECK(cellar_dduf_open(&d, dduf, 0) == 0);
+    if (!d)
+        return;
+    CHECK(cellar_dduf_weight_sets(&w, &n, d, "vae") == 0);
+    CHECK(n == 1 && !strcmp(w[0].variant, "fp16") && w[0].n == 1 && w[0].entries[0] == 2);
+    cellar_dduf_weight_sets_free(w, n);
+    cellar_dduf_free(d);
+}
+
 int main(void)
 {
     make_st();
+    test_weight_sets();
     test_read(false);
     test_read(true);
     central_zip64 = true;

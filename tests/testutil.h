@@ -1,5 +1,8 @@
 /* A minimal test harness: CHECK() records a failure and goes on; the test's
- * main returns test_summary(), printing "N passed, N failed". */
+ * main returns test_summary(), printing "N passed, N failed". A part that
+ * cannot run here calls test_skip(): with no failure the test then exits
+ * TEST_SKIPPED, which CTest reports as a skip (SKIP_RETURN_CODE), not a
+ * pass. */
 #ifndef CELLAR_TESTUTIL_H
 #define CELLAR_TESTUTIL_H
 
@@ -7,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int test_passed, test_failed;
+static int test_passed, test_failed, test_skipped;
+
+/* CTest's SKIP_RETURN_CODE for every test (CMakeLists.txt). */
+#define TEST_SKIPPED 77
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
@@ -40,10 +46,19 @@ static int test_passed, test_failed;
               "rc=%d (want %d), message \"%s\" (want \"%s\")", (rc), (code),                      \
               cellar_error_last(), (needle))
 
+/* Records that a part of the test did not run, and why. */
+#define test_skip(...)                                                                             \
+    do {                                                                                           \
+        test_skipped++;                                                                            \
+        printf("SKIPPED: ");                                                                       \
+        printf(__VA_ARGS__);                                                                       \
+        putchar('\n');                                                                             \
+    } while (0)
+
 static inline int test_summary(void)
 {
-    printf("%d passed, %d failed\n", test_passed, test_failed);
-    return test_failed ? 1 : 0;
+    printf("%d passed, %d failed, %d skipped\n", test_passed, test_failed, test_skipped);
+    return test_failed ? 1 : test_skipped ? TEST_SKIPPED : 0;
 }
 
 /* A fresh directory for this test's files under $CELLAR_TEST_TMP (or /tmp). */

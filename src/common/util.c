@@ -355,6 +355,12 @@ int cellar_atomic_open(cellar_atomic *a, const char *path, unsigned mode)
 int cellar_atomic_commit(cellar_atomic *a, bool replace)
 {
     int rc = 0;
+    /* before anything is renamed: out of memory leaves nothing in place */
+    char *dir = dir_of(a->path);
+    if (!dir) {
+        rc = CELLAR_ENOMEM;
+        goto done;
+    }
     if (fsync(a->fd) != 0) {
         rc = cellar_fail_errno(errno, "%s: fsync", a->path);
         goto done;
@@ -379,12 +385,9 @@ int cellar_atomic_commit(cellar_atomic *a, bool replace)
     }
     free(a->tmp);
     a->tmp = NULL;
-    char *dir = dir_of(a->path);
-    if (!dir)
-        return CELLAR_ENOMEM;
     rc = cellar_fsync_dir(dir);
-    free(dir);
 done:
+    free(dir);
     cellar_atomic_abort(a);
     return rc;
 }

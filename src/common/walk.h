@@ -1,6 +1,7 @@
-/* Walking trees of user files (dedup, du, import-hf): depth first, without
- * following symlinks unless asked, never entering a directory twice (a loop
- * of symlinks) nor the store itself. */
+/* Walking trees of user files (dedup, du, import-hf, and through
+ * cellar_walk_files() hash -r and add): depth first, each folder's entries
+ * in byte order (strcmp), without following symlinks unless asked, never
+ * entering a directory twice (a loop of symlinks) nor the store itself. */
 #ifndef CELLAR_WALK_H
 #define CELLAR_WALK_H
 
@@ -24,7 +25,8 @@ typedef struct walk_opts {
 } walk_opts;
 
 /* Walks root (a directory, or a single file). CELLAR_ENOTFOUND etc. if root
- * itself cannot be read. */
+ * itself cannot be read; CELLAR_ENOMEM if the walk could not go on (then
+ * entries were left out). */
 int walk_tree(const char *root, const walk_opts *o);
 
 #endif

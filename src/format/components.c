@@ -2,6 +2,7 @@
  * sub-folder holding weights (the variant-free file where variants sit side
  * by side, as diffusers loads it); any other path is one component. */
 #include "safetensors.h"
+#include "variant.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -53,7 +54,10 @@ static char *component_path(const char *dir)
         if (!is_idx && !has_suffix(name, ".safetensors"))
             continue;
         size_t stem = strlen(name) - strlen(is_idx ? ".safetensors.index.json" : ".safetensors");
-        bool plain = memchr(name, '.', stem) == NULL;
+        /* the variant rule DDUF weight sets use too (variant.c) */
+        const char *variant;
+        size_t variant_len;
+        bool plain = !cellar_weights_variant(name, stem, &variant, &variant_len);
         size_t *count = is_idx ? &nidx : &nst, *plains = is_idx ? &plain_idx : &plain_st;
         char **keep = is_idx ? &idx : &st;
         (*count)++;

@@ -21,6 +21,7 @@
 #include "dduf.h"
 
 #include "crc32.h"
+#include "variant.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -719,4 +720,102 @@ int cellar_dduf_open_safetensors(cellar_st **out, const cellar_dduf *d, size_t i
     int rc = cellar_st_open_buffer(out, e->data, (size_t)e->size, label);
     free(label);
     return rc;
+}
+
+/* ---- weight sets: one per variant, by the folders' rule (variant.c) ---- */
+
+void cellar_dduf_weight_sets_free(cellar_dduf_weights *w, size_t count)
+{
+    if (!w)
+        return;
+    for (size_t i = 0; i < count; i++) {
+        free((char *)w[i].variant);
+        free((size_t *)w[i].entries);
+    }
+    free(w);
+}
+
+/* The variant of entry i if it is a .safetensors directly in comp. */
+static bool component_weights(const cellar_dduf *d, size_t i, const char *comp, size_t cl,
+                              const char **variant, size_t *len, bool *has)
+{
+    const cellar_dduf_entry *e = &d->entries[i];
+    bool index;
+    if (e->name_len <= cl + 1 || memcmp(e->name, comp, cl) || e->name[cl] != '/' ||
+        memchr(e->name + cl + 1, '/', e->name_len - cl - 1))
+        return false;
+    size_t stem = cellar_weights_stem(e->name + cl + 1, e->name_len - cl - 1, &index);
+    if (!stem || index)
+        return false;
+    *has = cellar_weights_variant(e->name + cl + 1, stem, variant, len);
+    return true;
+}
+
+int cellar_dduf_weight_sets(cellar_dduf_weights **out, size_t *count, const cellar_dduf *d,
+                            const char *comp)
+{
+    *out = NULL;
+    *count = 0;
+    RETURN_ERROR_IF(!d || !comp, CELLAR_EINVAL, "cellar_dduf_weight_sets: no archive or component");
+    size_t cl = strlen(comp), n_default = 0, n_variant = 0;
+    const char *v;
+    size_t vl;
+    bool has;
+    for (size_t i = 0; i < d->n_entries; i++)
+        if (component_weights(d, i, comp, cl, &v, &vl, &has))
+            *(has ? &n_variant : &n_default) += 1;
+    /* at most one set per entry, plus the default */
+    cellar_dduf_weights *w = cellar_calloc(n_default + n_variant + 1, sizeof *w);
+    if (!w)
+        return CELLAR_ENOMEM;
+    size_t n = 0;
+    int rc = 0;
+    /* the default set first: also when the component has no weights */
+    if (n_default || !n_variant) {
+        size_t *idx = cellar_calloc(n_default ? n_default : 1, sizeof *idx);
+        char *name = cellar_strdup("");
+        w[n].variant = name;
+        w[n].entries = idx;
+        n++;
+        if (!idx || !name)
+            rc = CELLAR_ENOMEM;
+        for (size_t i = 0; rc == 0 && i < d->n_entries; i++)
+            if (component_weights(d, i, comp, cl, &v, &vl, &has) && !has)
+                idx[w[0].n++] = i;
+    }
+    /* then each variant, in the order of its first entry */
+    for (size_t i = 0; rc == 0 && i < d->n_entries; i++) {
+        if (!component_weights(d, i, comp, cl, &v, &vl, &has) || !has)
+            continue;
+        bool seen = false;
+        for (size_t s = 0; s < n && !seen; s++)
+            seen = (s > 0 || !(n_default || !n_variant)) && strlen(w[s].variant) == vl &&
+                   !memcmp(w[s].variant, v, vl);
+        if (seen)
+            continue;
+        size_t *idx = cellar_calloc(n_variant, sizeof *idx);
+        char *name = cellar_strndup(v, vl);
+        w[n].variant = name;
+        w[n].entries = idx;
+        cellar_dduf_weights *set = &w[n++];
+        if (!idx || !name) {
+            rc = CELLAR_ENOMEM;
+            break;
+        }
+        for (size_t j = i; j < d->n_entries; j++) {
+            const char *vj;
+            size_t vjl;
+            bool hj;
+            if (component_weights(d, j, comp, cl, &vj, &vjl, &hj) && hj && vjl == vl &&
+                !memcmp(vj, v, vl))
+                idx[set->n++] = j;
+        }
+    }
+    if (rc) {
+        cellar_dduf_weight_sets_free(w, n);
+        return rc;
+    }
+    *out = w;
+    *count = n;
+    return 0;
 }
