@@ -59,6 +59,10 @@ void cli_identity_json(FILE *f, const cellar_identity *id);
 /* cellar ls --by-model: the n PATHs summarised by model (cli/ls_by_model.c). */
 int cli_ls_by_model(int n, char **paths, bool json);
 
+/* Opens the store the environment names (cellar_store_home_from_env()).
+ * Returns the library's code; the message is in cellar_error_last(). */
+int cli_store_open(cellar_store **out);
+
 /* Each verb: argv[0] is the verb's name. */
 typedef int (*cli_cmd_fn)(int argc, char **argv);
 

@@ -73,7 +73,7 @@ int cmd_add(int argc, char **argv)
     if (i == argc)
         return cli_usage("add", "no PATH given");
     cellar_store *s;
-    if (cellar_store_open(&s, NULL) != 0)
+    if (cli_store_open(&s) != 0)
         return cli_error_last();
     struct adding a = {s, flags, 0};
     for (; i < argc; i++)

@@ -77,7 +77,7 @@ int cmd_dedup(int argc, char **argv)
     o.cb = on_event;
     o.ctx = &r;
     cellar_store *s;
-    if (cellar_store_open(&s, NULL) != 0)
+    if (cli_store_open(&s) != 0)
         return cli_error_last();
     cellar_dedup_stats st;
     int rc = cellar_dedup(s, (size_t)(argc - i), (const char *const *)argv + i, &o, &st);

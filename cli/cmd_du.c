@@ -55,7 +55,7 @@ int cmd_du(int argc, char **argv)
     size_t n = (size_t)(argc - i);
     if (n == 0) {
         cellar_store *s;
-        if (cellar_store_open(&s, NULL) != 0)
+        if (cli_store_open(&s) != 0)
             return cli_error_last();
         const char *home = cellar_store_home(s);
         size_t len = strlen(home) + sizeof "/objects";

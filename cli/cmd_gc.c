@@ -46,7 +46,7 @@ int cmd_gc(int argc, char **argv)
         }
     }
     cellar_store *s;
-    if (cellar_store_open(&s, NULL) != 0)
+    if (cli_store_open(&s) != 0)
         return cli_error_last();
     cellar_gc_stats st;
     int rc = cellar_store_gc(s, &o, &st, on_removed, &verbose);

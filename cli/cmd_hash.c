@@ -75,7 +75,7 @@ static void usage(FILE *f)
                "  --mmap           hash from memory maps of the files\n"
                "  --no-mmap        read the files into small buffers (the default: faster\n"
                "                   on page-cached files; the option is b3sum's)\n"
-               "  --no-cache       neither use nor fill the hash cache ($CELLAR_HOME/cellar.db)\n"
+               "  --no-cache       neither use nor fill the store's hash cache ($CELLAR_HOME)\n"
                "  -j, --jobs N     threads to use (default: all cores)\n"
                "  -h, --help       this help\n");
 }
@@ -658,7 +658,7 @@ int cmd_hash(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct run r = {.kind = K_DIGEST};
+    struct run r = {.kind = K_DIGEST, .opts = CELLAR_HASH_OPTS_INIT};
     bool check = false;
     optind = 1;
     int opt;
@@ -748,22 +748,34 @@ int cmd_hash(int argc, char **argv)
         r.nalgos = 1;
     }
     r.opts.algos = r.algos;
+    /* The cache lives in the store; without a usable store, no cache. */
+    cellar_store *store = NULL;
+    if (!(r.opts.flags & CELLAR_HASH_NO_CACHE)) {
+        if (cli_store_open(&store) == 0)
+            r.opts.cache = cellar_store_hash_cache(store);
+        else
+            cellar_error_clear();
+    }
     struct targets t = {0};
-    if (optind == argc && targets_add(&t, "-"))
-        return cli_error("out of memory");
-    for (int i = optind; i < argc; i++) {
+    bool oom = optind == argc && targets_add(&t, "-");
+    for (int i = optind; i < argc && !oom; i++) {
         struct stat st;
         if (r.recursive && r.kind != K_INVOKEAI && r.kind != K_STRUCTURAL &&
             strcmp(argv[i], "-") &&
             stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode))
             expand_dir(&r, &t, argv[i]);
-        else if (targets_add(&t, argv[i]))
-            return cli_error("out of memory");
+        else
+            oom = targets_add(&t, argv[i]);
+    }
+    if (oom) {
+        cellar_store_free(store);
+        return cli_error("out of memory");
     }
     hash_targets(&r, &t);
     for (size_t i = 0; i < t.n; i++)
         free(t.v[i]);
     free(t.v);
+    cellar_store_free(store);
     if (fflush(stdout) != 0)
         return cli_error("standard output: %s", strerror(errno));
     return r.status;

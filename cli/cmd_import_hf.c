@@ -39,7 +39,7 @@ int cmd_import_hf(int argc, char **argv)
         }
     }
     cellar_store *s;
-    if (cellar_store_open(&s, NULL) != 0)
+    if (cli_store_open(&s) != 0)
         return cli_error_last();
     cellar_import_stats st;
     int rc = cellar_import_hf(s, cache, on_event, &verbose, &st);

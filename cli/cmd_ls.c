@@ -85,7 +85,7 @@ int cmd_ls(int argc, char **argv)
         }
     }
     cellar_store *s;
-    if (cellar_store_open(&s, NULL) != 0)
+    if (cli_store_open(&s) != 0)
         return cli_error_last();
     if (l.json)
         printf("[");

@@ -43,7 +43,7 @@ int cmd_map(int argc, char **argv)
         }
     }
     cellar_store *s;
-    if (cellar_store_open(&s, NULL) != 0)
+    if (cli_store_open(&s) != 0)
         return cli_error_last();
     if (m.json)
         printf("{");

@@ -294,7 +294,7 @@ int cmd_pull(int argc, char **argv)
     o.progress = on_progress;
     o.progress_ctx = &pr;
     cellar_store *s = NULL;
-    if (cellar_store_open(&s, NULL)) {
+    if (cli_store_open(&s)) {
         ret = cli_error_last();
         goto done;
     }

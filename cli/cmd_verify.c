@@ -71,7 +71,7 @@ int cmd_verify(int argc, char **argv)
         }
     }
     struct verify v = {NULL, 0, 0};
-    if (cellar_store_open(&v.s, NULL) != 0) {
+    if (cli_store_open(&v.s) != 0) {
         free(shas);
         return cli_error_last();
     }

@@ -30,7 +30,7 @@ int cmd_which(int argc, char **argv)
         return cli_usage("which", "%s", cellar_error_last());
     cellar_algo algo = (cellar_algo)__builtin_ctz(algos);
     cellar_store *s;
-    if (cellar_store_open(&s, NULL) != 0)
+    if (cli_store_open(&s) != 0)
         return cli_error_last();
     uint8_t sha[32];
     int rc = cellar_store_lookup(s, algo, digest, sha);

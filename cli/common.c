@@ -224,3 +224,8 @@ bool cli_options_first(int argc, char **argv, const char *const *with_value)
     free(ops);
     return true;
 }
+
+int cli_store_open(cellar_store **out)
+{
+    return cellar_store_open(out, NULL);
+}

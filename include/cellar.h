@@ -192,23 +192,67 @@ enum {
      * per-thread buffers (the default, measured faster on page-cached
      * files). A file truncated while mapped raises SIGBUS. */
     CELLAR_HASH_MMAP = 1u << 0,
-    CELLAR_HASH_NO_CACHE = 1u << 1, /* neither consult nor fill the hash cache */
+    CELLAR_HASH_NO_CACHE = 1u << 1, /* neither consult nor fill opts->cache */
 };
 
-typedef struct cellar_hash_opts {
-    uint32_t algos;    /* CELLAR_ALGO_BIT()s; 0 means blake3 */
-    uint32_t flags;    /* CELLAR_HASH_* */
-    unsigned nthreads; /* threads for one file or for a list of files; 0: all cores */
-} cellar_hash_opts;
+/* The hash cache: digests of unchanged files, so a file is read once.
+ * Hashing never owns a cache: the caller passes one in cellar_hash_opts
+ * (a store's, from cellar_store_hash_cache(), or its own), and hashing
+ * talks to it through these two functions only. A file is unchanged while
+ * its cellar_file_id is: device, inode, size, and modification and change
+ * times in nanoseconds. */
+typedef struct cellar_file_id {
+    uint64_t dev, ino, size;
+    int64_t mtime_ns, ctime_ns;
+} cellar_file_id;
 
-/* Digests of the file at path (symlinks followed). An unchanged file
- * (same device, inode, size, mtime, ctime) is answered from the hash cache
- * in $CELLAR_HOME/cellar.db with one stat; out->cached says which digests
- * were. opts may be NULL (blake3, cache on, all cores). FIFOs are read as
- * streams (git-sha1 then fails with CELLAR_EUNSUPPORTED: it needs the size).
- * Errors: CELLAR_ENOTFOUND, CELLAR_EIO (permission...), CELLAR_EUNSUPPORTED
- * (a directory, device or socket), CELLAR_ECHANGED (size, mtime or ctime
- * moved while it was read; nothing is cached). */
+/* One cached digest: of file, under label ("sha256", "blake3", or a derived
+ * value such as "autov3"). len 0 records "not defined for this file". */
+typedef struct cellar_hash_cache_entry {
+    cellar_file_id file;
+    const char *label;
+    int len; /* lookup: set to the digest's length, -1 when none is cached */
+    uint8_t digest[CELLAR_DIGEST_MAX];
+} cellar_hash_cache_entry;
+
+#define CELLAR_HASH_CACHE_VERSION 1
+
+/* A cache implementation. lookup fills len and digest of each of n
+ * entries (len -1: not cached for exactly that file id); record stores n
+ * entries, replacing what the same (dev, ino, label) held. Both return 0
+ * or a negative code; hashing treats any failure as "not cached" and goes
+ * on, so a broken cache costs time, never a result. Both are called from
+ * the thread that called the hashing function, never from its workers, so
+ * an implementation needs no locking of its own unless the caller shares
+ * it between threads hashing at once. */
+typedef struct cellar_hash_cache {
+    unsigned int version; /* CELLAR_HASH_CACHE_VERSION */
+    int (*lookup)(cellar_hash_cache_entry *entries, size_t n, void *ctx);
+    int (*record)(const cellar_hash_cache_entry *entries, size_t n, void *ctx);
+    void *ctx;
+} cellar_hash_cache;
+
+/* Hashing options. Initialise with CELLAR_HASH_OPTS_INIT, then set fields;
+ * a NULL pointer means the defaults (blake3, no cache, all cores). A
+ * version this library does not know fails with CELLAR_EINVAL. */
+typedef struct cellar_hash_opts {
+    unsigned int version; /* CELLAR_HASH_OPTS_VERSION */
+    uint32_t algos;       /* CELLAR_ALGO_BIT()s; 0 means blake3 */
+    uint32_t flags;       /* CELLAR_HASH_* */
+    unsigned nthreads;    /* threads for one file or for a list of files; 0: all cores */
+    const cellar_hash_cache *cache; /* borrowed for the call; NULL: no cache */
+} cellar_hash_opts;
+#define CELLAR_HASH_OPTS_VERSION 1
+#define CELLAR_HASH_OPTS_INIT {CELLAR_HASH_OPTS_VERSION, 0, 0, 0, NULL}
+
+/* Digests of the file at path (symlinks followed). With opts->cache, an
+ * unchanged file (same cellar_file_id) is answered from the cache with one
+ * stat; out->cached says which digests were. opts may be NULL. FIFOs are
+ * read as streams (git-sha1 then fails with CELLAR_EUNSUPPORTED: it needs
+ * the size). Errors: CELLAR_ENOTFOUND, CELLAR_EIO (permission...),
+ * CELLAR_EUNSUPPORTED (a directory, device or socket), CELLAR_ECHANGED
+ * (size, mtime or ctime moved while it was read; nothing is cached),
+ * CELLAR_EINVAL (an unknown opts->version). */
 CELLAR_API int cellar_hash_path(cellar_digests *out, const char *path,
                                 const cellar_hash_opts *opts);
 /* Same for an open descriptor (not closed; read from its current offset if
@@ -1067,6 +1111,11 @@ CELLAR_API int cellar_store_open(cellar_store **out, const char *home);
 CELLAR_API void cellar_store_free(cellar_store *s);
 /* The store's directory; lives as long as s. */
 CELLAR_API const char *cellar_store_home(const cellar_store *s);
+/* The store's hash cache (table hash_cache of its cellar.db), to pass in
+ * cellar_hash_opts.cache: digests of files anywhere on the machine, keyed
+ * by file id, so only this store's database is ever written. Lives as long
+ * as s and, like s, is used by one thread at a time. */
+CELLAR_API const cellar_hash_cache *cellar_store_hash_cache(cellar_store *s);
 
 /* Finds a blob by any digest the index knows: algo is CELLAR_ALGO_SHA256,
  * CELLAR_ALGO_BLAKE3 or CELLAR_ALGO_GITSHA1 (20 bytes). Returns 1 and fills

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +31,74 @@ static void oneshot(cellar_digests *d, uint32_t algos, const void *p, size_t n)
     cellar_hasher_update(h, p, n);
     CHECK(cellar_hasher_final(h, d) == 0);
     cellar_hasher_free(h);
+}
+
+/* A hash cache in memory, through the public two-function interface: the
+ * engine must work with any implementation, not only the store's. */
+#define MEMCACHE_MAX 256
+static struct memcache {
+    cellar_hash_cache_entry rows[MEMCACHE_MAX];
+    char labels[MEMCACHE_MAX][16];
+    size_t n;
+    size_t lookups, records; /* calls */
+    bool fail;               /* every call fails: hashing must not care */
+} mem;
+
+static bool same_key(const cellar_hash_cache_entry *a, const cellar_hash_cache_entry *b)
+{
+    return a->file.dev == b->file.dev && a->file.ino == b->file.ino && !strcmp(a->label, b->label);
+}
+
+static int mem_lookup(cellar_hash_cache_entry *e, size_t n, void *ctx)
+{
+    struct memcache *m = ctx;
+    m->lookups++;
+    if (m->fail)
+        return CELLAR_EIO;
+    for (size_t i = 0; i < n; i++) {
+        e[i].len = -1;
+        for (size_t k = 0; k < m->n; k++)
+            if (same_key(&m->rows[k], &e[i]) && !memcmp(&m->rows[k].file, &e[i].file,
+                                                        sizeof e[i].file)) {
+                e[i].len = m->rows[k].len;
+                memcpy(e[i].digest, m->rows[k].digest, (size_t)e[i].len);
+            }
+    }
+    return 0;
+}
+
+static int mem_record(const cellar_hash_cache_entry *e, size_t n, void *ctx)
+{
+    struct memcache *m = ctx;
+    m->records++;
+    if (m->fail)
+        return CELLAR_EIO;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0;
+        while (k < m->n && !same_key(&m->rows[k], &e[i]))
+            k++;
+        if (k == MEMCACHE_MAX)
+            return CELLAR_ENOMEM;
+        m->rows[k] = e[i];
+        snprintf(m->labels[k], sizeof m->labels[k], "%s", e[i].label);
+        m->rows[k].label = m->labels[k];
+        if (k == m->n)
+            m->n++;
+    }
+    return 0;
+}
+
+static const cellar_hash_cache memcache = {CELLAR_HASH_CACHE_VERSION, mem_lookup, mem_record, &mem};
+
+/* The digest mem holds for the file st and label, length or -1. */
+static int mem_get(const struct stat *st, const char *label, uint8_t *out)
+{
+    cellar_hash_cache_entry e = {.label = label};
+    digest_file_id(&e.file, st);
+    mem_lookup(&e, 1, &mem);
+    if (e.len > 0)
+        memcpy(out, e.digest, (size_t)e.len);
+    return e.len;
 }
 
 static void test_known_answers(void)
@@ -158,7 +227,7 @@ static void test_files(const char *dir)
                 {CELLAR_HASH_NO_CACHE | CELLAR_HASH_MMAP, 1},
                 {CELLAR_HASH_NO_CACHE | CELLAR_HASH_MMAP, 2}};
     for (size_t w = 0; w < sizeof ways / sizeof ways[0]; w++) {
-        cellar_hash_opts o = {.algos = CELLAR_ALGO_ALL, .flags = ways[w].flags,
+        cellar_hash_opts o = {.version = CELLAR_HASH_OPTS_VERSION, .algos = CELLAR_ALGO_ALL, .flags = ways[w].flags,
                               .nthreads = ways[w].nthreads};
         cellar_digests got;
         CHECK(cellar_hash_path(&got, path, &o) == 0);
@@ -206,7 +275,7 @@ static void test_files(const char *dir)
     CHECK(pipe(pfd) == 0);
     CHECK(write(pfd[1], "hello world", 11) == 11);
     close(pfd[1]);
-    cellar_hash_opts o = {.algos = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256)};
+    cellar_hash_opts o = {.version = CELLAR_HASH_OPTS_VERSION, .algos = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256)};
     cellar_digests got;
     char hex[65];
     CHECK(cellar_hash_fd(&got, pfd[0], "pipe", &o) == 0);
@@ -279,8 +348,9 @@ static void test_changes(const char *dir)
     CHECK(pthread_create(&t, NULL, scribble, &s) == 0);
     struct timespec pause = {0, 20000000};
     nanosleep(&pause, NULL);
-    cellar_hash_opts o = {.algos = CELLAR_ALGO_BIT(CELLAR_ALGO_MD5) |
-                                   CELLAR_ALGO_BIT(CELLAR_ALGO_SHA1)};
+    cellar_hash_opts o = {.version = CELLAR_HASH_OPTS_VERSION,
+                          .algos = CELLAR_ALGO_BIT(CELLAR_ALGO_MD5) | CELLAR_ALGO_BIT(CELLAR_ALGO_SHA1),
+                          .cache = &memcache};
     cellar_digests d;
     /* On a loaded machine the writer may not run during a pass, so try for
      * a while (bounded) rather than a fixed number of passes. */
@@ -299,8 +369,8 @@ static void test_changes(const char *dir)
     wait_past_racy_window();
     CHECK(stat(path, &st) == 0);
     uint8_t out[CELLAR_DIGEST_MAX];
-    if (digest_cache_get(&st, "md5", out, sizeof out) >= 0) {
-        cellar_hash_opts fresh = {.algos = CELLAR_ALGO_BIT(CELLAR_ALGO_MD5),
+    if (mem_get(&st, "md5", out) >= 0) {
+        cellar_hash_opts fresh = {.version = CELLAR_HASH_OPTS_VERSION, .algos = CELLAR_ALGO_BIT(CELLAR_ALGO_MD5),
                                   .flags = CELLAR_HASH_NO_CACHE};
         CHECK(cellar_hash_path(&d, path, &fresh) == 0);
         CHECK(memcmp(out, d.d[CELLAR_ALGO_MD5], 16) == 0);
@@ -320,8 +390,10 @@ static void test_cache(const char *dir)
 {
     char *path = write_file(dir, "cached.bin", "cache me", 8);
     wait_past_racy_window();
-    cellar_hash_opts o = {.algos = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256) |
-                                   CELLAR_ALGO_BIT(CELLAR_ALGO_BLAKE3)};
+    cellar_hash_opts o = {.version = CELLAR_HASH_OPTS_VERSION,
+                          .algos = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256) |
+                                   CELLAR_ALGO_BIT(CELLAR_ALGO_BLAKE3),
+                          .cache = &memcache};
     cellar_digests first, second, third;
     CHECK(cellar_hash_path(&first, path, &o) == 0);
     CHECK(first.cached == 0);
@@ -358,6 +430,27 @@ static void test_cache(const char *dir)
     CHECK(cellar_hash_path(&first, path, &o) == 0);
     CHECK(cellar_hash_path(&second, path, &o) == 0);
     CHECK(second.cached == 0);
+
+    /* no cache given: nothing consulted or recorded */
+    size_t calls = mem.lookups + mem.records;
+    o.cache = NULL;
+    CHECK(cellar_hash_path(&third, path, &o) == 0 && third.cached == 0);
+    CHECK(cellar_hash_path(&third, path, NULL) == 0 && third.cached == 0);
+    CHECK(mem.lookups + mem.records == calls);
+    /* a failing cache costs time, never a result, and leaves no error */
+    wait_past_racy_window();
+    o.cache = &memcache;
+    mem.fail = true;
+    cellar_error_clear();
+    CHECK(cellar_hash_path(&third, path, &o) == 0 && third.cached == 0);
+    CHECK(cellar_error_code() == 0);
+    CHECK(mem.lookups + mem.records == calls + 2);
+    mem.fail = false;
+    /* options of an unknown version are refused */
+    o.version = 99;
+    CHECK_ERR(cellar_hash_path(&third, path, &o), CELLAR_EINVAL, "CELLAR_HASH_OPTS_INIT");
+    cellar_hash_opts init = CELLAR_HASH_OPTS_INIT;
+    CHECK(init.version == CELLAR_HASH_OPTS_VERSION && init.cache == NULL && init.algos == 0);
     free(path);
 }
 
@@ -391,8 +484,13 @@ static void test_many(const char *dir)
     char *missing = cellar_path_join(dir, "nope.bin");
     const char *paths[] = {a, missing, b, dir};
     struct seen s = {.in_order = true};
-    cellar_hash_opts o = {.algos = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256), .nthreads = 3};
+    cellar_hash_opts o = {.version = CELLAR_HASH_OPTS_VERSION,
+                          .algos = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256),
+                          .nthreads = 3,
+                          .cache = &memcache};
+    size_t lookups = mem.lookups;
     CHECK(cellar_hash_paths(paths, 4, &o, each, &s) == 0);
+    CHECK(mem.lookups == lookups + 1); /* the window's files in one call */
     CHECK(s.calls == 4 && s.in_order);
     CHECK(s.rcs[0] == 0 && s.rcs[1] == CELLAR_ENOTFOUND && s.rcs[2] == 0 &&
           s.rcs[3] == CELLAR_EUNSUPPORTED);
@@ -413,39 +511,78 @@ static void test_many(const char *dir)
     free(missing);
 }
 
+static const char *const steps_v2[] = {"CREATE TABLE t1 (a INTEGER)",
+                                      "CREATE TABLE t2 (b INTEGER)"};
+
+static int64_t query(cellar_db *db, const char *sql)
+{
+    cellar_db_stmt *s;
+    int64_t v = -1;
+    if (cellar_db_prepare(&s, db, sql) == 0 && cellar_db_step(s) == 1)
+        v = cellar_db_column_int64(s, 0);
+    cellar_db_finalize(s);
+    return v;
+}
+
 static void test_db(const char *dir)
 {
     char *path = cellar_path_join(dir, "sub/dir/test.db");
     cellar_db *db;
     CHECK(cellar_db_open(&db, path) == 0);
     cellar_db_stmt *s;
-    CHECK(cellar_db_prepare(&s, db, "PRAGMA user_version") == 0);
-    CHECK(cellar_db_step(s) == 1);
-    int64_t version = cellar_db_column_int64(s, 0);
-    CHECK(version >= 1);
-    cellar_db_finalize(s);
     CHECK(cellar_db_prepare(&s, db, "PRAGMA journal_mode") == 0);
     CHECK(cellar_db_step(s) == 1 && !strcmp(cellar_db_column_text(s, 0), "wal"));
     cellar_db_finalize(s);
-
-    cellar_db_file_key k = {.dev = 1, .ino = UINT64_MAX, .size = 3, .mtime_ns = -5, .ctime_ns = 7};
-    uint8_t out[32];
-    CHECK(cellar_db_hash_get(db, &k, "sha256", out, sizeof out) == -1);
-    cellar_db_hash_put(db, &k, "sha256", (const uint8_t *)"0123456789abcdef0123456789abcdef", 32);
-    cellar_db_hash_put(db, &k, "autov3", NULL, 0);
-    CHECK(cellar_db_hash_get(db, &k, "sha256", out, sizeof out) == 32 &&
-          !memcmp(out, "0123456789abcdef", 16));
-    CHECK(cellar_db_hash_get(db, &k, "autov3", out, sizeof out) == 0);
-    k.ctime_ns++;
-    CHECK(cellar_db_hash_get(db, &k, "sha256", out, sizeof out) == -1);
+    /* each module its own list; a rerun changes nothing */
+    CHECK(cellar_db_migrate(db, "mod", steps_v2, 1) == 0);
+    CHECK(query(db, "SELECT version FROM cellar_schema WHERE module = 'mod'") == 1);
+    CHECK(cellar_db_migrate(db, "mod", steps_v2, 2) == 0);
+    CHECK(cellar_db_migrate(db, "mod", steps_v2, 2) == 0);
+    CHECK(query(db, "SELECT count(*) FROM t2") == 0);
+    CHECK(cellar_db_migrate(db, "other", steps_v2, 0) == 0);
+    /* a module newer than this code is refused, not downgraded */
+    CHECK_ERR(cellar_db_migrate(db, "mod", steps_v2, 1), CELLAR_EDB,
+              "mod schema version 2 is newer");
     CHECK_ERR(cellar_db_exec(db, "SELECT * FROM no_such_table"), CELLAR_EDB, "no_such_table");
-    /* a database from a newer cellar is refused, not downgraded */
+    /* and so is a database from a newer cellar */
     CHECK(cellar_db_exec(db, "PRAGMA user_version = 9999") == 0);
+    CHECK_ERR(cellar_db_migrate(db, "new", steps_v2, 1), CELLAR_EDB,
+              "schema version 9999 is newer");
     cellar_db_close(db);
-    CHECK(cellar_db_open(&db, path) == 0 ? false : true);
-    CHECK(strstr(cellar_error_last(), "schema version 9999 is newer") != NULL);
     cellar_db_close(NULL);
 
+    /* cellar 0.1's numbering (user_version 2: hash cache and store index)
+     * carries over: the modules' first migrations are not run again */
+    char *old = cellar_path_join(dir, "old.db");
+    CHECK(cellar_db_open(&db, old) == 0);
+    CHECK(cellar_db_exec(db, "CREATE TABLE hash_cache (x); CREATE TABLE blobs (y);"
+                             "PRAGMA user_version = 2") == 0);
+    static const char *const again[] = {"CREATE TABLE hash_cache (x)"};
+    static const char *const again2[] = {"CREATE TABLE blobs (y)", "CREATE TABLE z (z)"};
+    CHECK(cellar_db_migrate(db, "hash_cache", again, 1) == 0);
+    CHECK(cellar_db_migrate(db, "store_index", again2, 2) == 0);
+    CHECK(query(db, "SELECT count(*) FROM z") == 0);
+    CHECK(query(db, "PRAGMA user_version") == 3);
+    cellar_db_close(db);
+    free(old);
+
+    /* after fork() the child gets a connection of its own */
+    CHECK(cellar_db_open(&db, path) == 0);
+    CHECK(cellar_db_exec(db, "CREATE TABLE IF NOT EXISTS f (pid INTEGER)") == 0);
+    fflush(NULL);
+    pid_t child = fork();
+    if (child == 0) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "INSERT INTO f VALUES (%d)", (int)getpid());
+        _exit(cellar_db_exec(db, sql) == 0 ? 0 : 1);
+    }
+    int status = -1;
+    CHECK(child > 0 && waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(query(db, "SELECT count(*) FROM f") == 1);
+    cellar_db_close(db);
+
+    CHECK_ERR(cellar_db_open(&db, NULL), CELLAR_EINVAL, "no path");
     char *blocked = cellar_path_join(dir, "a.txt/x.db"); /* a.txt is a file */
     CHECK(cellar_db_open(&db, blocked) != 0);
     free(blocked);
@@ -455,9 +592,6 @@ static void test_db(const char *dir)
 int main(void)
 {
     const char *dir = test_tmpdir("digest");
-    char home[4200];
-    snprintf(home, sizeof home, "%s/home", dir);
-    setenv("CELLAR_HOME", home, 1);
     test_known_answers();
     test_names();
     test_pieces();

@@ -1,14 +1,18 @@
-/* cellar's database ($CELLAR_HOME/cellar.db, SQLite in WAL mode), behind
+/* cellar's database (a store's cellar.db, SQLite in WAL mode), behind
  * this small API so that only db_sqlite.c includes sqlite3.h.
  *
- * The schema is an ordered list of migrations in db_sqlite.c; PRAGMA
- * user_version records how many have been applied. Each module appends its
- * own migrations at the end of that list (never edits an applied one).
+ * Each module that keeps tables (the store's index, the store's hash
+ * cache) owns an ordered list of migrations and applies it with
+ * cellar_db_migrate(); table cellar_schema records how many of each
+ * module's have been applied. A module appends to its own list, never
+ * edits an applied entry.
  *
  * Concurrency: several cellar processes may use the database at once (WAL,
- * a busy timeout). Within a process one connection is shared by all threads;
- * a sequence of statements that must not interleave with another thread's
- * runs between cellar_db_lock() and cellar_db_unlock(). */
+ * a busy timeout). Within a process one connection is shared by the
+ * threads of its owner; a sequence of statements that must not interleave
+ * with another thread's runs between cellar_db_lock() and
+ * cellar_db_unlock(). After fork() the child's first use opens a
+ * connection of its own (the parent's is never touched in the child). */
 #ifndef CELLAR_DB_H
 #define CELLAR_DB_H
 
@@ -21,18 +25,19 @@
 typedef struct cellar_db cellar_db;
 typedef struct cellar_db_stmt cellar_db_stmt;
 
-/* Opens (creating it and its directories, and migrating its schema) the
- * database at path; NULL means $CELLAR_HOME/cellar.db. Errors: CELLAR_EIO
- * (directory), CELLAR_EDB (SQLite, or a schema newer than this cellar). */
+/* Opens (creating it and its directories) the database at path, in WAL
+ * mode. No tables: each module migrates its own. Errors: CELLAR_EINVAL (no
+ * path), CELLAR_EIO (directory), CELLAR_EDB (SQLite). */
 int cellar_db_open(cellar_db **out, const char *path);
+/* NULL-safe. */
 void cellar_db_close(cellar_db *db);
+/* The path it was opened with. */
+const char *cellar_db_path(const cellar_db *db);
 
-/* The process's shared connection to $CELLAR_HOME/cellar.db, opened on first
- * use. cellar_db_shared_open returns the opening error (for callers that
- * need the database); cellar_db_shared returns NULL instead and leaves no
- * error set (for the hash cache, which degrades to no cache). */
-int cellar_db_shared_open(cellar_db **out);
-cellar_db *cellar_db_shared(void);
+/* Brings module's tables to the last of its n migrations, each run in
+ * order inside one write transaction. CELLAR_EDB if the database holds a
+ * newer schema than this cellar knows (of the module, or of the database). */
+int cellar_db_migrate(cellar_db *db, const char *module, const char *const *steps, size_t n);
 
 /* Holds the connection for a multi-statement sequence (recursive). */
 void cellar_db_lock(cellar_db *db);
@@ -45,6 +50,8 @@ int cellar_db_exec(cellar_db *db, const char *sql);
 int cellar_db_begin(cellar_db *db);
 int cellar_db_commit(cellar_db *db);
 void cellar_db_rollback(cellar_db *db);
+/* True inside a transaction on this connection (statements then join it). */
+bool cellar_db_in_txn(cellar_db *db);
 
 /* Prepared statements. Parameters are numbered from 1, columns from 0.
  * step returns 1 for a row, 0 when done, or a negative code. */
@@ -64,23 +71,5 @@ void cellar_db_reset(cellar_db_stmt *s);
 void cellar_db_finalize(cellar_db_stmt *s);
 int64_t cellar_db_last_insert_rowid(cellar_db *db);
 int cellar_db_changes(cellar_db *db);
-
-/* ---- the hash cache (migration 1) ---- */
-
-/* What identifies an unchanged file. */
-typedef struct cellar_db_file_key {
-    uint64_t dev, ino, size;
-    int64_t mtime_ns, ctime_ns;
-} cellar_db_file_key;
-
-/* The cached digest of the file under algo (a label: "sha256", "autov3"...)
- * into out; returns its length (0 is a valid "not defined" entry), or -1 if
- * there is none for exactly this key or on any error (no error is set). */
-int cellar_db_hash_get(cellar_db *db, const cellar_db_file_key *k, const char *algo,
-                       uint8_t *out, size_t cap);
-/* Records a digest, replacing what that file (device, inode) had under algo.
- * Failures are ignored: the cache is an optimisation. */
-void cellar_db_hash_put(cellar_db *db, const cellar_db_file_key *k, const char *algo,
-                        const uint8_t *d, size_t len);
 
 #endif

@@ -1,5 +1,6 @@
-/* cellar's database on SQLite: connection, schema migrations, statement
- * helpers and the hash cache. The only file that includes sqlite3.h. */
+/* cellar's database on SQLite: connection (reopened in a forked child),
+ * per-module schema migrations and statement helpers. The only file that
+ * includes sqlite3.h; the tables belong to the modules that use them. */
 #include "db.h"
 
 #include "util.h"
@@ -10,74 +11,30 @@
 #include <string.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BUSY_TIMEOUT_MS 30000
 
-/* The schema, as an ordered list of migrations: entry i takes user_version
- * from i to i+1, inside one transaction. Append new entries at the end;
- * never edit or reorder one that has shipped. */
-static const char *const migrations[] = {
-    /* 1: the hash cache. (dev, ino, algo) is the key so that a changed file
-     * replaces its stale row instead of adding one; size and times must
-     * still match for a hit. */
-    "CREATE TABLE hash_cache ("
-    "  dev INTEGER NOT NULL,"
-    "  ino INTEGER NOT NULL,"
-    "  algo TEXT NOT NULL,"
-    "  size INTEGER NOT NULL,"
-    "  mtime_ns INTEGER NOT NULL,"
-    "  ctime_ns INTEGER NOT NULL,"
-    "  digest BLOB NOT NULL,"
-    "  PRIMARY KEY (dev, ino, algo)"
-    ") WITHOUT ROWID;",
-    /* 2: the store's index (src/store/store_index.c). blobs: one row per object,
-     * with the digests other than sha256 it can be found by and the inode
-     * its object had (a file sharing it needs no hashing); places: where
-     * cellar linked each blob; refs and snapshot_files: what a revision of
-     * a repo holds, so it resolves offline. */
-    "CREATE TABLE blobs ("
-    "  sha256 BLOB PRIMARY KEY,"
-    "  size INTEGER NOT NULL,"
-    "  blake3 BLOB,"
-    "  gitsha1 BLOB,"
-    "  xet TEXT,"
-    "  dev INTEGER,"
-    "  ino INTEGER,"
-    "  added INTEGER NOT NULL"
-    ") WITHOUT ROWID;"
-    "CREATE INDEX blobs_blake3 ON blobs (blake3);"
-    "CREATE INDEX blobs_gitsha1 ON blobs (gitsha1);"
-    "CREATE INDEX blobs_inode ON blobs (ino, dev);"
-    "CREATE INDEX blobs_size ON blobs (size);"
-    "CREATE TABLE places ("
-    "  path TEXT PRIMARY KEY,"
-    "  sha256 BLOB NOT NULL,"
-    "  mode INTEGER NOT NULL"
-    ") WITHOUT ROWID;"
-    "CREATE INDEX places_sha256 ON places (sha256);"
-    "CREATE TABLE refs ("
-    "  repo TEXT NOT NULL,"
-    "  name TEXT NOT NULL,"
-    "  commit_id TEXT NOT NULL,"
-    "  updated INTEGER NOT NULL,"
-    "  PRIMARY KEY (repo, name)"
-    ") WITHOUT ROWID;"
-    "CREATE TABLE snapshot_files ("
-    "  repo TEXT NOT NULL,"
-    "  commit_id TEXT NOT NULL,"
-    "  path TEXT NOT NULL,"
-    "  sha256 BLOB NOT NULL,"
-    "  size INTEGER NOT NULL,"
-    "  PRIMARY KEY (repo, commit_id, path)"
-    ") WITHOUT ROWID;",
-};
+/* Databases written by cellar 0.1 numbered one global list of migrations in
+ * PRAGMA user_version: 1 created the hash cache, 2 the store's index. Now
+ * each module numbers its own (table cellar_schema) and user_version is
+ * SCHEMA_MODULES, so a 0.1 cellar refuses the database instead of
+ * misreading it. */
+#define SCHEMA_MODULES 3
+static const struct {
+    int64_t user_version;
+    const char *module;
+} legacy[] = {{1, "hash_cache"}, {2, "store_index"}};
 
 struct cellar_db {
     sqlite3 *sq;
     char *path;
     pthread_mutex_t mu;
-    cellar_db_stmt *hash_get, *hash_put;
+    pid_t pid; /* the process sq belongs to */
 };
+
+/* Serialises the reopen after fork() of every connection of the process. */
+static pthread_mutex_t fork_mu = PTHREAD_MUTEX_INITIALIZER;
 
 struct cellar_db_stmt {
     sqlite3_stmt *st;
@@ -92,8 +49,37 @@ static int db_fail(cellar_db *db, int sqrc, const char *what)
                        db && db->sq ? sqlite3_errmsg(db->sq) : sqlite3_errstr(sqrc));
 }
 
+static int db_connect(cellar_db *db);
+
+/* A connection must not be used in a child of the process that opened it
+ * (SQLite's rule: its locks and file state belong to the parent). The first
+ * use in a child opens a new connection to the same file; the parent's is
+ * left alone, never closed (closing it from the child could drop locks the
+ * parent's SQLite believes it holds). */
+static int db_check_fork(cellar_db *db)
+{
+    if (db->pid == getpid())
+        return 0;
+    pthread_mutex_lock(&fork_mu);
+    int rc = 0;
+    if (db->pid != getpid()) {
+        /* The parent's mutex may have been held by a thread that does not
+         * exist here. */
+        pthread_mutexattr_t ma;
+        pthread_mutexattr_init(&ma);
+        pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+        pthread_mutex_init(&db->mu, &ma);
+        pthread_mutexattr_destroy(&ma);
+        db->sq = NULL;
+        rc = db_connect(db);
+    }
+    pthread_mutex_unlock(&fork_mu);
+    return rc;
+}
+
 void cellar_db_lock(cellar_db *db)
 {
+    db_check_fork(db);
     pthread_mutex_lock(&db->mu);
 }
 
@@ -104,7 +90,10 @@ void cellar_db_unlock(cellar_db *db)
 
 int cellar_db_exec(cellar_db *db, const char *sql)
 {
-    int rc = sqlite3_exec(db->sq, sql, NULL, NULL, NULL);
+    int rc = db_check_fork(db);
+    if (rc)
+        return rc;
+    rc = sqlite3_exec(db->sq, sql, NULL, NULL, NULL);
     return rc == SQLITE_OK ? 0 : db_fail(db, rc, sql);
 }
 
@@ -120,13 +109,16 @@ int cellar_db_commit(cellar_db *db)
 
 void cellar_db_rollback(cellar_db *db)
 {
-    if (!sqlite3_get_autocommit(db->sq))
+    if (db->sq && !sqlite3_get_autocommit(db->sq))
         sqlite3_exec(db->sq, "ROLLBACK", NULL, NULL, NULL);
 }
 
 int cellar_db_prepare(cellar_db_stmt **out, cellar_db *db, const char *sql)
 {
     *out = NULL;
+    int frc = db_check_fork(db);
+    if (frc)
+        return frc;
     cellar_db_stmt *s = cellar_calloc(1, sizeof *s);
     if (!s)
         return CELLAR_ENOMEM;
@@ -212,6 +204,16 @@ void cellar_db_finalize(cellar_db_stmt *s)
     free(s);
 }
 
+bool cellar_db_in_txn(cellar_db *db)
+{
+    return db->pid == getpid() && db->sq && !sqlite3_get_autocommit(db->sq);
+}
+
+const char *cellar_db_path(const cellar_db *db)
+{
+    return db->path;
+}
+
 int64_t cellar_db_last_insert_rowid(cellar_db *db)
 {
     return sqlite3_last_insert_rowid(db->sq);
@@ -222,101 +224,128 @@ int cellar_db_changes(cellar_db *db)
     return sqlite3_changes(db->sq);
 }
 
-static int user_version(cellar_db *db, int64_t *out)
+static int query_int(cellar_db *db, const char *sql, const char *text, int64_t *out)
 {
-    cellar_db_stmt *s;
-    int rc = cellar_db_prepare(&s, db, "PRAGMA user_version");
+    cellar_db_stmt *st;
+    int rc = cellar_db_prepare(&st, db, sql);
     if (rc)
         return rc;
-    rc = cellar_db_step(s);
+    if (text)
+        rc = cellar_db_bind_text(st, 1, text);
+    if (rc == 0)
+        rc = cellar_db_step(st);
     if (rc == 1) {
-        *out = cellar_db_column_int64(s, 0);
+        *out = cellar_db_column_int64(st, 0);
         rc = 0;
     } else if (rc == 0) {
-        rc = cellar_fail(CELLAR_EDB, "%s: PRAGMA user_version returned nothing", db->path);
+        *out = 0; /* no row: nothing applied */
     }
-    cellar_db_finalize(s);
+    cellar_db_finalize(st);
     return rc;
 }
 
-static int migrate(cellar_db *db)
+/* Inside the write transaction: makes sure cellar_schema exists, carrying
+ * over what a 0.1 database's user_version says. */
+static int schema_table(cellar_db *db)
 {
-    const int64_t latest = (int64_t)(sizeof migrations / sizeof migrations[0]);
-    int64_t v;
-    /* Fast path, no write lock: already up to date. */
-    int rc = user_version(db, &v);
+    int64_t uv;
+    int rc = query_int(db, "PRAGMA user_version", NULL, &uv);
     if (rc)
         return rc;
-    if (v == latest)
+    if (uv == SCHEMA_MODULES)
         return 0;
-    if ((rc = cellar_db_begin(db)))
+    RETURN_ERROR_IF(uv > SCHEMA_MODULES, CELLAR_EDB,
+                    "%s: schema version %lld is newer than this cellar's (%d)", db->path,
+                    (long long)uv, SCHEMA_MODULES);
+    if ((rc = cellar_db_exec(db, "CREATE TABLE IF NOT EXISTS cellar_schema ("
+                                 "  module TEXT PRIMARY KEY,"
+                                 "  version INTEGER NOT NULL"
+                                 ") WITHOUT ROWID;")))
         return rc;
+    for (size_t i = 0; i < sizeof legacy / sizeof legacy[0]; i++) {
+        if (uv < legacy[i].user_version)
+            continue;
+        char sql[160];
+        snprintf(sql, sizeof sql,
+                 "INSERT OR IGNORE INTO cellar_schema (module, version) VALUES ('%s', 1)",
+                 legacy[i].module);
+        if ((rc = cellar_db_exec(db, sql)))
+            return rc;
+    }
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_MODULES);
+    return cellar_db_exec(db, sql);
+}
+
+static int module_version(cellar_db *db, const char *module, int64_t *out)
+{
+    return query_int(db, "SELECT version FROM cellar_schema WHERE module = ?1", module, out);
+}
+
+int cellar_db_migrate(cellar_db *db, const char *module, const char *const *steps, size_t n)
+{
+    const int64_t latest = (int64_t)n;
+    int64_t v = -1;
+    /* Fast path, no write lock: already up to date (fails quietly on a
+     * database without cellar_schema yet). */
+    cellar_db_lock(db);
+    int64_t uv = 0;
+    if (query_int(db, "PRAGMA user_version", NULL, &uv) == 0 && uv == SCHEMA_MODULES &&
+        module_version(db, module, &v) == 0 && v == latest) {
+        cellar_db_unlock(db);
+        cellar_error_clear();
+        return 0;
+    }
+    cellar_error_clear();
+    int rc;
+    if ((rc = cellar_db_begin(db)))
+        goto out;
     /* Another process may have migrated while we waited for the lock. */
-    if ((rc = user_version(db, &v)))
+    if ((rc = schema_table(db)) || (rc = module_version(db, module, &v)))
         goto fail;
     if (v > latest) {
-        rc = cellar_fail(CELLAR_EDB, "%s: schema version %lld is newer than this cellar's (%lld)",
-                         db->path, (long long)v, (long long)latest);
+        rc = cellar_fail(CELLAR_EDB, "%s: %s schema version %lld is newer than this cellar's (%lld)",
+                         db->path, module, (long long)v, (long long)latest);
         goto fail;
     }
-    for (; v < latest; v++) {
-        if ((rc = cellar_db_exec(db, migrations[v]))) {
-            cellar_fail_prefix("migration %lld", (long long)v + 1);
+    for (int64_t i = v; i < latest; i++) {
+        if ((rc = cellar_db_exec(db, steps[i]))) {
+            cellar_fail_prefix("%s migration %lld", module, (long long)i + 1);
             goto fail;
         }
     }
-    char sql[64];
-    snprintf(sql, sizeof sql, "PRAGMA user_version = %lld", (long long)latest);
-    if ((rc = cellar_db_exec(db, sql)) || (rc = cellar_db_commit(db)))
+    if (v < latest) {
+        cellar_db_stmt *st;
+        if ((rc = cellar_db_prepare(&st, db,
+                                    "INSERT OR REPLACE INTO cellar_schema (module, version) "
+                                    "VALUES (?1, ?2)")))
+            goto fail;
+        if (!(rc = cellar_db_bind_text(st, 1, module)) &&
+            !(rc = cellar_db_bind_int64(st, 2, latest)))
+            rc = cellar_db_step(st);
+        cellar_db_finalize(st);
+        if (rc < 0)
+            goto fail;
+    }
+    if ((rc = cellar_db_commit(db)))
         goto fail;
-    return 0;
+    goto out;
 fail:
     cellar_db_rollback(db);
+out:
+    cellar_db_unlock(db);
     return rc;
 }
 
-int cellar_db_open(cellar_db **out, const char *path)
+/* Opens db->sq on db->path for this process. */
+static int db_connect(cellar_db *db)
 {
-    *out = NULL;
-    cellar_db *db = cellar_calloc(1, sizeof *db);
-    if (!db)
-        return CELLAR_ENOMEM;
-    pthread_mutexattr_t ma;
-    pthread_mutexattr_init(&ma);
-    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
-    pthread_mutex_init(&db->mu, &ma);
-    pthread_mutexattr_destroy(&ma);
-
-    int rc = 0;
-    if (path) {
-        db->path = cellar_strdup(path);
-    } else {
-        char *home = cellar_home_dir();
-        db->path = home ? cellar_path_join(home, "cellar.db") : NULL;
-        free(home);
-    }
-    if (!db->path) {
-        cellar_db_close(db);
-        return CELLAR_ENOMEM;
-    }
-    char *slash = strrchr(db->path, '/');
-    if (slash && slash != db->path) {
-        *slash = '\0';
-        rc = cellar_mkdirs(db->path, 0755);
-        *slash = '/';
-        if (rc) {
-            cellar_db_close(db);
-            return rc;
-        }
-    }
+    db->pid = getpid();
     int sqrc = sqlite3_open_v2(db->path, &db->sq,
                                SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                                NULL);
-    if (sqrc != SQLITE_OK) {
-        rc = db_fail(db, sqrc, "open");
-        cellar_db_close(db);
-        return rc;
-    }
+    if (sqrc != SQLITE_OK)
+        return db_fail(db, sqrc, "open");
     sqlite3_extended_result_codes(db->sq, 1);
     sqlite3_busy_timeout(db->sq, BUSY_TIMEOUT_MS);
     /* WAL: readers never block the writer; NORMAL sync is durable across a
@@ -348,13 +377,41 @@ int cellar_db_open(cellar_db **out, const char *path)
         if (sqrc == SQLITE_OK)
             sqrc = sqlite3_exec(db->sq, "PRAGMA journal_mode = WAL;", NULL, NULL, NULL);
     }
-    if (sqrc != SQLITE_OK) {
-        rc = db_fail(db, sqrc, "PRAGMA journal_mode = WAL");
+    if (sqrc != SQLITE_OK)
+        return db_fail(db, sqrc, "PRAGMA journal_mode = WAL");
+    return cellar_db_exec(db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
+}
+
+int cellar_db_open(cellar_db **out, const char *path)
+{
+    *out = NULL;
+    RETURN_ERROR_IF(!path || !*path, CELLAR_EINVAL, "database: no path given");
+    cellar_db *db = cellar_calloc(1, sizeof *db);
+    if (!db)
+        return CELLAR_ENOMEM;
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&db->mu, &ma);
+    pthread_mutexattr_destroy(&ma);
+    db->pid = getpid();
+
+    int rc = 0;
+    if (!(db->path = cellar_strdup(path))) {
         cellar_db_close(db);
-        return rc;
+        return CELLAR_ENOMEM;
     }
-    if ((rc = cellar_db_exec(db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")) ||
-        (rc = migrate(db))) {
+    char *slash = strrchr(db->path, '/');
+    if (slash && slash != db->path) {
+        *slash = '\0';
+        rc = cellar_mkdirs(db->path, 0755);
+        *slash = '/';
+        if (rc) {
+            cellar_db_close(db);
+            return rc;
+        }
+    }
+    if ((rc = db_connect(db))) {
         cellar_db_close(db);
         return rc;
     }
@@ -366,96 +423,10 @@ void cellar_db_close(cellar_db *db)
 {
     if (!db)
         return;
-    cellar_db_finalize(db->hash_get);
-    cellar_db_finalize(db->hash_put);
-    if (db->sq)
+    /* In a child that never used it, the connection is the parent's. */
+    if (db->sq && db->pid == getpid())
         sqlite3_close_v2(db->sq);
     pthread_mutex_destroy(&db->mu);
     free(db->path);
     free(db);
-}
-
-static pthread_once_t shared_once = PTHREAD_ONCE_INIT;
-static cellar_db *shared_db;
-static int shared_rc;
-static char shared_msg[1024];
-
-static void shared_open(void)
-{
-    shared_rc = cellar_db_open(&shared_db, NULL);
-    if (shared_rc) {
-        snprintf(shared_msg, sizeof shared_msg, "%s", cellar_error_last());
-        cellar_error_clear();
-    }
-}
-
-int cellar_db_shared_open(cellar_db **out)
-{
-    pthread_once(&shared_once, shared_open);
-    *out = shared_db;
-    if (shared_rc)
-        return cellar_fail(shared_rc, "%s", shared_msg);
-    return 0;
-}
-
-cellar_db *cellar_db_shared(void)
-{
-    pthread_once(&shared_once, shared_open);
-    return shared_db;
-}
-
-/* ---- the hash cache ------------------------------------------------------ */
-
-static int bind_key(cellar_db_stmt *s, const cellar_db_file_key *k, const char *algo)
-{
-    int rc;
-    if ((rc = cellar_db_bind_int64(s, 1, (int64_t)k->dev)) ||
-        (rc = cellar_db_bind_int64(s, 2, (int64_t)k->ino)) ||
-        (rc = cellar_db_bind_text(s, 3, algo)) ||
-        (rc = cellar_db_bind_int64(s, 4, (int64_t)k->size)) ||
-        (rc = cellar_db_bind_int64(s, 5, k->mtime_ns)) ||
-        (rc = cellar_db_bind_int64(s, 6, k->ctime_ns)))
-        return rc;
-    return 0;
-}
-
-int cellar_db_hash_get(cellar_db *db, const cellar_db_file_key *k, const char *algo,
-                       uint8_t *out, size_t cap)
-{
-    int found = -1;
-    cellar_db_lock(db);
-    if (!db->hash_get &&
-        cellar_db_prepare(&db->hash_get, db,
-                          "SELECT digest FROM hash_cache WHERE dev = ?1 AND ino = ?2 AND "
-                          "algo = ?3 AND size = ?4 AND mtime_ns = ?5 AND ctime_ns = ?6"))
-        goto done;
-    if (bind_key(db->hash_get, k, algo) == 0 && cellar_db_step(db->hash_get) == 1) {
-        size_t n;
-        const void *p = cellar_db_column_blob(db->hash_get, 0, &n);
-        if (n <= cap && (p || n == 0)) {
-            if (n)
-                memcpy(out, p, n);
-            found = (int)n;
-        }
-    }
-    cellar_db_reset(db->hash_get);
-done:
-    cellar_db_unlock(db);
-    return found;
-}
-
-void cellar_db_hash_put(cellar_db *db, const cellar_db_file_key *k, const char *algo,
-                        const uint8_t *d, size_t len)
-{
-    cellar_db_lock(db);
-    if (!db->hash_put &&
-        cellar_db_prepare(&db->hash_put, db,
-                          "INSERT OR REPLACE INTO hash_cache (dev, ino, algo, size, mtime_ns, "
-                          "ctime_ns, digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"))
-        goto done;
-    if (bind_key(db->hash_put, k, algo) == 0 && cellar_db_bind_blob(db->hash_put, 7, d, len) == 0)
-        cellar_db_step(db->hash_put);
-    cellar_db_reset(db->hash_put);
-done:
-    cellar_db_unlock(db);
 }

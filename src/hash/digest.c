@@ -20,7 +20,6 @@
 
 #include "blake3.h"
 #include "crc32.h"
-#include "db.h"
 #include "util.h"
 
 #include <errno.h>
@@ -589,9 +588,9 @@ int digest_lanes_fd(digest_lane *lanes, size_t n, int fd, const char *name, cons
 
 /* ---- the cache --------------------------------------------------------- */
 
-static cellar_db_file_key key_of(const struct stat *st)
+void digest_file_id(cellar_file_id *id, const struct stat *st)
 {
-    return (cellar_db_file_key){
+    *id = (cellar_file_id){
         .dev = (uint64_t)st->st_dev,
         .ino = (uint64_t)st->st_ino,
         .size = (uint64_t)st->st_size,
@@ -600,22 +599,44 @@ static cellar_db_file_key key_of(const struct stat *st)
     };
 }
 
-int digest_cache_get(const struct stat *st, const char *name, uint8_t *out, size_t cap)
+const cellar_hash_cache *digest_cache_of(const cellar_hash_opts *o)
 {
-    cellar_db *db = cellar_db_shared();
-    if (!db)
-        return -1;
-    cellar_db_file_key k = key_of(st);
-    return cellar_db_hash_get(db, &k, name, out, cap);
+    if (!o || (o->flags & CELLAR_HASH_NO_CACHE) || !o->cache ||
+        o->cache->version != CELLAR_HASH_CACHE_VERSION || !o->cache->lookup || !o->cache->record)
+        return NULL;
+    return o->cache;
 }
 
-void digest_cache_put(const struct stat *st, const char *name, const uint8_t *d, size_t len)
+int digest_opts_check(const cellar_hash_opts *o)
 {
-    cellar_db *db = cellar_db_shared();
-    if (!db || !digest_stat_cacheable(st))
+    RETURN_ERROR_IF(o && o->version != CELLAR_HASH_OPTS_VERSION, CELLAR_EINVAL,
+                    "cellar_hash_opts: version %u unknown (this library knows %u): "
+                    "initialise it with CELLAR_HASH_OPTS_INIT",
+                    o->version, CELLAR_HASH_OPTS_VERSION);
+    return 0;
+}
+
+int digest_cache_lookup(const cellar_hash_cache *c, cellar_hash_cache_entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        e[i].len = -1;
+    if (!c || n == 0)
+        return 0;
+    int rc = c->lookup(e, n, c->ctx);
+    for (size_t i = 0; i < n; i++)
+        if (rc || e[i].len > CELLAR_DIGEST_MAX || e[i].len < -1)
+            e[i].len = -1; /* a failed or nonsensical answer is a miss */
+    /* The cache's failure is not the caller's: hashing goes on. */
+    cellar_error_clear();
+    return 0;
+}
+
+void digest_cache_record(const cellar_hash_cache *c, const cellar_hash_cache_entry *e, size_t n)
+{
+    if (!c || n == 0)
         return;
-    cellar_db_file_key k = key_of(st);
-    cellar_db_hash_put(db, &k, name, d, len);
+    c->record(e, n, c->ctx);
+    cellar_error_clear();
 }
 
 /* ---- the public file API ----------------------------------------------- */
@@ -624,7 +645,6 @@ static uint32_t algos_of(const cellar_hash_opts *o)
 {
     return o && o->algos ? o->algos : CELLAR_ALGO_BIT(CELLAR_ALGO_BLAKE3);
 }
-
 static int hash_stream(cellar_digests *out, int fd, const char *name, uint32_t want)
 {
     cellar_hasher *h;
@@ -678,6 +698,9 @@ static int hash_regular(cellar_digests *out, int fd, const char *name, const str
 int cellar_hash_fd(cellar_digests *out, int fd, const char *name, const cellar_hash_opts *opts)
 {
     memset(out, 0, sizeof *out);
+    int rc = digest_opts_check(opts);
+    if (rc)
+        return rc;
     if (!name)
         name = "(fd)";
     struct stat st;
@@ -689,26 +712,57 @@ int cellar_hash_fd(cellar_digests *out, int fd, const char *name, const cellar_h
     return hash_regular(out, fd, name, &st, algos_of(opts), opts);
 }
 
-/* Looks up every algorithm of want for the file pre describes; sets
- * out->cached and out->have to those found. */
-static void cache_lookup(cellar_digests *out, const struct stat *pre, uint32_t want)
+/* Cache entries for the algorithms of want of the file st describes:
+ * fills e (room for CELLAR_ALGO__COUNT), returns how many. */
+static size_t cache_entries(cellar_hash_cache_entry *e, const struct stat *st, uint32_t want)
 {
+    size_t n = 0;
     for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++) {
         if (!(want & CELLAR_ALGO_BIT(a)))
             continue;
-        if (digest_cache_get(pre, algos[a].name, out->d[a], CELLAR_DIGEST_MAX) ==
-            (int)algos[a].len)
+        e[n] = (cellar_hash_cache_entry){.label = algos[a].name, .len = -1};
+        digest_file_id(&e[n].file, st);
+        n++;
+    }
+    return n;
+}
+
+/* Takes the answers of a lookup of cache_entries(pre, want) into out:
+ * sets out->cached and out->have to the digests found. */
+static void cache_take(cellar_digests *out, const cellar_hash_cache_entry *e,
+                       const struct stat *pre, uint32_t want)
+{
+    size_t k = 0;
+    for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++) {
+        if (!(want & CELLAR_ALGO_BIT(a)))
+            continue;
+        if (e[k].len == (int)algos[a].len) {
+            memcpy(out->d[a], e[k].digest, algos[a].len);
             out->cached |= CELLAR_ALGO_BIT(a);
+        }
+        k++;
     }
     out->have = out->cached;
     out->size = (uint64_t)pre->st_size;
 }
 
-static void cache_store(const cellar_digests *d, const struct stat *st, uint32_t computed)
+/* Entries recording the computed digests of d (file st); returns how many
+ * (0 when st is too recent to be cached). */
+static size_t cache_record_entries(cellar_hash_cache_entry *e, const cellar_digests *d,
+                                   const struct stat *st, uint32_t computed)
 {
-    for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++)
-        if (computed & CELLAR_ALGO_BIT(a))
-            digest_cache_put(st, algos[a].name, d->d[a], algos[a].len);
+    if (!digest_stat_cacheable(st))
+        return 0;
+    size_t n = 0;
+    for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++) {
+        if (!(computed & CELLAR_ALGO_BIT(a)))
+            continue;
+        e[n] = (cellar_hash_cache_entry){.label = algos[a].name, .len = (int)algos[a].len};
+        digest_file_id(&e[n].file, st);
+        memcpy(e[n].digest, d->d[a], algos[a].len);
+        n++;
+    }
+    return n;
 }
 
 /* What hashing one path did, for the caller to cache: the fstat the
@@ -746,30 +800,32 @@ static int hash_uncached(cellar_digests *out, struct hashed *done, const char *p
     return rc;
 }
 
-static bool cache_wanted(const cellar_hash_opts *o)
-{
-    return !(o && (o->flags & CELLAR_HASH_NO_CACHE));
-}
-
 int cellar_hash_path(cellar_digests *out, const char *path, const cellar_hash_opts *opts)
 {
     memset(out, 0, sizeof *out);
+    int rc = digest_opts_check(opts);
+    if (rc)
+        return rc;
     uint32_t want = algos_of(opts);
+    const cellar_hash_cache *cache = digest_cache_of(opts);
+    cellar_hash_cache_entry e[CELLAR_ALGO__COUNT];
     struct stat pre;
-    if (cache_wanted(opts)) {
+    if (cache) {
         /* The cheap path: one stat, then the cache answers. */
         if (stat(path, &pre) != 0)
             return cellar_fail_errno(errno, "%s", path);
         if (S_ISREG(pre.st_mode)) {
-            cache_lookup(out, &pre, want);
+            size_t n = cache_entries(e, &pre, want);
+            digest_cache_lookup(cache, e, n);
+            cache_take(out, e, &pre, want);
             if (out->cached == want)
                 return 0;
         }
     }
     struct hashed done;
-    int rc = hash_uncached(out, &done, path, cache_wanted(opts) ? &pre : NULL, opts);
-    if (rc == 0 && cache_wanted(opts))
-        cache_store(out, &done.st, done.computed);
+    rc = hash_uncached(out, &done, path, cache ? &pre : NULL, opts);
+    if (rc == 0 && cache)
+        digest_cache_record(cache, e, cache_record_entries(e, out, &done.st, done.computed));
     return rc;
 }
 
@@ -823,12 +879,16 @@ static void *batch_thread(void *arg)
     return NULL;
 }
 
-/* Stat and look up every path; slots answered in full are ready. */
-static void batch_lookup(struct batch *b, cellar_db *db)
+/* Stat and look up every path (one lookup call for the window); slots
+ * answered in full are ready. */
+static void batch_lookup(struct batch *b, const cellar_hash_cache *cache)
 {
     uint32_t want = algos_of(&b->opts);
-    cellar_db_lock(db);
-    bool txn = cellar_db_exec(db, "BEGIN") == 0;
+    size_t per = 0;
+    for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++)
+        per += (want & CELLAR_ALGO_BIT(a)) != 0;
+    cellar_hash_cache_entry *e = cellar_calloc(b->n * per, sizeof *e);
+    size_t n = 0;
     for (size_t i = 0; i < b->n; i++) {
         struct batch_slot *s = &b->slots[i];
         if (stat(b->paths[i], &s->pre) != 0) {
@@ -840,36 +900,46 @@ static void batch_lookup(struct batch *b, cellar_db *db)
         if (!S_ISREG(s->pre.st_mode))
             continue; /* the worker reports or streams it */
         s->looked_up = true;
-        cache_lookup(&s->d, &s->pre, want);
+        if (e)
+            n += cache_entries(e + n, &s->pre, want);
+    }
+    if (!e)
+        return; /* no memory for the lookup: every file is a miss */
+    digest_cache_lookup(cache, e, n);
+    n = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        struct batch_slot *s = &b->slots[i];
+        if (!s->looked_up)
+            continue;
+        cache_take(&s->d, e + n, &s->pre, want);
+        n += per;
         if (s->d.cached == want)
             atomic_store(&s->ready, true);
     }
-    if (txn)
-        cellar_db_exec(db, "COMMIT");
-    cellar_db_unlock(db);
+    free(e);
 }
 
-/* Caches the digests computed for slots [from, to), all ready, in one
- * write transaction. Never held across a wait or a callback: the caller's
- * callback may write to the database through a connection of its own. */
-static void batch_store(struct batch *b, cellar_db *db, size_t from, size_t to)
+/* Records the digests computed for slots [from, to), all ready, in one
+ * call. Never made across a wait or a callback. */
+static void batch_store(struct batch *b, const cellar_hash_cache *cache, size_t from, size_t to)
 {
-    bool any = false;
-    for (size_t i = from; i < to && !any; i++)
-        any = b->slots[i].rc == 0 && b->slots[i].done.computed;
-    if (!any)
+    size_t n = 0;
+    for (size_t i = from; i < to; i++)
+        if (b->slots[i].rc == 0 && b->slots[i].done.computed)
+            n++;
+    if (n == 0)
         return;
-    cellar_db_lock(db);
-    if (cellar_db_begin(db) == 0) {
-        for (size_t i = from; i < to; i++) {
-            const struct batch_slot *s = &b->slots[i];
-            if (s->rc == 0 && s->done.computed)
-                cache_store(&s->d, &s->done.st, s->done.computed);
-        }
-        if (cellar_db_commit(db) != 0)
-            cellar_db_rollback(db);
+    cellar_hash_cache_entry *e = cellar_calloc(n * CELLAR_ALGO__COUNT, sizeof *e);
+    if (!e)
+        return; /* not cached: costs a re-hash next time */
+    n = 0;
+    for (size_t i = from; i < to; i++) {
+        const struct batch_slot *s = &b->slots[i];
+        if (s->rc == 0 && s->done.computed)
+            n += cache_record_entries(e + n, &s->d, &s->done.st, s->done.computed);
     }
-    cellar_db_unlock(db);
+    digest_cache_record(cache, e, n);
+    free(e);
 }
 
 /* One window of paths: index base + i of the caller's list is paths[i]. */
@@ -890,9 +960,9 @@ static int hash_window(const char *const *paths, size_t n, size_t base,
         free(tid);
         return CELLAR_ENOMEM;
     }
-    cellar_db *db = cache_wanted(opts) ? cellar_db_shared() : NULL;
-    if (db)
-        batch_lookup(&b, db);
+    const cellar_hash_cache *cache = digest_cache_of(opts);
+    if (cache)
+        batch_lookup(&b, cache);
 
     pthread_mutex_init(&b.mu, NULL);
     pthread_cond_init(&b.cv, NULL);
@@ -912,8 +982,8 @@ static int hash_window(const char *const *paths, size_t n, size_t base,
         size_t j = i + 1;
         while (j < n && j - i < STORE_BATCH && atomic_load(&b.slots[j].ready))
             j++;
-        if (db)
-            batch_store(&b, db, i, j);
+        if (cache)
+            batch_store(&b, cache, i, j);
         for (; i < j; i++) {
             struct batch_slot *s = &b.slots[i];
             each(ctx, base + i, s->rc, &s->d,
@@ -933,10 +1003,13 @@ static int hash_window(const char *const *paths, size_t n, size_t base,
 int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts *opts,
                       cellar_hash_each_fn each, void *ctx)
 {
+    int rc = digest_opts_check(opts);
+    if (rc)
+        return rc;
     unsigned total = digest_threads(opts ? opts->nthreads : 0);
     for (size_t off = 0; off < n; off += BATCH_WINDOW) {
         size_t m = n - off < BATCH_WINDOW ? n - off : BATCH_WINDOW;
-        int rc = hash_window(paths + off, m, off, opts, total, each, ctx);
+        rc = hash_window(paths + off, m, off, opts, total, each, ctx);
         if (rc)
             return rc;
     }

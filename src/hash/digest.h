@@ -1,6 +1,6 @@
 /* The hashing engine's internal API: one pass over a file feeding several
  * (algorithm, byte range) lanes, and the file identity the hash cache keys
- * on. Used by ident.c (CivitAI/InvokeAI identifiers) and the store. */
+ * on, and the calls into a caller's hash cache. Used by ident.c (CivitAI/InvokeAI identifiers) and the store. */
 #ifndef CELLAR_DIGEST_H
 #define CELLAR_DIGEST_H
 
@@ -38,11 +38,18 @@ bool digest_stat_same(const struct stat *a, const struct stat *b);
  * write in the same tick cannot leave mtime and ctime unchanged. */
 bool digest_stat_cacheable(const struct stat *st);
 
-/* The hash cache (through db.h), silently absent when the database cannot
- * be opened. name is the cache's algorithm label ("sha256", or a derived
- * value such as "autov3"). A cached digest of length 0 records "not
- * defined for this file". get returns the length, or -1 if absent. */
-int digest_cache_get(const struct stat *st, const char *name, uint8_t *out, size_t cap);
-void digest_cache_put(const struct stat *st, const char *name, const uint8_t *d, size_t len);
+/* The file id a hash cache keys on. */
+void digest_file_id(cellar_file_id *id, const struct stat *st);
+/* CELLAR_EINVAL unless o is NULL or of a version this library knows. */
+int digest_opts_check(const cellar_hash_opts *o);
+/* The cache to use: o->cache unless absent, incomplete, of an unknown
+ * version or turned off by CELLAR_HASH_NO_CACHE; else NULL. */
+const cellar_hash_cache *digest_cache_of(const cellar_hash_opts *o);
+/* Looks n entries up (c may be NULL: all misses). Every failure of the
+ * cache reads as a miss; no error is left set. Returns 0. */
+int digest_cache_lookup(const cellar_hash_cache *c, cellar_hash_cache_entry *e, size_t n);
+/* Records n entries (c may be NULL); failures are ignored. The caller
+ * leaves out files digest_stat_cacheable() refuses. */
+void digest_cache_record(const cellar_hash_cache *c, const cellar_hash_cache_entry *e, size_t n);
 
 #endif

@@ -111,30 +111,42 @@ static void fill(cellar_ident *out, uint8_t d[L__COUNT][CELLAR_DIGEST_MAX], bool
 int cellar_ident_file(cellar_ident *out, const char *path, const cellar_hash_opts *opts)
 {
     memset(out, 0, sizeof *out);
+    int rc = digest_opts_check(opts);
+    if (rc)
+        return rc;
     uint32_t flags = opts ? opts->flags : 0;
-    bool use_cache = !(flags & CELLAR_HASH_NO_CACHE);
+    const cellar_hash_cache *cache = digest_cache_of(opts);
     uint8_t d[L__COUNT][CELLAR_DIGEST_MAX] = {{0}};
-    int len[L__COUNT];
+    cellar_hash_cache_entry e[L__COUNT];
     struct stat pre;
 
-    if (use_cache) {
+    if (cache) {
         if (stat(path, &pre) != 0)
             return cellar_fail_errno(errno, "%s", path);
         bool all = S_ISREG(pre.st_mode);
+        if (all) {
+            for (int i = 0; i < L__COUNT; i++) {
+                e[i] = (cellar_hash_cache_entry){.label = ident_lanes[i].cache_label};
+                digest_file_id(&e[i].file, &pre);
+            }
+            digest_cache_lookup(cache, e, L__COUNT);
+        }
         for (int i = 0; all && i < L__COUNT; i++) {
-            len[i] = digest_cache_get(&pre, ident_lanes[i].cache_label, d[i], CELLAR_DIGEST_MAX);
-            all = len[i] == 32 || (i == L_CRC32 && len[i] == 4) || (i == L_AUTOV3 && len[i] == 0);
+            int len = e[i].len;
+            all = len == 32 || (i == L_CRC32 && len == 4) || (i == L_AUTOV3 && len == 0);
+            if (all)
+                memcpy(d[i], e[i].digest, (size_t)len);
         }
         if (all) {
             out->size = (uint64_t)pre.st_size;
-            fill(out, d, len[L_AUTOV3] == 32);
+            fill(out, d, e[L_AUTOV3].len == 32);
             return 0;
         }
     }
 
     int fd;
     struct stat st;
-    int rc = digest_open(&fd, &st, path);
+    rc = digest_open(&fd, &st, path);
     if (rc)
         return rc;
     if (!S_ISREG(st.st_mode)) {
@@ -163,10 +175,15 @@ int cellar_ident_file(cellar_ident *out, const char *path, const cellar_hash_opt
         return rc;
     for (size_t i = 0; i < n; i++)
         memcpy(d[i], lanes[i].out, cellar_algo_len(lanes[i].algo));
-    if (use_cache)
-        for (int i = 0; i < L__COUNT; i++)
-            digest_cache_put(&st, ident_lanes[i].cache_label, d[i],
-                             i == L_AUTOV3 && !v3 ? 0 : cellar_algo_len(ident_lanes[i].algo));
+    if (cache && digest_stat_cacheable(&st)) {
+        for (int i = 0; i < L__COUNT; i++) {
+            size_t len = i == L_AUTOV3 && !v3 ? 0 : cellar_algo_len(ident_lanes[i].algo);
+            e[i] = (cellar_hash_cache_entry){.label = ident_lanes[i].cache_label, .len = (int)len};
+            digest_file_id(&e[i].file, &st);
+            memcpy(e[i].digest, d[i], len);
+        }
+        digest_cache_record(cache, e, L__COUNT);
+    }
     out->size = size;
     fill(out, d, v3 != 0);
     return 0;
@@ -302,18 +319,20 @@ int cellar_invokeai_hash(char **out, const char *path, cellar_algo algo,
                         algo != CELLAR_ALGO_SHA1 && algo != CELLAR_ALGO_MD5,
                     CELLAR_EINVAL, "InvokeAI hashes with blake3, sha256, sha1 or md5, not %s",
                     cellar_algo_name(algo));
-    cellar_hash_opts o = {.algos = CELLAR_ALGO_BIT(algo)};
-    if (opts) {
-        o.flags = opts->flags;
-        o.nthreads = opts->nthreads;
-    }
+    int rc = digest_opts_check(opts);
+    if (rc)
+        return rc;
+    cellar_hash_opts o = CELLAR_HASH_OPTS_INIT;
+    if (opts)
+        o = *opts;
+    o.algos = CELLAR_ALGO_BIT(algo);
     struct stat st;
     if (stat(path, &st) != 0)
         return cellar_fail_errno(errno, "%s", path);
     char hex[2 * CELLAR_DIGEST_MAX + 1];
     if (!S_ISDIR(st.st_mode)) {
         cellar_digests d;
-        int rc = cellar_hash_path(&d, path, &o);
+        rc = cellar_hash_path(&d, path, &o);
         if (rc)
             return rc;
         cellar_digest_hex(hex, &d, algo);
@@ -324,7 +343,7 @@ int cellar_invokeai_hash(char **out, const char *path, cellar_algo algo,
     struct path_list files = {0};
     struct concat c = {.algo = algo};
     cellar_buf_init(&c.hex, 0);
-    int rc = walk(&files, path);
+    rc = walk(&files, path);
     if (rc == 0) {
         if (files.n)
             qsort(files.v, files.n, sizeof *files.v, path_cmp);

@@ -10,7 +10,6 @@
  * kill -9) at any point loses nothing. */
 #include "store.h"
 
-#include "db.h"
 #include "digest.h"
 #include "inoset.h"
 #include "store_index.h"
@@ -734,12 +733,11 @@ static int read_groups(struct dedup *dd, struct group *groups, size_t ngroups)
     if (rc)
         return rc;
 
-    cellar_db *db = cellar_db_shared();
-    bool txn = false;
-    if (db) {
-        cellar_db_lock(db);
-        txn = cellar_db_begin(db) == 0;
-    }
+    size_t nrec = 0;
+    for (size_t i = 0; i < ngroups; i++)
+        nrec += groups[i].n;
+    cellar_hash_cache_entry *rec = cellar_calloc(nrec ? nrec : 1, sizeof *rec);
+    nrec = 0;
     for (size_t i = 0; i < ngroups; i++) {
         for (size_t k = 0; k < groups[i].n; k++) {
             struct dnode *n = groups[i].g[k];
@@ -749,19 +747,35 @@ static int read_groups(struct dedup *dd, struct group *groups, size_t ngroups)
                       f->path, (uint64_t)f->st.st_size, n->message ? n->message : "out of memory");
                 free(n->message);
                 n->message = NULL;
-            } else if (n->computed && db) {
+            } else if (n->computed && rec) {
                 struct stat st = f->st; /* node_open checked the rest is unchanged */
                 st.st_ctim = n->read_ctime;
-                digest_cache_put(&st, cellar_algo_name(CELLAR_ALGO_SHA256),
-                                 n->d.d[CELLAR_ALGO_SHA256], 32);
+                if (!digest_stat_cacheable(&st))
+                    continue;
+                cellar_hash_cache_entry *e = &rec[nrec++];
+                *e = (cellar_hash_cache_entry){.label = cellar_algo_name(CELLAR_ALGO_SHA256),
+                                               .len = 32};
+                digest_file_id(&e->file, &st);
+                memcpy(e->digest, n->d.d[CELLAR_ALGO_SHA256], 32);
             }
         }
     }
-    if (txn && cellar_db_commit(db) != 0)
-        cellar_db_rollback(db);
-    if (db)
-        cellar_db_unlock(db);
+    if (rec)
+        digest_cache_record(&dd->s->cache, rec, nrec); /* one transaction */
+    free(rec);
     return 0;
+}
+
+/* The sha256 the store's hash cache holds for the file st describes. */
+static bool cached_sha256(cellar_store *s, const struct stat *st, uint8_t out[32])
+{
+    cellar_hash_cache_entry e = {.label = cellar_algo_name(CELLAR_ALGO_SHA256)};
+    digest_file_id(&e.file, st);
+    digest_cache_lookup(&s->cache, &e, 1);
+    if (e.len != 32)
+        return false;
+    memcpy(out, e.digest, 32);
+    return true;
 }
 
 /* Groups the files into inodes, picks the candidates (a size shared by
@@ -817,8 +831,7 @@ static int resolve_candidates(struct dedup *dd, struct dnode ***out, size_t *nou
                 n->d.have = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256);
                 n->d.size = (uint64_t)size;
                 n->hashed = n->object = true;
-            } else if (digest_cache_get(st, cellar_algo_name(CELLAR_ALGO_SHA256),
-                                        n->d.d[CELLAR_ALGO_SHA256], 32) == 32) {
+            } else if (cached_sha256(dd->s, st, n->d.d[CELLAR_ALGO_SHA256])) {
                 n->d.have = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256);
                 n->d.size = (uint64_t)size;
                 n->hashed = true;
@@ -936,7 +949,9 @@ int dedup_file(cellar_store *s, const char *path, const struct stat *st, unsigne
                cellar_algo want_algo, const uint8_t *want, dedup_one *res)
 {
     memset(res, 0, sizeof *res);
-    cellar_hash_opts ho = {.algos = store_algos((uint64_t)st->st_size, 0)};
+    cellar_hash_opts ho = CELLAR_HASH_OPTS_INIT;
+    ho.algos = store_algos((uint64_t)st->st_size, 0);
+    ho.cache = &s->cache;
     if (want)
         ho.algos |= CELLAR_ALGO_BIT(want_algo);
     int rc = cellar_hash_path(&res->d, path, &ho);

@@ -158,7 +158,7 @@ int cellar_store_open(cellar_store **out, const char *home)
     s->dev = st.st_dev;
     rc = cellar_db_open(&s->db, dbpath);
     free(dbpath);
-    if (rc)
+    if (rc || (rc = index_migrate(s->db)) || (rc = store_cache_init(s)))
         goto fail;
     *out = s;
     return 0;

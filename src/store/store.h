@@ -17,6 +17,7 @@ struct cellar_store {
     char *locks;   /* home/locks */
     dev_t dev;     /* filesystem of objects/: hard links work only there */
     cellar_db *db;
+    cellar_hash_cache cache; /* over db's hash_cache table (hash_cache.c) */
     /* Set while a batch (dedup, import-hf) runs: the directories whose
      * entries it changes are not fsynced. Its renames only swap one name
      * between two inodes holding the same bytes, and an object entry lost
@@ -39,6 +40,9 @@ void store_pins_release(cellar_store *s);
 /* gc, under the blob's lock: does a live process pin sha256? Removes the
  * pin files of dead processes unless dry. */
 int store_pinned(cellar_store *s, const uint8_t sha256[32], bool dry, bool *pinned);
+
+/* hash_cache.c: migrates the hash cache's table and sets s->cache. */
+int store_cache_init(cellar_store *s);
 
 /* fsyncs dir unless a batch is running. */
 int store_sync_dir(cellar_store *s, const char *dir);

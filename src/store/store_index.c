@@ -1,11 +1,61 @@
-/* The store's index tables: blobs, places, refs and snapshots (schema in
- * db_sqlite.c's migration list). */
+/* The store's index tables: blobs, places, refs and snapshots, and their
+ * migrations. */
 #include "store_index.h"
 
 #include "util.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* Applied in order, never edited once shipped. */
+static const char *const index_migrations[] = {
+    /* 1: blobs: one row per object,
+     * with the digests other than sha256 it can be found by and the inode
+     * its object had (a file sharing it needs no hashing); places: where
+     * cellar linked each blob; refs and snapshot_files: what a revision of
+     * a repo holds, so it resolves offline. */
+    "CREATE TABLE blobs ("
+    "  sha256 BLOB PRIMARY KEY,"
+    "  size INTEGER NOT NULL,"
+    "  blake3 BLOB,"
+    "  gitsha1 BLOB,"
+    "  xet TEXT,"
+    "  dev INTEGER,"
+    "  ino INTEGER,"
+    "  added INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX blobs_blake3 ON blobs (blake3);"
+    "CREATE INDEX blobs_gitsha1 ON blobs (gitsha1);"
+    "CREATE INDEX blobs_inode ON blobs (ino, dev);"
+    "CREATE INDEX blobs_size ON blobs (size);"
+    "CREATE TABLE places ("
+    "  path TEXT PRIMARY KEY,"
+    "  sha256 BLOB NOT NULL,"
+    "  mode INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX places_sha256 ON places (sha256);"
+    "CREATE TABLE refs ("
+    "  repo TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  commit_id TEXT NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  PRIMARY KEY (repo, name)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE snapshot_files ("
+    "  repo TEXT NOT NULL,"
+    "  commit_id TEXT NOT NULL,"
+    "  path TEXT NOT NULL,"
+    "  sha256 BLOB NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  PRIMARY KEY (repo, commit_id, path)"
+    ") WITHOUT ROWID;",
+};
+
+int index_migrate(cellar_db *db)
+{
+    return cellar_db_migrate(db, "store_index", index_migrations,
+                             sizeof index_migrations / sizeof index_migrations[0]);
+}
 
 /* Runs a prepared statement that returns no rows. */
 static int step_done(cellar_db_stmt *st)

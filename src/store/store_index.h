@@ -1,4 +1,4 @@
-/* The store's index: its tables in cellar.db (migrations in db_sqlite.c)
+/* The store's index: its tables in cellar.db (and their migrations)
  * and the statements over them, spoken through db.h so that only
  * db_sqlite.c sees SQLite.
  *
@@ -16,6 +16,9 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+
+/* Creates or upgrades the index's tables. */
+int index_migrate(cellar_db *db);
 
 /* Inserts or completes the row of blob d (d->have must include sha256;
  * digests absent from d keep their recorded value). dev/ino: the object's
