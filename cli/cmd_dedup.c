@@ -42,7 +42,8 @@ int cmd_dedup(int argc, char **argv)
     static const char *const with_value[] = {"--min-size", NULL};
     if (!cli_options_first(argc, argv, with_value))
         return cli_error("out of memory");
-    cellar_dedup_opts o = {.min_size = 1};
+    cellar_dedup_opts o = CELLAR_DEDUP_OPTS_INIT;
+    o.min_size = 1;
     struct report r = {false, false};
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
@@ -51,7 +52,7 @@ int cmd_dedup(int argc, char **argv)
             fputs(usage, stdout);
             return CLI_OK;
         } else if (!strcmp(a, "--dry-run") || !strcmp(a, "-n")) {
-            o.flags |= CELLAR_DEDUP_DRY_RUN;
+            o.dry_run = 1;
         } else if (!strcmp(a, "--paranoid")) {
             o.flags |= CELLAR_DEDUP_PARANOID;
         } else if (!strcmp(a, "-L") || !strcmp(a, "--follow-symlinks")) {
@@ -73,7 +74,7 @@ int cmd_dedup(int argc, char **argv)
     }
     if (i == argc)
         return cli_usage("dedup", "no PATH given");
-    r.dry = o.flags & CELLAR_DEDUP_DRY_RUN;
+    r.dry = o.dry_run != 0;
     o.cb = on_event;
     o.ctx = &r;
     cellar_store *s;

@@ -25,7 +25,7 @@ static void on_removed(const uint8_t sha256[32], uint64_t size, void *ctx)
 
 int cmd_gc(int argc, char **argv)
 {
-    cellar_gc_opts o = {.grace_seconds = 3600};
+    cellar_gc_opts o = CELLAR_GC_OPTS_INIT;
     bool verbose = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {

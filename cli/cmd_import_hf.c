@@ -38,12 +38,21 @@ int cmd_import_hf(int argc, char **argv)
             cache = argv[i];
         }
     }
+    char *env_cache = NULL;
+    if (!cache) {
+        if (cellar_hf_cache_from_env(&env_cache) != 0)
+            return cli_error_last();
+        cache = env_cache;
+    }
     cellar_store *s;
-    if (cli_store_open(&s) != 0)
+    if (cli_store_open(&s) != 0) {
+        cellar_free(env_cache);
         return cli_error_last();
+    }
     cellar_import_stats st;
     int rc = cellar_import_hf(s, cache, on_event, &verbose, &st);
     cellar_store_free(s);
+    cellar_free(env_cache);
     if (rc)
         return cli_error_last();
     char b1[32], b2[32], b3[32];

@@ -113,24 +113,6 @@ static void on_progress(const cellar_pull_event *ev, void *ctx)
     fflush(stderr);
 }
 
-static char *default_hf_cache(void)
-{
-    const char *v = getenv("HF_HUB_CACHE");
-    if (v && *v)
-        return strdup(v);
-    char *out = NULL;
-    v = getenv("HF_HOME");
-    if (v && *v) {
-        if (asprintf(&out, "%s/hub", v) < 0)
-            return NULL;
-        return out;
-    }
-    v = getenv("HOME");
-    if (asprintf(&out, "%s/.cache/huggingface/hub", v && *v ? v : ".") < 0)
-        return NULL;
-    return out;
-}
-
 static void print_json(const char *repo, const char *rev, const cellar_pull_result *r,
                        bool dry_run)
 {
@@ -171,7 +153,7 @@ int cmd_pull(int argc, char **argv)
     const char *repo = NULL, *hf_dir = NULL;
     const char **include = calloc((size_t)argc, sizeof *include);
     const char **exclude = calloc((size_t)argc, sizeof *exclude);
-    cellar_pull_opts o = {0};
+    cellar_pull_opts o = CELLAR_PULL_OPTS_INIT;
     cellar_oci_opts oo = CELLAR_OCI_OPTS_INIT;
     bool json = false, hf = false;
     char *hf_default = NULL;
@@ -182,6 +164,7 @@ int cmd_pull(int argc, char **argv)
     }
     o.include = include;
     o.exclude = exclude;
+    cellar_pull_opts_from_env(&o); /* HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE; flags override */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -285,8 +268,12 @@ int cmd_pull(int argc, char **argv)
         goto done;
     }
     if (!o.to_dir) {
+        if ((!hf_dir || !*hf_dir) && cellar_hf_cache_from_env(&hf_default) != 0) {
+            ret = cli_error_last();
+            goto done;
+        }
         if (!hf_dir || !*hf_dir)
-            hf_dir = hf_default = default_hf_cache();
+            hf_dir = hf_default;
         o.hf_cache = hf_dir;
     }
 
@@ -346,6 +333,6 @@ int cmd_pull(int argc, char **argv)
 done:
     free(include);
     free(exclude);
-    free(hf_default);
+    cellar_free(hf_default);
     return ret;
 }

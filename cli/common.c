@@ -227,5 +227,12 @@ bool cli_options_first(int argc, char **argv, const char *const *with_value)
 
 int cli_store_open(cellar_store **out)
 {
-    return cellar_store_open(out, NULL);
+    *out = NULL;
+    char *home;
+    int rc = cellar_store_home_from_env(&home);
+    if (rc)
+        return rc;
+    rc = cellar_store_open(out, home);
+    cellar_free(home);
+    return rc;
 }

@@ -52,6 +52,9 @@ int main(int argc, char **argv)
         print_help(stderr);
         return CLI_USAGE;
     }
+    /* The environment's settings, resolved here: the library reads none. */
+    cellar_blake3_isa_from_env(); /* an unknown value means no cap */
+    cellar_error_clear();
     const char *verb = argv[1];
     if (!strcmp(verb, "--help") || !strcmp(verb, "-h") || !strcmp(verb, "help")) {
         print_help(stdout);

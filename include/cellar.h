@@ -73,9 +73,9 @@ CELLAR_API const char *cellar_version(void);
  *
  * An infallible init/update/finalize hasher on caller-allocated state, as in
  * the reference C implementation: no allocation, no errors. SIMD kernels
- * (SSE4.1, AVX2, AVX-512) are chosen once at run time;
- * CELLAR_BLAKE3_ISA=portable|sse41|avx2|avx512 in the environment caps the
- * tier (for tests and benchmarks).
+ * (SSE4.1, AVX2, AVX-512) are chosen once at run time, the widest the
+ * CPU has; cellar_blake3_set_isa() caps the tier (for tests and
+ * benchmarks).
  * ====================================================================== */
 
 #define CELLAR_BLAKE3_OUT_LEN 32
@@ -117,6 +117,16 @@ CELLAR_API void cellar_blake3_finalize_seek(const cellar_blake3 *h, uint64_t see
 /* The name of the kernel tier in use: "avx512", "avx2", "sse41" or
  * "portable". A static string. */
 CELLAR_API const char *cellar_blake3_isa(void);
+/* Caps the kernel tier for the whole process: "portable", "sse41", "avx2"
+ * or "avx512" (a tier the CPU lacks, or that is not built, falls to the
+ * next one down); NULL or "" removes the cap. CELLAR_EINVAL for another
+ * name (the cap is then unchanged). Process-wide state: call it before
+ * hashing starts; a hash running meanwhile may use either kernel (both
+ * give the same digests). */
+CELLAR_API int cellar_blake3_set_isa(const char *name);
+/* cellar_blake3_set_isa($CELLAR_BLAKE3_ISA) if that is set, else nothing.
+ * An unknown value: CELLAR_EINVAL, no cap. Not thread-safe against setenv(). */
+CELLAR_API int cellar_blake3_isa_from_env(void);
 /* One-shot BLAKE3-256 of any buffer (a memory map, for instance) on up to
  * nthreads threads (0: all cores): subtrees of 2^k chunks are hashed on
  * threads started for the call and merged as the tree requires, so the
@@ -325,32 +335,34 @@ CELLAR_API int cellar_invokeai_hash(char **out, const char *path, cellar_algo al
  * is read at open; tensor data is reached through an mmap made on the first
  * cellar_st_data() call. Data is never assumed aligned. */
 
-/* Element types, in the reference's order (the writer sorts by it,
- * descending). */
+/* Element types. The values are part of the ABI: explicit, only ever
+ * appended to, never renumbered (a dtype the reference adds gets the next
+ * free value wherever it sorts; the writer orders by a private rank
+ * table, not by these values). */
 typedef enum cellar_dtype {
-    CELLAR_DTYPE_BOOL,
-    CELLAR_DTYPE_F4,
-    CELLAR_DTYPE_F6_E2M3,
-    CELLAR_DTYPE_F6_E3M2,
-    CELLAR_DTYPE_U8,
-    CELLAR_DTYPE_I8,
-    CELLAR_DTYPE_F8_E5M2,
-    CELLAR_DTYPE_F8_E4M3,
-    CELLAR_DTYPE_F8_E8M0,
-    CELLAR_DTYPE_F8_E4M3FNUZ,
-    CELLAR_DTYPE_F8_E5M2FNUZ,
-    CELLAR_DTYPE_I16,
-    CELLAR_DTYPE_U16,
-    CELLAR_DTYPE_F16,
-    CELLAR_DTYPE_BF16,
-    CELLAR_DTYPE_I32,
-    CELLAR_DTYPE_U32,
-    CELLAR_DTYPE_F32,
-    CELLAR_DTYPE_C64,
-    CELLAR_DTYPE_F64,
-    CELLAR_DTYPE_I64,
-    CELLAR_DTYPE_U64,
-    CELLAR_DTYPE__COUNT
+    CELLAR_DTYPE_BOOL = 0,
+    CELLAR_DTYPE_F4 = 1,
+    CELLAR_DTYPE_F6_E2M3 = 2,
+    CELLAR_DTYPE_F6_E3M2 = 3,
+    CELLAR_DTYPE_U8 = 4,
+    CELLAR_DTYPE_I8 = 5,
+    CELLAR_DTYPE_F8_E5M2 = 6,
+    CELLAR_DTYPE_F8_E4M3 = 7,
+    CELLAR_DTYPE_F8_E8M0 = 8,
+    CELLAR_DTYPE_F8_E4M3FNUZ = 9,
+    CELLAR_DTYPE_F8_E5M2FNUZ = 10,
+    CELLAR_DTYPE_I16 = 11,
+    CELLAR_DTYPE_U16 = 12,
+    CELLAR_DTYPE_F16 = 13,
+    CELLAR_DTYPE_BF16 = 14,
+    CELLAR_DTYPE_I32 = 15,
+    CELLAR_DTYPE_U32 = 16,
+    CELLAR_DTYPE_F32 = 17,
+    CELLAR_DTYPE_C64 = 18,
+    CELLAR_DTYPE_F64 = 19,
+    CELLAR_DTYPE_I64 = 20,
+    CELLAR_DTYPE_U64 = 21,
+    CELLAR_DTYPE__COUNT /* grows: not part of the ABI */
 } cellar_dtype;
 
 /* "BF16"..., or "?" for a value out of range. */
@@ -1105,10 +1117,19 @@ CELLAR_API int cellar_pt_convert(cellar_pt_convert_result *res, const char *src,
  * A handle is not shared between threads. */
 typedef struct cellar_store cellar_store;
 
-/* Opens (creating if needed) the store at home (NULL: $CELLAR_HOME, else
- * ~/.cache/cellar) and migrates its index. CELLAR_EIO / CELLAR_EDB. */
+/* Opens (creating if needed) the store at directory home and migrates its
+ * database. The library picks no default: CELLAR_EINVAL for NULL or "";
+ * cellar_store_home_from_env() gives the one the CLI uses. CELLAR_EIO /
+ * CELLAR_EDB. A handle belongs to the process that opened it; in a fork()ed
+ * child its first use opens a database connection of the child's own. */
 CELLAR_API int cellar_store_open(cellar_store **out, const char *home);
 CELLAR_API void cellar_store_free(cellar_store *s);
+/* The store directory the environment names, allocated into *out (free
+ * with cellar_free): $CELLAR_HOME, else $XDG_CACHE_HOME/cellar, else
+ * ~/.cache/cellar ($HOME, else the password database). One of the
+ * library's only two environment reads (see cellar_hf_cache_from_env);
+ * CELLAR_ENOMEM. Not thread-safe against setenv(). */
+CELLAR_API int cellar_store_home_from_env(char **out);
 /* The store's directory; lives as long as s. */
 CELLAR_API const char *cellar_store_home(const cellar_store *s);
 /* The store's hash cache (table hash_cache of its cellar.db), to pass in
@@ -1289,11 +1310,16 @@ CELLAR_API int cellar_store_verify(cellar_store *s, size_t n, const uint8_t (*sh
  * and forgets the recorded places of the objects it examines (those with
  * one link) that no longer hold them. */
 typedef struct cellar_gc_opts {
+    unsigned int version;   /* CELLAR_GC_OPTS_VERSION */
     int dry_run;            /* report, remove nothing */
     uint64_t grace_seconds; /* objects changed more recently are kept */
     int partials;           /* also remove every unlocked resumable partial,
                                whatever its age (default: after a week) */
 } cellar_gc_opts;
+#define CELLAR_GC_OPTS_VERSION 1
+#define CELLAR_GC_GRACE_DEFAULT 3600
+/* The defaults (also what a NULL opts means): remove, an hour's grace. */
+#define CELLAR_GC_OPTS_INIT {CELLAR_GC_OPTS_VERSION, 0, CELLAR_GC_GRACE_DEFAULT}
 
 typedef struct cellar_gc_stats {
     uint64_t objects_removed, bytes_removed; /* or that would be, with dry_run */
@@ -1316,7 +1342,6 @@ CELLAR_API int cellar_store_gc(cellar_store *s, const cellar_gc_opts *opts,
  * user are skipped. A file whose bytes differ is never touched; files that
  * change while read are skipped. On a filesystem other than the store's
  * (no hard link can reach it) copies share the first copy's inode instead. */
-#define CELLAR_DEDUP_DRY_RUN (1u << 0)        /* report only */
 #define CELLAR_DEDUP_PARANOID (1u << 1)       /* also compare bytes before linking */
 /* -L: dedup the files symlinks lead to (the symlinks themselves stay), when
  * they lie inside one of the paths given; others are reported, untouched. */
@@ -1331,12 +1356,17 @@ typedef enum cellar_dedup_event_kind {
 typedef void (*cellar_dedup_cb)(cellar_dedup_event_kind kind, const char *path, uint64_t size,
                                 const char *message, void *ctx);
 
+/* Initialise with CELLAR_DEDUP_OPTS_INIT (NULL opts: the same defaults). */
 typedef struct cellar_dedup_opts {
-    unsigned flags;    /* CELLAR_DEDUP_* */
-    uint64_t min_size; /* smaller files are not considered */
-    cellar_dedup_cb cb; /* may be NULL */
+    unsigned int version; /* CELLAR_DEDUP_OPTS_VERSION */
+    unsigned flags;       /* CELLAR_DEDUP_* */
+    int dry_run;          /* report what would be linked, change nothing */
+    uint64_t min_size;    /* smaller files are not considered */
+    cellar_dedup_cb cb;   /* may be NULL */
     void *ctx;
 } cellar_dedup_opts;
+#define CELLAR_DEDUP_OPTS_VERSION 1
+#define CELLAR_DEDUP_OPTS_INIT {CELLAR_DEDUP_OPTS_VERSION, 0, 0, 0, NULL, NULL}
 
 typedef struct cellar_dedup_stats {
     uint64_t files;        /* regular files considered */
@@ -1353,9 +1383,16 @@ typedef struct cellar_dedup_stats {
 CELLAR_API int cellar_dedup(cellar_store *s, size_t npaths, const char *const *paths,
                             const cellar_dedup_opts *opts, cellar_dedup_stats *stats);
 
-/* import-hf (src/store/hfcache.c): adopts every blobs/<etag> of a Hugging Face
- * cache (NULL: $HF_HUB_CACHE, else $HF_HOME/hub, else
- * ~/.cache/huggingface/hub) into the store after checking its etag (sha256 or
+/* The Hugging Face cache the environment names, as huggingface_hub finds
+ * it, allocated into *out (free with cellar_free): $HF_HUB_CACHE, else
+ * $HUGGINGFACE_HUB_CACHE, else $HF_HOME/hub, else
+ * $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub.
+ * CELLAR_ENOMEM. Not thread-safe against setenv(). */
+CELLAR_API int cellar_hf_cache_from_env(char **out);
+
+/* import-hf (src/store/hfcache.c): adopts every blobs/<etag> of the Hugging
+ * Face cache at hf_cache (required: CELLAR_EINVAL for NULL) into the store
+ * after checking its etag (sha256 or
  * git sha1), replacing it by a hard link to the stored copy so all repos share
  * one copy per sha256; the cache's symlinks keep resolving. Records each
  * snapshot and ref. Uses the dedup callback for per-blob events. */
@@ -1434,9 +1471,14 @@ typedef void (*cellar_pull_progress_fn)(const cellar_pull_event *ev, void *ctx);
 
 struct cellar_oci_opts;
 
+
+/* Initialise with CELLAR_PULL_OPTS_INIT (NULL opts: the same defaults).
+ * The library reads no environment: cellar_pull_opts_from_env() applies
+ * HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE for a program that wants them. */
 typedef struct cellar_pull_opts {
-    const char *endpoint;  /* NULL: $HF_ENDPOINT, else https://huggingface.co */
-    const char *token;     /* NULL: $HF_TOKEN; "" for none */
+    unsigned int version;  /* CELLAR_PULL_OPTS_VERSION */
+    const char *endpoint;  /* NULL: https://huggingface.co */
+    const char *token;     /* NULL or "": none */
     const char *revision;  /* NULL: "main" */
     const char *const *include; /* fnmatch globs on repo paths; none: all */
     size_t n_include;
@@ -1465,6 +1507,16 @@ typedef struct cellar_pull_opts {
     const char *remote;
     const struct cellar_oci_opts *remote_opts;
 } cellar_pull_opts;
+#define CELLAR_PULL_OPTS_VERSION 1
+#define CELLAR_PULL_OPTS_INIT                                                                      \
+    {CELLAR_PULL_OPTS_VERSION, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL, NULL, 0, 0, 0, NULL, NULL, 0}
+
+/* Fills what the user's environment says, as huggingface_hub reads it:
+ * endpoint from $HF_ENDPOINT and token from $HF_TOKEN where opts leaves
+ * them NULL; offline set when $HF_HUB_OFFLINE is 1/ON/YES/TRUE (any case).
+ * The strings point into the environment. CELLAR_EINVAL for opts not
+ * initialised with CELLAR_PULL_OPTS_INIT. Not thread-safe against setenv(). */
+CELLAR_API int cellar_pull_opts_from_env(cellar_pull_opts *opts);
 
 typedef struct cellar_pull_file {
     char *path;          /* in the repo */

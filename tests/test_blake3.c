@@ -336,8 +336,7 @@ static void test_fd(const char *dir, const uint8_t *in)
 
 static bool use_tier(const char *tier)
 {
-    setenv("CELLAR_BLAKE3_ISA", tier, 1);
-    blake3_dispatch_reset();
+    CHECK(cellar_blake3_set_isa(tier) == 0);
     return !strcmp(cellar_blake3_isa(), tier);
 }
 
@@ -363,13 +362,20 @@ int main(int argc, char **argv)
     /* The switch: portable is always there and always obeyed. */
     CHECK(use_tier("portable"));
     CHECK_STR(cellar_blake3_isa(), "portable");
-    /* An unknown value means no cap. */
-    setenv("CELLAR_BLAKE3_ISA", "mmx", 1);
-    blake3_dispatch_reset();
+    /* An unknown name is refused and changes nothing; NULL lifts the cap. */
+    CHECK_ERR(cellar_blake3_set_isa("mmx"), CELLAR_EINVAL, "'mmx' unknown");
+    CHECK_STR(cellar_blake3_isa(), "portable");
+    CHECK(cellar_blake3_set_isa(NULL) == 0);
     const char *best = cellar_blake3_isa();
-    unsetenv("CELLAR_BLAKE3_ISA");
-    blake3_dispatch_reset();
+    /* The environment is read only when asked, and only by the helper. */
+    setenv("CELLAR_BLAKE3_ISA", "portable", 1);
     CHECK_STR(cellar_blake3_isa(), best);
+    CHECK(cellar_blake3_isa_from_env() == 0);
+    CHECK_STR(cellar_blake3_isa(), "portable");
+    setenv("CELLAR_BLAKE3_ISA", "mmx", 1);
+    CHECK(cellar_blake3_isa_from_env() == CELLAR_EINVAL);
+    CHECK_STR(cellar_blake3_isa(), best);
+    unsetenv("CELLAR_BLAKE3_ISA");
 
     /* No bytes may come as a NULL pointer. */
     cellar_blake3 h;
@@ -408,8 +414,7 @@ int main(int argc, char **argv)
         free(in);
         return test_summary();
     }
-    unsetenv("CELLAR_BLAKE3_ISA");
-    blake3_dispatch_reset();
+    CHECK(cellar_blake3_set_isa(NULL) == 0);
     const char *dir = test_tmpdir("test_blake3");
     write_files(dir, in);
     test_b3sum(dir, in);

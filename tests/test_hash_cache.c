@@ -119,7 +119,7 @@ int main(void)
     write_text(t1, "same bytes");
     write_text(t2, "same bytes");
     past_racy_window();
-    cellar_dedup_opts o = {.flags = CELLAR_DEDUP_DRY_RUN, .min_size = 1};
+    cellar_dedup_opts o = {.version = CELLAR_DEDUP_OPTS_VERSION, .dry_run = 1, .min_size = 1};
     cellar_dedup_stats st;
     const char *paths[] = {tree};
     CHECK(cellar_dedup(b, 1, paths, &o, &st) == 0 && st.files == 2);

@@ -415,7 +415,7 @@ static void test_gc(void)
     CHECK(cellar_store_link(s, d[1].d[CELLAR_ALGO_SHA256], sym, CELLAR_LINK_SYMLINK, NULL) == 0);
 
     /* Everything is young: the default grace keeps all. */
-    cellar_gc_opts o = {.dry_run = 0, .grace_seconds = 3600};
+    cellar_gc_opts o = CELLAR_GC_OPTS_INIT;
     cellar_gc_stats st;
     CHECK(cellar_store_gc(s, &o, &st, NULL, NULL) == 0);
     CHECK(st.objects_removed == 0 && st.objects_kept == 4);
@@ -557,7 +557,7 @@ static void test_dedup(void)
     sha_of_file(f[4], before4);
 
     int linked = 0;
-    cellar_dedup_opts o = {.flags = CELLAR_DEDUP_DRY_RUN, .min_size = 1, .cb = on_dedup, .ctx = &linked};
+    cellar_dedup_opts o = {.version = CELLAR_DEDUP_OPTS_VERSION, .dry_run = 1, .min_size = 1, .cb = on_dedup, .ctx = &linked};
     cellar_dedup_stats st;
     const char *paths[] = {t};
     CHECK(cellar_dedup(s, 1, paths, &o, &st) == 0);
@@ -565,7 +565,7 @@ static void test_dedup(void)
     CHECK(stat(f[0], &s0) == 0 && stat(f[1], &s1) == 0 && s0.st_ino != s1.st_ino);
     CHECK(st.files == 5 && st.bytes_after < st.bytes_before && linked == 2);
 
-    o.flags = 0;
+    o.dry_run = 0;
     linked = 0;
     CHECK(cellar_dedup(s, 1, paths, &o, &st) == 0);
     CHECK(st.errors == 0 && linked == 2 && st.linked == 3);
@@ -612,7 +612,8 @@ static void test_dedup_rounds(void)
         buf[LEN - 1] = other ? (uint8_t)i : 0;
         CHECK(cellar_write_file_atomic(f[i], buf, LEN, 0644) == 0);
     }
-    cellar_dedup_opts o = {.min_size = 1};
+    cellar_dedup_opts o = CELLAR_DEDUP_OPTS_INIT;
+    o.min_size = 1;
     cellar_dedup_stats st;
     const char *paths[] = {t};
     CHECK(cellar_dedup(s, 1, paths, &o, &st) == 0);
@@ -699,6 +700,8 @@ static void test_import_hf(void)
     CHECK(st.bytes_after == st.bytes_before && st.errors == 0);
     char *none = path_in(dir, "nohub");
     CHECK_ERR(cellar_import_hf(s, none, NULL, NULL, &st), CELLAR_ENOTFOUND, "nohub");
+    /* no default picked from the environment */
+    CHECK_ERR(cellar_import_hf(s, NULL, NULL, NULL, &st), CELLAR_EINVAL, "cellar_hf_cache_from_env");
     free(none);
     free(a);
     free(b);
@@ -710,9 +713,11 @@ static void test_import_hf(void)
 
 int main(void)
 {
-    char *home = cellar_path_join(test_tmpdir("store_home"), "cellar");
-    setenv("CELLAR_HOME", home, 1);
-    free(home);
+    /* Every store is opened at a path given; the library reads no
+     * environment (a stray $CELLAR_HOME must not matter). */
+    setenv("CELLAR_HOME", "/dev/null/not-a-store", 1);
+    cellar_store *none = NULL;
+    CHECK_ERR(cellar_store_open(&none, NULL), CELLAR_EINVAL, "cellar_store_home_from_env");
     test_add();
     test_writer();
     test_link();

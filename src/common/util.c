@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -456,20 +455,11 @@ char *cellar_path_join(const char *a, const char *b)
     return cellar_sprintf("%s%s%s", a, a[la - 1] == '/' ? "" : "/", b);
 }
 
-char *cellar_home_dir(void)
+int cellar_opts_check(unsigned version, unsigned known, const char *type, const char *init)
 {
-    const char *env = getenv("CELLAR_HOME");
-    if (env && *env)
-        return cellar_strdup(env);
-    env = getenv("XDG_CACHE_HOME");
-    if (env && *env)
-        return cellar_path_join(env, "cellar");
-    env = getenv("HOME");
-    if (!env || !*env) {
-        struct passwd *pw = getpwuid(getuid());
-        env = pw ? pw->pw_dir : "/tmp";
-    }
-    return cellar_sprintf("%s/.cache/cellar", env);
+    return cellar_fail(CELLAR_EINVAL,
+                       "%s: version %u unknown (this library knows %u): initialise it with %s",
+                       type, version, known, init);
 }
 
 unsigned cellar_ncpus(void)

@@ -99,10 +99,19 @@ int cellar_mkdirs(const char *path, unsigned mode);
 /* "a" + "/" + "b", allocated. */
 char *cellar_path_join(const char *a, const char *b);
 /* $CELLAR_HOME, else $XDG_CACHE_HOME/cellar, else ~/.cache/cellar; allocated. */
-char *cellar_home_dir(void);
 
 /* Number of online CPUs (>= 1). */
 unsigned cellar_ncpus(void);
+
+/* CELLAR_EINVAL naming type (its NAME_INIT macro) unless version is the
+ * one this library knows: options structs carry the version they were
+ * compiled against. */
+int cellar_opts_check(unsigned version, unsigned known, const char *type, const char *init);
+#define CELLAR_OPTS_CHECK(o, type, VERSION, INIT)                                                  \
+    do {                                                                                           \
+        if ((o) && (o)->version != (VERSION))                                                      \
+            return cellar_opts_check((o)->version, (VERSION), type, INIT);                         \
+    } while (0)
 
 /* Maps the whole regular file at path read-only: *map and *len (NULL and 0
  * for an empty file); munmap(*map, *len) releases it. Errors name path:

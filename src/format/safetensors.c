@@ -30,29 +30,33 @@
 static const struct {
     const char *name;
     unsigned bits;
+    /* Place in the reference's Dtype enum, which its writer sorts by
+     * (descending). Private, so a dtype the reference inserts mid-list
+     * renumbers ranks here while its public value is appended. */
+    unsigned rank;
 } dtypes[CELLAR_DTYPE__COUNT] = {
-    [CELLAR_DTYPE_BOOL] = {"BOOL", 8},
-    [CELLAR_DTYPE_F4] = {"F4", 4},
-    [CELLAR_DTYPE_F6_E2M3] = {"F6_E2M3", 6},
-    [CELLAR_DTYPE_F6_E3M2] = {"F6_E3M2", 6},
-    [CELLAR_DTYPE_U8] = {"U8", 8},
-    [CELLAR_DTYPE_I8] = {"I8", 8},
-    [CELLAR_DTYPE_F8_E5M2] = {"F8_E5M2", 8},
-    [CELLAR_DTYPE_F8_E4M3] = {"F8_E4M3", 8},
-    [CELLAR_DTYPE_F8_E8M0] = {"F8_E8M0", 8},
-    [CELLAR_DTYPE_F8_E4M3FNUZ] = {"F8_E4M3FNUZ", 8},
-    [CELLAR_DTYPE_F8_E5M2FNUZ] = {"F8_E5M2FNUZ", 8},
-    [CELLAR_DTYPE_I16] = {"I16", 16},
-    [CELLAR_DTYPE_U16] = {"U16", 16},
-    [CELLAR_DTYPE_F16] = {"F16", 16},
-    [CELLAR_DTYPE_BF16] = {"BF16", 16},
-    [CELLAR_DTYPE_I32] = {"I32", 32},
-    [CELLAR_DTYPE_U32] = {"U32", 32},
-    [CELLAR_DTYPE_F32] = {"F32", 32},
-    [CELLAR_DTYPE_C64] = {"C64", 64},
-    [CELLAR_DTYPE_F64] = {"F64", 64},
-    [CELLAR_DTYPE_I64] = {"I64", 64},
-    [CELLAR_DTYPE_U64] = {"U64", 64},
+    [CELLAR_DTYPE_BOOL] = {"BOOL", 8, 0},
+    [CELLAR_DTYPE_F4] = {"F4", 4, 1},
+    [CELLAR_DTYPE_F6_E2M3] = {"F6_E2M3", 6, 2},
+    [CELLAR_DTYPE_F6_E3M2] = {"F6_E3M2", 6, 3},
+    [CELLAR_DTYPE_U8] = {"U8", 8, 4},
+    [CELLAR_DTYPE_I8] = {"I8", 8, 5},
+    [CELLAR_DTYPE_F8_E5M2] = {"F8_E5M2", 8, 6},
+    [CELLAR_DTYPE_F8_E4M3] = {"F8_E4M3", 8, 7},
+    [CELLAR_DTYPE_F8_E8M0] = {"F8_E8M0", 8, 8},
+    [CELLAR_DTYPE_F8_E4M3FNUZ] = {"F8_E4M3FNUZ", 8, 9},
+    [CELLAR_DTYPE_F8_E5M2FNUZ] = {"F8_E5M2FNUZ", 8, 10},
+    [CELLAR_DTYPE_I16] = {"I16", 16, 11},
+    [CELLAR_DTYPE_U16] = {"U16", 16, 12},
+    [CELLAR_DTYPE_F16] = {"F16", 16, 13},
+    [CELLAR_DTYPE_BF16] = {"BF16", 16, 14},
+    [CELLAR_DTYPE_I32] = {"I32", 32, 15},
+    [CELLAR_DTYPE_U32] = {"U32", 32, 16},
+    [CELLAR_DTYPE_F32] = {"F32", 32, 17},
+    [CELLAR_DTYPE_C64] = {"C64", 64, 18},
+    [CELLAR_DTYPE_F64] = {"F64", 64, 19},
+    [CELLAR_DTYPE_I64] = {"I64", 64, 20},
+    [CELLAR_DTYPE_U64] = {"U64", 64, 21},
 };
 
 const char *cellar_dtype_name(cellar_dtype d)
@@ -957,12 +961,14 @@ uint64_t cellar_st_writer_data_size(const cellar_st_writer *w)
     return w->data_size;
 }
 
-/* Writer order: dtype descending, then name bytes ascending. */
+/* Writer order: the reference's dtype rank descending, then name bytes
+ * ascending. */
 static int cmp_wentry(const void *a, const void *b)
 {
     const wentry *x = a, *y = b;
-    if (x->dtype != y->dtype)
-        return x->dtype > y->dtype ? -1 : 1;
+    unsigned rx = dtypes[x->dtype].rank, ry = dtypes[y->dtype].rank;
+    if (rx != ry)
+        return rx > ry ? -1 : 1;
     return cellar_st_name_cmp(x->name, x->name_len, y->name, y->name_len);
 }
 

@@ -1,7 +1,8 @@
 /* Chooses the BLAKE3 kernel once: the widest tier that is built, that the
- * CPU has and the OS saves the registers of, and that CELLAR_BLAKE3_ISA
- * (portable|sse41|avx2|avx512) does not forbid. */
+ * CPU has and the OS saves the registers of, and that the cap set with
+ * cellar_blake3_set_isa() (portable|sse41|avx2|avx512) does not forbid. */
 #include "blake3_impl.h"
+#include "util.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -43,14 +44,8 @@ static enum tier cpu_tier(void)
 #endif
 }
 
-/* The cap from the environment; no cap if unset or unknown. */
-static enum tier env_cap(void)
-{
-    const char *v = getenv("CELLAR_BLAKE3_ISA");
-    for (int t = TIER_PORTABLE; v && t <= TIER_AVX512; t++)
-        if (!strcmp(v, tier_names[t])) return (enum tier)t;
-    return TIER_AVX512;
-}
+/* The cap set by cellar_blake3_set_isa(); TIER_AVX512: none. */
+static int isa_cap = TIER_AVX512;
 
 #define PORTABLE_COMPRESS blake3_compress_in_place_portable, blake3_compress_xof_portable
 #if (defined(__x86_64__) || defined(__i386__)) && !defined(CELLAR_NO_SSE41)
@@ -88,7 +83,7 @@ const blake3_kernel *blake3_kernel_get(void)
     const blake3_kernel *k = __atomic_load_n(&chosen, __ATOMIC_ACQUIRE);
     if (k) return k;
     enum tier t = cpu_tier();
-    enum tier cap = env_cap();
+    enum tier cap = (enum tier)__atomic_load_n(&isa_cap, __ATOMIC_ACQUIRE);
     if (t > cap) t = cap;
     while (t > TIER_PORTABLE &&
            ((size_t)t >= sizeof kernels / sizeof kernels[0] || !kernels[t].name))
@@ -106,4 +101,30 @@ void blake3_dispatch_reset(void)
 const char *cellar_blake3_isa(void)
 {
     return blake3_kernel_get()->name;
+}
+
+int cellar_blake3_set_isa(const char *name)
+{
+    int cap = -1;
+    if (!name || !*name)
+        cap = TIER_AVX512;
+    for (int t = TIER_PORTABLE; cap < 0 && t <= TIER_AVX512; t++)
+        if (!strcmp(name, tier_names[t]))
+            cap = t;
+    RETURN_ERROR_IF(cap < 0, CELLAR_EINVAL,
+                    "BLAKE3 kernel tier '%s' unknown (portable, sse41, avx2 or avx512)", name);
+    __atomic_store_n(&isa_cap, cap, __ATOMIC_RELEASE);
+    blake3_dispatch_reset();
+    return 0;
+}
+
+int cellar_blake3_isa_from_env(void)
+{
+    const char *v = getenv("CELLAR_BLAKE3_ISA");
+    if (!v)
+        return 0;
+    int rc = cellar_blake3_set_isa(v);
+    if (rc)
+        cellar_blake3_set_isa(NULL);
+    return rc;
 }

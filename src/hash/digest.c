@@ -609,10 +609,7 @@ const cellar_hash_cache *digest_cache_of(const cellar_hash_opts *o)
 
 int digest_opts_check(const cellar_hash_opts *o)
 {
-    RETURN_ERROR_IF(o && o->version != CELLAR_HASH_OPTS_VERSION, CELLAR_EINVAL,
-                    "cellar_hash_opts: version %u unknown (this library knows %u): "
-                    "initialise it with CELLAR_HASH_OPTS_INIT",
-                    o->version, CELLAR_HASH_OPTS_VERSION);
+    CELLAR_OPTS_CHECK(o, "cellar_hash_opts", CELLAR_HASH_OPTS_VERSION, "CELLAR_HASH_OPTS_INIT");
     return 0;
 }
 

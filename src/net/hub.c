@@ -28,11 +28,7 @@ int cellar_hub_open(cellar_hub **out, const char *endpoint, const char *token)
 {
     *out = NULL;
     if (!endpoint || !*endpoint)
-        endpoint = getenv("HF_ENDPOINT");
-    if (!endpoint || !*endpoint)
         endpoint = DEFAULT_ENDPOINT;
-    if (!token)
-        token = getenv("HF_TOKEN");
     cellar_hub *hub = cellar_calloc(1, sizeof *hub);
     if (!hub)
         return CELLAR_ENOMEM;

@@ -31,8 +31,8 @@ typedef struct cellar_hub_listing {
     cellar_hub_file *files;
 } cellar_hub_listing;
 
-/* endpoint: NULL for $HF_ENDPOINT, else https://huggingface.co; token: NULL
- * for $HF_TOKEN (empty: none). */
+/* endpoint: NULL for https://huggingface.co; token: NULL or "" for none.
+ * No environment is read (cellar_pull_opts_from_env() does that). */
 int cellar_hub_open(cellar_hub **out, const char *endpoint, const char *token);
 void cellar_hub_free(cellar_hub *hub);
 

@@ -1217,7 +1217,8 @@ int cellar_pull(cellar_store *s, const char *repo, const cellar_pull_opts *opts,
     cellar_pull_result local;
     cellar_pull_result *res = out ? out : &local;
     memset(res, 0, sizeof *res);
-    cellar_pull_opts defaults = {0};
+    CELLAR_OPTS_CHECK(opts, "cellar_pull_opts", CELLAR_PULL_OPTS_VERSION, "CELLAR_PULL_OPTS_INIT");
+    cellar_pull_opts defaults = CELLAR_PULL_OPTS_INIT;
     const cellar_pull_opts *o = opts ? opts : &defaults;
     struct pull p = {.s = s, .o = o, .repo = repo, .res = res};
     p.revision = o->revision && *o->revision ? o->revision : "main";
@@ -1229,9 +1230,7 @@ int cellar_pull(cellar_store *s, const char *repo, const cellar_pull_opts *opts,
         return cellar_fail(CELLAR_EINVAL, "choose one layout: a folder or an HF cache");
     if (!cellar_hub_path_safe(p.revision, strlen(p.revision)))
         return cellar_fail(CELLAR_EINVAL, "'%s': not a valid revision name", p.revision);
-    const char *env_off = getenv("HF_HUB_OFFLINE");
-    bool offline =
-        o->offline || (env_off && (!strcmp(env_off, "1") || !strcasecmp(env_off, "true")));
+    bool offline = o->offline != 0;
     pthread_mutex_init(&p.mu, NULL);
 
     cellar_remote *remote = NULL;
@@ -1271,4 +1270,28 @@ int cellar_pull(cellar_store *s, const char *repo, const cellar_pull_opts *opts,
     if (!out)
         cellar_pull_result_free(&local);
     return rc;
+}
+
+/* huggingface_hub's _is_true: "1", "ON", "YES", "TRUE" in any case. */
+static bool env_true(const char *v)
+{
+    static const char *const yes[] = {"1", "on", "yes", "true"};
+    for (size_t i = 0; v && i < sizeof yes / sizeof yes[0]; i++)
+        if (!strcasecmp(v, yes[i]))
+            return true;
+    return false;
+}
+
+int cellar_pull_opts_from_env(cellar_pull_opts *o)
+{
+    RETURN_ERROR_IF(!o, CELLAR_EINVAL, "cellar_pull_opts_from_env: no options given");
+    CELLAR_OPTS_CHECK(o, "cellar_pull_opts", CELLAR_PULL_OPTS_VERSION, "CELLAR_PULL_OPTS_INIT");
+    const char *v;
+    if (!o->endpoint && (v = getenv("HF_ENDPOINT")) && *v)
+        o->endpoint = v;
+    if (!o->token && (v = getenv("HF_TOKEN")) && *v)
+        o->token = v;
+    if (env_true(getenv("HF_HUB_OFFLINE")))
+        o->offline = 1;
+    return 0;
 }

@@ -360,7 +360,7 @@ static int group_object(struct dedup *dd, struct dnode **g, size_t n, struct sta
         const struct dfile *f = &dd->files[g[i]->first];
         if (f->st.st_dev != dd->s->dev || ineligible(&f->st))
             continue;
-        if (dd->o->flags & CELLAR_DEDUP_DRY_RUN) {
+        if (dd->o->dry_run) {
             *obj_st = f->st;
             *would_adopt = true;
             g[i]->object = true;
@@ -414,7 +414,7 @@ static int group_object(struct dedup *dd, struct dnode **g, size_t n, struct sta
 static int link_names(struct dedup *dd, struct dnode **g, size_t n, const char *target,
                       const struct stat *tst, const uint8_t sha256[32], bool in_store)
 {
-    bool dry = dd->o->flags & CELLAR_DEDUP_DRY_RUN;
+    bool dry = dd->o->dry_run;
     for (size_t i = 0; i < n; i++) {
         struct dnode *node = g[i];
         if (node->bad)
@@ -459,7 +459,7 @@ static int link_names(struct dedup *dd, struct dnode **g, size_t n, const char *
 static int link_group(struct dedup *dd, struct dnode **g, size_t n)
 {
     const uint8_t *sha = g[0]->d.d[CELLAR_ALGO_SHA256];
-    bool dry = dd->o->flags & CELLAR_DEDUP_DRY_RUN;
+    bool dry = dd->o->dry_run;
     char lock[65];
     int lfd = -1;
     store_lock_name(lock, sha);
@@ -875,7 +875,9 @@ done:
 int cellar_dedup(cellar_store *s, size_t npaths, const char *const *paths,
                  const cellar_dedup_opts *opts, cellar_dedup_stats *stats)
 {
-    cellar_dedup_opts none = {0};
+    CELLAR_OPTS_CHECK(opts, "cellar_dedup_opts", CELLAR_DEDUP_OPTS_VERSION,
+                      "CELLAR_DEDUP_OPTS_INIT");
+    cellar_dedup_opts none = CELLAR_DEDUP_OPTS_INIT;
     cellar_dedup_stats local;
     if (!stats)
         stats = &local;
@@ -926,7 +928,7 @@ int cellar_dedup(cellar_store *s, size_t npaths, const char *const *paths,
         }
     }
     if (rc == 0) {
-        bool dry = dd.o->flags & CELLAR_DEDUP_DRY_RUN;
+        bool dry = dd.o->dry_run;
         inoset after;
         inoset_init(&after);
         rc = disk_bytes(&dd, !dry, &after, &stats->bytes_after, &before, &stats->bytes_before);

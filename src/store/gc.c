@@ -161,7 +161,8 @@ static int clear_temp(struct gc_ctx *c)
 int cellar_store_gc(cellar_store *s, const cellar_gc_opts *opts, cellar_gc_stats *stats,
                     cellar_gc_cb cb, void *ctx)
 {
-    cellar_gc_opts defaults = {.grace_seconds = 3600};
+    CELLAR_OPTS_CHECK(opts, "cellar_gc_opts", CELLAR_GC_OPTS_VERSION, "CELLAR_GC_OPTS_INIT");
+    cellar_gc_opts defaults = CELLAR_GC_OPTS_INIT;
     cellar_gc_stats local;
     if (!stats)
         stats = &local;

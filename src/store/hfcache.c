@@ -257,18 +257,6 @@ static int record_snapshots(struct repo *r)
     return rc;
 }
 
-static char *default_cache(void)
-{
-    const char *env = getenv("HF_HUB_CACHE");
-    if (env && *env)
-        return cellar_strdup(env);
-    env = getenv("HF_HOME");
-    if (env && *env)
-        return cellar_path_join(env, "hub");
-    env = getenv("HOME");
-    return cellar_sprintf("%s/.cache/huggingface/hub", env && *env ? env : ".");
-}
-
 struct bytes_ctx {
     inoset seen;
     uint64_t total;
@@ -314,7 +302,10 @@ int cellar_import_hf(cellar_store *s, const char *hf_cache, cellar_dedup_cb cb, 
     if (!stats)
         stats = &local;
     memset(stats, 0, sizeof *stats);
-    char *cache = hf_cache ? cellar_strdup(hf_cache) : default_cache();
+    RETURN_ERROR_IF(!hf_cache || !*hf_cache, CELLAR_EINVAL,
+                    "import-hf: no Hugging Face cache given (cellar_hf_cache_from_env() gives "
+                    "the default)");
+    char *cache = cellar_strdup(hf_cache);
     if (!cache)
         return CELLAR_ENOMEM;
     DIR *d = opendir(cache);

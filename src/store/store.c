@@ -120,11 +120,13 @@ void store_lock_remove(const cellar_store *s, const char *name, int fd)
 int cellar_store_open(cellar_store **out, const char *home)
 {
     *out = NULL;
+    RETURN_ERROR_IF(!home || !*home, CELLAR_EINVAL,
+                    "no store directory given (cellar_store_home_from_env() gives the default)");
     cellar_store *s = cellar_calloc(1, sizeof *s);
     if (!s)
         return CELLAR_ENOMEM;
     int rc = CELLAR_ENOMEM;
-    char *given = home ? cellar_strdup(home) : cellar_home_dir();
+    char *given = cellar_strdup(home);
     if (!given)
         goto fail;
     /* One absolute spelling of the home: symlink places point at object
