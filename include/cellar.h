@@ -65,8 +65,19 @@ CELLAR_API const char *cellar_error_name(int code);
  * (strings, arrays). NULL-safe. */
 CELLAR_API void cellar_free(void *p);
 
-/* "0.1.0" */
+/* The version this header belongs to. Before 1.0 every minor release may
+ * change the ABI (the SONAME is libcellar.so.0.<minor>). */
+#define CELLAR_VERSION_MAJOR 0
+#define CELLAR_VERSION_MINOR 1
+#define CELLAR_VERSION_PATCH 0
+#define CELLAR_VERSION_NUMBER                                                                     \
+    (CELLAR_VERSION_MAJOR * 10000 + CELLAR_VERSION_MINOR * 100 + CELLAR_VERSION_PATCH)
+
+/* The library's version at run time: "0.1.0". */
 CELLAR_API const char *cellar_version(void);
+/* The same as a number, MAJOR * 10000 + MINOR * 100 + PATCH, to compare
+ * with CELLAR_VERSION_NUMBER (the header compiled against). */
+CELLAR_API unsigned cellar_version_number(void);
 
 /* ======================================================================
  * BLAKE3 (src/blake3*.c, docs/blake3.md)
@@ -152,13 +163,20 @@ typedef enum cellar_algo {
 #define CELLAR_ALGO_BIT(a) (1u << (a))
 #define CELLAR_DIGEST_MAX 32
 
+/* Room for this many algorithms: sizeof(cellar_digests) stays the same as
+ * algorithms are added. */
+#define CELLAR_DIGEST_SLOTS 16
+
 /* Digests of one byte stream. have: CELLAR_ALGO_BIT()s of the filled ones;
- * cached: those of them that came from the hash cache, not from the bytes. */
+ * cached: those of them that came from the hash cache, not from the bytes.
+ * Read a digest with cellar_digest_get() (or cellar_digest_hex()); d is
+ * the library's storage, its layout not part of the API. Plain data:
+ * copy it freely; no thread-safety concerns of its own. */
 typedef struct cellar_digests {
     uint32_t have;
-    uint64_t size;
-    uint8_t d[CELLAR_ALGO__COUNT][CELLAR_DIGEST_MAX];
     uint32_t cached;
+    uint64_t size;
+    uint8_t d[CELLAR_DIGEST_SLOTS][CELLAR_DIGEST_MAX];
 } cellar_digests;
 
 /* "blake3", "sha256", ... */
@@ -167,6 +185,9 @@ CELLAR_API const char *cellar_algo_name(cellar_algo a);
 CELLAR_API size_t cellar_algo_len(cellar_algo a);
 /* Parses a name ("sha256", "blake3", "git-sha1"...); CELLAR_EINVAL if unknown. */
 CELLAR_API int cellar_algo_parse(cellar_algo *out, const char *name);
+/* Digest a of d (cellar_algo_len(a) bytes, inside d), or NULL if d does
+ * not have it. */
+CELLAR_API const uint8_t *cellar_digest_get(const cellar_digests *d, cellar_algo a);
 /* Lower-case hex of digest a into out (at least 2*CELLAR_DIGEST_MAX+1 bytes). */
 CELLAR_API void cellar_digest_hex(char *out, const cellar_digests *d, cellar_algo a);
 

@@ -5,6 +5,7 @@
 
 #include "cellar.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 static void clear_env(void)
@@ -78,8 +79,28 @@ static void test_pull(void)
     CHECK_ERR(cellar_pull_opts_from_env(&o), CELLAR_EINVAL, "CELLAR_PULL_OPTS_INIT");
 }
 
+static void test_version(void)
+{
+    CHECK(cellar_version_number() == CELLAR_VERSION_NUMBER);
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", CELLAR_VERSION_MAJOR, CELLAR_VERSION_MINOR,
+             CELLAR_VERSION_PATCH);
+    CHECK_STR(cellar_version(), want);
+    /* sizeof stays put as algorithms are added */
+    CHECK(CELLAR_ALGO__COUNT <= CELLAR_DIGEST_SLOTS);
+    CHECK(sizeof(cellar_digests) == 16 + CELLAR_DIGEST_SLOTS * CELLAR_DIGEST_MAX);
+    cellar_digests d = {0};
+    d.have = CELLAR_ALGO_BIT(CELLAR_ALGO_MD5);
+    CHECK(cellar_digest_get(&d, CELLAR_ALGO_MD5) != NULL);
+    CHECK(cellar_digest_get(&d, CELLAR_ALGO_SHA256) == NULL);
+    CHECK(cellar_digest_get(&d, (cellar_algo)99) == NULL);
+    /* dtype values are ABI: pinned */
+    CHECK(CELLAR_DTYPE_BOOL == 0 && CELLAR_DTYPE_BF16 == 14 && CELLAR_DTYPE_U64 == 21);
+}
+
 int main(void)
 {
+    test_version();
     test_store_home();
     test_hf_cache();
     test_pull();

@@ -45,6 +45,11 @@ void cellar_free(void *p)
     free(p);
 }
 
+unsigned cellar_version_number(void)
+{
+    return CELLAR_VERSION_NUMBER;
+}
+
 const char *cellar_version(void)
 {
     return CELLAR_VERSION_STRING;

@@ -90,6 +90,15 @@ int cellar_algo_parse(cellar_algo *out, const char *name)
                        "unknown algorithm '%s' (blake3, sha256, sha1, md5, crc32, git-sha1)", name);
 }
 
+_Static_assert(CELLAR_ALGO__COUNT <= CELLAR_DIGEST_SLOTS, "cellar_digests has no room left");
+
+const uint8_t *cellar_digest_get(const cellar_digests *d, cellar_algo a)
+{
+    if (!d || (unsigned)a >= CELLAR_ALGO__COUNT || !(d->have & CELLAR_ALGO_BIT(a)))
+        return NULL;
+    return d->d[a];
+}
+
 void cellar_digest_hex(char *out, const cellar_digests *d, cellar_algo a)
 {
     if ((unsigned)a >= CELLAR_ALGO__COUNT || !(d->have & CELLAR_ALGO_BIT(a))) {
