@@ -59,6 +59,31 @@ void cli_identity_json(FILE *f, const cellar_identity *id);
 /* cellar ls --by-model: the n PATHs summarised by model (cli/ls_by_model.c). */
 int cli_ls_by_model(int n, char **paths, bool json);
 
+/* Ctrl-C: cli_catch_interrupt() installs a SIGINT/SIGTERM handler that
+ * only sets a flag (a second Ctrl-C kills as usual); every library
+ * callback returns cli_interrupted(), so the operation stops cleanly with
+ * CELLAR_EUSER. */
+void cli_catch_interrupt(void);
+bool cli_interrupted(void);
+
+/* A progress line on stderr (bytes, files, rate, time left), drawn only
+ * when stderr is a terminal and, for verbs that stream results to stdout,
+ * stdout is not (show_with_stdout false). */
+typedef struct cli_progress {
+    bool on;
+    const char *verb;
+    double started, last;
+    bool drawn;
+} cli_progress;
+void cli_progress_init(cli_progress *p, const char *verb, bool show_with_stdout);
+/* Redraws (at most ten times a second); returns cli_interrupted(), so it
+ * can serve as the callback's answer. */
+int cli_progress_show(cli_progress *p, const cellar_progress *pr);
+/* Erases the line, before other output and at the end. */
+void cli_progress_clear(cli_progress *p);
+/* A cellar_progress_fn over a cli_progress. */
+int cli_progress_cb(const cellar_progress *pr, void *ctx);
+
 /* Opens the store the environment names (cellar_store_home_from_env()).
  * Returns the library's code; the message is in cellar_error_last(). */
 int cli_store_open(cellar_store **out);

@@ -137,12 +137,13 @@ static int dduf_unpack(int argc, char **argv)
     return rc;
 }
 
-static void print_skipped(void *ud, const char *name, const char *why)
+static int print_skipped(const char *name, const char *why, void *ctx)
 {
-    (void)ud;
+    (void)ctx;
     printf("skipped ");
     print_name(name, strlen(name));
     printf(" (%s)\n", why);
+    return 0;
 }
 
 static int dduf_pack(int argc, char **argv)

@@ -22,19 +22,23 @@ static const char usage[] =
 
 struct report {
     bool verbose, dry;
+    cli_progress prog;
 };
 
-static void on_event(cellar_dedup_event_kind kind, const char *path, uint64_t size,
-                     const char *message, void *ctx)
+static int on_event(cellar_dedup_event_kind kind, const char *path, uint64_t size,
+                    const char *message, void *ctx)
 {
-    const struct report *r = ctx;
+    struct report *r = ctx;
     (void)size;
+    if (kind != CELLAR_DEDUP_LINKED || r->verbose)
+        cli_progress_clear(&r->prog);
     if (kind == CELLAR_DEDUP_ERROR)
         cli_warn("%s", message);
     else if (kind == CELLAR_DEDUP_SKIPPED)
         cli_warn("%s", message);
     else if (kind == CELLAR_DEDUP_LINKED && r->verbose)
         printf("%s %s\n", r->dry ? "would link" : "linked", path);
+    return cli_interrupted();
 }
 
 int cmd_dedup(int argc, char **argv)
@@ -44,7 +48,7 @@ int cmd_dedup(int argc, char **argv)
         return cli_error("out of memory");
     cellar_dedup_opts o = CELLAR_DEDUP_OPTS_INIT;
     o.min_size = 1;
-    struct report r = {false, false};
+    struct report r = {0};
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *a = argv[i];
@@ -77,12 +81,17 @@ int cmd_dedup(int argc, char **argv)
     r.dry = o.dry_run != 0;
     o.cb = on_event;
     o.ctx = &r;
+    cli_progress_init(&r.prog, "dedup", !r.verbose);
+    o.progress = cli_progress_cb;
+    o.progress_ctx = &r.prog;
+    cli_catch_interrupt();
     cellar_store *s;
     if (cli_store_open(&s) != 0)
         return cli_error_last();
     cellar_dedup_stats st;
     int rc = cellar_dedup(s, (size_t)(argc - i), (const char *const *)argv + i, &o, &st);
     cellar_store_free(s);
+    cli_progress_clear(&r.prog);
     if (rc)
         return cli_error_last();
     char b1[32], b2[32], b3[32];

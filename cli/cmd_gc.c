@@ -12,15 +12,16 @@ static const char usage[] =
     "temp files; resumable partials of downloads after a week, or with\n"
     "--partials every one no running pull holds (a full disk).\n";
 
-static void on_removed(const uint8_t sha256[32], uint64_t size, void *ctx)
+static int on_removed(const uint8_t sha256[32], uint64_t size, void *ctx)
 {
     const bool *verbose = ctx;
     if (!*verbose)
-        return;
+        return cli_interrupted();
     char hex[65];
     for (int i = 0; i < 32; i++)
         snprintf(hex + 2 * i, 3, "%02x", sha256[i]);
     printf("%s %llu\n", hex, (unsigned long long)size);
+    return cli_interrupted();
 }
 
 int cmd_gc(int argc, char **argv)
@@ -49,8 +50,14 @@ int cmd_gc(int argc, char **argv)
     if (cli_store_open(&s) != 0)
         return cli_error_last();
     cellar_gc_stats st;
+    cli_progress prog;
+    cli_progress_init(&prog, "gc", !verbose);
+    o.progress = cli_progress_cb;
+    o.progress_ctx = &prog;
+    cli_catch_interrupt();
     int rc = cellar_store_gc(s, &o, &st, on_removed, &verbose);
     cellar_store_free(s);
+    cli_progress_clear(&prog);
     if (rc)
         return cli_error_last();
     char b[32];

@@ -46,6 +46,8 @@ struct run {
     cellar_hash_opts opts;
     int status;
     char **names; /* the targets being reported */
+    cli_progress prog;
+    cellar_progress pr;
 };
 
 static void usage(FILE *f)
@@ -186,6 +188,7 @@ static void json_field(const char *key, const char *value, bool *first)
 static void report_error(struct run *r, const char *name, const char *message)
 {
     r->status = CLI_FAIL;
+    cli_progress_clear(&r->prog);
     cli_error("%s", message);
     if (r->json) {
         bool first = true;
@@ -218,13 +221,17 @@ static void print_digests(struct run *r, const char *name, const cellar_digests 
     printf(",\"cached\":%s}\n", (d->cached & r->algos) == r->algos ? "true" : "false");
 }
 
-static void digest_done(void *ctx, size_t i, int rc, const cellar_digests *d, const char *message)
+static int digest_done(size_t i, int rc, const cellar_digests *d, const char *message, void *ctx)
 {
     struct run *r = ctx;
     if (rc)
         report_error(r, r->names[i], message);
     else
         print_digests(r, r->names[i], d);
+    r->pr.files_done++;
+    r->pr.bytes_done += rc ? 0 : d->size;
+    r->pr.path = r->names[i];
+    return cli_progress_show(&r->prog, &r->pr);
 }
 
 static void hash_stdin(struct run *r)
@@ -485,7 +492,7 @@ static void expand_dir(struct run *r, struct targets *t, const char *dir)
 static void hash_targets(struct run *r, struct targets *t)
 {
     if (r->entries) {
-        for (size_t i = 0; i < t->n; i++)
+        for (size_t i = 0; i < t->n && !cli_interrupted(); i++)
             hash_dduf_entries(r, t->v[i]);
         return;
     }
@@ -493,21 +500,22 @@ static void hash_targets(struct run *r, struct targets *t)
     case K_DIGEST:
         break;
     case K_CIVITAI:
-        for (size_t i = 0; i < t->n; i++)
+        for (size_t i = 0; i < t->n && !cli_interrupted(); i++)
             hash_civitai(r, t->v[i]);
         return;
     case K_INVOKEAI:
-        for (size_t i = 0; i < t->n; i++)
+        for (size_t i = 0; i < t->n && !cli_interrupted(); i++)
             hash_invokeai(r, t->v[i]);
         return;
     case K_STRUCTURAL:
-        for (size_t i = 0; i < t->n; i++)
+        for (size_t i = 0; i < t->n && !cli_interrupted(); i++)
             hash_structural(r, t->v[i]);
         return;
     }
     /* Runs of files go to the library together (hashed in parallel);
      * standard input between them is read where it stands. */
-    for (size_t i = 0; i < t->n;) {
+    r->pr.files_total = t->n;
+    for (size_t i = 0; i < t->n && !cli_interrupted();) {
         if (!strcmp(t->v[i], "-")) {
             hash_stdin(r);
             i++;
@@ -771,7 +779,12 @@ int cmd_hash(int argc, char **argv)
         cellar_store_free(store);
         return cli_error("out of memory");
     }
+    cli_progress_init(&r.prog, "hash", false);
+    cli_catch_interrupt();
     hash_targets(&r, &t);
+    cli_progress_clear(&r.prog);
+    if (cli_interrupted())
+        r.status = CLI_FAIL;
     for (size_t i = 0; i < t.n; i++)
         free(t.v[i]);
     free(t.v);

@@ -11,15 +11,27 @@ static const char usage[] =
     "copy, so every repo shares one copy per sha256. The cache keeps working\n"
     "for diffusers and transformers; its snapshots and refs are recorded.\n";
 
-static void on_event(cellar_dedup_event_kind kind, const char *path, uint64_t size,
-                     const char *message, void *ctx)
+struct report {
+    bool verbose;
+    cli_progress prog;
+    cellar_progress pr;
+};
+
+static int on_event(cellar_dedup_event_kind kind, const char *path, uint64_t size,
+                    const char *message, void *ctx)
 {
-    bool verbose = *(bool *)ctx;
-    (void)size;
+    struct report *r = ctx;
+    bool verbose = r->verbose;
+    r->pr.files_done++;
+    r->pr.bytes_done += size;
+    r->pr.path = path;
+    if (kind != CELLAR_DEDUP_LINKED || verbose)
+        cli_progress_clear(&r->prog);
     if (kind == CELLAR_DEDUP_ERROR || kind == CELLAR_DEDUP_SKIPPED)
         cli_warn("%s", message);
     else if (kind == CELLAR_DEDUP_LINKED && verbose)
         printf("linked %s\n", path);
+    return cli_progress_show(&r->prog, &r->pr);
 }
 
 int cmd_import_hf(int argc, char **argv)
@@ -50,8 +62,12 @@ int cmd_import_hf(int argc, char **argv)
         return cli_error_last();
     }
     cellar_import_stats st;
-    int rc = cellar_import_hf(s, cache, on_event, &verbose, &st);
+    struct report rep = {.verbose = verbose};
+    cli_progress_init(&rep.prog, "import-hf", !verbose);
+    cli_catch_interrupt();
+    int rc = cellar_import_hf(s, cache, on_event, &rep, &st);
     cellar_store_free(s);
+    cli_progress_clear(&rep.prog);
     cellar_free(env_cache);
     if (rc)
         return cli_error_last();

@@ -71,7 +71,7 @@ static void human(char *out, size_t cap, double bytes)
     snprintf(out, cap, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
 }
 
-static void on_progress(const cellar_pull_event *ev, void *ctx)
+static int on_progress(const cellar_pull_event *ev, void *ctx)
 {
     struct progress *pr = ctx;
     double t = now_s();
@@ -79,7 +79,7 @@ static void on_progress(const cellar_pull_event *ev, void *ctx)
     case CELLAR_PULL_PLAN:
         pr->started = t;
         pr->files_total = ev->total_files;
-        return;
+        return cli_interrupted();
     case CELLAR_PULL_REUSED:
     case CELLAR_PULL_FINISH:
         pr->files_done++;
@@ -100,7 +100,7 @@ static void on_progress(const cellar_pull_event *ev, void *ctx)
         break;
     }
     if (!pr->tty || (ev->kind == CELLAR_PULL_PROGRESS && t - pr->last_draw < 0.1))
-        return;
+        return cli_interrupted();
     pr->last_draw = t;
     char done[32], total[32], rate[32];
     human(done, sizeof done, (double)ev->total_done);
@@ -111,6 +111,7 @@ static void on_progress(const cellar_pull_event *ev, void *ctx)
     fprintf(stderr, "\r\033[K[%zu/%zu] %s / %s  %s/s  %s %d%%", pr->files_done, pr->files_total,
             done, total, rate, pr->current ? pr->current : "", pct);
     fflush(stderr);
+    return cli_interrupted();
 }
 
 static void print_json(const char *repo, const char *rev, const cellar_pull_result *r,
@@ -287,6 +288,7 @@ int cmd_pull(int argc, char **argv)
     }
     cellar_pull_result r;
     pr.started = now_s();
+    cli_catch_interrupt();
     cellar_oci_opts_from_env(&oo);
     bool is_oci = !strncmp(repo, "oci://", 6);
     if (!o.remote && !is_oci) {

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char usage[] =
     "usage: cellar verify [-q] [--all | SHA256...]\n\n"
@@ -14,7 +15,19 @@ static const char usage[] =
 struct verify {
     cellar_store *s;
     unsigned long long ok, bad;
+    cli_progress prog;
+    cellar_progress pr;
 };
+
+/* Counts the objects (a directory walk, no reading) for the progress
+ * line's total. */
+static int count_object(const cellar_object_info *info, void *ctx)
+{
+    struct verify *v = ctx;
+    v->pr.files_total++;
+    v->pr.bytes_total += info->size;
+    return cli_interrupted();
+}
 
 static int print_place(const char *path, cellar_link_mode mode, void *ctx)
 {
@@ -28,13 +41,23 @@ static int print_place(const char *path, cellar_link_mode mode, void *ctx)
 static int on_object(const uint8_t sha256[32], int status, const char *message, void *ctx)
 {
     struct verify *v = ctx;
+    v->pr.files_done++;
+    struct stat st;
+    char *path = NULL;
+    if (cellar_store_object_path(v->s, sha256, &path) == 0 && stat(path, &st) == 0)
+        v->pr.bytes_done += (uint64_t)st.st_size;
+    cellar_free(path);
+    cellar_error_clear();
     if (status == 0) {
         v->ok++;
-        return 0;
+        return cli_progress_show(&v->prog, &v->pr);
     }
     v->bad++;
+    cli_progress_clear(&v->prog);
     cli_error("%s", message);
-    return cellar_store_foreach_place(v->s, sha256, print_place, NULL);
+    if (cellar_store_foreach_place(v->s, sha256, print_place, NULL) != 0)
+        return 1;
+    return cli_progress_show(&v->prog, &v->pr);
 }
 
 int cmd_verify(int argc, char **argv)
@@ -70,12 +93,21 @@ int cmd_verify(int argc, char **argv)
             return cli_usage("verify", "'%s' is not a sha256", argv[i + (int)k]);
         }
     }
-    struct verify v = {NULL, 0, 0};
+    struct verify v = {0};
     if (cli_store_open(&v.s) != 0) {
         free(shas);
         return cli_error_last();
     }
-    int rc = cellar_store_verify(v.s, n, (const uint8_t(*)[32])shas, on_object, &v);
+    cli_progress_init(&v.prog, "verify", true);
+    cli_catch_interrupt();
+    int rc = 0;
+    if (v.prog.on && n == 0)
+        rc = cellar_store_foreach(v.s, count_object, &v);
+    else
+        v.pr.files_total = n;
+    if (rc == 0)
+        rc = cellar_store_verify(v.s, n, (const uint8_t(*)[32])shas, on_object, &v);
+    cli_progress_clear(&v.prog);
     cellar_store_free(v.s);
     free(shas);
     if (rc)

@@ -7,7 +7,10 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
 /* Messages quote names from files, archives and servers: their control
  * bytes are shown escaped, so they cannot drive the terminal. */
@@ -235,4 +238,112 @@ int cli_store_open(cellar_store **out)
     rc = cellar_store_open(out, home);
     cellar_free(home);
     return rc;
+}
+
+/* ---- Ctrl-C and progress ---------------------------------------------- */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+    interrupted = 1;
+    /* A second one is not asked politely. */
+    signal(sig, SIG_DFL);
+}
+
+void cli_catch_interrupt(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+bool cli_interrupted(void)
+{
+    return interrupted != 0;
+}
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void cli_progress_init(cli_progress *p, const char *verb, bool show_with_stdout)
+{
+    memset(p, 0, sizeof *p);
+    p->verb = verb;
+    p->on = isatty(STDERR_FILENO) && (show_with_stdout || !isatty(STDOUT_FILENO));
+    p->started = mono_now();
+}
+
+static void duration(char *buf, size_t n, double s)
+{
+    if (s < 60)
+        snprintf(buf, n, "%.0fs", s);
+    else if (s < 3600)
+        snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else
+        snprintf(buf, n, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
+}
+
+int cli_progress_show(cli_progress *p, const cellar_progress *pr)
+{
+    if (!p->on)
+        return cli_interrupted();
+    double t = mono_now();
+    if (p->drawn && t - p->last < 0.1)
+        return cli_interrupted();
+    p->last = t;
+    double el = t - p->started;
+    char line[256], done[32], total[32], rate[32], left[32] = "";
+    int n = snprintf(line, sizeof line, "%s:", p->verb);
+    if (pr->files_total)
+        n += snprintf(line + n, sizeof line - (size_t)n, " %llu/%llu files",
+                      (unsigned long long)pr->files_done, (unsigned long long)pr->files_total);
+    else if (pr->files_done)
+        n += snprintf(line + n, sizeof line - (size_t)n, " %llu files",
+                      (unsigned long long)pr->files_done);
+    if (pr->bytes_done || pr->bytes_total) {
+        cli_human_size(done, pr->bytes_done);
+        cli_human_size(rate, el > 0.05 ? (uint64_t)((double)pr->bytes_done / el) : 0);
+        if (pr->bytes_total) {
+            cli_human_size(total, pr->bytes_total);
+            n += snprintf(line + n, sizeof line - (size_t)n, "  %s / %s  %s/s", done, total, rate);
+        } else {
+            n += snprintf(line + n, sizeof line - (size_t)n, "  %s  %s/s", done, rate);
+        }
+    }
+    /* Time left from whichever fraction is known: bytes, else files. */
+    double frac = pr->bytes_total ? (double)pr->bytes_done / (double)pr->bytes_total
+                  : pr->files_total ? (double)pr->files_done / (double)pr->files_total
+                                    : 0;
+    if (frac > 0.01 && frac < 1 && el > 1) {
+        duration(left, sizeof left, el / frac - el);
+        n += snprintf(line + n, sizeof line - (size_t)n, "  %s left", left);
+    }
+    (void)n;
+    fprintf(stderr, "\r\033[K%s", line);
+    fflush(stderr);
+    p->drawn = true;
+    return cli_interrupted();
+}
+
+void cli_progress_clear(cli_progress *p)
+{
+    if (p->on && p->drawn) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+        p->drawn = false;
+    }
+}
+
+int cli_progress_cb(const cellar_progress *pr, void *ctx)
+{
+    return cli_progress_show(ctx, pr);
 }

@@ -65,6 +65,25 @@ CELLAR_API const char *cellar_error_name(int code);
  * (strings, arrays). NULL-safe. */
 CELLAR_API void cellar_free(void *p);
 
+/* Callbacks. Every callback returns int, and takes its context pointer
+ * last: 0 goes on; any other value stops the operation, which then
+ * returns CELLAR_EUSER ("stopped by the caller") after cleaning up as on
+ * any error (nothing half-written is left visible). This is how a binding
+ * turns Ctrl-C into a clean stop. Callbacks run on the thread that called
+ * the operation and must not call back into the same object. */
+
+/* Progress of a long operation (dedup, import-hf, gc, pull...). A total of
+ * 0 is not known (yet). path: the file being worked on, or NULL; valid for
+ * the call only. Plain data, no thread-safety concerns of its own. */
+typedef struct cellar_progress {
+    uint64_t bytes_done, bytes_total;
+    uint64_t files_done, files_total;
+    const char *path;
+} cellar_progress;
+/* Called now and then (at most about ten times a second, and once at the
+ * end of each phase) on the calling thread. */
+typedef int (*cellar_progress_fn)(const cellar_progress *p, void *ctx);
+
 /* The version this header belongs to. Before 1.0 every minor release may
  * change the ABI (the SONAME is libcellar.so.0.<minor>). */
 #define CELLAR_VERSION_MAJOR 0
@@ -293,13 +312,15 @@ CELLAR_API int cellar_hash_fd(cellar_digests *out, int fd, const char *name,
                               const cellar_hash_opts *opts);
 
 /* Called once per path, in the order given, on the calling thread. rc is
- * that file's result; message its error text ("" when rc is 0). */
-typedef void (*cellar_hash_each_fn)(void *ctx, size_t index, int rc, const cellar_digests *d,
-                                    const char *message);
+ * that file's result; message its error text ("" when rc is 0). Non-zero
+ * stops the run (CELLAR_EUSER). */
+typedef int (*cellar_hash_each_fn)(size_t index, int rc, const cellar_digests *d,
+                                   const char *message, void *ctx);
 /* Hashes n paths on opts->nthreads threads (several files at once), calling
  * each() in order as results become available. Returns 0, or a negative
- * code if it could not go on (CELLAR_ENOMEM; each() then has seen a prefix
- * of the paths); per-file failures go to each(). */
+ * code if it could not go on (CELLAR_ENOMEM; CELLAR_EUSER when each()
+ * stopped it; each() then has seen a prefix of the paths); per-file
+ * failures go to each(). */
 CELLAR_API int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts *opts,
                                  cellar_hash_each_fn each, void *ctx);
 
@@ -920,18 +941,19 @@ CELLAR_API int cellar_dduf_write(const char *path, const cellar_dduf_source *ent
 /* Called by cellar_dduf_pack() for each file or folder of dir it leaves
  * out: name relative to dir, why a short phrase ("file type not allowed in
  * a DDUF", "hidden"...). */
-typedef void (*cellar_dduf_skip_fn)(void *ud, const char *name, const char *why);
+typedef int (*cellar_dduf_skip_fn)(const char *name, const char *why, void *ctx);
 /* Packs a diffusers folder: model_index.json first, then every other file
  * sorted by name. Like huggingface_hub's export_folder_as_dduf it leaves out
  * files whose extension a DDUF does not take (README.md...) and, beyond it,
  * hidden files and folders (.gitattributes, .cache/); skipped (may be NULL)
- * hears of each, sorted by name, before anything is written. Refuses
+ * hears of each, sorted by name, before anything is written (non-zero from
+ * it: CELLAR_EUSER, nothing written). Refuses
  * (CELLAR_EFORMAT, nothing written) folders nested in a component that hold
  * files a DDUF takes, and anything that would make cellar_dduf_write()
  * fail (missing model_index.json or component configs, invalid names or
  * .safetensors files). */
 CELLAR_API int cellar_dduf_pack(const char *path, const char *dir, unsigned flags,
-                                cellar_dduf_skip_fn skipped, void *ud);
+                                cellar_dduf_skip_fn skipped, void *ctx);
 /* Extracts every entry under dir (created if missing). Existing files are
  * an error (CELLAR_EEXISTS, nothing written) unless CELLAR_DDUF_REPLACE;
  * a component folder that is a symlink is refused. Each file is written
@@ -1302,12 +1324,12 @@ typedef struct cellar_object_info {
 } cellar_object_info;
 
 /* Calls cb for every object in the store, in sha256 order; a non-zero return
- * from cb stops the walk and is returned. */
+ * from cb stops the walk (CELLAR_EUSER). */
 typedef int (*cellar_object_cb)(const cellar_object_info *info, void *ctx);
 CELLAR_API int cellar_store_foreach(cellar_store *s, cellar_object_cb cb, void *ctx);
 
 /* Calls cb for every place the index records for blob sha256 (paths cellar
- * linked or adopted), with the mode used. */
+ * linked or adopted), with the mode used. Non-zero from cb: CELLAR_EUSER. */
 typedef int (*cellar_place_cb)(const char *path, cellar_link_mode mode, void *ctx);
 CELLAR_API int cellar_store_foreach_place(cellar_store *s, const uint8_t sha256[32],
                                           cellar_place_cb cb, void *ctx);
@@ -1316,8 +1338,8 @@ CELLAR_API int cellar_store_foreach_place(cellar_store *s, const uint8_t sha256[
  * status 0 (intact), CELLAR_EMISMATCH (bytes, size or a recorded digest do
  * not match; message says what), CELLAR_ENOTFOUND (asked for but missing),
  * or the error that kept it from being read (CELLAR_EIO, CELLAR_ECHANGED).
- * Never deletes anything. Returns 0 or the first non-zero value cb returns
- * / a store failure. */
+ * Never deletes anything. Returns 0, CELLAR_EUSER when cb returned
+ * non-zero, or a store failure. */
 typedef int (*cellar_verify_cb)(const uint8_t sha256[32], int status, const char *message,
                                 void *ctx);
 CELLAR_API int cellar_store_verify(cellar_store *s, size_t n, const uint8_t (*sha256s)[32],
@@ -1336,11 +1358,14 @@ typedef struct cellar_gc_opts {
     uint64_t grace_seconds; /* objects changed more recently are kept */
     int partials;           /* also remove every unlocked resumable partial,
                                whatever its age (default: after a week) */
+
+    cellar_progress_fn progress; /* objects examined; may be NULL */
+    void *progress_ctx;
 } cellar_gc_opts;
 #define CELLAR_GC_OPTS_VERSION 1
 #define CELLAR_GC_GRACE_DEFAULT 3600
 /* The defaults (also what a NULL opts means): remove, an hour's grace. */
-#define CELLAR_GC_OPTS_INIT {CELLAR_GC_OPTS_VERSION, 0, CELLAR_GC_GRACE_DEFAULT}
+#define CELLAR_GC_OPTS_INIT {CELLAR_GC_OPTS_VERSION, 0, CELLAR_GC_GRACE_DEFAULT, 0, NULL, NULL}
 
 typedef struct cellar_gc_stats {
     uint64_t objects_removed, bytes_removed; /* or that would be, with dry_run */
@@ -1348,8 +1373,9 @@ typedef struct cellar_gc_stats {
     uint64_t temp_removed;
 } cellar_gc_stats;
 
-/* cb (may be NULL) is told of every object removed (or that would be). */
-typedef void (*cellar_gc_cb)(const uint8_t sha256[32], uint64_t size, void *ctx);
+/* cb (may be NULL) is told of every object removed (or that would be);
+ * non-zero stops gc (CELLAR_EUSER; what is removed stays removed). */
+typedef int (*cellar_gc_cb)(const uint8_t sha256[32], uint64_t size, void *ctx);
 CELLAR_API int cellar_store_gc(cellar_store *s, const cellar_gc_opts *opts,
                                cellar_gc_stats *stats, cellar_gc_cb cb, void *ctx);
 
@@ -1374,8 +1400,10 @@ typedef enum cellar_dedup_event_kind {
     CELLAR_DEDUP_ERROR    /* failed; message says why; nothing was lost */
 } cellar_dedup_event_kind;
 
-typedef void (*cellar_dedup_cb)(cellar_dedup_event_kind kind, const char *path, uint64_t size,
-                                const char *message, void *ctx);
+/* One event; non-zero stops the run (CELLAR_EUSER): files already
+ * replaced stay replaced (each replacement is atomic), none is half done. */
+typedef int (*cellar_dedup_cb)(cellar_dedup_event_kind kind, const char *path, uint64_t size,
+                               const char *message, void *ctx);
 
 /* Initialise with CELLAR_DEDUP_OPTS_INIT (NULL opts: the same defaults). */
 typedef struct cellar_dedup_opts {
@@ -1385,9 +1413,13 @@ typedef struct cellar_dedup_opts {
     uint64_t min_size;    /* smaller files are not considered */
     cellar_dedup_cb cb;   /* may be NULL */
     void *ctx;
+    /* Reading: bytes read of those to read; linking: files_done of the
+     * candidates. May be NULL. */
+    cellar_progress_fn progress;
+    void *progress_ctx;
 } cellar_dedup_opts;
 #define CELLAR_DEDUP_OPTS_VERSION 1
-#define CELLAR_DEDUP_OPTS_INIT {CELLAR_DEDUP_OPTS_VERSION, 0, 0, 0, NULL, NULL}
+#define CELLAR_DEDUP_OPTS_INIT {CELLAR_DEDUP_OPTS_VERSION, 0, 0, 0, NULL, NULL, NULL, NULL}
 
 typedef struct cellar_dedup_stats {
     uint64_t files;        /* regular files considered */
@@ -1416,7 +1448,8 @@ CELLAR_API int cellar_hf_cache_from_env(char **out);
  * after checking its etag (sha256 or
  * git sha1), replacing it by a hard link to the stored copy so all repos share
  * one copy per sha256; the cache's symlinks keep resolving. Records each
- * snapshot and ref. Uses the dedup callback for per-blob events. */
+ * snapshot and ref. Uses the dedup callback for per-blob events (non-zero
+ * stops: CELLAR_EUSER, what was adopted stays adopted). */
 typedef struct cellar_import_stats {
     uint64_t repos, blobs, linked, errors;
     uint64_t bytes_before, bytes_after; /* on disk, each inode once */
@@ -1487,8 +1520,10 @@ typedef struct cellar_pull_event {
     const char *message; /* RETRY: why; else NULL */
 } cellar_pull_event;
 
-/* Called on the pulling thread; must not call back into the pull. */
-typedef void (*cellar_pull_progress_fn)(const cellar_pull_event *ev, void *ctx);
+/* Called on the pulling thread; must not call back into the pull. Non-zero
+ * stops the pull (CELLAR_EUSER): transfers are dropped, partials kept for
+ * the next run to resume, nothing half-written admitted. */
+typedef int (*cellar_pull_progress_fn)(const cellar_pull_event *ev, void *ctx);
 
 struct cellar_oci_opts;
 

@@ -604,11 +604,20 @@ struct skips {
     char text[1024];
 };
 
-static void note_skip(void *ud, const char *name, const char *why)
+static int note_skip(const char *name, const char *why, void *ctx)
 {
-    struct skips *sk = ud;
+    struct skips *sk = ctx;
     size_t n = strlen(sk->text);
     snprintf(sk->text + n, sizeof sk->text - n, "%s (%s)\n", name, why);
+    return 0;
+}
+
+static int stop_skip(const char *name, const char *why, void *ctx)
+{
+    (void)name;
+    (void)why;
+    (void)ctx;
+    return 1;
 }
 
 static void test_pack_unpack(void)
@@ -694,6 +703,11 @@ static void test_pack_unpack(void)
     CHECK(cellar_dduf_open(&d, with, CELLAR_DDUF_CRC) == 0);
     CHECK(d && cellar_dduf_entry_count(d) == 4 && cellar_dduf_component_count(d) == 2);
     cellar_dduf_free(d);
+    /* Stopped from the callback: CELLAR_EUSER, nothing written. */
+    char stopped[4400];
+    snprintf(stopped, sizeof stopped, "%s/stopped.dduf", tmp);
+    CHECK_ERR(cellar_dduf_pack(stopped, p, 0, stop_skip, NULL), CELLAR_EUSER, "stopped");
+    CHECK(access(stopped, F_OK) != 0);
 
     /* Folders that would make an invalid DDUF are refused, nothing written. */
     snprintf(f, sizeof f, "%s/vae/nested/config.json", p);

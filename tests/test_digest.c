@@ -455,13 +455,14 @@ static void test_cache(const char *dir)
 }
 
 struct seen {
+    size_t stop_at; /* 0: never; else stop after that many calls */
     size_t calls, cached;
     bool in_order;
     int rcs[4];
     char hex[4][65];
 };
 
-static void each(void *ctx, size_t i, int rc, const cellar_digests *d, const char *message)
+static int each(size_t i, int rc, const cellar_digests *d, const char *message, void *ctx)
 {
     struct seen *s = ctx;
     s->in_order &= i == s->calls;
@@ -475,6 +476,7 @@ static void each(void *ctx, size_t i, int rc, const cellar_digests *d, const cha
         if (i == 3)
             CHECK(strstr(message, "digest: Is a directory") != NULL);
     }
+    return s->stop_at && s->calls >= s->stop_at;
 }
 
 static void test_many(const char *dir)
@@ -506,6 +508,10 @@ static void test_many(const char *dir)
     CHECK(s.calls == 4 && s.in_order && s.cached == 2);
     CHECK_STR(s.hex[0], "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     CHECK(s.rcs[1] == CELLAR_ENOTFOUND && s.rcs[3] == CELLAR_EUNSUPPORTED);
+    /* A non-zero answer stops the run: CELLAR_EUSER, no call after it. */
+    s = (struct seen){.in_order = true, .stop_at = 2};
+    CHECK_ERR(cellar_hash_paths(paths, 4, &o, each, &s), CELLAR_EUSER, "stopped by the caller");
+    CHECK(s.calls == 2 && s.in_order);
     free(a);
     free(b);
     free(missing);

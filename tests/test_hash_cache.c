@@ -123,7 +123,9 @@ int main(void)
     cellar_dedup_stats st;
     const char *paths[] = {tree};
     CHECK(cellar_dedup(b, 1, paths, &o, &st) == 0 && st.files == 2);
-    CHECK(cached_in(b, t1) == 32 && cached_in(a, t1) == -1 && cached_in(a, t2) == -1);
+    /* the file read (the other is only compared with it) is cached in b */
+    CHECK(cached_in(b, t1) == 32 || cached_in(b, t2) == 32);
+    CHECK(cached_in(a, t1) == -1 && cached_in(a, t2) == -1);
 
     /* A store that cannot be opened fails; the next open of a good one
      * works (nothing process-wide remembers the failure). */

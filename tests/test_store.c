@@ -44,6 +44,48 @@ static void digest_of(const void *data, size_t len, cellar_digests *d)
     cellar_hasher_free(h);
 }
 
+struct progress_seen {
+    size_t calls, stop_at;
+    uint64_t bytes_done, bytes_total, files_done, files_total;
+};
+
+static int on_progress(const cellar_progress *p, void *ctx)
+{
+    struct progress_seen *ps = ctx;
+    ps->calls++;
+    ps->bytes_done = p->bytes_done;
+    ps->bytes_total = p->bytes_total;
+    ps->files_done = p->files_done;
+    ps->files_total = p->files_total;
+    return ps->stop_at && ps->calls >= ps->stop_at;
+}
+
+static int stop_dedup(cellar_dedup_event_kind kind, const char *path, uint64_t size,
+                      const char *message, void *ctx)
+{
+    (void)kind;
+    (void)path;
+    (void)size;
+    (void)message;
+    (*(int *)ctx)++;
+    return 1;
+}
+
+static int stop_gc(const uint8_t sha256[32], uint64_t size, void *ctx)
+{
+    (void)sha256;
+    (void)size;
+    (*(int *)ctx)++;
+    return 1;
+}
+
+static int stop_object(const cellar_object_info *info, void *ctx)
+{
+    (void)info;
+    (*(int *)ctx)++;
+    return 1;
+}
+
 static cellar_store *open_store(const char *dir)
 {
     char *home = path_in(dir, "home");
@@ -370,6 +412,9 @@ static void test_verify(void)
     struct verify_count v = {0, 0, {0}};
     CHECK(cellar_store_verify(s, 0, NULL, on_verify, &v) == 0);
     CHECK(v.ok == 2 && v.bad == 0);
+    int seen = 0;
+    CHECK_ERR(cellar_store_foreach(s, stop_object, &seen), CELLAR_EUSER, "stopped");
+    CHECK(seen == 1);
 
     /* Flip one byte of b's object. */
     char *obj;
@@ -474,8 +519,16 @@ static void test_gc(void)
 
     /* Once the places are gone, so are the objects. */
     CHECK(unlink(hard) == 0 && unlink(sym) == 0);
+    /* A callback that answers non-zero stops gc after that object. */
+    int told = 0;
+    CHECK_ERR(cellar_store_gc(s, &o, &st, stop_gc, &told), CELLAR_EUSER, "gc: stopped");
+    CHECK(told == 1 && st.objects_removed == 1);
+    struct progress_seen ps = {0};
+    o.progress = on_progress;
+    o.progress_ctx = &ps;
     CHECK(cellar_store_gc(s, &o, &st, NULL, NULL) == 0);
-    CHECK(st.objects_removed == 2 && st.objects_kept == 0);
+    CHECK(st.objects_removed == 1 && st.objects_kept == 0);
+    CHECK(ps.calls >= 1 && ps.files_done == 1 && ps.files_total == 1);
     for (int i = 0; i < 4; i++)
         free(files[i]);
     free(hard);
@@ -525,15 +578,17 @@ static void test_add_disk_full(void)
     cellar_store_free(s);
 }
 
-static void on_dedup(cellar_dedup_event_kind kind, const char *path, uint64_t size,
-                     const char *message, void *ctx)
+static int on_dedup(cellar_dedup_event_kind kind, const char *path, uint64_t size,
+                    const char *message, void *ctx)
 {
     (void)path;
     (void)size;
     (void)message;
     if (kind == CELLAR_DEDUP_LINKED)
         (*(int *)ctx)++;
+    return 0;
 }
+
 
 static void test_dedup(void)
 {
@@ -564,6 +619,13 @@ static void test_dedup(void)
     struct stat s0, s1, s2, s3, s4;
     CHECK(stat(f[0], &s0) == 0 && stat(f[1], &s1) == 0 && s0.st_ino != s1.st_ino);
     CHECK(st.files == 5 && st.bytes_after < st.bytes_before && linked == 2);
+    /* An event callback answering non-zero stops at its first event. */
+    int events = 0;
+    cellar_dedup_opts stop = o;
+    stop.cb = stop_dedup;
+    stop.ctx = &events;
+    CHECK_ERR(cellar_dedup(s, 1, paths, &stop, &st), CELLAR_EUSER, "stopped by the caller");
+    CHECK(events == 1);
 
     o.dry_run = 0;
     linked = 0;
@@ -616,8 +678,23 @@ static void test_dedup_rounds(void)
     o.min_size = 1;
     cellar_dedup_stats st;
     const char *paths[] = {t};
+    /* Stopped by the progress callback at its first call: CELLAR_EUSER,
+     * and no file was replaced. */
+    struct progress_seen ps = {.stop_at = 1};
+    o.progress = on_progress;
+    o.progress_ctx = &ps;
+    CHECK_ERR(cellar_dedup(s, 1, paths, &o, &st), CELLAR_EUSER, "dedup: stopped by the caller");
+    CHECK(ps.calls == 1);
+    for (int i = 1; i < N; i++) {
+        struct stat a, b;
+        CHECK(stat(f[0], &a) == 0 && stat(f[i], &b) == 0 && a.st_ino != b.st_ino);
+    }
+    ps = (struct progress_seen){0};
     CHECK(cellar_dedup(s, 1, paths, &o, &st) == 0);
     CHECK(st.errors == 0 && st.files == N);
+    /* Progress reached the end of both phases. */
+    CHECK(ps.calls >= 2 && ps.files_done == ps.files_total && ps.files_total > 0);
+    CHECK(ps.bytes_total == 0 || ps.bytes_done <= ps.bytes_total);
     struct stat first;
     CHECK(stat(f[0], &first) == 0);
     for (int i = 0; i < N; i++) {

@@ -455,6 +455,23 @@ char *cellar_path_join(const char *a, const char *b)
     return cellar_sprintf("%s%s%s", a, a[la - 1] == '/' ? "" : "/", b);
 }
 
+int cellar_stopped(const char *what)
+{
+    return cellar_fail(CELLAR_EUSER, "%s: stopped by the caller", what);
+}
+
+bool cellar_tick(struct timespec *last, long interval_ms)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long ms = (long long)(now.tv_sec - last->tv_sec) * 1000 +
+                   (now.tv_nsec - last->tv_nsec) / 1000000;
+    if ((last->tv_sec || last->tv_nsec) && ms < interval_ms)
+        return false;
+    *last = now;
+    return true;
+}
+
 int cellar_opts_check(unsigned version, unsigned known, const char *type, const char *init)
 {
     return cellar_fail(CELLAR_EINVAL,

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
+#include <time.h>
 
 /* Sets the thread's error (code and printf-style message) and returns code,
  * so call sites read `return cellar_fail(CELLAR_EFORMAT, "%s: ...", path);`. */
@@ -102,6 +103,14 @@ char *cellar_path_join(const char *a, const char *b);
 
 /* Number of online CPUs (>= 1). */
 unsigned cellar_ncpus(void);
+
+/* CELLAR_EUSER with "<what>: stopped by the caller": for an operation
+ * whose callback returned non-zero. */
+int cellar_stopped(const char *what);
+
+/* True at most every interval_ms (and on the first call, *last zero):
+ * throttles progress callbacks. Updates *last when true. */
+bool cellar_tick(struct timespec *last, long interval_ms);
 
 /* CELLAR_EINVAL naming type (its NAME_INIT macro) unless version is the
  * one this library knows: options structs carry the version they were

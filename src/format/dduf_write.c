@@ -743,7 +743,7 @@ static int cmp_skip(const void *a, const void *b)
 }
 
 int cellar_dduf_pack(const char *path, const char *dir, unsigned flags,
-                     cellar_dduf_skip_fn skipped, void *ud)
+                     cellar_dduf_skip_fn skipped, void *ctx)
 {
     RETURN_ERROR_IF(!path || !dir, CELLAR_EINVAL, "cellar_dduf_pack: bad argument");
     struct pack_list l = {0};
@@ -751,11 +751,13 @@ int cellar_dduf_pack(const char *path, const char *dir, unsigned flags,
     if (rc == 0) {
         if (l.n_skipped) /* qsort's base may not be NULL, even for 0 items */
             qsort(l.skipped, l.n_skipped, sizeof *l.skipped, cmp_skip);
-        for (size_t i = 0; skipped && i < l.n_skipped; i++)
-            skipped(ud, l.skipped[i].name, l.skipped[i].why);
-        if (l.n)
+        for (size_t i = 0; rc == 0 && skipped && i < l.n_skipped; i++)
+            if (skipped(l.skipped[i].name, l.skipped[i].why, ctx))
+                rc = cellar_stopped("dduf pack");
+        if (rc == 0 && l.n)
             qsort(l.v, l.n, sizeof *l.v, cmp_pack);
-        rc = cellar_dduf_write(path, l.v, l.n, flags);
+        if (rc == 0)
+            rc = cellar_dduf_write(path, l.v, l.n, flags);
     }
     pack_list_free(&l);
     return rc;

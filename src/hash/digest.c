@@ -980,7 +980,9 @@ static int hash_window(const char *const *paths, size_t n, size_t base,
             break;
     if (started == 0) /* no threads to be had: do the work here */
         batch_thread(&b);
-    for (size_t i = 0; i < n;) {
+    bool stopped = false;
+    size_t i = 0;
+    while (i < n && !stopped) {
         pthread_mutex_lock(&b.mu);
         while (!atomic_load(&b.slots[i].ready))
             pthread_cond_wait(&b.cv, &b.mu);
@@ -990,19 +992,24 @@ static int hash_window(const char *const *paths, size_t n, size_t base,
             j++;
         if (cache)
             batch_store(&b, cache, i, j);
-        for (; i < j; i++) {
+        for (; i < j && !stopped; i++) {
             struct batch_slot *s = &b.slots[i];
-            each(ctx, base + i, s->rc, &s->d,
-                 s->rc ? (s->message ? s->message : "out of memory") : "");
-            free(s->message);
+            stopped = each(base + i, s->rc, &s->d,
+                           s->rc ? (s->message ? s->message : "out of memory") : "", ctx) != 0;
         }
+        if (stopped) /* workers take no new file; those in flight finish */
+            atomic_store(&b.next, n);
     }
     for (unsigned t = 0; t < started; t++)
         pthread_join(tid[t], NULL);
+    for (size_t k = 0; k < n; k++)
+        free(b.slots[k].message);
     pthread_cond_destroy(&b.cv);
     pthread_mutex_destroy(&b.mu);
     free(b.slots);
     free(tid);
+    if (stopped)
+        return cellar_fail(CELLAR_EUSER, "hashing stopped by the caller after %zu files", base + i);
     return 0;
 }
 

@@ -296,19 +296,22 @@ struct concat {
     const char *const *paths;
 };
 
-static void concat_one(void *ctx, size_t i, int rc, const cellar_digests *d, const char *message)
+/* Never stops the run: the first failure is kept in c->rc with its
+ * message, which a stop would replace. */
+static int concat_one(size_t i, int rc, const cellar_digests *d, const char *message, void *ctx)
 {
     struct concat *c = ctx;
     if (c->rc)
-        return;
+        return 0;
     if (rc) {
         c->rc = cellar_fail(rc, "%s", message);
-        return;
+        return 0;
     }
     char hex[2 * CELLAR_DIGEST_MAX + 1];
     cellar_digest_hex(hex, d, c->algo);
     c->rc = cellar_buf_append(&c->hex, hex, strlen(hex));
     (void)i;
+    return 0;
 }
 
 int cellar_invokeai_hash(char **out, const char *path, cellar_algo algo,

@@ -125,6 +125,8 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+static int pull_fail(struct pull *p, int rc);
+
 /* No event, only counters. */
 #define EV_NONE ((cellar_pull_event_kind)-1)
 
@@ -133,6 +135,7 @@ static uint64_t now_ms(void)
 static void update(struct pull *p, cellar_pull_event_kind kind, struct item *it,
                    int64_t done_delta, uint64_t net, const char *message)
 {
+    bool stop = false;
     pthread_mutex_lock(&p->mu);
     p->total_done += (uint64_t)done_delta;
     if (kind == CELLAR_PULL_PROGRESS && it->state == ITEM_ACTIVE) {
@@ -156,9 +159,13 @@ static void update(struct pull *p, cellar_pull_event_kind kind, struct item *it,
                                 p->total_done,
                                 p->n,
                                 message};
-        p->o->progress(&ev, p->o->progress_ctx);
+        stop = p->o->progress(&ev, p->o->progress_ctx) != 0;
     }
     pthread_mutex_unlock(&p->mu);
+    /* Like a failure: no new transfer starts, running ones are cut off at
+     * their next write with their partials kept for the next pull. */
+    if (stop)
+        pull_fail(p, cellar_stopped("pull"));
 }
 
 /* Records the first failure (its message kept) and returns its code. */

@@ -49,6 +49,14 @@ struct dedup {
     size_t nnodes;
     char **roots; /* with -L: the real paths of the folders given */
     size_t nroots;
+    /* The caller's callbacks: a non-zero answer sets stop, which readers
+     * check between chunks and the linking loop between groups. */
+    atomic_bool stop;
+    pthread_t caller;               /* only its thread calls back */
+    _Atomic uint64_t bytes_read;    /* by every reader */
+    uint64_t bytes_to_read;
+    uint64_t files_done, files_total;
+    struct timespec tick;
 };
 
 /* With -L, a file reached through a symlink is acted on only if it lies
@@ -70,7 +78,7 @@ static void event(struct dedup *dd, cellar_dedup_event_kind kind, const char *pa
 {
     if (kind == CELLAR_DEDUP_ERROR)
         dd->stats->errors++;
-    if (!dd->o->cb)
+    if (!dd->o->cb || atomic_load(&dd->stop))
         return;
     /* Every message names its file. */
     char buf[1024];
@@ -78,7 +86,28 @@ static void event(struct dedup *dd, cellar_dedup_event_kind kind, const char *pa
         snprintf(buf, sizeof buf, "%s: %s", path, message);
         message = buf;
     }
-    dd->o->cb(kind, path, size, message, dd->o->ctx);
+    if (dd->o->cb(kind, path, size, message, dd->o->ctx))
+        atomic_store(&dd->stop, true);
+}
+
+/* Progress, throttled, from the caller's thread only (a reader on another
+ * thread just counts its bytes). end: the phase's last report. */
+static void progress(struct dedup *dd, const char *path, bool end)
+{
+    if (!dd->o->progress || !pthread_equal(pthread_self(), dd->caller))
+        return;
+    if (!end && !cellar_tick(&dd->tick, 100))
+        return;
+    /* A copy that drops out of a round late is read again in a later one:
+     * the estimate of bytes to read is a floor. */
+    uint64_t done = atomic_load(&dd->bytes_read);
+    cellar_progress p = {.bytes_done = done < dd->bytes_to_read ? done : dd->bytes_to_read,
+                         .bytes_total = dd->bytes_to_read,
+                         .files_done = dd->files_done,
+                         .files_total = dd->files_total,
+                         .path = path};
+    if (dd->o->progress(&p, dd->o->progress_ctx))
+        atomic_store(&dd->stop, true);
 }
 
 static bool is_temp_name(const char *name)
@@ -427,6 +456,8 @@ static int link_names(struct dedup *dd, struct dnode **g, size_t n, const char *
                 dd->stats->linked++;
                 continue;
             }
+            if (atomic_load(&dd->stop))
+                return 0; /* the caller asked: no further name is touched */
             const char *why = ineligible(&f->st);
             if (why) {
                 event(dd, CELLAR_DEDUP_SKIPPED, f->path, (uint64_t)f->st.st_size, why);
@@ -618,9 +649,12 @@ static void read_round(struct dedup *dd, struct dnode *rep, struct dnode **peers
             rc = cellar_fail_errno(errno, "%s", path);
         else if ((size_t)got < want)
             rc = cellar_fail(CELLAR_ECHANGED, "%s: changed during dedup; left alone", path);
+        if (rc == 0 && atomic_load(&dd->stop))
+            rc = cellar_stopped("dedup");
         if (rc)
             break;
         cellar_hasher_update(h, buf, want);
+        atomic_fetch_add(&dd->bytes_read, want);
         for (size_t k = 1; k <= np; k++) {
             if (!live[k])
                 continue;
@@ -633,7 +667,10 @@ static void read_round(struct dedup *dd, struct dnode *rep, struct dnode **peers
             } else if ((size_t)got != want || memcmp(buf, pb, want) != 0) {
                 live[k] = false; /* other bytes: a later round */
             }
+            if (live[k])
+                atomic_fetch_add(&dd->bytes_read, want);
         }
+        progress(dd, path, false);
     }
     cellar_digests d;
     struct stat after;
@@ -685,7 +722,7 @@ static void *reader_thread(void *arg)
     struct readers *r = me->r;
     for (;;) {
         size_t i = atomic_fetch_add(&r->next, 1);
-        if (i >= r->ngroups)
+        if (i >= r->ngroups || atomic_load(&r->dd->stop))
             break;
         read_group(r->dd, &r->groups[i], me->buf);
     }
@@ -705,6 +742,8 @@ static int read_groups(struct dedup *dd, struct group *groups, size_t ngroups)
     if (ngroups == 0)
         return 0;
     qsort(groups, ngroups, sizeof *groups, cmp_group_bytes);
+    for (size_t i = 0; i < ngroups; i++)
+        dd->bytes_to_read += groups[i].bytes;
     unsigned nthreads = cellar_ncpus();
     if (nthreads > ngroups)
         nthreads = (unsigned)ngroups;
@@ -743,8 +782,10 @@ static int read_groups(struct dedup *dd, struct group *groups, size_t ngroups)
             struct dnode *n = groups[i].g[k];
             const struct dfile *f = &dd->files[n->first];
             if (n->rc) {
-                event(dd, n->rc == CELLAR_ECHANGED ? CELLAR_DEDUP_SKIPPED : CELLAR_DEDUP_ERROR,
-                      f->path, (uint64_t)f->st.st_size, n->message ? n->message : "out of memory");
+                if (!atomic_load(&dd->stop))
+                    event(dd, n->rc == CELLAR_ECHANGED ? CELLAR_DEDUP_SKIPPED : CELLAR_DEDUP_ERROR,
+                          f->path, (uint64_t)f->st.st_size,
+                          n->message ? n->message : "out of memory");
                 free(n->message);
                 n->message = NULL;
             } else if (n->computed && rec) {
@@ -761,9 +802,11 @@ static int read_groups(struct dedup *dd, struct group *groups, size_t ngroups)
         }
     }
     if (rec)
-        digest_cache_record(&dd->s->cache, rec, nrec); /* one transaction */
+        digest_cache_record(&dd->s->cache, rec, nrec); /* one transaction: kept if stopped */
     free(rec);
-    return 0;
+    if (!atomic_load(&dd->stop))
+        progress(dd, NULL, true);
+    return atomic_load(&dd->stop) ? cellar_stopped("dedup") : 0;
 }
 
 /* The sha256 the store's hash cache holds for the file st describes. */
@@ -883,6 +926,7 @@ int cellar_dedup(cellar_store *s, size_t npaths, const char *const *paths,
         stats = &local;
     memset(stats, 0, sizeof *stats);
     struct dedup dd = {.s = s, .o = opts ? opts : &none, .stats = stats};
+    dd.caller = pthread_self();
     walk_opts wo = {.follow = dd.o->flags & CELLAR_DEDUP_FOLLOW_SYMLINKS,
                     .skip_dir = s->home,
                     .fn = collect,
@@ -900,10 +944,12 @@ int cellar_dedup(cellar_store *s, size_t npaths, const char *const *paths,
     s->batch = true;
     for (size_t i = 0; rc == 0 && i < npaths; i++) {
         rc = walk_tree(paths[i], &wo);
-        if (rc && rc != CELLAR_ENOMEM) {
+        if (rc && rc != CELLAR_ENOMEM && rc != CELLAR_EUSER) {
             event(&dd, CELLAR_DEDUP_ERROR, paths[i], 0, cellar_error_last());
             rc = 0;
         }
+        if (rc == 0 && atomic_load(&dd.stop))
+            rc = cellar_stopped("dedup");
     }
     struct dnode **cand = NULL;
     size_t ncand = 0;
@@ -918,12 +964,18 @@ int cellar_dedup(cellar_store *s, size_t npaths, const char *const *paths,
         rc = resolve_candidates(&dd, &cand, &ncand);
     if (rc == 0) {
         qsort(cand, ncand, sizeof *cand, cmp_node_sha);
+        dd.files_total = ncand;
+        dd.tick = (struct timespec){0, 0};
         for (size_t i = 0; rc == 0 && i < ncand;) {
             size_t j = i + 1;
             while (j < ncand && !memcmp(cand[j]->d.d[CELLAR_ALGO_SHA256],
                                         cand[i]->d.d[CELLAR_ALGO_SHA256], 32))
                 j++;
             rc = link_group(&dd, cand + i, j - i);
+            dd.files_done = j;
+            progress(&dd, dd.files[cand[i]->first].path, j == ncand);
+            if (rc == 0 && atomic_load(&dd.stop))
+                rc = cellar_stopped("dedup");
             i = j;
         }
     }

@@ -31,6 +31,8 @@ struct gc_ctx {
     cellar_gc_cb cb;
     void *ctx;
     time_t now;
+    uint64_t examined;
+    struct timespec tick;
 };
 
 struct place_check {
@@ -68,6 +70,12 @@ static int collect_one(const uint8_t sha256[32], const char *path, const struct 
 {
     struct gc_ctx *c = vctx;
     bool dry = c->o->dry_run;
+    c->examined++;
+    if (c->o->progress && cellar_tick(&c->tick, 100)) {
+        cellar_progress p = {.files_done = c->examined, .path = path};
+        if (c->o->progress(&p, c->o->progress_ctx))
+            return cellar_stopped("gc");
+    }
     if (st->st_nlink > 1 || young(c, st)) {
         c->stats->objects_kept++;
         return 0;
@@ -111,8 +119,8 @@ static int collect_one(const uint8_t sha256[32], const char *path, const struct 
     }
     c->stats->objects_removed++;
     c->stats->bytes_removed += (uint64_t)now.st_size;
-    if (c->cb)
-        c->cb(sha256, (uint64_t)now.st_size, c->ctx);
+    if (rc == 0 && c->cb && c->cb(sha256, (uint64_t)now.st_size, c->ctx))
+        rc = cellar_stopped("gc");
     return rc;
 }
 
@@ -167,9 +175,14 @@ int cellar_store_gc(cellar_store *s, const cellar_gc_opts *opts, cellar_gc_stats
     if (!stats)
         stats = &local;
     memset(stats, 0, sizeof *stats);
-    struct gc_ctx c = {s, opts ? opts : &defaults, stats, cb, ctx, time(NULL)};
+    struct gc_ctx c = {s, opts ? opts : &defaults, stats, cb, ctx, time(NULL), 0, {0, 0}};
     int rc = store_foreach_object(s, collect_one, &c);
     if (rc == 0)
         rc = clear_temp(&c);
+    if (rc == 0 && c.o->progress) {
+        cellar_progress p = {.files_done = c.examined, .files_total = c.examined};
+        if (c.o->progress(&p, c.o->progress_ctx))
+            rc = cellar_stopped("gc");
+    }
     return rc;
 }

@@ -32,6 +32,7 @@ struct repo {
     size_t netags;
     cellar_dedup_cb cb;
     void *ctx;
+    bool *stop; /* the caller's callback asked to stop */
     cellar_import_stats *stats;
     /* one snapshot being collected */
     const char *snap_root;
@@ -46,8 +47,8 @@ static void event(struct repo *r, cellar_dedup_event_kind kind, const char *path
 {
     if (kind == CELLAR_DEDUP_ERROR)
         r->stats->errors++;
-    if (r->cb)
-        r->cb(kind, path, size, message, r->ctx);
+    if (r->cb && r->cb(kind, path, size, message, r->ctx))
+        *r->stop = true;
 }
 
 /* "models--org--name" -> "org/name"; "datasets--a--b" -> "datasets/a/b". */
@@ -90,6 +91,8 @@ static bool all_hex(const char *s, size_t n)
 static int import_blob(const char *path, const char *name, const struct stat *st, void *vctx)
 {
     struct repo *r = vctx;
+    if (*r->stop)
+        return cellar_stopped("import-hf");
     if (!S_ISREG(st->st_mode) || strlen(name) > 64)
         return 0;
     uint8_t want[32];
@@ -211,7 +214,7 @@ static int record_snapshots(struct repo *r)
             event(r, CELLAR_DEDUP_SKIPPED, root, 0,
                   "snapshot not recorded: some of its files are not verified blobs");
         }
-        if (rc && rc != CELLAR_ENOMEM) {
+        if (rc && rc != CELLAR_ENOMEM && rc != CELLAR_EUSER) {
             event(r, CELLAR_DEDUP_ERROR, root, 0, cellar_error_last());
             rc = 0;
         }
@@ -338,8 +341,9 @@ int cellar_import_hf(cellar_store *s, const char *hf_cache, cellar_dedup_cb cb, 
     if (rc == 0)
         stats->bytes_before = blob_bytes(cache, names, n);
     s->batch = true;
+    bool stop = false;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        struct repo r = {.s = s, .cb = cb, .ctx = ctx, .stats = stats};
+        struct repo r = {.s = s, .cb = cb, .ctx = ctx, .stop = &stop, .stats = stats};
         char *dir = cellar_path_join(cache, names[i]);
         char *blobs = dir ? cellar_path_join(dir, "blobs") : NULL;
         r.dir = dir;
@@ -354,10 +358,12 @@ int cellar_import_hf(cellar_store *s, const char *hf_cache, cellar_dedup_cb cb, 
                 rc = walk_tree(blobs, &wo);
             if (rc == 0)
                 rc = record_snapshots(&r);
-            if (rc && rc != CELLAR_ENOMEM) {
+            if (rc && rc != CELLAR_ENOMEM && rc != CELLAR_EUSER) {
                 event(&r, CELLAR_DEDUP_ERROR, dir, 0, cellar_error_last());
                 rc = 0;
             }
+            if (rc == 0 && stop)
+                rc = cellar_stopped("import-hf");
         }
         clear_snapshot(&r);
         free(r.etags);

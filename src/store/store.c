@@ -819,7 +819,7 @@ static int foreach_one(const uint8_t sha256[32], const char *path, const struct 
         info.digests.have = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256);
     }
     info.digests.size = info.size;
-    return c->cb(&info, c->ctx);
+    return c->cb(&info, c->ctx) ? cellar_stopped("store listing") : 0;
 }
 
 int cellar_store_foreach(cellar_store *s, cellar_object_cb cb, void *ctx)
@@ -836,7 +836,7 @@ struct place_ctx {
 static int place_one(const char *path, int mode, void *vctx)
 {
     struct place_ctx *c = vctx;
-    return c->cb(path, (cellar_link_mode)mode, c->ctx);
+    return c->cb(path, (cellar_link_mode)mode, c->ctx) ? cellar_stopped("places") : 0;
 }
 
 int cellar_store_foreach_place(cellar_store *s, const uint8_t sha256[32], cellar_place_cb cb,

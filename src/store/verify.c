@@ -18,7 +18,13 @@ struct verify_ctx {
     void *ctx;
 };
 
-/* Checks one object; returns what cb returns, or a store failure. */
+/* Tells the caller; a non-zero answer stops verify. */
+static int tell(struct verify_ctx *c, const uint8_t sha256[32], int status, const char *msg)
+{
+    return c->cb(sha256, status, msg, c->ctx) ? cellar_stopped("verify") : 0;
+}
+
+/* Checks one object; CELLAR_EUSER if cb stopped it, or a store failure. */
 static int check_one(const uint8_t sha256[32], const char *path, const struct stat *st,
                      void *vctx)
 {
@@ -35,23 +41,23 @@ static int check_one(const uint8_t sha256[32], const char *path, const struct st
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         cellar_fail_errno(errno, "%s", path);
-        return c->cb(sha256, CELLAR_EIO, cellar_error_last(), c->ctx);
+        return tell(c, sha256, CELLAR_EIO, cellar_error_last());
     }
     cellar_digests d;
     int rc = store_hash_fd(fd, path, st, algos, &d);
     close(fd);
     if (rc)
-        return c->cb(sha256, rc, cellar_error_last(), c->ctx);
+        return tell(c, sha256, rc, cellar_error_last());
     char msg[512];
     if (memcmp(d.d[CELLAR_ALGO_SHA256], sha256, 32) != 0) {
         cellar_hex(got, d.d[CELLAR_ALGO_SHA256], 32);
         snprintf(msg, sizeof msg, "object %s: its bytes hash to sha256 %s", hex, got);
-        return c->cb(sha256, CELLAR_EMISMATCH, msg, c->ctx);
+        return tell(c, sha256, CELLAR_EMISMATCH, msg);
     }
     if (known && rec.size != d.size) {
         snprintf(msg, sizeof msg, "object %s: %llu bytes, the index says %llu", hex,
                  (unsigned long long)d.size, (unsigned long long)rec.size);
-        return c->cb(sha256, CELLAR_EMISMATCH, msg, c->ctx);
+        return tell(c, sha256, CELLAR_EMISMATCH, msg);
     }
     for (int a = 0; known && a < CELLAR_ALGO__COUNT; a++) {
         if (a == CELLAR_ALGO_SHA256 || !(algos & CELLAR_ALGO_BIT(a)))
@@ -60,10 +66,10 @@ static int check_one(const uint8_t sha256[32], const char *path, const struct st
             cellar_digest_hex(got, &d, (cellar_algo)a);
             snprintf(msg, sizeof msg, "object %s: its %s is %s, not the one recorded", hex,
                      cellar_algo_name((cellar_algo)a), got);
-            return c->cb(sha256, CELLAR_EMISMATCH, msg, c->ctx);
+            return tell(c, sha256, CELLAR_EMISMATCH, msg);
         }
     }
-    return c->cb(sha256, 0, "", c->ctx);
+    return tell(c, sha256, 0, "");
 }
 
 int cellar_store_verify(cellar_store *s, size_t n, const uint8_t (*sha256s)[32],
@@ -85,7 +91,7 @@ int cellar_store_verify(cellar_store *s, size_t n, const uint8_t (*sha256s)[32],
             char hex[65], msg[128];
             cellar_hex(hex, sha256s[i], 32);
             snprintf(msg, sizeof msg, "sha256:%s: not in the store", hex);
-            rc = cb(sha256s[i], CELLAR_ENOTFOUND, msg, ctx);
+            rc = tell(&c, sha256s[i], CELLAR_ENOTFOUND, msg);
         } else {
             rc = check_one(sha256s[i], path, &st, &c);
         }
