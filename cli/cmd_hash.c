@@ -354,7 +354,7 @@ static void hash_invokeai(struct run *r, const char *name)
     } else {
         printf("%s  %s\n", h, name);
     }
-    free(h);
+    cellar_free(h);
 }
 
 /* The structural hash of a PyTorch checkpoint, from its pickle. Where

@@ -65,7 +65,7 @@ int cmd_import_hf(int argc, char **argv)
     struct report rep = {.verbose = verbose};
     cli_progress_init(&rep.prog, "import-hf", !verbose);
     cli_catch_interrupt();
-    int rc = cellar_import_hf(s, cache, on_event, &rep, &st);
+    int rc = cellar_store_import_hf(s, cache, on_event, &rep, &st);
     cellar_store_free(s);
     cli_progress_clear(&rep.prog);
     cellar_free(env_cache);

@@ -42,7 +42,7 @@ int cmd_shard(int argc, char **argv)
     if (!out)
         return cli_usage("shard", "-o DIR is required");
     uint64_t max;
-    if (cellar_parse_shard_size(&max, size) != 0)
+    if (cellar_shard_size_parse(&max, size) != 0)
         return cli_usage("shard", "%s", cellar_error_last());
     size_t n;
     if (cellar_shard_split(&n, argv[optind], out, max) != 0)

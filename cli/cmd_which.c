@@ -45,6 +45,6 @@ int cmd_which(int argc, char **argv)
     if (!path)
         return rc ? CLI_FAIL : cli_error_last();
     printf("%s\n", path);
-    free(path);
+    cellar_free(path);
     return CLI_OK;
 }

@@ -9,7 +9,16 @@
  *    *_free();
  *  - strings handed in are borrowed for the call; strings handed out live as
  *    long as the object they came from, unless the comment says otherwise;
- *  - the library never prints, never exits and never aborts on bad input.
+ *  - the library never prints, never exits and never aborts on bad input,
+ *    and never reads the environment except in the cellar_*_from_env()
+ *    helpers a program calls when it wants to;
+ *  - memory handed to the caller is freed with cellar_free() or the
+ *    object's own *_free();
+ *  - options structs start with a version: initialise them with their
+ *    CELLAR_*_OPTS_INIT; a NULL options pointer means the defaults;
+ *  - thread safety: every type says. "Plain data" (and every enum) means no
+ *    hidden state: copy it and use each copy from any thread. Error
+ *    messages are per thread.
  */
 #ifndef CELLAR_H
 #define CELLAR_H
@@ -79,7 +88,7 @@ typedef struct cellar_progress {
     uint64_t bytes_done, bytes_total;
     uint64_t files_done, files_total;
     const char *path;
-} cellar_progress;
+} cellar_progress; /* plain data */
 /* Called now and then (at most about ten times a second, and once at the
  * end of each phase) on the calling thread. */
 typedef int (*cellar_progress_fn)(const cellar_progress *p, void *ctx);
@@ -115,7 +124,8 @@ CELLAR_API unsigned cellar_version_number(void);
 #define CELLAR_BLAKE3_MAX_DEPTH 54
 
 /* Fields are private; the struct is public only so callers can allocate it.
- * It holds no pointers: copying it forks the hash state. */
+ * It holds no pointers: copying it forks the hash state. One thread at a
+ * time per state; the functions below keep no other state. */
 typedef struct cellar_blake3 {
     uint32_t key[8];
     uint32_t cv[8];
@@ -224,6 +234,8 @@ CELLAR_API int cellar_digest_parse(uint32_t *algos, uint8_t out[CELLAR_DIGEST_MA
 /* A streaming multi-digest: several algorithms over one pass of the bytes.
  * git-sha1 needs the total size up front (expected_size); pass
  * UINT64_MAX if it is not wanted. */
+/* Thread safety: one thread at a time per hasher; separate hashers are
+ * independent. */
 typedef struct cellar_hasher cellar_hasher;
 CELLAR_API int cellar_hasher_new(cellar_hasher **out, uint32_t algos, uint64_t expected_size);
 CELLAR_API void cellar_hasher_update(cellar_hasher *h, const void *data, size_t len);
@@ -254,7 +266,7 @@ enum {
 typedef struct cellar_file_id {
     uint64_t dev, ino, size;
     int64_t mtime_ns, ctime_ns;
-} cellar_file_id;
+} cellar_file_id; /* plain data */
 
 /* One cached digest: of file, under label ("sha256", "blake3", or a derived
  * value such as "autov3"). len 0 records "not defined for this file". */
@@ -263,7 +275,7 @@ typedef struct cellar_hash_cache_entry {
     const char *label;
     int len; /* lookup: set to the digest's length, -1 when none is cached */
     uint8_t digest[CELLAR_DIGEST_MAX];
-} cellar_hash_cache_entry;
+} cellar_hash_cache_entry; /* plain data */
 
 #define CELLAR_HASH_CACHE_VERSION 1
 
@@ -291,7 +303,7 @@ typedef struct cellar_hash_opts {
     uint32_t flags;       /* CELLAR_HASH_* */
     unsigned nthreads;    /* threads for one file or for a list of files; 0: all cores */
     const cellar_hash_cache *cache; /* borrowed for the call; NULL: no cache */
-} cellar_hash_opts;
+} cellar_hash_opts; /* plain data */
 #define CELLAR_HASH_OPTS_VERSION 1
 #define CELLAR_HASH_OPTS_INIT {CELLAR_HASH_OPTS_VERSION, 0, 0, 0, NULL}
 
@@ -343,7 +355,7 @@ typedef struct cellar_ident {
     char sshs_model_hash[65];   /* kohya: AutoV3 lower-case (also A1111's addnet hash) */
     char lora_shorthash[13];    /* its first 12 characters */
     char modelspec_hash[67];    /* "0x" + AutoV3 lower-case (modelspec.hash_sha256) */
-} cellar_ident;
+} cellar_ident; /* plain data */
 
 /* Computes every field of out for the file at path in one pass (several
  * threads). opts: only flags and nthreads are used (may be NULL). Errors as
@@ -352,7 +364,7 @@ CELLAR_API int cellar_ident_file(cellar_ident *out, const char *path,
                                  const cellar_hash_opts *opts);
 
 /* InvokeAI's model hash of a file or a folder, "<algo>:<hex>" (blake3:,
- * sha256:, md5: ...), into *out (caller frees). A folder: model files
+ * sha256:, md5: ...), into *out (free with cellar_free). A folder: model files
  * (.ckpt .safetensors .bin .pt .pth, case-sensitive) found without entering
  * symlinked folders, sorted component by component, each hashed with algo
  * to hex, the hex concatenated, and that BLAKE3-hashed. opts: flags and
@@ -417,6 +429,8 @@ CELLAR_API int cellar_dtype_parse(cellar_dtype *out, const char *name, size_t le
 /* Largest header the reader accepts (the reference's limit). */
 #define CELLAR_ST_MAX_HEADER 100000000u
 
+/* Thread safety: after open a cellar_st is only read: its functions may be
+ * called from several threads at once (cellar_st_data() included). */
 typedef struct cellar_st cellar_st;
 
 /* One tensor. Strings and shape live as long as the cellar_st. name is
@@ -431,7 +445,7 @@ typedef struct cellar_st_tensor {
     uint64_t nelem;         /* product of shape (checked) */
     uint64_t begin, end;    /* data_offsets: [begin, end) within the data buffer */
     uint64_t offset;        /* absolute position of the first byte in the file */
-} cellar_st_tensor;
+} cellar_st_tensor; /* plain data */
 
 /* Opens and validates the file at path (header read with pread; the fd is
  * kept for the mapping). Errors: CELLAR_ENOTFOUND, CELLAR_EIO,
@@ -482,6 +496,7 @@ CELLAR_API const char *cellar_st_label(const cellar_st *st);
  * gaps; compact header with __metadata__ first holding "format":"pt" unless
  * the caller set "format"; header padded with spaces to a multiple of 8;
  * temp file + rename). Tensor bytes are borrowed until the write. */
+/* Thread safety: one thread at a time per writer. */
 typedef struct cellar_st_writer cellar_st_writer;
 CELLAR_API int cellar_st_writer_new(cellar_st_writer **out);
 CELLAR_API void cellar_st_writer_free(cellar_st_writer *w);
@@ -498,7 +513,8 @@ CELLAR_API int cellar_st_writer_add(cellar_st_writer *w, const char *name, size_
 CELLAR_API int cellar_st_writer_add_from(cellar_st_writer *w, cellar_st *src, size_t i);
 /* Sets a metadata key (NUL-terminated UTF-8 strings, CELLAR_EINVAL
  * otherwise; a later set replaces). */
-CELLAR_API int cellar_st_writer_metadata(cellar_st_writer *w, const char *key, const char *value);
+CELLAR_API int cellar_st_writer_set_metadata(cellar_st_writer *w, const char *key,
+                                             const char *value);
 /* Sum of the tensors' byte sizes so far. */
 CELLAR_API uint64_t cellar_st_writer_data_size(const cellar_st_writer *w);
 /* Writes the file atomically (replacing path). Errors: CELLAR_EINVAL (two
@@ -508,6 +524,8 @@ CELLAR_API int cellar_st_writer_write(cellar_st_writer *w, const char *path);
 
 /* Sharded checkpoints (src/format/shard.c), as huggingface_hub writes them.
  * A shard set is one merged view of the tensors of several files. */
+/* Thread safety: read-only after open, like cellar_st: any number of
+ * threads at once. */
 typedef struct cellar_shards cellar_shards;
 
 /* Opens path: a model.safetensors.index.json (or any *.index.json), a
@@ -536,7 +554,7 @@ CELLAR_API int cellar_shards_indexed(const cellar_shards *s);
 /* huggingface_hub's parse_size_to_int: last two characters (any case) one
  * of KB MB GB TB (decimal), the rest a float, truncated; a plain integer is
  * bytes. "5GiB" fails. CELLAR_EINVAL if malformed. */
-CELLAR_API int cellar_parse_shard_size(uint64_t *out, const char *s);
+CELLAR_API int cellar_shard_size_parse(uint64_t *out, const char *s);
 #define CELLAR_SHARD_DEFAULT_SIZE 5000000000ull
 
 /* Splits the file (or shard set) at src into outdir exactly as
@@ -569,7 +587,7 @@ CELLAR_API int cellar_structural_hash(char out[33], const char *path);
 typedef struct cellar_component {
     char *name; /* "transformer", "vae"... or "" */
     char *path; /* what cellar_shards_open() takes */
-} cellar_component;
+} cellar_component; /* plain data */
 CELLAR_API int cellar_components(cellar_component **out, size_t *count, const char *path);
 CELLAR_API void cellar_components_free(cellar_component *c, size_t count);
 
@@ -591,7 +609,7 @@ typedef struct cellar_model_info {
      * components; the row's source ("diffsynth-2.x fed7b18f MODEL_CONFIGS",
      * a file name...). */
     const char *layout, *model_name, *model_class, *source;
-} cellar_model_info;
+} cellar_model_info; /* plain data */
 CELLAR_API int cellar_registry_open(cellar_registry **out, const char *path);
 CELLAR_API void cellar_registry_free(cellar_registry *r);
 /* The first entry for a 32-hex-digit hash, or NULL. r NULL: the compiled
@@ -753,6 +771,7 @@ CELLAR_API void cellar_identity_free(cellar_identity *id);
  * data inside the file. Tensor data is never read. Strings handed out are
  * length-delimited (GGUF strings may hold any byte, NUL included) and live
  * as long as the handle. */
+/* Thread safety: read-only after open: any number of threads at once. */
 typedef struct cellar_gguf cellar_gguf;
 
 /* Value types, numbered as in the file. */
@@ -780,7 +799,7 @@ typedef struct cellar_gguf_kv {
     cellar_gguf_type type;
     cellar_gguf_type item_type;
     uint64_t count;
-} cellar_gguf_kv;
+} cellar_gguf_kv; /* plain data */
 
 /* One decoded value: u for u8..u64 and bool, i for i8..i64, f for f32/f64,
  * str/str_len for strings (pointing into the file's bytes). */
@@ -791,7 +810,7 @@ typedef struct cellar_gguf_value {
     double f;
     const char *str;
     size_t str_len;
-} cellar_gguf_value;
+} cellar_gguf_value; /* plain data */
 
 /* One tensor info. dims[n_dims..3] are 1. offset is relative to the data
  * offset; size is the byte size (unpadded). */
@@ -805,7 +824,7 @@ typedef struct cellar_gguf_tensor {
     uint64_t offset;
     uint64_t elements;
     uint64_t size;
-} cellar_gguf_tensor;
+} cellar_gguf_tensor; /* plain data */
 
 /* Opens and validates a GGUF file (mapped; only header pages are read).
  * CELLAR_EFORMAT naming the file and the rule; CELLAR_ENOTFOUND, CELLAR_EIO. */
@@ -857,6 +876,8 @@ CELLAR_API const char *cellar_ggml_type_name(uint32_t type);
  * valid (read in place), and CRC-32 with CELLAR_DDUF_CRC. Errors:
  * CELLAR_EFORMAT naming the archive, the entry and the rule; CELLAR_EMISMATCH
  * for a CRC; CELLAR_ENOTFOUND, CELLAR_EIO, CELLAR_ENOMEM. */
+/* Thread safety: read-only after open: any number of threads at once
+ * (checks, lookups, unpacking, cellar_dduf_open_safetensors()). */
 typedef struct cellar_dduf cellar_dduf;
 
 /* One entry. name is NUL-terminated (valid names hold no NUL); data points
@@ -869,7 +890,7 @@ typedef struct cellar_dduf_entry {
     uint64_t size;
     uint32_t crc32;         /* as the central directory records it */
     const void *data;
-} cellar_dduf_entry;
+} cellar_dduf_entry; /* plain data */
 
 /* Open flags. */
 #define CELLAR_DDUF_CRC 0x1u /* also check every entry's CRC-32 */
@@ -922,7 +943,7 @@ typedef struct cellar_dduf_source {
     const char *path;
     const void *data;
     size_t len;
-} cellar_dduf_source;
+} cellar_dduf_source; /* plain data */
 
 /* Write flags. */
 #define CELLAR_DDUF_REPLACE 0x1u /* replace an existing output file */
@@ -1157,7 +1178,8 @@ CELLAR_API int cellar_pt_convert(cellar_pt_convert_result *res, const char *src,
  *                               place it was linked to, repos and snapshots
  * Several processes may use one store at once: nothing is ever half visible,
  * two writers of one blob never collide, gc never removes what is in use.
- * A handle is not shared between threads. */
+ * Thread safety: a handle is used by one thread at a time (open one per
+ * thread for parallel work); after fork() see cellar_store_open(). */
 typedef struct cellar_store cellar_store;
 
 /* Opens (creating if needed) the store at directory home and migrates its
@@ -1198,7 +1220,8 @@ CELLAR_API int cellar_store_lookup(cellar_store *s, cellar_algo algo, const uint
 CELLAR_API int cellar_store_pin(cellar_store *s, const uint8_t sha256[32]);
 /* Drops every pin of s (gc may remove those blobs again). CELLAR_EIO. */
 CELLAR_API int cellar_store_unpin_all(cellar_store *s);
-/* The path of the object named sha256, allocated (free() it) in *path_out.
+/* The path of the object named sha256, allocated in *path_out (free with
+ * cellar_free).
  * CELLAR_ENOTFOUND (and *path_out NULL) when the store does not hold it. */
 CELLAR_API int cellar_store_object_path(cellar_store *s, const uint8_t sha256[32], char **path_out);
 
@@ -1228,6 +1251,8 @@ CELLAR_API int cellar_store_record_xet(cellar_store *s, const uint8_t sha256[32]
 
 /* A streaming writer for downloads: bytes are hashed as they arrive and the
  * blob is admitted only if its size and digests match. */
+/* Thread safety: one thread at a time, and not while another thread uses
+ * the store handle it came from (they share its database connection). */
 typedef struct cellar_store_writer cellar_store_writer;
 
 /* Opens a writer. expected_sha256 may be NULL (then the blob is named by what
@@ -1296,7 +1321,7 @@ typedef struct cellar_snapshot_file {
     const char *path; /* in the repo, '/'-separated */
     uint8_t sha256[32];
     uint64_t size;
-} cellar_snapshot_file;
+} cellar_snapshot_file; /* plain data */
 
 typedef struct cellar_snapshot {
     const char *repo;
@@ -1304,7 +1329,7 @@ typedef struct cellar_snapshot {
     const char *commit; /* 40 hex digits as recorded */
     size_t n;
     cellar_snapshot_file *files; /* sorted by path */
-} cellar_snapshot;
+} cellar_snapshot; /* plain data */
 
 /* Resolves repo + revision (a recorded branch/tag name or a commit) to its
  * snapshot. CELLAR_ENOTFOUND when the index has none. Free with
@@ -1321,7 +1346,7 @@ typedef struct cellar_object_info {
     uint64_t nlink;         /* hard links to the object file, itself included */
     int64_t mtime;          /* seconds since the epoch */
     const char *path;       /* the object's path */
-} cellar_object_info;
+} cellar_object_info; /* plain data */
 
 /* Calls cb for every object in the store, in sha256 order; a non-zero return
  * from cb stops the walk (CELLAR_EUSER). */
@@ -1358,10 +1383,9 @@ typedef struct cellar_gc_opts {
     uint64_t grace_seconds; /* objects changed more recently are kept */
     int partials;           /* also remove every unlocked resumable partial,
                                whatever its age (default: after a week) */
-
     cellar_progress_fn progress; /* objects examined; may be NULL */
     void *progress_ctx;
-} cellar_gc_opts;
+} cellar_gc_opts; /* plain data */
 #define CELLAR_GC_OPTS_VERSION 1
 #define CELLAR_GC_GRACE_DEFAULT 3600
 /* The defaults (also what a NULL opts means): remove, an hour's grace. */
@@ -1371,7 +1395,7 @@ typedef struct cellar_gc_stats {
     uint64_t objects_removed, bytes_removed; /* or that would be, with dry_run */
     uint64_t objects_kept;
     uint64_t temp_removed;
-} cellar_gc_stats;
+} cellar_gc_stats; /* plain data */
 
 /* cb (may be NULL) is told of every object removed (or that would be);
  * non-zero stops gc (CELLAR_EUSER; what is removed stays removed). */
@@ -1417,7 +1441,7 @@ typedef struct cellar_dedup_opts {
      * candidates. May be NULL. */
     cellar_progress_fn progress;
     void *progress_ctx;
-} cellar_dedup_opts;
+} cellar_dedup_opts; /* plain data */
 #define CELLAR_DEDUP_OPTS_VERSION 1
 #define CELLAR_DEDUP_OPTS_INIT {CELLAR_DEDUP_OPTS_VERSION, 0, 0, 0, NULL, NULL, NULL, NULL}
 
@@ -1431,10 +1455,10 @@ typedef struct cellar_dedup_stats {
      * is what the run freed. */
     uint64_t bytes_before;
     uint64_t bytes_after;
-} cellar_dedup_stats;
+} cellar_dedup_stats; /* plain data */
 
-CELLAR_API int cellar_dedup(cellar_store *s, size_t npaths, const char *const *paths,
-                            const cellar_dedup_opts *opts, cellar_dedup_stats *stats);
+CELLAR_API int cellar_store_dedup(cellar_store *s, size_t npaths, const char *const *paths,
+                                  const cellar_dedup_opts *opts, cellar_dedup_stats *stats);
 
 /* The Hugging Face cache the environment names, as huggingface_hub finds
  * it, allocated into *out (free with cellar_free): $HF_HUB_CACHE, else
@@ -1453,9 +1477,9 @@ CELLAR_API int cellar_hf_cache_from_env(char **out);
 typedef struct cellar_import_stats {
     uint64_t repos, blobs, linked, errors;
     uint64_t bytes_before, bytes_after; /* on disk, each inode once */
-} cellar_import_stats;
-CELLAR_API int cellar_import_hf(cellar_store *s, const char *hf_cache, cellar_dedup_cb cb,
-                                void *ctx, cellar_import_stats *stats);
+} cellar_import_stats; /* plain data */
+CELLAR_API int cellar_store_import_hf(cellar_store *s, const char *hf_cache, cellar_dedup_cb cb,
+                                      void *ctx, cellar_import_stats *stats);
 
 /* du (src/store/du.c): sizes of trees. apparent counts every file name; unique
  * each inode once (what dedup leaves); disk the blocks of each inode once.
@@ -1466,13 +1490,13 @@ typedef struct cellar_du_row {
     char *path;
     uint64_t files;
     uint64_t apparent, unique, disk;
-} cellar_du_row;
+} cellar_du_row; /* plain data */
 
 typedef struct cellar_du {
     size_t n;
     cellar_du_row *rows;
     cellar_du_row total;
-} cellar_du;
+} cellar_du; /* plain data */
 
 CELLAR_API int cellar_du_scan(cellar_du **out, size_t npaths, const char *const *paths);
 CELLAR_API void cellar_du_free(cellar_du *du);
@@ -1518,7 +1542,7 @@ typedef struct cellar_pull_event {
     uint64_t total_done; /* bytes reused + downloaded so far */
     size_t total_files;  /* files in the pull */
     const char *message; /* RETRY: why; else NULL */
-} cellar_pull_event;
+} cellar_pull_event; /* plain data */
 
 /* Called on the pulling thread; must not call back into the pull. Non-zero
  * stops the pull (CELLAR_EUSER): transfers are dropped, partials kept for
@@ -1562,10 +1586,11 @@ typedef struct cellar_pull_opts {
      * cellar_pull_result.remote_rc). remote_opts: its options (may be NULL). */
     const char *remote;
     const struct cellar_oci_opts *remote_opts;
-} cellar_pull_opts;
+} cellar_pull_opts; /* plain data */
 #define CELLAR_PULL_OPTS_VERSION 1
 #define CELLAR_PULL_OPTS_INIT                                                                      \
-    {CELLAR_PULL_OPTS_VERSION, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL, NULL, 0, 0, 0, NULL, NULL, 0}
+    {CELLAR_PULL_OPTS_VERSION, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL, NULL, 0, 0, 0, NULL, NULL, 0, 0,  \
+     NULL, NULL}
 
 /* Fills what the user's environment says, as huggingface_hub reads it:
  * endpoint from $HF_ENDPOINT and token from $HF_TOKEN where opts leaves
@@ -1580,7 +1605,7 @@ typedef struct cellar_pull_file {
     uint8_t sha256[32];  /* zero if unknown (a git file not yet downloaded, dry run) */
     char etag[65];       /* the Hub's name: sha256 (LFS) or git blob sha1, hex */
     int downloaded;      /* 1: downloaded (or would be, dry run); 0: reused */
-} cellar_pull_file;
+} cellar_pull_file; /* plain data */
 
 typedef struct cellar_pull_result {
     char commit[41];
@@ -1595,7 +1620,7 @@ typedef struct cellar_pull_result {
     uint64_t files_shared, bytes_shared;
     int remote_rc;
     char remote_message[512];
-} cellar_pull_result;
+} cellar_pull_result; /* plain data */
 
 /* Pulls repo ("ORG/NAME") into store s. out (may be NULL) gets the summary;
  * free it with cellar_pull_result_free. Errors: CELLAR_EINVAL (bad repo name

@@ -304,9 +304,9 @@ static void test_writer(void)
     /* The header is JSON text: bytes that are not UTF-8 would make a file
      * no reader accepts (rule 4). */
     CHECK_ERR(cellar_st_writer_add(w, "bad\xff", 4, CELLAR_DTYPE_U8, 1, s2, bytes, 2), CELLAR_EINVAL, "not valid UTF-8");
-    CHECK_ERR(cellar_st_writer_metadata(w, "k\xc3", "v"), CELLAR_EINVAL, "not valid UTF-8");
-    CHECK_ERR(cellar_st_writer_metadata(w, "k", "\xed\xa0\x80"), CELLAR_EINVAL, "not valid UTF-8");
-    CHECK(cellar_st_writer_metadata(w, "zkey", "v\n") == 0);
+    CHECK_ERR(cellar_st_writer_set_metadata(w, "k\xc3", "v"), CELLAR_EINVAL, "not valid UTF-8");
+    CHECK_ERR(cellar_st_writer_set_metadata(w, "k", "\xed\xa0\x80"), CELLAR_EINVAL, "not valid UTF-8");
+    CHECK(cellar_st_writer_set_metadata(w, "zkey", "v\n") == 0);
     CHECK(cellar_st_writer_data_size(w) == 44);
     CHECK(cellar_st_writer_write(w, path) == 0);
     cellar_st_writer_free(w);
@@ -342,7 +342,7 @@ static void test_writer(void)
     CHECK(cellar_st_writer_new(&w) == 0);
     for (size_t i = cellar_st_count(st); i-- > 0;)
         CHECK(cellar_st_writer_add_from(w, st, i) == 0);
-    CHECK(cellar_st_writer_metadata(w, "zkey", "v\n") == 0);
+    CHECK(cellar_st_writer_set_metadata(w, "zkey", "v\n") == 0);
     char path2[4300];
     snprintf(path2, sizeof path2, "%s/w2.safetensors", dir);
     CHECK(cellar_st_writer_write(w, path2) == 0);

@@ -39,7 +39,7 @@ static void make_example(const char *path)
         CHECK(cellar_st_writer_add(w, name, strlen(name), CELLAR_DTYPE_U8, 1, &sizes[i], data + at, sizes[i]) == 0);
         at += sizes[i];
     }
-    CHECK(cellar_st_writer_metadata(w, "note", "example") == 0);
+    CHECK(cellar_st_writer_set_metadata(w, "note", "example") == 0);
     CHECK(cellar_st_writer_write(w, path) == 0);
     cellar_st_writer_free(w);
 }
@@ -171,13 +171,13 @@ static void test_sizes(void)
     };
     for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
         uint64_t v = 777;
-        int rc = cellar_parse_shard_size(&v, c[i].s);
+        int rc = cellar_shard_size_parse(&v, c[i].s);
         CHECK_MSG(rc == c[i].rc, "'%s': rc %d", c[i].s, rc);
         if (rc == 0)
             CHECK_MSG(v == c[i].v, "'%s': %llu", c[i].s, (unsigned long long)v);
     }
     uint64_t v;
-    CHECK_ERR(cellar_parse_shard_size(&v, "5GiB"), CELLAR_EINVAL, "unit 'IB' not supported");
+    CHECK_ERR(cellar_shard_size_parse(&v, "5GiB"), CELLAR_EINVAL, "unit 'IB' not supported");
 }
 
 static void test_index_checks(void)
@@ -265,7 +265,7 @@ static void test_round_trip(void)
         CHECK(cellar_st_writer_add(w, name, strlen(name), d, 2, shape, data + at, bytes) == 0);
         at += bytes;
     }
-    CHECK(cellar_st_writer_metadata(w, "modelspec.title", "round trip") == 0);
+    CHECK(cellar_st_writer_set_metadata(w, "modelspec.title", "round trip") == 0);
     char *src = join(dir, "full.safetensors");
     CHECK(cellar_st_writer_write(w, src) == 0);
     cellar_st_writer_free(w);

@@ -615,7 +615,7 @@ static void test_dedup(void)
     cellar_dedup_opts o = {.version = CELLAR_DEDUP_OPTS_VERSION, .dry_run = 1, .min_size = 1, .cb = on_dedup, .ctx = &linked};
     cellar_dedup_stats st;
     const char *paths[] = {t};
-    CHECK(cellar_dedup(s, 1, paths, &o, &st) == 0);
+    CHECK(cellar_store_dedup(s, 1, paths, &o, &st) == 0);
     struct stat s0, s1, s2, s3, s4;
     CHECK(stat(f[0], &s0) == 0 && stat(f[1], &s1) == 0 && s0.st_ino != s1.st_ino);
     CHECK(st.files == 5 && st.bytes_after < st.bytes_before && linked == 2);
@@ -624,12 +624,12 @@ static void test_dedup(void)
     cellar_dedup_opts stop = o;
     stop.cb = stop_dedup;
     stop.ctx = &events;
-    CHECK_ERR(cellar_dedup(s, 1, paths, &stop, &st), CELLAR_EUSER, "stopped by the caller");
+    CHECK_ERR(cellar_store_dedup(s, 1, paths, &stop, &st), CELLAR_EUSER, "stopped by the caller");
     CHECK(events == 1);
 
     o.dry_run = 0;
     linked = 0;
-    CHECK(cellar_dedup(s, 1, paths, &o, &st) == 0);
+    CHECK(cellar_store_dedup(s, 1, paths, &o, &st) == 0);
     CHECK(st.errors == 0 && linked == 2 && st.linked == 3);
     CHECK(stat(f[0], &s0) == 0 && stat(f[1], &s1) == 0 && stat(f[2], &s2) == 0);
     CHECK(stat(f[3], &s3) == 0 && stat(f[4], &s4) == 0);
@@ -641,7 +641,7 @@ static void test_dedup(void)
     CHECK(!memcmp(before4, after4, 32));
 
     /* A second run changes nothing. */
-    CHECK(cellar_dedup(s, 1, paths, &o, &st) == 0);
+    CHECK(cellar_store_dedup(s, 1, paths, &o, &st) == 0);
     CHECK(st.bytes_before == st.bytes_after && st.linked == 3);
     for (int i = 0; i < 5; i++)
         free(f[i]);
@@ -683,14 +683,14 @@ static void test_dedup_rounds(void)
     struct progress_seen ps = {.stop_at = 1};
     o.progress = on_progress;
     o.progress_ctx = &ps;
-    CHECK_ERR(cellar_dedup(s, 1, paths, &o, &st), CELLAR_EUSER, "dedup: stopped by the caller");
+    CHECK_ERR(cellar_store_dedup(s, 1, paths, &o, &st), CELLAR_EUSER, "dedup: stopped by the caller");
     CHECK(ps.calls == 1);
     for (int i = 1; i < N; i++) {
         struct stat a, b;
         CHECK(stat(f[0], &a) == 0 && stat(f[i], &b) == 0 && a.st_ino != b.st_ino);
     }
     ps = (struct progress_seen){0};
-    CHECK(cellar_dedup(s, 1, paths, &o, &st) == 0);
+    CHECK(cellar_store_dedup(s, 1, paths, &o, &st) == 0);
     CHECK(st.errors == 0 && st.files == N);
     /* Progress reached the end of both phases. */
     CHECK(ps.calls >= 2 && ps.files_done == ps.files_total && ps.files_total > 0);
@@ -757,7 +757,7 @@ static void test_import_hf(void)
     }
     char *hub = path_in(dir, "hub");
     cellar_import_stats st;
-    CHECK(cellar_import_hf(s, hub, NULL, NULL, &st) == 0);
+    CHECK(cellar_store_import_hf(s, hub, NULL, NULL, &st) == 0);
     CHECK(st.repos == 2 && st.blobs == 2 && st.linked == 2 && st.errors == 0);
     CHECK(st.bytes_after < st.bytes_before);
     char *a = cellar_sprintf("%s/models--org--a/blobs/%s", hub, hex);
@@ -773,12 +773,12 @@ static void test_import_hf(void)
     }
     cellar_snapshot_free(snap);
     /* A second import changes nothing. */
-    CHECK(cellar_import_hf(s, hub, NULL, NULL, &st) == 0);
+    CHECK(cellar_store_import_hf(s, hub, NULL, NULL, &st) == 0);
     CHECK(st.bytes_after == st.bytes_before && st.errors == 0);
     char *none = path_in(dir, "nohub");
-    CHECK_ERR(cellar_import_hf(s, none, NULL, NULL, &st), CELLAR_ENOTFOUND, "nohub");
+    CHECK_ERR(cellar_store_import_hf(s, none, NULL, NULL, &st), CELLAR_ENOTFOUND, "nohub");
     /* no default picked from the environment */
-    CHECK_ERR(cellar_import_hf(s, NULL, NULL, NULL, &st), CELLAR_EINVAL, "cellar_hf_cache_from_env");
+    CHECK_ERR(cellar_store_import_hf(s, NULL, NULL, NULL, &st), CELLAR_EINVAL, "cellar_hf_cache_from_env");
     free(none);
     free(a);
     free(b);

@@ -922,7 +922,7 @@ int cellar_st_writer_add_from(cellar_st_writer *w, cellar_st *src, size_t i)
     return 0;
 }
 
-int cellar_st_writer_metadata(cellar_st_writer *w, const char *key, const char *value)
+int cellar_st_writer_set_metadata(cellar_st_writer *w, const char *key, const char *value)
 {
     const char *text[2] = {key, value};
     for (int i = 0; i < 2; i++)
@@ -989,7 +989,7 @@ int cellar_st_writer_header(cellar_buf *out, cellar_st_writer *w)
 {
     int rc;
     cellar_buf_init(out, (size_t)CELLAR_ST_MAX_HEADER + 8);
-    if (!has_format(w) && (rc = cellar_st_writer_metadata(w, "format", "pt")))
+    if (!has_format(w) && (rc = cellar_st_writer_set_metadata(w, "format", "pt")))
         return rc;
     if (w->n)
         qsort(w->e, w->n, sizeof *w->e, cmp_wentry);

@@ -433,7 +433,7 @@ int cellar_shards_indexed(const cellar_shards *s)
 
 /* ---- size strings ---- */
 
-int cellar_parse_shard_size(uint64_t *out, const char *str)
+int cellar_shard_size_parse(uint64_t *out, const char *str)
 {
     static const struct {
         const char *unit;
@@ -519,7 +519,7 @@ static int copy_metadata(cellar_st_writer *w, const cellar_shards *src)
             cellar_st_metadata_at(st, i, &k, &kl, &v, &vl);
             if (strlen(k) != kl || strlen(v) != vl)
                 continue; /* keys or values with NUL cannot be carried by this API */
-            rc = cellar_st_writer_metadata(w, k, v);
+            rc = cellar_st_writer_set_metadata(w, k, v);
         }
     }
     return rc;

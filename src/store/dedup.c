@@ -915,8 +915,8 @@ done:
     return rc;
 }
 
-int cellar_dedup(cellar_store *s, size_t npaths, const char *const *paths,
-                 const cellar_dedup_opts *opts, cellar_dedup_stats *stats)
+int cellar_store_dedup(cellar_store *s, size_t npaths, const char *const *paths,
+                       const cellar_dedup_opts *opts, cellar_dedup_stats *stats)
 {
     CELLAR_OPTS_CHECK(opts, "cellar_dedup_opts", CELLAR_DEDUP_OPTS_VERSION,
                       "CELLAR_DEDUP_OPTS_INIT");

@@ -298,8 +298,8 @@ static int cmp_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int cellar_import_hf(cellar_store *s, const char *hf_cache, cellar_dedup_cb cb, void *ctx,
-                     cellar_import_stats *stats)
+int cellar_store_import_hf(cellar_store *s, const char *hf_cache, cellar_dedup_cb cb,
+                           void *ctx, cellar_import_stats *stats)
 {
     cellar_import_stats local;
     if (!stats)
