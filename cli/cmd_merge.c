@@ -41,7 +41,12 @@ int cmd_merge(int argc, char **argv)
         return cli_error_last();
     size_t tensors = cellar_shards_count(s), files = cellar_shards_nfiles(s);
     cellar_shards_free(s);
-    if (cellar_shard_merge(argv[optind], out) != 0)
+    cli_progress prog;
+    cli_progress_init(&prog, "merge", true);
+    cli_catch_interrupt();
+    int rc = cellar_shard_merge(argv[optind], out, cli_progress_cb, &prog);
+    cli_progress_clear(&prog);
+    if (rc != 0)
         return cli_error_last();
     printf("%zu tensor%s from %zu file%s merged into %s\n", tensors, tensors == 1 ? "" : "s", files,
            files == 1 ? "" : "s", out);

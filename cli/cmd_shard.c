@@ -45,7 +45,12 @@ int cmd_shard(int argc, char **argv)
     if (cellar_shard_size_parse(&max, size) != 0)
         return cli_usage("shard", "%s", cellar_error_last());
     size_t n;
-    if (cellar_shard_split(&n, argv[optind], out, max) != 0)
+    cli_progress prog;
+    cli_progress_init(&prog, "shard", true);
+    cli_catch_interrupt();
+    int rc = cellar_shard_split(&n, argv[optind], out, max, cli_progress_cb, &prog);
+    cli_progress_clear(&prog);
+    if (rc != 0)
         return cli_error_last();
     printf("%zu shard%s written to %s\n", n, n == 1 ? "" : "s", out);
     return CLI_OK;

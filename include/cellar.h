@@ -515,6 +515,11 @@ CELLAR_API int cellar_st_writer_add_from(cellar_st_writer *w, cellar_st *src, si
  * otherwise; a later set replaces). */
 CELLAR_API int cellar_st_writer_set_metadata(cellar_st_writer *w, const char *key,
                                              const char *value);
+/* Reports the write's progress (bytes of tensor data written, of
+ * cellar_st_writer_data_size()) to fn, which may stop it: CELLAR_EUSER,
+ * nothing written. fn NULL: none. */
+CELLAR_API void cellar_st_writer_set_progress(cellar_st_writer *w, cellar_progress_fn fn,
+                                              void *ctx);
 /* Sum of the tensors' byte sizes so far. */
 CELLAR_API uint64_t cellar_st_writer_data_size(const cellar_st_writer *w);
 /* Writes the file atomically (replacing path). Errors: CELLAR_EINVAL (two
@@ -564,12 +569,17 @@ CELLAR_API int cellar_shard_size_parse(uint64_t *out, const char *s);
  * (2-space indented, metadata.total_size). Every shard carries the
  * source's __metadata__. Files of an earlier split in outdir that the new
  * one does not replace are removed, as huggingface_hub does. *nshards (may
- * be NULL) gets the count. outdir is created. Errors: as open and write. */
+ * be NULL) gets the count. outdir is created. progress (may be NULL)
+ * hears bytes of all shards and shards written, and may stop the split
+ * (CELLAR_EUSER; shards already written stay). Errors: as open and write. */
 CELLAR_API int cellar_shard_split(size_t *nshards, const char *src, const char *outdir,
-                                  uint64_t max_size);
+                                  uint64_t max_size, cellar_progress_fn progress, void *ctx);
 /* Merges the shard set at src (directory or index) into one file at dst
- * (canonical writer, shards' metadata merged, first value kept). */
-CELLAR_API int cellar_shard_merge(const char *src, const char *dst);
+ * (canonical writer, shards' metadata merged, first value kept). progress
+ * (may be NULL) hears the bytes written and may stop it (CELLAR_EUSER,
+ * nothing written). */
+CELLAR_API int cellar_shard_merge(const char *src, const char *dst, cellar_progress_fn progress,
+                                  void *ctx);
 
 /* Structural hash (src/format/structural.c): DiffSynth-Studio's hash_model_file,
  * md5 over the sorted "name:d0_d1", "name" entries joined by ','. out gets

@@ -9,6 +9,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+struct prog {
+    bool stop;
+    size_t calls;
+    cellar_progress last;
+};
+
+static int on_prog(const cellar_progress *p, void *ctx)
+{
+    struct prog *pg = ctx;
+    pg->calls++;
+    pg->last = *p;
+    return pg->stop;
+}
+
 static char *join(const char *dir, const char *name)
 {
     static char buf[4][4300];
@@ -79,7 +93,7 @@ static void test_split_example(void)
     snprintf(merged, sizeof merged, "%s/merged.safetensors", dir);
     make_example(src);
     size_t n = 0;
-    CHECK(cellar_shard_split(&n, src, out, 10) == 0);
+    CHECK(cellar_shard_split(&n, src, out, 10, NULL, NULL) == 0);
     CHECK(n == 4);
     char names[256];
     shard_names(join(out, "model-00001-of-00004.safetensors"), names, sizeof names);
@@ -113,8 +127,21 @@ static void test_split_example(void)
     cellar_shards_free(s);
 
     /* Merge gives back the original byte for byte (canonical writer,
-     * metadata carried through every shard). */
-    CHECK(cellar_shard_merge(out, merged) == 0);
+     * metadata carried through every shard), checked below. Progress:
+     * every byte, the last report complete; a stop leaves no file. */
+    struct prog pg = {0};
+    CHECK(cellar_shard_merge(out, merged, on_prog, &pg) == 0);
+    CHECK(pg.calls >= 1 && pg.last.bytes_done == pg.last.bytes_total &&
+          pg.last.files_done == 1 && pg.last.files_total == 1);
+    char *stopped = join(dir, "stopped.safetensors");
+    pg = (struct prog){.stop = true};
+    CHECK_ERR(cellar_shard_merge(out, stopped, on_prog, &pg), CELLAR_EUSER, "stopped");
+    CHECK(access(stopped, F_OK) != 0);
+    char *split2 = join(dir, "split2");
+    pg = (struct prog){0};
+    CHECK(cellar_shard_split(&n, src, split2, 10, on_prog, &pg) == 0);
+    CHECK(pg.last.files_done == n && pg.last.files_total == n && n > 1 &&
+          pg.last.bytes_done == pg.last.bytes_total);
     CHECK(same_file(src, merged));
 
     /* Structural hash: the same for the file, the set, the merged file. */
@@ -126,10 +153,10 @@ static void test_split_example(void)
     CHECK_STR(h1, h3);
 
     /* Re-splitting into the same folder leaves no file of the old split. */
-    CHECK(cellar_shard_split(&n, src, out, 16) == 0 && n == 3);
+    CHECK(cellar_shard_split(&n, src, out, 16, NULL, NULL) == 0 && n == 3);
     CHECK(access(join(out, "model-00004-of-00004.safetensors"), F_OK) != 0);
     CHECK(access(join(out, "model-00001-of-00003.safetensors"), F_OK) == 0);
-    CHECK(cellar_shard_split(&n, src, out, 1000) == 0 && n == 1);
+    CHECK(cellar_shard_split(&n, src, out, 1000, NULL, NULL) == 0 && n == 1);
     CHECK(access(join(out, "model.safetensors.index.json"), F_OK) != 0);
     CHECK(access(join(out, "model-00001-of-00003.safetensors"), F_OK) != 0);
     cellar_shards *again;
@@ -139,14 +166,14 @@ static void test_split_example(void)
     /* A limit everything fits under: one model.safetensors, no index. */
     char one[4300];
     snprintf(one, sizeof one, "%s/one", dir);
-    CHECK(cellar_shard_split(&n, src, one, 50) == 0 && n == 1);
+    CHECK(cellar_shard_split(&n, src, one, 50, NULL, NULL) == 0 && n == 1);
     CHECK(access(join(one, "model.safetensors"), F_OK) == 0);
     CHECK(access(join(one, "model.safetensors.index.json"), F_OK) != 0);
     CHECK(same_file(src, join(one, "model.safetensors")));
     /* Strictly greater: 6 + 10 = 16 fits a limit of 16. */
     char sixteen[4300];
     snprintf(sixteen, sizeof sixteen, "%s/sixteen", dir);
-    CHECK(cellar_shard_split(&n, src, sixteen, 16) == 0 && n == 3);
+    CHECK(cellar_shard_split(&n, src, sixteen, 16, NULL, NULL) == 0 && n == 3);
     shard_names(join(sixteen, "model-00001-of-00003.safetensors"), names, sizeof names);
     CHECK_STR(names, "l3");
     shard_names(join(sixteen, "model-00002-of-00003.safetensors"), names, sizeof names);
@@ -270,9 +297,9 @@ static void test_round_trip(void)
     CHECK(cellar_st_writer_write(w, src) == 0);
     cellar_st_writer_free(w);
     size_t n;
-    CHECK(cellar_shard_split(&n, src, join(dir, "shards"), 1000) == 0);
+    CHECK(cellar_shard_split(&n, src, join(dir, "shards"), 1000, NULL, NULL) == 0);
     CHECK(n > 5);
-    CHECK(cellar_shard_merge(join(dir, "shards"), join(dir, "merged.safetensors")) == 0);
+    CHECK(cellar_shard_merge(join(dir, "shards"), join(dir, "merged.safetensors"), NULL, NULL) == 0);
     CHECK(same_file(src, join(dir, "merged.safetensors")));
     /* Index is ASCII-escaped like Python's json.dumps. */
     char *index;
@@ -340,7 +367,7 @@ static void test_structural(void)
     mkdir(sub, 0755);
     write_text(join(sub, "scheduler_config.json"), "{}");
     snprintf(sub, sizeof sub, "%s/transformer", model);
-    CHECK(cellar_shard_split(NULL, join(dir, "ex.safetensors"), sub, 10) == 0);
+    CHECK(cellar_shard_split(NULL, join(dir, "ex.safetensors"), sub, 10, NULL, NULL) == 0);
     write_text(join(model, "model_index.json"), "{}");
     /* Variants beside the plain files (as diffusers repos ship fp16): the
      * plain file or index is the component. */

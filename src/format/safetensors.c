@@ -807,7 +807,42 @@ struct cellar_st_writer {
     wmeta *meta;
     size_t nmeta;
     uint64_t data_size;
+    cellar_progress_fn progress;
+    void *progress_ctx;
+    cellar_progress base; /* where this file's write sits in a larger job */
 };
+
+void st_writer_progress(cellar_st_writer *w, cellar_progress_fn fn, void *ctx,
+                        const cellar_progress *base)
+{
+    w->progress = fn;
+    w->progress_ctx = ctx;
+    w->base = base ? *base : (cellar_progress){0};
+}
+
+void cellar_st_writer_set_progress(cellar_st_writer *w, cellar_progress_fn fn, void *ctx)
+{
+    st_writer_progress(w, fn, ctx, NULL);
+}
+
+/* Reports written bytes of this file (throttled unless end). Non-zero
+ * from the callback: CELLAR_EUSER. */
+static int writer_tell(cellar_st_writer *w, uint64_t written, const char *path,
+                       struct timespec *tick, bool end)
+{
+    if (!w->progress || (!end && !cellar_tick(tick, 100)))
+        return 0;
+    cellar_progress p = w->base;
+    p.bytes_done += written;
+    if (!p.bytes_total)
+        p.bytes_total = w->data_size;
+    if (!p.files_total)
+        p.files_total = 1;
+    if (end)
+        p.files_done++;
+    p.path = path;
+    return w->progress(&p, w->progress_ctx) ? cellar_stopped("safetensors write") : 0;
+}
 
 int cellar_st_writer_new(cellar_st_writer **out)
 {
@@ -1121,6 +1156,8 @@ int cellar_st_writer_write(cellar_st_writer *w, const char *path)
     if (cellar_full_write(a.fd, hdr.data, hdr.len) != 0)
         rc = cellar_fail_errno(errno, "%s: write", path);
     cellar_buf_free(&hdr);
+    uint64_t written = 0;
+    struct timespec tick = {0, 0};
     for (size_t i = 0; i < w->n && rc == 0; i++) {
         const wentry *e = &w->e[i];
         if (e->data) {
@@ -1129,7 +1166,13 @@ int cellar_st_writer_write(cellar_st_writer *w, const char *path)
         } else {
             rc = cellar_copy_range(a.fd, e->src_fd, e->src_off, e->nbytes, path);
         }
+        written += e->nbytes;
+        if (rc == 0)
+            rc = writer_tell(w, written, path, &tick, false);
     }
+    /* Stopped here, the temp file is dropped: nothing half-written shows. */
+    if (rc == 0)
+        rc = writer_tell(w, written, path, &tick, true);
     if (rc) {
         cellar_atomic_abort(&a);
         return rc;

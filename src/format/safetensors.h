@@ -27,6 +27,11 @@ int cellar_st_source(int *fd, const uint8_t **buf, const cellar_st *st);
  * into out (initialised here; the caller frees it). Sorts w's entries. */
 int cellar_st_writer_header(cellar_buf *out, cellar_st_writer *w);
 
+/* Progress of a write that is part of a larger job: base holds the job's
+ * totals and what was done before this file (NULL: this file alone). */
+void st_writer_progress(cellar_st_writer *w, cellar_progress_fn fn, void *ctx,
+                        const cellar_progress *base);
+
 /* Appends len bytes of in_fd from offset off to out_fd at its position:
  * copy_file_range where the kernel can, pread/write otherwise. label names
  * the output in messages. */

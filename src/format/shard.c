@@ -570,7 +570,8 @@ typedef struct shard_plan {
     size_t first, count; /* a run of entries in order[] */
 } shard_plan;
 
-int cellar_shard_split(size_t *nshards, const char *src, const char *outdir, uint64_t max_size)
+int cellar_shard_split(size_t *nshards, const char *src, const char *outdir, uint64_t max_size,
+                       cellar_progress_fn progress, void *ctx)
 {
     cellar_shards *s = NULL;
     size_t *order = NULL;
@@ -641,6 +642,7 @@ int cellar_shard_split(size_t *nshards, const char *src, const char *outdir, uin
     cellar_jw_object_end(&jw);
     cellar_jw_keyz(&jw, "weight_map");
     cellar_jw_object(&jw);
+    cellar_progress job = {.bytes_total = total, .files_total = nplan};
     for (size_t p = 0; p < nplan && rc == 0; p++) {
         char fname[64];
         if (nplan == 1)
@@ -659,8 +661,12 @@ int cellar_shard_split(size_t *nshards, const char *src, const char *outdir, uin
         }
         if (rc == 0)
             rc = copy_metadata(w, s);
-        if (rc == 0)
+        if (rc == 0) {
+            st_writer_progress(w, progress, ctx, &job);
             rc = cellar_st_writer_write(w, path);
+            job.bytes_done += cellar_st_writer_data_size(w);
+            job.files_done++;
+        }
         cellar_st_writer_free(w);
         free(path);
     }
@@ -685,7 +691,7 @@ done:
     return rc;
 }
 
-int cellar_shard_merge(const char *src, const char *dst)
+int cellar_shard_merge(const char *src, const char *dst, cellar_progress_fn progress, void *ctx)
 {
     cellar_shards *s = NULL;
     cellar_st_writer *w = NULL;
@@ -696,8 +702,10 @@ int cellar_shard_merge(const char *src, const char *dst)
         rc = cellar_st_writer_add_from(w, s->files[s->merged[i].file], s->merged[i].idx);
     if (rc == 0)
         rc = copy_metadata(w, s);
-    if (rc == 0)
+    if (rc == 0) {
+        cellar_st_writer_set_progress(w, progress, ctx);
         rc = cellar_st_writer_write(w, dst);
+    }
     cellar_st_writer_free(w);
     cellar_shards_free(s);
     return rc;
