@@ -119,8 +119,13 @@ int cmd_get(int argc, char **argv)
     cellar_resolve_opts o = CELLAR_RESOLVE_OPTS_INIT;
     o.base_dir = base;
     o.skip_download = skip;
+    /* The library reads no environment: HF_ENDPOINT and HF_TOKEN here. */
+    cellar_pull_opts env = CELLAR_PULL_OPTS_INIT;
+    cellar_pull_opts_from_env(&env);
+    o.endpoint = env.endpoint;
+    o.token = env.token;
     cellar_store *s = NULL;
-    if (hub && !skip && cellar_store_open(&s, NULL) != 0) {
+    if (hub && !skip && cli_store_open(&s) != 0) {
         cellar_ref_free(ref);
         free(work);
         return cli_error_last();

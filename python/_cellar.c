@@ -584,11 +584,11 @@ typedef struct progress_ctx {
     PyObject *fn;
 } progress_ctx;
 
-static void on_pull_progress(const cellar_pull_event *ev, void *ctx)
+static int on_pull_progress(const cellar_pull_event *ev, void *ctx)
 {
     progress_ctx *p = ctx;
     if (!p->fn)
-        return;
+        return 0;
     PyGILState_STATE g = PyGILState_Ensure();
     PyObject *r = PyObject_CallFunction(p->fn, "izKKn", (int)ev->kind, ev->path,
                                         (unsigned long long)ev->total_done,
@@ -598,13 +598,19 @@ static void on_pull_progress(const cellar_pull_event *ev, void *ctx)
         PyErr_Clear();
     Py_XDECREF(r);
     PyGILState_Release(g);
+    return 0;
 }
 
+/* home NULL: the environment's store (the library picks none itself). */
 static int open_store(cellar_store **s, const char *home)
 {
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = cellar_store_open(s, home);
+    char *env_home = NULL;
+    rc = home ? 0 : cellar_store_home_from_env(&env_home);
+    if (rc == 0)
+        rc = cellar_store_open(s, home ? home : env_home);
+    cellar_free(env_home);
     Py_END_ALLOW_THREADS
     if (rc)
         raise_cellar(rc);
@@ -692,8 +698,7 @@ static PyObject *mod_pull(PyObject *mod, PyObject *args, PyObject *kw)
     cellar_store *s = NULL;
     if (open_store(&s, home) == 0) {
         progress_ctx pc = {progress != Py_None ? progress : NULL};
-        cellar_pull_opts o;
-        memset(&o, 0, sizeof o);
+        cellar_pull_opts o = CELLAR_PULL_OPTS_INIT;
         o.endpoint = endpoint;
         o.token = token;
         o.revision = revision;
@@ -803,7 +808,7 @@ static PyObject *mod_save_file(PyObject *mod, PyObject *args)
                 PyErr_SetString(PyExc_TypeError, "metadata must be a dict of str to str");
                 goto done;
             }
-            rc = cellar_st_writer_metadata(w, PyUnicode_AsUTF8(k), PyUnicode_AsUTF8(v));
+            rc = cellar_st_writer_set_metadata(w, PyUnicode_AsUTF8(k), PyUnicode_AsUTF8(v));
             if (rc) {
                 raise_cellar(rc);
                 goto done;
@@ -1119,7 +1124,7 @@ static PyObject *mod_parse_size(PyObject *mod, PyObject *arg)
     if (!s)
         return NULL;
     uint64_t v;
-    int rc = cellar_parse_shard_size(&v, s);
+    int rc = cellar_shard_size_parse(&v, s);
     if (rc)
         return raise_cellar(rc);
     return PyLong_FromUnsignedLongLong(v);

@@ -269,7 +269,7 @@ static int resolve_repo(strlist *l, const cellar_ref *r, cellar_store *s,
         rc = cellar_fail(CELLAR_EINVAL, "%s: a store is needed to download", r->repo);
     } else {
         const char *include[1] = {r->pattern};
-        cellar_pull_opts po = {0};
+        cellar_pull_opts po = CELLAR_PULL_OPTS_INIT;
         po.endpoint = o ? o->endpoint : NULL;
         po.token = o ? o->token : NULL;
         po.revision = r->revision;
