@@ -14,7 +14,6 @@ static const char usage[] =
 struct report {
     bool verbose;
     cli_progress prog;
-    cellar_progress pr;
 };
 
 static int on_event(cellar_dedup_event_kind kind, const char *path, uint64_t size,
@@ -22,16 +21,14 @@ static int on_event(cellar_dedup_event_kind kind, const char *path, uint64_t siz
 {
     struct report *r = ctx;
     bool verbose = r->verbose;
-    r->pr.files_done++;
-    r->pr.bytes_done += size;
-    r->pr.path = path;
+    (void)size;
     if (kind != CELLAR_DEDUP_LINKED || verbose)
         cli_progress_clear(&r->prog);
     if (kind == CELLAR_DEDUP_ERROR || kind == CELLAR_DEDUP_SKIPPED)
         cli_warn("%s", message);
     else if (kind == CELLAR_DEDUP_LINKED && verbose)
         printf("linked %s\n", path);
-    return cli_progress_show(&r->prog, &r->pr);
+    return cli_interrupted();
 }
 
 int cmd_import_hf(int argc, char **argv)
@@ -65,7 +62,12 @@ int cmd_import_hf(int argc, char **argv)
     struct report rep = {.verbose = verbose};
     cli_progress_init(&rep.prog, "import-hf", !verbose);
     cli_catch_interrupt();
-    int rc = cellar_store_import_hf(s, cache, on_event, &rep, &st);
+    cellar_import_opts o = CELLAR_IMPORT_OPTS_INIT;
+    o.cb = on_event;
+    o.ctx = &rep;
+    o.progress = cli_progress_cb;
+    o.progress_ctx = &rep.prog;
+    int rc = cellar_store_import_hf(s, cache, &o, &st);
     cellar_store_free(s);
     cli_progress_clear(&rep.prog);
     cellar_free(env_cache);

@@ -1482,14 +1482,25 @@ CELLAR_API int cellar_hf_cache_from_env(char **out);
  * after checking its etag (sha256 or
  * git sha1), replacing it by a hard link to the stored copy so all repos share
  * one copy per sha256; the cache's symlinks keep resolving. Records each
- * snapshot and ref. Uses the dedup callback for per-blob events (non-zero
- * stops: CELLAR_EUSER, what was adopted stays adopted). */
+ * snapshot and ref. opts->cb hears per-blob events and opts->progress the
+ * blobs gone through; non-zero from either stops (CELLAR_EUSER, what was
+ * adopted stays adopted). */
 typedef struct cellar_import_stats {
     uint64_t repos, blobs, linked, errors;
     uint64_t bytes_before, bytes_after; /* on disk, each inode once */
 } cellar_import_stats; /* plain data */
-CELLAR_API int cellar_store_import_hf(cellar_store *s, const char *hf_cache, cellar_dedup_cb cb,
-                                      void *ctx, cellar_import_stats *stats);
+/* Initialise with CELLAR_IMPORT_OPTS_INIT (NULL opts: no callbacks). */
+typedef struct cellar_import_opts {
+    unsigned int version; /* CELLAR_IMPORT_OPTS_VERSION */
+    cellar_dedup_cb cb;   /* per-blob events (linked, skipped, error); may be NULL */
+    void *ctx;
+    cellar_progress_fn progress; /* blobs and bytes gone through, of all repos */
+    void *progress_ctx;
+} cellar_import_opts; /* plain data */
+#define CELLAR_IMPORT_OPTS_VERSION 1
+#define CELLAR_IMPORT_OPTS_INIT {CELLAR_IMPORT_OPTS_VERSION, NULL, NULL, NULL, NULL}
+CELLAR_API int cellar_store_import_hf(cellar_store *s, const char *hf_cache,
+                                      const cellar_import_opts *opts, cellar_import_stats *stats);
 
 /* du (src/store/du.c): sizes of trees. apparent counts every file name; unique
  * each inode once (what dedup leaves); disk the blocks of each inode once.

@@ -757,7 +757,7 @@ static void test_import_hf(void)
     }
     char *hub = path_in(dir, "hub");
     cellar_import_stats st;
-    CHECK(cellar_store_import_hf(s, hub, NULL, NULL, &st) == 0);
+    CHECK(cellar_store_import_hf(s, hub, NULL, &st) == 0);
     CHECK(st.repos == 2 && st.blobs == 2 && st.linked == 2 && st.errors == 0);
     CHECK(st.bytes_after < st.bytes_before);
     char *a = cellar_sprintf("%s/models--org--a/blobs/%s", hub, hex);
@@ -773,12 +773,22 @@ static void test_import_hf(void)
     }
     cellar_snapshot_free(snap);
     /* A second import changes nothing. */
-    CHECK(cellar_store_import_hf(s, hub, NULL, NULL, &st) == 0);
+    CHECK(cellar_store_import_hf(s, hub, NULL, &st) == 0);
     CHECK(st.bytes_after == st.bytes_before && st.errors == 0);
+    /* Stopped by progress at its first report: CELLAR_EUSER. */
+    struct progress_seen ps = {.stop_at = 1};
+    cellar_import_opts io = CELLAR_IMPORT_OPTS_INIT;
+    io.progress = on_progress;
+    io.progress_ctx = &ps;
+    CHECK_ERR(cellar_store_import_hf(s, hub, &io, &st), CELLAR_EUSER, "import-hf: stopped");
+    ps = (struct progress_seen){0};
+    CHECK(cellar_store_import_hf(s, hub, &io, &st) == 0);
+    CHECK(ps.calls >= 1 && ps.files_done == ps.files_total && ps.files_total == st.blobs &&
+          ps.bytes_done == ps.bytes_total);
     char *none = path_in(dir, "nohub");
-    CHECK_ERR(cellar_store_import_hf(s, none, NULL, NULL, &st), CELLAR_ENOTFOUND, "nohub");
+    CHECK_ERR(cellar_store_import_hf(s, none, NULL, &st), CELLAR_ENOTFOUND, "nohub");
     /* no default picked from the environment */
-    CHECK_ERR(cellar_store_import_hf(s, NULL, NULL, NULL, &st), CELLAR_EINVAL, "cellar_hf_cache_from_env");
+    CHECK_ERR(cellar_store_import_hf(s, NULL, NULL, &st), CELLAR_EINVAL, "cellar_hf_cache_from_env");
     free(none);
     free(a);
     free(b);

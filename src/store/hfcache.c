@@ -32,6 +32,9 @@ struct repo {
     size_t netags;
     cellar_dedup_cb cb;
     void *ctx;
+    const cellar_import_opts *o;
+    cellar_progress *pr; /* blobs and bytes gone through, of all repos */
+    struct timespec *tick;
     bool *stop; /* the caller's callback asked to stop */
     cellar_import_stats *stats;
     /* one snapshot being collected */
@@ -121,6 +124,11 @@ static int import_blob(const char *path, const char *name, const struct stat *st
         if (!res.already)
             event(r, CELLAR_DEDUP_LINKED, path, (uint64_t)st->st_size, NULL);
     }
+    r->pr->files_done++;
+    r->pr->bytes_done += (uint64_t)st->st_size;
+    r->pr->path = path;
+    if (r->o->progress && cellar_tick(r->tick, 100) && r->o->progress(r->pr, r->o->progress_ctx))
+        *r->stop = true;
     struct etag *e = cellar_realloc(r->etags, (r->netags + 1) * sizeof *e);
     if (!e)
         return CELLAR_ENOMEM;
@@ -263,6 +271,7 @@ static int record_snapshots(struct repo *r)
 struct bytes_ctx {
     inoset seen;
     uint64_t total;
+    uint64_t files, size; /* every blob name, and their sizes: progress totals */
 };
 
 static int add_bytes(const char *path, const char *name, const struct stat *st, void *vctx)
@@ -270,13 +279,18 @@ static int add_bytes(const char *path, const char *name, const struct stat *st, 
     (void)path;
     (void)name;
     struct bytes_ctx *c = vctx;
-    if (S_ISREG(st->st_mode) && inoset_add(&c->seen, (uint64_t)st->st_dev, (uint64_t)st->st_ino) == 1)
+    if (!S_ISREG(st->st_mode))
+        return 0;
+    c->files++;
+    c->size += (uint64_t)st->st_size;
+    if (inoset_add(&c->seen, (uint64_t)st->st_dev, (uint64_t)st->st_ino) == 1)
         c->total += (uint64_t)st->st_blocks * 512;
     return 0;
 }
 
-/* Bytes on disk of every blob in every repo, each inode once. */
-static uint64_t blob_bytes(const char *cache, char **repos, size_t n)
+/* Bytes on disk of every blob in every repo, each inode once; pr (may be
+ * NULL) gets the blob count and apparent bytes as totals. */
+static uint64_t blob_bytes(const char *cache, char **repos, size_t n, cellar_progress *pr)
 {
     struct bytes_ctx c = {.total = 0};
     inoset_init(&c.seen);
@@ -290,6 +304,10 @@ static uint64_t blob_bytes(const char *cache, char **repos, size_t n)
     }
     inoset_free(&c.seen);
     cellar_error_clear();
+    if (pr) {
+        pr->files_total = c.files;
+        pr->bytes_total = c.size;
+    }
     return c.total;
 }
 
@@ -298,9 +316,15 @@ static int cmp_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int cellar_store_import_hf(cellar_store *s, const char *hf_cache, cellar_dedup_cb cb,
-                           void *ctx, cellar_import_stats *stats)
+int cellar_store_import_hf(cellar_store *s, const char *hf_cache, const cellar_import_opts *opts,
+                           cellar_import_stats *stats)
 {
+    CELLAR_OPTS_CHECK(opts, "cellar_import_opts", CELLAR_IMPORT_OPTS_VERSION,
+                      "CELLAR_IMPORT_OPTS_INIT");
+    const cellar_import_opts defaults = CELLAR_IMPORT_OPTS_INIT;
+    const cellar_import_opts *o = opts ? opts : &defaults;
+    cellar_progress pr = {0};
+    struct timespec tick = {0, 0};
     cellar_import_stats local;
     if (!stats)
         stats = &local;
@@ -339,11 +363,18 @@ int cellar_store_import_hf(cellar_store *s, const char *hf_cache, cellar_dedup_c
     if (names)
         qsort(names, n, sizeof *names, cmp_name);
     if (rc == 0)
-        stats->bytes_before = blob_bytes(cache, names, n);
+        stats->bytes_before = blob_bytes(cache, names, n, &pr);
     s->batch = true;
     bool stop = false;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        struct repo r = {.s = s, .cb = cb, .ctx = ctx, .stop = &stop, .stats = stats};
+        struct repo r = {.s = s,
+                         .cb = o->cb,
+                         .ctx = o->ctx,
+                         .o = o,
+                         .pr = &pr,
+                         .tick = &tick,
+                         .stop = &stop,
+                         .stats = stats};
         char *dir = cellar_path_join(cache, names[i]);
         char *blobs = dir ? cellar_path_join(dir, "blobs") : NULL;
         r.dir = dir;
@@ -372,8 +403,13 @@ int cellar_store_import_hf(cellar_store *s, const char *hf_cache, cellar_dedup_c
         free(dir);
     }
     s->batch = false;
+    if (rc == 0 && o->progress) {
+        pr.path = NULL;
+        if (o->progress(&pr, o->progress_ctx))
+            rc = cellar_stopped("import-hf");
+    }
     if (rc == 0)
-        stats->bytes_after = blob_bytes(cache, names, n);
+        stats->bytes_after = blob_bytes(cache, names, n, NULL);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
