@@ -139,7 +139,7 @@ static int dduf_unpack(int argc, char **argv)
 
 static int print_skipped(const char *name, const char *why, void *ctx)
 {
-    (void)ctx;
+    cli_progress_clear(ctx);
     printf("skipped ");
     print_name(name, strlen(name));
     printf(" (%s)\n", why);
@@ -152,8 +152,13 @@ static int dduf_pack(int argc, char **argv)
     int rc = parse_args(&a, argc, argv, "dduf pack", 2, "force");
     if (rc)
         return rc;
-    if (cellar_dduf_pack(a.pos[1], a.pos[0], a.force ? CELLAR_DDUF_REPLACE : 0, print_skipped,
-                         NULL) < 0)
+    cli_progress prog;
+    cli_progress_init(&prog, "dduf pack", false);
+    cli_catch_interrupt();
+    rc = cellar_dduf_pack(a.pos[1], a.pos[0], a.force ? CELLAR_DDUF_REPLACE : 0, print_skipped,
+                          cli_progress_cb, &prog);
+    cli_progress_clear(&prog);
+    if (rc < 0)
         return cli_error_last();
     cellar_dduf *d;
     if (cellar_dduf_open(&d, a.pos[1], 0) < 0)

@@ -977,14 +977,16 @@ typedef int (*cellar_dduf_skip_fn)(const char *name, const char *why, void *ctx)
  * sorted by name. Like huggingface_hub's export_folder_as_dduf it leaves out
  * files whose extension a DDUF does not take (README.md...) and, beyond it,
  * hidden files and folders (.gitattributes, .cache/); skipped (may be NULL)
- * hears of each, sorted by name, before anything is written (non-zero from
- * it: CELLAR_EUSER, nothing written). Refuses
+ * hears of each, sorted by name, before anything is written; progress (may
+ * be NULL) hears the bytes and entries copied. Non-zero from either:
+ * CELLAR_EUSER, nothing written. ctx goes to both. Refuses
  * (CELLAR_EFORMAT, nothing written) folders nested in a component that hold
  * files a DDUF takes, and anything that would make cellar_dduf_write()
  * fail (missing model_index.json or component configs, invalid names or
  * .safetensors files). */
 CELLAR_API int cellar_dduf_pack(const char *path, const char *dir, unsigned flags,
-                                cellar_dduf_skip_fn skipped, void *ctx);
+                                cellar_dduf_skip_fn skipped, cellar_progress_fn progress,
+                                void *ctx);
 /* Extracts every entry under dir (created if missing). Existing files are
  * an error (CELLAR_EEXISTS, nothing written) unless CELLAR_DDUF_REPLACE;
  * a component folder that is a symlink is refused. Each file is written

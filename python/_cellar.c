@@ -1034,7 +1034,7 @@ static PyObject *mod_dduf_pack(PyObject *mod, PyObject *args)
     int rc;
     Py_BEGIN_ALLOW_THREADS
     rc = cellar_dduf_pack(PyBytes_AS_STRING(path), PyBytes_AS_STRING(dir), CELLAR_DDUF_REPLACE,
-                          NULL, NULL);
+                          NULL, NULL, NULL);
     Py_END_ALLOW_THREADS
     Py_DECREF(path);
     Py_DECREF(dir);

@@ -612,6 +612,16 @@ static int note_skip(const char *name, const char *why, void *ctx)
     return 0;
 }
 
+/* Counts reports; a count of -1 stops at the first. */
+static int count_progress(const cellar_progress *pr, void *ctx)
+{
+    int *calls = ctx;
+    if (*calls < 0)
+        return 1;
+    (*calls)++;
+    return pr->bytes_done > pr->bytes_total || pr->files_done > pr->files_total;
+}
+
 static int stop_skip(const char *name, const char *why, void *ctx)
 {
     (void)name;
@@ -641,7 +651,7 @@ static void test_pack_unpack(void)
     snprintf(f, sizeof f, "%s/model_index.json", p);
     write_file(f, index_json, strlen(index_json));
 
-    CHECK_MSG(cellar_dduf_pack(dduf, p, 0, NULL, NULL) == 0, "%s", cellar_error_last());
+    CHECK_MSG(cellar_dduf_pack(dduf, p, 0, NULL, NULL, NULL) == 0, "%s", cellar_error_last());
     cellar_dduf *d = NULL;
     CHECK(cellar_dduf_open(&d, dduf, CELLAR_DDUF_CRC) == 0);
     if (!d)
@@ -693,7 +703,7 @@ static void test_pack_unpack(void)
     struct skips sk = {0};
     char with[4400];
     snprintf(with, sizeof with, "%s/with_extra.dduf", tmp);
-    CHECK_MSG(cellar_dduf_pack(with, p, 0, note_skip, &sk) == 0, "%s", cellar_error_last());
+    CHECK_MSG(cellar_dduf_pack(with, p, 0, note_skip, NULL, &sk) == 0, "%s", cellar_error_last());
     CHECK_MSG(!strcmp(sk.text, ".cache (hidden)\n.gitattributes (hidden)\nREADME.md (file type "
                                "not allowed in a DDUF)\nassets/logo.png (file type not allowed "
                                "in a DDUF)\nvae/.hidden.json (hidden)\nvae/nested (folder "
@@ -706,31 +716,39 @@ static void test_pack_unpack(void)
     /* Stopped from the callback: CELLAR_EUSER, nothing written. */
     char stopped[4400];
     snprintf(stopped, sizeof stopped, "%s/stopped.dduf", tmp);
-    CHECK_ERR(cellar_dduf_pack(stopped, p, 0, stop_skip, NULL), CELLAR_EUSER, "stopped");
+    CHECK_ERR(cellar_dduf_pack(stopped, p, 0, stop_skip, NULL, NULL), CELLAR_EUSER, "stopped");
+    CHECK(access(stopped, F_OK) != 0);
+    /* Progress over the entries' bytes; stopped from it, nothing written. */
+    int calls = 0;
+    CHECK(cellar_dduf_pack(stopped, p, 0, NULL, count_progress, &calls) == 0 && calls >= 1);
+    CHECK(unlink(stopped) == 0);
+    calls = -1; /* stop at the first report */
+    CHECK_ERR(cellar_dduf_pack(stopped, p, 0, NULL, count_progress, &calls), CELLAR_EUSER,
+              "dduf pack: stopped");
     CHECK(access(stopped, F_OK) != 0);
 
     /* Folders that would make an invalid DDUF are refused, nothing written. */
     snprintf(f, sizeof f, "%s/vae/nested/config.json", p);
     write_file(f, "{}", 2);
-    CHECK_ERR(cellar_dduf_pack(bad, p, 0, NULL, NULL), CELLAR_EFORMAT,
+    CHECK_ERR(cellar_dduf_pack(bad, p, 0, NULL, NULL, NULL), CELLAR_EFORMAT,
               "1 level of directory (found 'vae/nested/config.json' in folder 'vae/nested')");
     unlink(f);
     snprintf(f, sizeof f, "%s/vae/b\\a.json", p);
     write_file(f, "{}", 2);
-    CHECK_ERR(cellar_dduf_pack(bad, p, 0, NULL, NULL), CELLAR_EFORMAT, "Invalid entry name");
+    CHECK_ERR(cellar_dduf_pack(bad, p, 0, NULL, NULL, NULL), CELLAR_EFORMAT, "Invalid entry name");
     unlink(f);
     snprintf(f, sizeof f, "%s/vae/config.json", p);
     unlink(f);
-    CHECK_ERR(cellar_dduf_pack(bad, p, 0, NULL, NULL), CELLAR_EFORMAT,
+    CHECK_ERR(cellar_dduf_pack(bad, p, 0, NULL, NULL, NULL), CELLAR_EFORMAT,
               "Missing required file in folder 'vae'");
     snprintf(f, sizeof f, "%s/model_index.json", p);
     unlink(f);
-    CHECK_ERR(cellar_dduf_pack(bad, p, 0, NULL, NULL), CELLAR_EFORMAT,
+    CHECK_ERR(cellar_dduf_pack(bad, p, 0, NULL, NULL, NULL), CELLAR_EFORMAT,
               "Missing required 'model_index.json'");
     /* Nothing at all to pack. */
     snprintf(f, sizeof f, "%s/empty", tmp);
     mkdir(f, 0755);
-    CHECK_ERR(cellar_dduf_pack(bad, f, 0, NULL, NULL), CELLAR_EFORMAT,
+    CHECK_ERR(cellar_dduf_pack(bad, f, 0, NULL, NULL, NULL), CELLAR_EFORMAT,
               "Missing required 'model_index.json'");
     CHECK(access(bad, F_OK) != 0);
 }

@@ -63,6 +63,8 @@ struct writer {
     uint16_t dos_time, dos_date;
     int crc_rc; /* the CRC thread's result */
     char crc_msg[512];
+    cellar_progress_fn progress; /* entries' data copied; may be NULL */
+    void *progress_ctx;
 };
 
 static void put16(uint8_t *p, uint16_t v)
@@ -473,10 +475,18 @@ static int write_all(struct writer *w, unsigned flags)
     if (!threaded)
         crc_thread(w);
     rc = 0;
+    cellar_progress pr = {.bytes_total = cd_offset, .files_total = w->n};
+    struct timespec tick = {0, 0};
     for (size_t i = 0; i < w->n && rc == 0; i++) {
         const struct wentry *e = &w->e[i];
         rc = e->fd >= 0 ? copy_data(a.fd, e)
                         : write_at(a.fd, e->src->data, e->src->len, e->data_offset, w->path);
+        pr.bytes_done = e->data_offset + e->size;
+        pr.files_done = i + 1;
+        pr.path = e->src->name;
+        if (rc == 0 && w->progress && (i + 1 == w->n || cellar_tick(&tick, 100)) &&
+            w->progress(&pr, w->progress_ctx))
+            rc = cellar_stopped("dduf pack"); /* the temp file is dropped below */
         /* Start writing it back now, so the final fsync has less to wait
          * for; only a hint, so its failure is not an error. */
         if (rc == 0 && e->size >= (1u << 20))
@@ -507,11 +517,11 @@ static int write_all(struct writer *w, unsigned flags)
     return rc;
 }
 
-int cellar_dduf_write(const char *path, const cellar_dduf_source *entries, size_t n,
-                      unsigned flags)
+static int dduf_write(const char *path, const cellar_dduf_source *entries, size_t n,
+                      unsigned flags, cellar_progress_fn progress, void *ctx)
 {
     RETURN_ERROR_IF(!path || (!entries && n), CELLAR_EINVAL, "cellar_dduf_write: bad argument");
-    struct writer w = {.path = path, .n = n};
+    struct writer w = {.path = path, .n = n, .progress = progress, .progress_ctx = ctx};
     struct stat st;
     RETURN_ERROR_IF(!(flags & CELLAR_DDUF_REPLACE) && lstat(path, &st) == 0, CELLAR_EEXISTS,
                     "%s: already exists", path);
@@ -548,6 +558,12 @@ int cellar_dduf_write(const char *path, const cellar_dduf_source *entries, size_
             close(w.e[i].fd);
     free(w.e);
     return rc;
+}
+
+int cellar_dduf_write(const char *path, const cellar_dduf_source *entries, size_t n,
+                      unsigned flags)
+{
+    return dduf_write(path, entries, n, flags, NULL, NULL);
 }
 
 /* ---- folders ---- */
@@ -743,7 +759,7 @@ static int cmp_skip(const void *a, const void *b)
 }
 
 int cellar_dduf_pack(const char *path, const char *dir, unsigned flags,
-                     cellar_dduf_skip_fn skipped, void *ctx)
+                     cellar_dduf_skip_fn skipped, cellar_progress_fn progress, void *ctx)
 {
     RETURN_ERROR_IF(!path || !dir, CELLAR_EINVAL, "cellar_dduf_pack: bad argument");
     struct pack_list l = {0};
@@ -757,7 +773,7 @@ int cellar_dduf_pack(const char *path, const char *dir, unsigned flags,
         if (rc == 0 && l.n)
             qsort(l.v, l.n, sizeof *l.v, cmp_pack);
         if (rc == 0)
-            rc = cellar_dduf_write(path, l.v, l.n, flags);
+            rc = dduf_write(path, l.v, l.n, flags, progress, ctx);
     }
     pack_list_free(&l);
     return rc;
