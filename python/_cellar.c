@@ -699,6 +699,11 @@ static PyObject *mod_pull(PyObject *mod, PyObject *args, PyObject *kw)
     if (open_store(&s, home) == 0) {
         progress_ctx pc = {progress != Py_None ? progress : NULL};
         cellar_pull_opts o = CELLAR_PULL_OPTS_INIT;
+        /* HF_HUB_OFFLINE as huggingface_hub reads it: libcellar reads no
+         * environment, so the binding asks for it explicitly. */
+        cellar_pull_opts env = CELLAR_PULL_OPTS_INIT;
+        cellar_pull_opts_from_env(&env);
+        o.offline = env.offline;
         o.endpoint = endpoint;
         o.token = token;
         o.revision = revision;
