@@ -186,7 +186,14 @@ static void find_duplicates(void)
             if (list.e[j].dev == list.e[i].dev && list.e[j].ino == list.e[i].ino &&
                 !list.e[j].same_inode)
                 list.e[i].same_inode = j + 1;
-    cellar_hash_opts ho = {CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256), 0, 0};
+    cellar_hash_opts ho = CELLAR_HASH_OPTS_INIT;
+    ho.algos = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256);
+    /* The store's hash cache when there is a store; else none. */
+    cellar_store *store = NULL;
+    if (cli_store_open(&store) == 0)
+        ho.cache = cellar_store_hash_cache(store);
+    else
+        cellar_error_clear();
     for (size_t i = 0; i < list.n; i++) {
         struct entry *e = &list.e[i];
         struct stat st;
@@ -204,6 +211,7 @@ static void find_duplicates(void)
         else
             cellar_error_clear();
     }
+    cellar_store_free(store);
     for (size_t i = 0; i < list.n; i++)
         for (size_t j = 0; j < i && *list.e[i].sha256 && !list.e[i].same_hash; j++)
             if (!strcmp(list.e[j].sha256, list.e[i].sha256) && !list.e[j].same_hash)
