@@ -49,7 +49,7 @@ int cmd_convert(int argc, char **argv)
         return cli_usage("convert", "expected one SRC");
     if (!out)
         return cli_usage("convert", "-o DST is required");
-    if (size && cellar_parse_shard_size(&o.max_size, size) != 0)
+    if (size && cellar_shard_size_parse(&o.max_size, size) != 0)
         return cli_usage("convert", "%s", cellar_error_last());
     cellar_pt_convert_result r;
     if (cellar_pt_convert(&r, argv[optind], out, &o) != 0)

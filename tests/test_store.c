@@ -467,7 +467,9 @@ static void test_gc(void)
 
     /* What s admitted stays pinned while s lives, whatever the grace: gc
      * (here through s itself) keeps all, until s drops its pins. */
-    cellar_gc_opts o0 = {.dry_run = 1, .grace_seconds = 0};
+    cellar_gc_opts o0 = CELLAR_GC_OPTS_INIT;
+    o0.dry_run = 1;
+    o0.grace_seconds = 0;
     CHECK(cellar_store_gc(s, &o0, &st, NULL, NULL) == 0);
     CHECK(st.objects_removed == 0 && st.objects_kept == 4);
     CHECK(cellar_store_unpin_all(s) == 0);

@@ -55,7 +55,7 @@ static int write_one(cellar_pt_convert_result *res, cellar_pt *pt, const char *d
         if (t->alias != i) {
             const cellar_pt_tensor *k = cellar_pt_tensor_at(pt, t->alias);
             char *name = cellar_strndup(t->name, t->name_len);
-            rc = name ? cellar_st_writer_metadata(w, name, k->name) : CELLAR_ENOMEM;
+            rc = name ? cellar_st_writer_set_metadata(w, name, k->name) : CELLAR_ENOMEM;
             free(name);
             res->dropped++;
             continue;
@@ -81,7 +81,7 @@ static int write_one(cellar_pt_convert_result *res, cellar_pt *pt, const char *d
         res->tensors++;
     }
     if (rc == 0)
-        rc = cellar_st_writer_metadata(w, "format", "pt");
+        rc = cellar_st_writer_set_metadata(w, "format", "pt");
     if (rc == 0)
         rc = cellar_st_writer_write(w, dst);
     cellar_st_writer_free(w);
@@ -127,7 +127,7 @@ int cellar_pt_convert(cellar_pt_convert_result *res, const char *src, const char
                 rc = CELLAR_ENOMEM;
             } else {
                 if ((rc = write_one(res, pt, tmp)) == 0)
-                    rc = cellar_shard_split(&res->shards, tmp, dst, opts->max_size);
+                    rc = cellar_shard_split(&res->shards, tmp, dst, opts->max_size, NULL, NULL);
                 unlink(tmp);
                 free(tmp);
             }

@@ -900,8 +900,9 @@ static int dest_replaceable(struct pull *p, const char *dest, const struct stat 
     if ((uint64_t)st->st_size != f->size)
         return 0;
     cellar_digests d;
-    cellar_hash_opts ho = {.algos = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256),
-                           .flags = CELLAR_HASH_NO_CACHE};
+    cellar_hash_opts ho = CELLAR_HASH_OPTS_INIT;
+    ho.algos = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256);
+    ho.flags = CELLAR_HASH_NO_CACHE;
     if ((rc = cellar_hash_path(&d, dest, &ho)) != 0)
         return rc;
     return !memcmp(d.d[CELLAR_ALGO_SHA256], f->sha256, 32);

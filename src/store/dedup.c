@@ -412,7 +412,7 @@ static int group_object(struct dedup *dd, struct dnode **g, size_t n, struct sta
      * filesystem without leases...): the first one on the store's
      * filesystem is copied in instead, so the names still get an object
      * nobody writes to, not one another's inode. */
-    for (size_t i = 0; i < n && !(dd->o->flags & CELLAR_DEDUP_DRY_RUN); i++) {
+    for (size_t i = 0; i < n && !dd->o->dry_run; i++) {
         const struct dfile *f = &dd->files[g[i]->first];
         if (g[i]->bad || f->st.st_dev != dd->s->dev || ineligible(&f->st))
             continue;
