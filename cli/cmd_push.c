@@ -48,14 +48,15 @@ int cli_oci_option(cellar_oci_opts *o, int argc, char **argv, int *i, const char
     return 0;
 }
 
-static void on_event(const cellar_pull_event *ev, void *ctx)
+static int on_event(const cellar_pull_event *ev, void *ctx)
 {
     bool *tty = ctx;
     if (!*tty || !ev->path)
-        return;
+        return cli_interrupted();
     if (ev->kind == CELLAR_PULL_START)
         fprintf(stderr, "\r\033[K[%llu/%llu MB] %s", (unsigned long long)(ev->total_done >> 20),
                 (unsigned long long)(ev->total_size >> 20), ev->path);
+    return cli_interrupted();
 }
 
 int cmd_push(int argc, char **argv)
@@ -103,7 +104,7 @@ int cmd_push(int argc, char **argv)
     o.progress = on_event;
     o.progress_ctx = &tty;
     cellar_store *s = NULL;
-    if (cellar_store_open(&s, NULL))
+    if (cli_store_open(&s))
         return cli_error_last();
     cellar_oci_push_result r;
     int rc = cellar_oci_push(&r, s, src, ref, &o);

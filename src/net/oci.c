@@ -1213,7 +1213,7 @@ int cellar_oci_pull(cellar_pull_result *out, cellar_store *s, const char *refstr
     cellar_pull_result *res = out ? out : &local;
     memset(res, 0, sizeof *res);
     static const cellar_oci_opts defaults = {.version = CELLAR_OCI_OPTS_VERSION};
-    static const cellar_pull_opts pdefaults = {0};
+    static const cellar_pull_opts pdefaults = CELLAR_PULL_OPTS_INIT;
     if (!o)
         o = &defaults;
     if (!po)
@@ -1574,7 +1574,7 @@ int cellar_remote_fetch(cellar_remote *r, cellar_store *s, const cellar_hub_list
             have.files[have.n++] = *f; /* borrowed path */
     }
     if (!rc && have.n) {
-        cellar_pull_opts po = {0};
+        cellar_pull_opts po = CELLAR_PULL_OPTS_INIT;
         po.jobs = o->jobs;
         po.part_size = o->part_size;
         cellar_pull_result res;
