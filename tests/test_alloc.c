@@ -202,7 +202,7 @@ static int op_st_writer(void *ctx)
     if (!rc)
         rc = cellar_st_writer_add(wr, "a.bias", 6, CELLAR_DTYPE_F32, 1, shape + 1, w, 12);
     if (!rc)
-        rc = cellar_st_writer_metadata(wr, "note", "allocation test");
+        rc = cellar_st_writer_set_metadata(wr, "note", "allocation test");
     if (!rc)
         rc = cellar_st_writer_write(wr, path);
     cellar_st_writer_free(wr);
@@ -250,8 +250,8 @@ struct paths_case {
     int file_rc; /* the first file's failure */
 };
 
-static void each_hashed(void *ctx, size_t index, int rc, const cellar_digests *d,
-                        const char *message)
+static int each_hashed(size_t index, int rc, const cellar_digests *d, const char *message,
+                       void *ctx)
 {
     (void)d;
     (void)message;
@@ -260,6 +260,7 @@ static void each_hashed(void *ctx, size_t index, int rc, const cellar_digests *d
     if (rc && !p->file_rc)
         p->file_rc = rc;
     p->seen++;
+    return 0;
 }
 
 static int op_hash_paths(void *ctx)
@@ -267,10 +268,10 @@ static int op_hash_paths(void *ctx)
     struct paths_case *p = ctx;
     p->seen = 0;
     p->file_rc = 0;
-    cellar_hash_opts o = {.algos = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256) |
-                                   CELLAR_ALGO_BIT(CELLAR_ALGO_BLAKE3),
-                          .flags = CELLAR_HASH_NO_CACHE,
-                          .nthreads = 1};
+    cellar_hash_opts o = CELLAR_HASH_OPTS_INIT;
+    o.algos = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256) | CELLAR_ALGO_BIT(CELLAR_ALGO_BLAKE3);
+    o.flags = CELLAR_HASH_NO_CACHE;
+    o.nthreads = 1;
     /* a file that could not be hashed is reported through each() (the CLI
      * then exits non-zero): that is this operation's failure */
     int rc = cellar_hash_paths(p->paths, p->n, &o, each_hashed, p);

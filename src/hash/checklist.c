@@ -183,9 +183,8 @@ static const cellar_algo try_order[] = {CELLAR_ALGO_BLAKE3, CELLAR_ALGO_CRC32, C
 static int check_with(bool *match, const cellar_checklist_line *e, uint32_t algos, int fd,
                       const cellar_hash_opts *base)
 {
-    /* the caller's flags and threads; designated, so a member added to
-     * the struct (a version) keeps its default here */
-    cellar_hash_opts o = {.algos = 0};
+    /* the caller's flags and threads, else the defaults */
+    cellar_hash_opts o = CELLAR_HASH_OPTS_INIT;
     if (base)
         o = *base;
     o.algos = algos;
