@@ -5,6 +5,13 @@
 
 #include "util.h"
 
+/* Room for a tensor name or key rendered by cellar_st_quote() in messages. */
+#define CELLAR_ST_NAME_SHOWN 160
+
+/* The dtype's place in the reference's Dtype enum, which its writer sorts
+ * by (descending); 0 for an unknown dtype. */
+unsigned cellar_dtype_rank(cellar_dtype d);
+
 /* Element count and byte size of a tensor: CELLAR_ERANGE on overflow,
  * CELLAR_EINVAL if the bits are not a whole number of bytes (*nelem is set
  * then). Sets no message. */
