@@ -13,6 +13,7 @@
  * as it reaches them (docs/pull.md). A writer's partial survives a killed
  * run under a resume key naming the blob; the next run asks for the rest
  * with a Range request (and starts over if the server ignores it). */
+#include "hfcache.h"
 #include "hub.h"
 #include "store.h"
 #include "store_index.h"
@@ -844,46 +845,6 @@ static int download_all(struct pull *p)
 
 /* ---- layout ---- */
 
-/* Makes link a symlink to target, atomically (a temp name, then rename). */
-static int symlink_atomic(const char *target, const char *link)
-{
-    char buf[4096];
-    ssize_t n = readlink(link, buf, sizeof buf - 1);
-    if (n >= 0) {
-        buf[n] = '\0';
-        if (!strcmp(buf, target))
-            return 0;
-    }
-    char *tmp = cellar_sprintf("%s.cellar-tmp-%ld", link, (long)getpid());
-    if (!tmp)
-        return CELLAR_ENOMEM;
-    unlink(tmp);
-    int rc = 0;
-    if (symlink(target, tmp) != 0)
-        rc = cellar_fail_errno(errno, "%s: cannot create a symlink", tmp);
-    else if (rename(tmp, link) != 0) {
-        rc = cellar_fail_errno(errno, "%s: cannot rename a symlink into place", link);
-        unlink(tmp);
-    }
-    free(tmp);
-    return rc;
-}
-
-static int mkparent(const char *path)
-{
-    char *dir = cellar_strdup(path);
-    if (!dir)
-        return CELLAR_ENOMEM;
-    char *slash = strrchr(dir, '/');
-    int rc = 0;
-    if (slash && slash != dir) {
-        *slash = '\0';
-        rc = cellar_mkdirs(dir, 0755);
-    }
-    free(dir);
-    return rc;
-}
-
 /* Is the file at dest (regular, stat st) the object of a stored blob, or
  * the very bytes of sha256? Then replacing it loses nothing. */
 static int dest_replaceable(struct pull *p, const char *dest, const struct stat *st,
@@ -970,55 +931,6 @@ static int layout_dir(struct pull *p, const char *root)
     return 0;
 }
 
-/* HUB.md's cache layout: blobs/<etag> (hard links to the store's objects),
- * snapshots/<commit>/<path> -> ../../blobs/<etag>, refs/<revision>. */
-static int layout_hf(struct pull *p, const char *root)
-{
-    const char *slash = strchr(p->repo, '/');
-    char *repo_dir = p->hf_name ? cellar_sprintf("%s/models--%s", root, p->hf_name)
-                                : cellar_sprintf("%s/models--%.*s--%s", root,
-                                                 (int)(slash - p->repo), p->repo, slash + 1);
-    if (!repo_dir)
-        return CELLAR_ENOMEM;
-    int rc = 0;
-    cellar_buf target;
-    cellar_buf_init(&target, 8192);
-    for (size_t i = 0; i < p->res->n && !rc; i++) {
-        cellar_pull_file *f = &p->res->files[i];
-        char *blob = cellar_sprintf("%s/blobs/%s", repo_dir, f->etag);
-        char *snap = cellar_sprintf("%s/snapshots/%s/%s", repo_dir, p->commit, f->path);
-        rc = blob && snap ? 0 : CELLAR_ENOMEM;
-        if (!rc)
-            rc = cellar_store_link(p->s, f->sha256, blob, CELLAR_LINK_AUTO, NULL);
-        if (!rc)
-            rc = mkparent(snap);
-        if (!rc) {
-            /* One "../" per directory between the link and the repo dir. */
-            target.len = 0;
-            rc = cellar_buf_append(&target, "../../", 6);
-            for (const char *c = f->path; !rc && (c = strchr(c, '/')); c++)
-                rc = cellar_buf_append(&target, "../", 3);
-            if (!rc)
-                rc = cellar_buf_printf(&target, "blobs/%s", f->etag);
-        }
-        if (!rc)
-            rc = symlink_atomic(target.data, snap);
-        free(blob);
-        free(snap);
-    }
-    cellar_buf_free(&target);
-    /* A pull by commit names no branch: HF's layout writes no ref then. */
-    if (!rc && strcmp(p->revision, p->commit)) {
-        char *ref = cellar_sprintf("%s/refs/%s", repo_dir, p->revision);
-        rc = ref ? mkparent(ref) : CELLAR_ENOMEM;
-        if (!rc)
-            rc = cellar_write_file_atomic(ref, p->commit, 40, 0644);
-        free(ref);
-    }
-    free(repo_dir);
-    return rc;
-}
-
 static int record_and_layout(struct pull *p)
 {
     size_t n = p->res->n;
@@ -1036,7 +948,8 @@ static int record_and_layout(struct pull *p)
     if (!rc && p->o->to_dir)
         rc = layout_dir(p, p->o->to_dir);
     if (!rc && p->o->hf_cache)
-        rc = layout_hf(p, p->o->hf_cache);
+        rc = hfcache_layout(p->s, p->o->hf_cache, p->repo, p->hf_name, p->revision, p->commit,
+                            p->res->n, p->res->files);
 done:
     free(paths);
     free(shas);

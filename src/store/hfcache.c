@@ -5,7 +5,11 @@
  * for LFS files, a git blob sha1 for the others) and replaced by a hard
  * link to the stored copy; the snapshots' relative symlinks into blobs/
  * keep resolving, so diffusers and transformers load as before. Snapshots
- * and refs are recorded so the repos resolve offline through the store. */
+ * and refs are recorded so the repos resolve offline through the store.
+ *
+ * Also the other direction: hfcache_layout() writes a pulled revision out
+ * as such a cache (blobs, snapshots, refs), for cellar_pull's hf_cache. */
+#include "hfcache.h"
 #include "store.h"
 
 #include "inoset.h"
@@ -414,5 +418,98 @@ int cellar_store_import_hf(cellar_store *s, const char *hf_cache, const cellar_i
         free(names[i]);
     free(names);
     free(cache);
+    return rc;
+}
+
+/* ---- writing the layout (cellar_pull --hf-cache) ---- */
+
+/* Makes link a symlink to target, atomically (a temp name, then rename). */
+static int symlink_atomic(const char *target, const char *link)
+{
+    char buf[4096];
+    ssize_t n = readlink(link, buf, sizeof buf - 1);
+    if (n >= 0) {
+        buf[n] = '\0';
+        if (!strcmp(buf, target))
+            return 0;
+    }
+    char *tmp = cellar_sprintf("%s.cellar-tmp-%ld", link, (long)getpid());
+    if (!tmp)
+        return CELLAR_ENOMEM;
+    unlink(tmp);
+    int rc = 0;
+    if (symlink(target, tmp) != 0)
+        rc = cellar_fail_errno(errno, "%s: cannot create a symlink", tmp);
+    else if (rename(tmp, link) != 0) {
+        rc = cellar_fail_errno(errno, "%s: cannot rename a symlink into place", link);
+        unlink(tmp);
+    }
+    free(tmp);
+    return rc;
+}
+
+static int mkparent(const char *path)
+{
+    char *dir = cellar_strdup(path);
+    if (!dir)
+        return CELLAR_ENOMEM;
+    char *slash = strrchr(dir, '/');
+    int rc = 0;
+    if (slash && slash != dir) {
+        *slash = '\0';
+        rc = cellar_mkdirs(dir, 0755);
+    }
+    free(dir);
+    return rc;
+}
+
+/* HUB.md's cache layout: blobs/<etag> (hard links to the store's objects),
+ * snapshots/<commit>/<path> -> ../../blobs/<etag>, refs/<revision>. */
+int hfcache_layout(cellar_store *s, const char *root, const char *repo, const char *hf_name,
+                   const char *revision, const char *commit, size_t n,
+                   const cellar_pull_file *files)
+{
+    const char *slash = strchr(repo, '/');
+    char *repo_dir = hf_name ? cellar_sprintf("%s/models--%s", root, hf_name)
+                                : cellar_sprintf("%s/models--%.*s--%s", root,
+                                                 (int)(slash - repo), repo, slash + 1);
+    if (!repo_dir)
+        return CELLAR_ENOMEM;
+    int rc = 0;
+    cellar_buf target;
+    cellar_buf_init(&target, 8192);
+    for (size_t i = 0; i < n && !rc; i++) {
+        const cellar_pull_file *f = &files[i];
+        char *blob = cellar_sprintf("%s/blobs/%s", repo_dir, f->etag);
+        char *snap = cellar_sprintf("%s/snapshots/%s/%s", repo_dir, commit, f->path);
+        rc = blob && snap ? 0 : CELLAR_ENOMEM;
+        if (!rc)
+            rc = cellar_store_link(s, f->sha256, blob, CELLAR_LINK_AUTO, NULL);
+        if (!rc)
+            rc = mkparent(snap);
+        if (!rc) {
+            /* One "../" per directory between the link and the repo dir. */
+            target.len = 0;
+            rc = cellar_buf_append(&target, "../../", 6);
+            for (const char *c = f->path; !rc && (c = strchr(c, '/')); c++)
+                rc = cellar_buf_append(&target, "../", 3);
+            if (!rc)
+                rc = cellar_buf_printf(&target, "blobs/%s", f->etag);
+        }
+        if (!rc)
+            rc = symlink_atomic(target.data, snap);
+        free(blob);
+        free(snap);
+    }
+    cellar_buf_free(&target);
+    /* A pull by commit names no branch: HF's layout writes no ref then. */
+    if (!rc && strcmp(revision, commit)) {
+        char *ref = cellar_sprintf("%s/refs/%s", repo_dir, revision);
+        rc = ref ? mkparent(ref) : CELLAR_ENOMEM;
+        if (!rc)
+            rc = cellar_write_file_atomic(ref, commit, 40, 0644);
+        free(ref);
+    }
+    free(repo_dir);
     return rc;
 }
