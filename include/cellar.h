@@ -1668,8 +1668,9 @@ CELLAR_API void cellar_pull_result_free(cellar_pull_result *r);
  * Immutable once made; may be used from several threads. */
 typedef struct cellar_ref cellar_ref;
 
-/* A local safetensors file, a folder of a shard set (its index, else its
- * only .safetensors) or a *.index.json. path is copied. CELLAR_EINVAL,
+/* A local safetensors file, a PyTorch checkpoint (.bin/.pt/.pth/.ckpt, known
+ * by content: cellar_pt_sniff()), a folder of a shard set (its index, else
+ * its only .safetensors) or a *.index.json. path is copied. CELLAR_EINVAL,
  * CELLAR_ENOMEM. */
 CELLAR_API int cellar_ref_path(cellar_ref **out, const char *path);
 /* An explicit list of files (or folders / indexes), merged in this order. */
@@ -1720,6 +1721,9 @@ CELLAR_API int cellar_ref_resolve(char ***files, size_t *n, const cellar_ref *re
 typedef struct cellar_model cellar_model;
 
 #define CELLAR_MODEL_LAST_WINS 0x1u /* a name in two files: the later wins */
+/* A checkpoint whose objects of unknown globals hold tensors: load the
+ * tensors cellar can reach (without it such a file is refused). */
+#define CELLAR_MODEL_ALLOW_UNKNOWN 0x2u
 
 #define CELLAR_MODEL_OPTS_VERSION 1
 #define CELLAR_MODEL_OPTS_INIT { .version = CELLAR_MODEL_OPTS_VERSION }
@@ -1731,7 +1735,16 @@ typedef struct cellar_model_opts {
 /* Opens a local ref (path, files or DDUF; a Hub ref must be resolved first:
  * CELLAR_EINVAL). Headers only are read. A tensor name present in two files
  * is CELLAR_EFORMAT naming both, unless CELLAR_MODEL_LAST_WINS. Errors: as
- * cellar_st_open(), cellar_shards_open(), cellar_dduf_open(). */
+ * cellar_st_open(), cellar_shards_open(), cellar_dduf_open().
+ * PyTorch checkpoints are read by cellar_pt_open() (the pickle is never run)
+ * and refused as cellar_pt_convert() refuses them (CELLAR_EUNSUPPORTED
+ * naming the global): a dangerous global anywhere; an unknown global
+ * holding tensors unless CELLAR_MODEL_ALLOW_UNKNOWN; a dtype cellar lacks.
+ * Their state dict's tensors join the merged map: a contiguous view is
+ * zero-copy in the file's private mapping like a safetensors tensor; a
+ * non-contiguous view (a slice, a transpose) is gathered at open, with
+ * cellar_pt_read(), into owned memory placed after the file in the same
+ * mapping (its offset is past the file's end; tied views share one copy). */
 CELLAR_API int cellar_model_open(cellar_model **out, const cellar_ref *ref,
                                  const cellar_model_opts *opts);
 CELLAR_API void cellar_model_free(cellar_model *m);
@@ -1757,15 +1770,17 @@ CELLAR_API const cellar_model_tensor *cellar_model_tensor_at(const cellar_model 
 CELLAR_API int cellar_model_find(size_t *index, const cellar_model *m, const char *name,
                                  size_t name_len);
 /* Files, in the order merged; the path (a DDUF: "archive.dduf/entry") and
- * the file's safetensors handle (metadata), both living as long as m. */
+ * the file's safetensors handle (metadata; NULL for a PyTorch checkpoint),
+ * both living as long as m. */
 CELLAR_API size_t cellar_model_nfiles(const cellar_model *m);
 CELLAR_API const char *cellar_model_file_path(const cellar_model *m, size_t i);
 CELLAR_API cellar_st *cellar_model_file_st(const cellar_model *m, size_t i);
 /* Zero-copy: a writable pointer to tensor i's nbytes in the private mapping
  * (pages read on first touch). Lives as long as m. CELLAR_EINVAL. */
 CELLAR_API int cellar_model_data(void **out, const cellar_model *m, size_t i);
-/* The whole private mapping of file i (base, length): for exporters that
- * hand out one buffer per file. */
+/* The whole private mapping of file i (base, length; a checkpoint's
+ * gathered views included): for exporters that hand out one buffer per
+ * file. */
 CELLAR_API int cellar_model_file_map(void **base, size_t *len, const cellar_model *m, size_t i);
 
 /* Bulk loading. Called when the item-th entry of the call's list is in

@@ -274,11 +274,13 @@ static PyObject *Model_metadata(ModelObject *self, PyObject *arg)
     Py_ssize_t i = PyLong_AsSsize_t(arg);
     if (i == -1 && PyErr_Occurred())
         return NULL;
-    cellar_st *st = cellar_model_file_st(self->m, (size_t)i);
-    if (i < 0 || !st) {
+    if (i < 0 || (size_t)i >= cellar_model_nfiles(self->m)) {
         PyErr_SetString(PyExc_IndexError, "file index out of range");
         return NULL;
     }
+    cellar_st *st = cellar_model_file_st(self->m, (size_t)i);
+    if (!st) /* a PyTorch checkpoint */
+        Py_RETURN_NONE;
     size_t n = cellar_st_metadata_count(st);
     if (!n)
         Py_RETURN_NONE;

@@ -27,4 +27,11 @@ int cellar_pt_fd(const cellar_pt *pt);
  * allowlist is safe, picklescan's list dangerous, anything else unknown. */
 cellar_pt_class cellar_pt_classify(const char *module, const char *name);
 
+/* The refusals of cellar_pt_convert() for any user of the tensors: a
+ * dangerous global anywhere (CELLAR_EUNSUPPORTED naming it and its offset),
+ * then, unless allow_unknown, an object of an unknown global holding
+ * tensors (naming the global and the path). verb: "convert", "load"; hint:
+ * how to allow the second. */
+int cellar_pt_refuse(const cellar_pt *pt, int allow_unknown, const char *verb, const char *hint);
+
 #endif

@@ -16,15 +16,15 @@
 #include <string.h>
 #include <unistd.h>
 
-static int refuse_globals(const cellar_pt *pt, int allow_unknown)
+int cellar_pt_refuse(const cellar_pt *pt, int allow_unknown, const char *verb, const char *hint)
 {
     for (size_t i = 0; i < cellar_pt_global_count(pt); i++) {
         const cellar_pt_global *g = cellar_pt_global_at(pt, i);
         if (g->cls == CELLAR_PT_DANGEROUS)
             return cellar_fail(CELLAR_EUNSUPPORTED,
-                               "%s: dangerous global %s.%s at offset %llu: refusing to convert",
+                               "%s: dangerous global %s.%s at offset %llu: refusing to %s",
                                cellar_pt_label(pt), g->module, g->name,
-                               (unsigned long long)g->offset);
+                               (unsigned long long)g->offset, verb);
     }
     if (!allow_unknown && cellar_pt_blocked_count(pt)) {
         const char *path;
@@ -32,9 +32,10 @@ static int refuse_globals(const cellar_pt *pt, int allow_unknown)
         cellar_pt_blocked_at(pt, 0, &path, &g);
         return cellar_fail(CELLAR_EUNSUPPORTED,
                            "%s: %s global %s%s%s holds tensors under '%s': refusing to "
-                           "convert (--allow-unknown converts the others)",
+                           "%s (%s)",
                            cellar_pt_label(pt), g ? cellar_pt_class_name(g->cls) : "an unnamed",
-                           g ? g->module : "(object)", g ? "." : "", g ? g->name : "", path);
+                           g ? g->module : "(object)", g ? "." : "", g ? g->name : "", path, verb,
+                           hint);
     }
     return 0;
 }
@@ -111,7 +112,8 @@ int cellar_pt_convert(cellar_pt_convert_result *res, const char *src, const char
     int rc = cellar_pt_open(&pt, src, CELLAR_PT_KEEP_GOING);
     if (rc)
         return rc;
-    if ((rc = refuse_globals(pt, opts->allow_unknown)) == 0 && cellar_pt_problem(pt))
+    if ((rc = cellar_pt_refuse(pt, opts->allow_unknown, "convert",
+                               "--allow-unknown converts the others")) == 0 && cellar_pt_problem(pt))
         rc = cellar_fail(CELLAR_EFORMAT, "%s", cellar_pt_problem(pt));
     for (size_t i = 0; i < cellar_pt_blocked_count(pt); i++)
         res->skipped++;

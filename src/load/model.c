@@ -2,6 +2,8 @@
  * their resolution to local files, and the merged tensor map over them with
  * zero-copy and bulk reads (docs/load.md). */
 #include "cellar.h"
+#include "pickle.h"
+#include "structural.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -200,9 +202,25 @@ static int strlist_pack(char ***out, size_t *n, const strlist *l)
 
 /* ---- resolution ------------------------------------------------------------ */
 
+/* A regular file that is a PyTorch checkpoint (by content; safetensors and
+ * index names are not asked). */
+static bool is_checkpoint(const char *path)
+{
+    struct stat st;
+    size_t n = strlen(path);
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return false;
+    if ((n >= 12 && !strcmp(path + n - 12, ".safetensors")) ||
+        (n >= 5 && !strcmp(path + n - 5, ".json")))
+        return false;
+    return cellar_pt_sniff(path) == 1;
+}
+
 /* The files a local path stands for (a file, a folder, an index). */
 static int expand_local(strlist *l, const char *path)
 {
+    if (is_checkpoint(path))
+        return strlist_add(l, cellar_strdup(path));
     cellar_shards *s;
     int rc = cellar_shards_open(&s, path);
     if (rc)
@@ -334,10 +352,14 @@ int cellar_ref_resolve(char ***files, size_t *n, const cellar_ref *r, cellar_sto
 
 typedef struct mfile {
     char *path;        /* label */
-    cellar_st *st;     /* owned unless from a shard set */
+    cellar_st *st;     /* owned unless from a shard set; NULL for a checkpoint */
     bool own_st;
+    cellar_pt *pt;     /* a PyTorch checkpoint (owned), else NULL */
+    uint64_t *pt_off;  /* its tensors' offsets in the mapping (owned) */
     int fd;            /* borrowed from the mapping record */
     uint64_t base;     /* offset of the safetensors' byte 0 in fd */
+    uint64_t tail;     /* offsets from here on (in fd terms) are gathered
+                        * bytes in memory past the file: never pread */
     uint8_t *data;     /* the private mapping at base */
 } mfile;
 
@@ -366,6 +388,8 @@ void cellar_model_free(cellar_model *m)
     for (size_t i = 0; i < m->nfiles; i++) {
         if (m->files[i].own_st)
             cellar_st_free(m->files[i].st);
+        cellar_pt_free(m->files[i].pt);
+        free(m->files[i].pt_off);
         free(m->files[i].path);
     }
     free(m->files);
@@ -385,8 +409,10 @@ void cellar_model_free(cellar_model *m)
 }
 
 /* Maps path privately (read + write, copy-on-write); returns the record's
- * index. */
-static int map_private(cellar_model *m, const char *path, size_t *index)
+ * index. extra > 0: that many anonymous bytes follow the file, from *tail
+ * (the file's length rounded up to pages) on, in the same mapping. */
+static int map_private(cellar_model *m, const char *path, uint64_t extra, size_t *index,
+                       uint64_t *tail)
 {
     mapping *nm = cellar_realloc(m->maps, (m->nmaps + 1) * sizeof *nm);
     if (!nm)
@@ -402,7 +428,24 @@ static int map_private(cellar_model *m, const char *path, size_t *index)
     struct stat st;
     if (fstat(mp->fd, &st) != 0)
         return cellar_fail_errno(errno, "%s", path);
-    if (st.st_size > 0) {
+    if (extra > 0) {
+        long page = sysconf(_SC_PAGESIZE);
+        uint64_t pg = page > 0 ? (uint64_t)page : 4096, al, total;
+        if (__builtin_add_overflow((uint64_t)st.st_size, pg - 1, &al) ||
+            __builtin_add_overflow(al & ~(pg - 1), extra, &total) || total > SIZE_MAX)
+            return cellar_fail(CELLAR_ERANGE, "%s: too large to map", path);
+        al &= ~(pg - 1);
+        void *a = mmap(NULL, (size_t)total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                       -1, 0);
+        if (a == MAP_FAILED)
+            return cellar_fail_errno(errno, "%s: mmap", path);
+        mp->addr = a;
+        mp->len = (size_t)total;
+        if (st.st_size > 0 && mmap(a, (size_t)st.st_size, PROT_READ | PROT_WRITE,
+                                   MAP_PRIVATE | MAP_FIXED, mp->fd, 0) == MAP_FAILED)
+            return cellar_fail_errno(errno, "%s: mmap", path);
+        *tail = al;
+    } else if (st.st_size > 0) {
         void *a = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, mp->fd, 0);
         if (a == MAP_FAILED)
             return cellar_fail_errno(errno, "%s: mmap", path);
@@ -438,12 +481,86 @@ static int add_file(cellar_model *m, const char *label, cellar_st *st, bool own,
                            label);
     f->fd = mp->fd;
     f->base = base;
+    f->tail = UINT64_MAX;
     f->data = (uint8_t *)mp->addr + base;
     return 0;
 }
 
-static int open_local(cellar_model *m, const char *path)
+/* A PyTorch checkpoint, read without running its pickle: refused as
+ * cellar_pt_convert() refuses; contiguous views point into the file's
+ * mapping, other views are gathered now into the mapping's tail. */
+static int open_pt(cellar_model *m, const char *path, bool allow_unknown)
 {
+    cellar_pt *pt;
+    int rc = cellar_pt_open(&pt, path, CELLAR_PT_KEEP_GOING);
+    if (rc)
+        return rc;
+    /* Kept going so that a dangerous global is named even in a file that
+     * is also malformed; the parse error comes after. */
+    if ((rc = cellar_pt_refuse(pt, allow_unknown, "load",
+                               "CELLAR_MODEL_ALLOW_UNKNOWN loads the others")) == 0 &&
+        cellar_pt_problem(pt))
+        rc = cellar_fail(CELLAR_EFORMAT, "%s", cellar_pt_problem(pt));
+    size_t n = cellar_pt_count(pt);
+    uint64_t extra = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        const cellar_pt_tensor *t = cellar_pt_tensor_at(pt, i);
+        if (t->dtype == CELLAR_DTYPE__COUNT)
+            rc = cellar_fail(CELLAR_EUNSUPPORTED, "%s: tensor '%s' is %s: not a dtype cellar loads",
+                             path, t->name, t->torch_dtype);
+        else if (!t->contiguous && t->alias == i &&
+                 (__builtin_add_overflow((extra + 63) & ~(uint64_t)63, t->nbytes, &extra)))
+            rc = cellar_fail(CELLAR_ERANGE, "%s: views too large to gather", path);
+    }
+    mfile *nf = rc ? NULL : cellar_realloc(m->files, (m->nfiles + 1) * sizeof *nf);
+    if (!nf) {
+        cellar_pt_free(pt);
+        return rc ? rc : CELLAR_ENOMEM;
+    }
+    m->files = nf;
+    mfile *f = &m->files[m->nfiles++];
+    memset(f, 0, sizeof *f);
+    f->pt = pt;
+    f->path = cellar_strdup(path);
+    f->pt_off = cellar_calloc(n ? n : 1, sizeof *f->pt_off);
+    if (!f->path || !f->pt_off)
+        return CELLAR_ENOMEM;
+    size_t map;
+    uint64_t tail = UINT64_MAX;
+    if ((rc = map_private(m, path, extra, &map, &tail)) != 0)
+        return rc;
+    mapping *mp = &m->maps[map];
+    f->fd = mp->fd;
+    f->tail = tail;
+    f->data = mp->addr;
+    uint64_t cursor = tail;
+    for (size_t i = 0; i < n; i++) {
+        const cellar_pt_tensor *t = cellar_pt_tensor_at(pt, i);
+        if (t->contiguous) {
+            if (t->offset > mp->len || t->nbytes > mp->len - t->offset || t->offset + t->nbytes > tail)
+                return cellar_fail(CELLAR_ECHANGED, "%s: file shorter than when it was read",
+                                   path);
+            f->pt_off[i] = t->offset;
+        } else if (t->alias == i) {
+            cursor = (cursor + 63) & ~(uint64_t)63;
+            f->pt_off[i] = cursor;
+            if ((rc = cellar_pt_read(f->data + cursor, (size_t)t->nbytes, pt, i)) != 0)
+                return rc;
+            cursor += t->nbytes;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const cellar_pt_tensor *t = cellar_pt_tensor_at(pt, i);
+        if (!t->contiguous && t->alias != i)
+            f->pt_off[i] = f->pt_off[t->alias]; /* tied: one copy, as torch shares it */
+    }
+    return 0;
+}
+
+static int open_local(cellar_model *m, const char *path, bool allow_unknown)
+{
+    if (is_checkpoint(path))
+        return open_pt(m, path, allow_unknown);
     cellar_shards **ns = cellar_realloc(m->shards, (m->nshards + 1) * sizeof *ns);
     if (!ns)
         return CELLAR_ENOMEM;
@@ -455,7 +572,7 @@ static int open_local(cellar_model *m, const char *path)
     m->shards[m->nshards++] = s;
     for (size_t i = 0; i < cellar_shards_nfiles(s) && !rc; i++) {
         size_t map;
-        rc = map_private(m, cellar_shards_path(s, i), &map);
+        rc = map_private(m, cellar_shards_path(s, i), 0, &map, NULL);
         if (!rc)
             rc = add_file(m, cellar_shards_path(s, i), cellar_shards_file(s, i), false, map, 0);
     }
@@ -468,7 +585,7 @@ static int open_dduf(cellar_model *m, const char *path, const char *component)
     if (rc)
         return rc;
     size_t map;
-    rc = map_private(m, path, &map);
+    rc = map_private(m, path, 0, &map, NULL);
     size_t clen = strlen(component), found = 0;
     for (size_t i = 0; !rc && i < cellar_dduf_entry_count(m->dduf); i++) {
         const cellar_dduf_entry *e = cellar_dduf_entry_at(m->dduf, i);
@@ -516,14 +633,28 @@ static int build_map(cellar_model *m, bool last_wins)
 {
     size_t total = 0;
     for (size_t f = 0; f < m->nfiles; f++)
-        total += cellar_st_count(m->files[f].st);
+        total += m->files[f].pt ? cellar_pt_count(m->files[f].pt) : cellar_st_count(m->files[f].st);
     m->t = cellar_calloc(total ? total : 1, sizeof *m->t);
     if (!m->t)
         return CELLAR_ENOMEM;
     size_t k = 0;
     for (size_t f = 0; f < m->nfiles; f++) {
         cellar_st *st = m->files[f].st;
-        for (size_t i = 0; i < cellar_st_count(st); i++) {
+        cellar_pt *pt = m->files[f].pt;
+        for (size_t i = 0; pt && i < cellar_pt_count(pt); i++) {
+            const cellar_pt_tensor *s = cellar_pt_tensor_at(pt, i);
+            cellar_model_tensor *t = &m->t[k++];
+            t->name = s->name;
+            t->name_len = s->name_len;
+            t->dtype = s->dtype;
+            t->rank = s->rank;
+            t->shape = s->shape;
+            t->nelem = s->nelem;
+            t->nbytes = s->nbytes;
+            t->file = f;
+            t->offset = m->files[f].pt_off[i];
+        }
+        for (size_t i = 0; st && i < cellar_st_count(st); i++) {
             const cellar_st_tensor *s = cellar_st_tensor_at(st, i);
             cellar_model_tensor *t = &m->t[k++];
             t->name = s->name;
@@ -576,7 +707,7 @@ int cellar_model_open(cellar_model **out, const cellar_ref *r, const cellar_mode
         rc = open_dduf(m, r->paths[0], r->component);
     else
         for (size_t i = 0; i < r->n && !rc; i++)
-            rc = open_local(m, r->paths[i]);
+            rc = open_local(m, r->paths[i], o && (o->flags & CELLAR_MODEL_ALLOW_UNKNOWN));
     if (!rc)
         rc = build_map(m, o && (o->flags & CELLAR_MODEL_LAST_WINS));
     if (rc) {
@@ -663,13 +794,19 @@ int cellar_model_identify(char hash[33], const cellar_model_info **info, const c
 {
     if (info)
         *info = NULL;
-    cellar_st **sts = cellar_calloc(m->nfiles ? m->nfiles : 1, sizeof *sts);
-    if (!sts)
+    /* The merged map is the union of the files with a later file's name
+     * winning, as DiffSynth's hash over several files; a checkpoint counts
+     * its state dict's tensors (cellar_pt_hash.state_dict). */
+    cellar_tensor_desc *d = cellar_calloc(m->n ? m->n : 1, sizeof *d);
+    if (!d)
         return CELLAR_ENOMEM;
-    for (size_t i = 0; i < m->nfiles; i++)
-        sts[i] = m->files[i].st;
-    int rc = cellar_structural_hash_st(hash, sts, m->nfiles);
-    free(sts);
+    for (size_t i = 0; i < m->n; i++)
+        d[i] = (cellar_tensor_desc){.name = m->t[i].name,
+                                    .name_len = m->t[i].name_len,
+                                    .rank = m->t[i].rank,
+                                    .shape = m->t[i].shape};
+    int rc = cellar_structural_hash_list(hash, d, m->n);
+    free(d);
     if (!rc && reg && info)
         *info = cellar_registry_find(reg, hash);
     return rc;
@@ -772,6 +909,17 @@ static int read_piece(job *j, const piece *p, uint8_t **bounce)
     unsigned sbits = cellar_dtype_bits(t->dtype);
     uint8_t *dst;
     bool same = it->dtype == t->dtype;
+    if (t->offset >= f->tail) { /* a gathered view: already in memory */
+        const uint8_t *src = f->data + (t->offset - f->base) + p->from;
+        if (same) {
+            prefault_write((uint8_t *)it->dst + p->from, (size_t)p->len, j->page);
+            memcpy((uint8_t *)it->dst + p->from, src, (size_t)p->len);
+            return 0;
+        }
+        size_t el = (size_t)(p->from / (sbits / 8)), n = (size_t)(p->len / (sbits / 8));
+        unsigned dbits = cellar_dtype_bits(it->dtype);
+        return cellar_convert((uint8_t *)it->dst + el * (dbits / 8), it->dtype, src, t->dtype, n);
+    }
     if (same) {
         dst = (uint8_t *)it->dst + p->from;
         prefault_write(dst, (size_t)p->len, j->page);
