@@ -124,12 +124,12 @@ static void Model_dealloc(ModelObject *self)
 /* Model(paths, *, dduf=None, component=None, last_wins=False) */
 static int Model_init(ModelObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"paths", "dduf", "component", "last_wins", NULL};
+    static char *kwlist[] = {"paths", "dduf", "component", "last_wins", "allow_unknown", NULL};
     PyObject *paths = Py_None, *dduf = Py_None;
     const char *component = NULL;
-    int last_wins = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O$Ozp", kwlist, &paths, &dduf, &component,
-                                     &last_wins))
+    int last_wins = 0, allow_unknown = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O$Ozpp", kwlist, &paths, &dduf, &component,
+                                     &last_wins, &allow_unknown))
         return -1;
     if (self->m) {
         PyErr_SetString(PyExc_RuntimeError, "Model already open");
@@ -158,7 +158,8 @@ static int Model_init(ModelObject *self, PyObject *args, PyObject *kw)
         return -1;
     }
     cellar_model_opts o = CELLAR_MODEL_OPTS_INIT;
-    o.flags = last_wins ? CELLAR_MODEL_LAST_WINS : 0;
+    o.flags = (last_wins ? CELLAR_MODEL_LAST_WINS : 0) |
+              (allow_unknown ? CELLAR_MODEL_ALLOW_UNKNOWN : 0);
     cellar_model *m = NULL;
     Py_BEGIN_ALLOW_THREADS
     rc = cellar_model_open(&m, ref, &o);

@@ -19,10 +19,14 @@ def hash_model_file(path, with_shape=True):
         from ._load import _open
         names = sorted(info[0] for info in _open(path, last_wins=True).infos())
         return hashlib.md5(",".join(names).encode("utf-8")).hexdigest()
-    if isinstance(path, (list, tuple)):
+    p = path if isinstance(path, (list, tuple)) else os.fspath(path)
+    if isinstance(p, (list, tuple)) or (os.path.isfile(p) and not p.endswith(".safetensors") and
+                                         not p.endswith(".json")):
+        # Lists, and PyTorch checkpoints (their state dict's tensors, read
+        # without running the pickle).
         from ._load import _open
-        return _open(path, last_wins=True).identify(lookup=False)[0]
-    return _cellar.structural_hash(os.fspath(path))
+        return _open(p, last_wins=True).identify(lookup=False)[0]
+    return _cellar.structural_hash(p)
 
 
 def identify(path, full=False):

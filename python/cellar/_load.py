@@ -70,15 +70,16 @@ def _CONV_TARGETS():
     return (torch.float32, torch.float16, torch.bfloat16)
 
 
-def _open(path_or_list, last_wins=False, component=None):
-    """A Model over files, a shard folder or index, or (a .dduf path) one
-    component of a DDUF archive, read in place."""
+def _open(path_or_list, last_wins=False, component=None, allow_unknown=False):
+    """A Model over files (safetensors or PyTorch checkpoints, whose pickle
+    libcellar reads without running it), a shard folder or index, or (a
+    .dduf path) one component of a DDUF archive, read in place."""
     paths = _paths(path_or_list)
     if len(paths) == 1 and (component is not None or paths[0].endswith(".dduf")):
         return _cellar.Model(dduf=paths[0], component=component or "", last_wins=last_wins)
     if component is not None:
         raise ValueError("component names a part of one .dduf file")
-    return _cellar.Model(paths, last_wins=last_wins)
+    return _cellar.Model(paths, last_wins=last_wins, allow_unknown=allow_unknown)
 
 
 class _Slice:
@@ -160,13 +161,8 @@ def load_file(filename, device="cpu"):
     return out
 
 
-def _is_safetensors(p):
-    return (os.path.isdir(p) or p.endswith(".safetensors") or p.endswith(".json") or
-            p.endswith(".dduf"))
-
-
 def load_state_dict(file_path, torch_dtype=None, device="cpu", pin_memory=False,
-                    last_wins=False, nthreads=0, component=None):
+                    last_wins=False, nthreads=0, component=None, allow_unknown=False):
     """DiffSynth-Studio's load_state_dict over a file, a list of files, a shard
     folder or an index. Tensors in the dtype asked (or their own) are
     zero-copy views, made resident across threads; F32/F16/BF16 conversions
@@ -174,22 +170,18 @@ def load_state_dict(file_path, torch_dtype=None, device="cpu", pin_memory=False,
     even, as torch); other conversions use torch's .to(). A name in two
     files is an error naming both, unless last_wins (DiffSynth's silent
     behaviour). A .dduf path loads one component (component="vae") in
-    place from the archive."""
+    place from the archive.
+
+    PyTorch checkpoints (.bin/.pt/.pth/.ckpt, known by content) are read by
+    libcellar without running their pickle (never torch.load): the state
+    dict's tensors (a Lightning 'state_dict' unwrapped), zero-copy where the
+    view is contiguous, a non-contiguous view as a contiguous copy with the
+    same values. A dangerous global (os.system...) is refused, and so is an
+    object of an unknown class holding tensors unless allow_unknown
+    (cellar.CellarError naming the global)."""
     import torch
     paths = _paths(file_path)
-    if not all(_is_safetensors(p) for p in paths):
-        sd = {}
-        for p in paths:
-            if _is_safetensors(p):
-                part = load_state_dict(p, torch_dtype, device, last_wins=True)
-            else:
-                part = torch.load(p, map_location=device, weights_only=True)
-                if torch_dtype is not None:
-                    part = {k: (t.to(torch_dtype) if isinstance(t, torch.Tensor) else t)
-                            for k, t in part.items()}
-            sd.update(part)
-        return sd
-    v = _Views(_open(paths, last_wins=last_wins, component=component))
+    v = _Views(_open(paths, last_wins=last_wins, component=component, allow_unknown=allow_unknown))
     out = {}
     zero, reads = [], []
     targets = _CONV_TARGETS()
@@ -224,12 +216,13 @@ class DiskMap:
     {name: name} and gives the rename table (new name -> stored name)."""
 
     def __init__(self, path, device="cpu", torch_dtype=None, state_dict_converter=None,
-                 buffer_size=10**9, component=None):
+                 buffer_size=10**9, component=None, allow_unknown=False):
         self.path = _paths(path)
         self.device = device
         self.torch_dtype = torch_dtype
         self.buffer_size = buffer_size
-        self._v = _Views(_open(self.path, last_wins=True, component=component))
+        self._v = _Views(_open(self.path, last_wins=True, component=component,
+                               allow_unknown=allow_unknown))
         self.name_map = {info[0]: info[4] for info in self._v.infos}
         self.rename_dict = None
         if state_dict_converter is not None:

@@ -298,7 +298,9 @@ def load_state_dict_from_file(checkpoint_file, map_location=None, weights_only=F
             raise OSError(f"The safetensors archive passed at {p} does not contain the valid metadata. "
                           "Make sure you save your model with the `save_torch_model` method.")
         return load_file(p, device=map_location or "cpu")
-    return torch.load(p, map_location=map_location, weights_only=weights_only)
+    # A PyTorch checkpoint: read by libcellar, never unpickled (weights_only
+    # is always in force, stricter than torch's).
+    return load_file(p, device=map_location or "cpu")
 
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", "missing_keys unexpected_keys")

@@ -1,0 +1,158 @@
+"""PyTorch checkpoints through cellar's loader: read by libcellar's pickle
+reader, never by torch.load; compared with torch.load(weights_only=True)."""
+import os
+import pickle
+
+import pytest
+
+import cellar
+from conftest import torch
+
+
+def views_sd():
+    torch.manual_seed(3)
+    base = torch.randn(6, 8)
+    tied = torch.randn(16, 4)
+    return {
+        "w": torch.randn(33, 17),
+        "bf": torch.randn(40, 3).to(torch.bfloat16),
+        "half": torch.randn(7).half(),
+        "i": torch.arange(100, dtype=torch.int64),
+        "flag": torch.tensor([True, False, True]),
+        "tr": base.t(),
+        "sl": base[1:4, 2:6],
+        "row": base[2],
+        "emb": tied,
+        "head": tied,
+        "tt1": tied.t(),
+        "tt2": tied.t(),
+        "empty": torch.zeros(0, 3),
+        "scalar": torch.tensor(2.5),
+    }
+
+
+@pytest.fixture(params=["zip", "legacy"])
+def checkpoint(request, tmp_path):
+    p = tmp_path / ("model.bin" if request.param == "zip" else "model.pt")
+    torch.save(views_sd(), p, _use_new_zipfile_serialization=request.param == "zip")
+    return str(p)
+
+
+def assert_same(got, want):
+    assert sorted(got) == sorted(want)
+    for k, t in want.items():
+        g = got[k]
+        assert g.dtype == t.dtype, k
+        assert g.shape == t.shape, k
+        assert g.is_contiguous(), k
+        assert torch.equal(g, t), k
+
+
+def test_load_state_dict_matches_torch(checkpoint):
+    want = torch.load(checkpoint, weights_only=True)
+    sd = cellar.load_state_dict(checkpoint)
+    assert_same(sd, want)
+    assert sd["bf"].dtype == torch.bfloat16
+    # Tied weights stay tied, as torch.load's share their storage.
+    assert sd["emb"].data_ptr() == sd["head"].data_ptr()
+    assert sd["tt1"].data_ptr() == sd["tt2"].data_ptr()
+
+
+def test_never_calls_torch_load(checkpoint, monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("torch.load called")
+    monkeypatch.setattr(torch, "load", boom)
+    sd = cellar.load_state_dict(checkpoint)
+    assert "w" in sd
+    m = torch.nn.Linear(17, 33, bias=False)
+    torch.save({"weight": torch.ones(33, 17)}, checkpoint + ".lin.bin")
+    r = cellar.load_torch_model(m, checkpoint + ".lin.bin")
+    assert r.missing_keys == [] and torch.equal(m.weight, torch.ones(33, 17))
+    cellar.DiskMap(checkpoint)["w"]
+
+
+def test_dtype_conversion(checkpoint):
+    want = torch.load(checkpoint, weights_only=True)
+    sd = cellar.load_state_dict(checkpoint, torch_dtype=torch.float32)
+    for k in ("w", "bf", "half", "tr", "sl"):
+        assert sd[k].dtype == torch.float32
+        assert torch.equal(sd[k], want[k].float()), k
+    sd = cellar.load_state_dict(checkpoint, torch_dtype=torch.bfloat16)
+    assert torch.equal(sd["tr"], want["tr"].to(torch.bfloat16))
+
+
+def test_diskmap_and_safe_open(checkpoint):
+    want = torch.load(checkpoint, weights_only=True)
+    d = cellar.DiskMap(checkpoint, torch_dtype=torch.float16)
+    assert sorted(d.keys()) == sorted(want)
+    assert torch.equal(d["sl"], want["sl"].half())
+    assert torch.equal(d["i"], want["i"])
+    with cellar.safe_open(checkpoint) as f:
+        assert f.metadata() is None
+        assert torch.equal(f.get_tensor("tr"), want["tr"])
+        assert torch.equal(f.get_slice("w")[2:5], want["w"][2:5])
+
+
+def test_lightning_state_dict(tmp_path):
+    inner = {"model.a": torch.randn(4, 5), "model.b": torch.randn(5).to(torch.bfloat16)}
+    p = tmp_path / "last.ckpt"
+    torch.save({"state_dict": inner, "epoch": 3, "optimizer_states": []}, p)
+    assert_same(cellar.load_state_dict(str(p)), inner)
+
+
+def test_mixed_with_safetensors_and_hash(tmp_path):
+    a = {"x.w": torch.randn(3, 2)}
+    b = {"y.w": torch.randn(4)}
+    torch.save(a, tmp_path / "a.bin")
+    cellar.save_file(b, str(tmp_path / "b.safetensors"))
+    sd = cellar.load_state_dict([str(tmp_path / "a.bin"), str(tmp_path / "b.safetensors")])
+    assert_same(sd, {**a, **b})
+    # The hash of a checkpoint is that of the same tensors in safetensors.
+    cellar.save_file(a, str(tmp_path / "a.safetensors"))
+    assert (cellar.hash_model_file(str(tmp_path / "a.bin")) ==
+            cellar.hash_model_file(str(tmp_path / "a.safetensors")))
+    torch.save(a, tmp_path / "dup.bin")
+    with pytest.raises(cellar.CellarError, match="in both"):
+        cellar.load_state_dict([str(tmp_path / "a.bin"), str(tmp_path / "dup.bin")])
+
+
+class Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, ("touch " + self.marker,))
+
+
+def test_malicious_checkpoint_refused(tmp_path):
+    marker = str(tmp_path / "PWNED")
+    p = tmp_path / "evil.bin"
+    torch.save({"w": torch.ones(2), "x": Payload(marker)}, p)
+    for load in (cellar.load_state_dict, cellar.DiskMap, cellar.safe_open,
+                 cellar.hash_model_file, cellar.identify):
+        with pytest.raises(cellar.CellarError, match=r"dangerous global posix\.system"):
+            load(str(p))
+    with pytest.raises(cellar.CellarError, match="system"):
+        cellar.load_torch_model(torch.nn.Linear(1, 1), str(p))
+    assert not os.path.exists(marker)
+    # A bare pickle with the payload, too.
+    q = tmp_path / "evil.pt"
+    with open(q, "wb") as f:
+        pickle.dump({"x": Payload(marker)}, f, protocol=2)
+    with pytest.raises(cellar.CellarError, match="system"):
+        cellar.load_state_dict(str(q))
+    assert not os.path.exists(marker)
+
+
+class Box:
+    def __init__(self):
+        self.t = torch.ones(3)
+
+
+def test_unknown_global(tmp_path):
+    p = tmp_path / "box.bin"
+    torch.save({"w": torch.ones(2), "box": Box()}, p)
+    with pytest.raises(cellar.CellarError, match="Box"):
+        cellar.load_state_dict(str(p))
+    sd = cellar.load_state_dict(str(p), allow_unknown=True)
+    assert list(sd) == ["w"]
