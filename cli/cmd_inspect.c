@@ -208,10 +208,92 @@ static void json_model(FILE *f, bool *first, const cellar_identity *id)
     cli_identity_json(f, id);
 }
 
+/* A component whose weights are a PyTorch checkpoint (diffusers' .bin
+ * fallback, transformers' pytorch_model.bin): figures, hash and model from
+ * the pickle read without running it; `cellar inspect FILE` has the
+ * container's details (globals, storages, views). */
+static int inspect_pt_component(FILE *f, const cellar_component *c, const struct opts *o,
+                                struct summary *total, bool *first_comp)
+{
+    cellar_pt *pt;
+    if (cellar_pt_open(&pt, c->path, 0) != 0)
+        return cli_error_last();
+    struct summary sum = {0};
+    for (size_t i = 0; i < cellar_pt_count(pt); i++) {
+        const cellar_pt_tensor *t = cellar_pt_tensor_at(pt, i);
+        sum.tensors++;
+        if (__builtin_add_overflow(sum.params, t->nelem, &sum.params))
+            sum.params_overflow = true;
+        sum.bytes += t->nbytes;
+        if (t->dtype < CELLAR_DTYPE__COUNT) {
+            sum.dt[t->dtype].tensors++;
+            sum.dt[t->dtype].bytes += t->nbytes;
+        }
+    }
+    struct stat st;
+    sum.size = stat(c->path, &st) == 0 ? (uint64_t)st.st_size : 0;
+    cellar_pt_hash h;
+    const char *hash = NULL;
+    if (cellar_pt_structural_hash(&h, pt) == 0)
+        hash = h.diffsynth[0] ? h.diffsynth : h.state_dict;
+    else
+        cellar_error_clear();
+    cellar_identity *id = identify_path(c->path);
+    const char *fmt = "pytorch";
+    if (o->json) {
+        fputs(*first_comp ? "" : ",", f);
+        *first_comp = false;
+        bool first = true;
+        fputc('{', f);
+        json_key(f, &first, "component");
+        cli_json_string(f, c->name, strlen(c->name));
+        json_key(f, &first, "path");
+        cli_json_string(f, c->path, strlen(c->path));
+        json_key(f, &first, "format");
+        cli_json_string(f, fmt, strlen(fmt));
+        json_key(f, &first, "container");
+        cli_json_string(f, cellar_pt_format(pt), strlen(cellar_pt_format(pt)));
+        json_summary(f, &first, &sum);
+        json_key(f, &first, "metadata");
+        fputs("{}", f);
+        json_key(f, &first, "structural_hash");
+        if (hash)
+            cli_json_string(f, hash, 32);
+        else
+            fputs("null", f);
+        json_model(f, &first, id);
+        fputc('}', f);
+    } else {
+        const char *ind = *c->name ? "  " : "";
+        if (*c->name)
+            printf("\n[%s] %s\n", c->name, c->path);
+        printf("%sformat:      PyTorch checkpoint (%s container)\n", ind, cellar_pt_format(pt));
+        text_summary(&sum, ind);
+        printf("%sstructural:  %s\n", ind, hash ? hash : "(none)");
+        print_model_line(ind, id);
+        for (size_t i = 0; o->tensors && i < cellar_pt_count(pt); i++) {
+            const cellar_pt_tensor *t = cellar_pt_tensor_at(pt, i);
+            printf("%s  ", ind);
+            print_name(stdout, t->name, t->name_len);
+            printf("  %s  [", t->dtype_name);
+            for (size_t d = 0; d < t->rank; d++)
+                printf("%s%" PRIu64, d ? ", " : "", t->shape[d]);
+            printf("]  %" PRIu64 "\n", t->nbytes);
+        }
+    }
+    merge_summary(total, &sum);
+    cellar_identity_free(id);
+    cellar_pt_free(pt);
+    return CLI_OK;
+}
+
 /* One component: a safetensors file or a shard set. */
 static int inspect_component(FILE *f, const cellar_component *c, const cellar_registry *reg,
                              const struct opts *o, struct summary *total, bool *first_comp)
 {
+    struct stat pst;
+    if (stat(c->path, &pst) == 0 && S_ISREG(pst.st_mode) && cellar_pt_sniff(c->path))
+        return inspect_pt_component(f, c, o, total, first_comp);
     cellar_shards *s;
     if (cellar_shards_open(&s, c->path) != 0)
         return cli_error_last();

@@ -585,15 +585,20 @@ CELLAR_API int cellar_shard_merge(const char *src, const char *dst, cellar_progr
  * md5 over the sorted "name:d0_d1", "name" entries joined by ','. out gets
  * 32 lower-case hex digits and a NUL. */
 CELLAR_API int cellar_structural_hash_st(char out[33], cellar_st *const *files, size_t nfiles);
-/* For a file, a shard set or an index (same value as the merged file). */
+/* For a file, a shard set or an index (same value as the merged file); for a
+ * PyTorch checkpoint (by content), cellar_pt_hash's diffsynth value, or its
+ * state_dict value when DiffSynth would fail on the file. */
 CELLAR_API int cellar_structural_hash(char out[33], const char *path);
 
 /* A model folder's weight components: a diffusers folder (model_index.json
  * or sub-folders holding safetensors) gives one per sub-folder with
  * weights, sorted by name; where a sub-folder holds variants side by side
  * (x.safetensors and x.fp16.safetensors, or their indexes) the one without
- * a variant is the component, as diffusers loads it. Any other path gives
- * one component named "" for the path itself. */
+ * a variant is the component, as diffusers loads it. A sub-folder without
+ * safetensors whose weights are pytorch_model.bin or
+ * diffusion_pytorch_model.bin (diffusers' fallback) has that file as its
+ * path; so has a plain folder holding only such a file. Any other path
+ * gives one component named "" for the path itself. */
 typedef struct cellar_component {
     char *name; /* "transformer", "vae"... or "" */
     char *path; /* what cellar_shards_open() takes */

@@ -19,14 +19,11 @@ def hash_model_file(path, with_shape=True):
         from ._load import _open
         names = sorted(info[0] for info in _open(path, last_wins=True).infos())
         return hashlib.md5(",".join(names).encode("utf-8")).hexdigest()
-    p = path if isinstance(path, (list, tuple)) else os.fspath(path)
-    if isinstance(p, (list, tuple)) or (os.path.isfile(p) and not p.endswith(".safetensors") and
-                                         not p.endswith(".json")):
-        # Lists, and PyTorch checkpoints (their state dict's tensors, read
-        # without running the pickle).
+    if isinstance(path, (list, tuple)):
         from ._load import _open
-        return _open(p, last_wins=True).identify(lookup=False)[0]
-    return _cellar.structural_hash(p)
+        return _open(path, last_wins=True).identify(lookup=False)[0]
+    # A PyTorch checkpoint too: read by libcellar, never unpickled.
+    return _cellar.structural_hash(os.fspath(path))
 
 
 def identify(path, full=False):

@@ -17,8 +17,17 @@ static bool has_suffix(const char *s, const char *suffix)
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-/* Whether dir directly holds weights (a .safetensors file or an index). */
-static bool holds_weights(const char *dir)
+/* A PyTorch checkpoint as transformers and diffusers name it
+ * (pytorch_model.bin, diffusion_pytorch_model.fp16.bin...). */
+static bool is_torch_bin(const char *name)
+{
+    return has_suffix(name, ".bin") &&
+           (!strncmp(name, "pytorch_model.", 14) || !strncmp(name, "diffusion_pytorch_model.", 24));
+}
+
+/* Whether dir directly holds weights (a .safetensors file or an index; with
+ * bins, a torch checkpoint too). */
+static bool holds_weights_in(const char *dir, bool bins)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -27,9 +36,15 @@ static bool holds_weights(const char *dir)
     struct dirent *e;
     while (!found && (e = readdir(d)) != NULL)
         found = e->d_name[0] != '.' && (has_suffix(e->d_name, ".safetensors") ||
-                                        has_suffix(e->d_name, ".safetensors.index.json"));
+                                        has_suffix(e->d_name, ".safetensors.index.json") ||
+                                        (bins && is_torch_bin(e->d_name)));
     closedir(d);
     return found;
+}
+
+static bool holds_weights(const char *dir)
+{
+    return holds_weights_in(dir, true);
 }
 
 /* What cellar_shards_open() should take for a component folder. Diffusers
@@ -43,13 +58,17 @@ static char *component_path(const char *dir)
     DIR *d = opendir(dir);
     if (!d)
         return cellar_strdup(dir);
-    size_t nidx = 0, nst = 0, plain_idx = 0, plain_st = 0;
-    char *idx = NULL, *st = NULL;
+    size_t nidx = 0, nst = 0, plain_idx = 0, plain_st = 0, plain_bin = 0;
+    char *idx = NULL, *st = NULL, *bin = NULL;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         const char *name = e->d_name;
         if (name[0] == '.')
             continue;
+        /* diffusers falls back to the variant-free .bin without safetensors. */
+        if ((!strcmp(name, "pytorch_model.bin") || !strcmp(name, "diffusion_pytorch_model.bin")) &&
+            plain_bin++ == 0)
+            bin = cellar_strdup(name);
         bool is_idx = has_suffix(name, ".safetensors.index.json");
         if (!is_idx && !has_suffix(name, ".safetensors"))
             continue;
@@ -70,10 +89,13 @@ static char *component_path(const char *dir)
         path = cellar_path_join(dir, idx);
     else if (nidx == 0 && nst > 1 && plain_st == 1 && st)
         path = cellar_path_join(dir, st);
+    else if (nidx == 0 && nst == 0 && plain_bin == 1 && bin)
+        path = cellar_path_join(dir, bin); /* a PyTorch checkpoint */
     else
         path = cellar_strdup(dir);
     free(idx);
     free(st);
+    free(bin);
     return path;
 }
 
@@ -107,8 +129,12 @@ int cellar_components(cellar_component **out, size_t *count, const char *path)
     size_t n = 0;
     int rc = 0;
     if (!diffusers) {
+        /* A folder holding only a checkpoint (transformers' pytorch_model.bin)
+         * stands for it. */
+        bool bin = S_ISDIR(sb.st_mode) && !holds_weights_in(path, false);
         c = cellar_calloc(1, sizeof *c);
-        if (!c || !(c->name = cellar_strdup("")) || !(c->path = cellar_strdup(path))) {
+        if (!c || !(c->name = cellar_strdup("")) ||
+            !(c->path = bin ? component_path(path) : cellar_strdup(path))) {
             cellar_components_free(c, 1);
             return CELLAR_ENOMEM;
         }
@@ -153,7 +179,7 @@ int cellar_components(cellar_component **out, size_t *count, const char *path)
     }
     closedir(d);
     if (rc == 0 && n == 0)
-        rc = cellar_fail(CELLAR_ENOTFOUND, "%s: no safetensors weights in it or its sub-folders", path);
+        rc = cellar_fail(CELLAR_ENOTFOUND, "%s: no safetensors or PyTorch weights in it or its sub-folders", path);
     if (rc) {
         cellar_components_free(c, n);
         return rc;

@@ -143,8 +143,13 @@ done:
 
 /* ---- readers ---- */
 
+static int identify_pt(cellar_identity **out, const char *path, const cellar_registry *reg);
+
 static int identify_shards(cellar_identity **out, const char *path, const cellar_registry *reg)
 {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && cellar_pt_sniff(path))
+        return identify_pt(out, path, reg); /* a component's pytorch_model.bin */
     cellar_shards *s;
     int rc = cellar_shards_open(&s, path);
     if (rc)

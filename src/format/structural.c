@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef struct entry {
     const char *s;
@@ -198,6 +199,20 @@ int cellar_structural_hash_st(char out[33], cellar_st *const *files, size_t nfil
 
 int cellar_structural_hash(char out[33], const char *path)
 {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && cellar_pt_sniff(path)) {
+        /* A PyTorch checkpoint: DiffSynth's value, else (DiffSynth would
+         * fail on the file) the hash of its state dict, as `cellar hash`. */
+        cellar_pt *pt;
+        cellar_pt_hash h;
+        int rc = cellar_pt_open(&pt, path, 0);
+        if (rc)
+            return rc;
+        if ((rc = cellar_pt_structural_hash(&h, pt)) == 0)
+            memcpy(out, h.diffsynth[0] ? h.diffsynth : h.state_dict, 33);
+        cellar_pt_free(pt);
+        return rc;
+    }
     cellar_shards *s;
     int rc = cellar_shards_open(&s, path);
     if (rc)

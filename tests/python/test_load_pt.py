@@ -128,10 +128,11 @@ def test_malicious_checkpoint_refused(tmp_path):
     marker = str(tmp_path / "PWNED")
     p = tmp_path / "evil.bin"
     torch.save({"w": torch.ones(2), "x": Payload(marker)}, p)
-    for load in (cellar.load_state_dict, cellar.DiskMap, cellar.safe_open,
-                 cellar.hash_model_file, cellar.identify):
+    for load in (cellar.load_state_dict, cellar.DiskMap, cellar.safe_open, cellar.identify):
         with pytest.raises(cellar.CellarError, match=r"dangerous global posix\.system"):
             load(str(p))
+    # Hashing reads names and shapes only: allowed, and runs nothing.
+    assert len(cellar.hash_model_file(str(p))) == 32
     with pytest.raises(cellar.CellarError, match="system"):
         cellar.load_torch_model(torch.nn.Linear(1, 1), str(p))
     assert not os.path.exists(marker)
@@ -156,3 +157,41 @@ def test_unknown_global(tmp_path):
         cellar.load_state_dict(str(p))
     sd = cellar.load_state_dict(str(p), allow_unknown=True)
     assert list(sd) == ["w"]
+
+
+def test_diffusers_folder_with_bins(tmp_path):
+    """Components whose weights are diffusion_pytorch_model.bin (diffusers'
+    fallback without safetensors) are seen by identify and the hash."""
+    import json
+    import subprocess
+    root = tmp_path / "pipe"
+    (root / "vae").mkdir(parents=True)
+    (root / "unet").mkdir()
+    (root / "model_index.json").write_text(json.dumps({"_class_name": "X"}))
+    vae = {"decoder.w": torch.randn(4, 3)}
+    unet = {"conv.w": torch.randn(2, 2)}
+    torch.save(vae, root / "vae" / "diffusion_pytorch_model.bin")
+    torch.save(unet, root / "unet" / "diffusion_pytorch_model.bin")
+    cellar.save_file(unet, str(root / "unet" / "diffusion_pytorch_model.fp16.safetensors"))
+    cellar.save_file(vae, str(tmp_path / "vae.safetensors"))
+    want = cellar.hash_model_file(str(tmp_path / "vae.safetensors"))
+    assert cellar.hash_model_file(str(root / "vae" / "diffusion_pytorch_model.bin")) == want
+    ident = cellar.identify(str(root), full=True)
+    assert ident["components"], ident
+    p = subprocess.run([os.environ["CELLAR_BIN"], "hash", "-a", "structural", str(root)],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    lines = dict(reversed(line.split("  ", 1)) for line in p.stdout.splitlines())
+    assert lines[str(root / "vae" / "diffusion_pytorch_model.bin")] == want
+    # A transformers-style folder holding only pytorch_model.bin.
+    (tmp_path / "tf").mkdir()
+    torch.save(vae, tmp_path / "tf" / "pytorch_model.bin")
+    p = subprocess.run([os.environ["CELLAR_BIN"], "hash", "-a", "structural", str(tmp_path / "tf")],
+                       capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.split()[0] == want, p.stderr
+    p = subprocess.run([os.environ["CELLAR_BIN"], "inspect", "--json", str(root)],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    comps = {c["component"]: c for c in json.loads(p.stdout)["components"]}
+    assert comps["vae"]["format"] == "pytorch" and comps["vae"]["structural_hash"] == want
+    assert comps["vae"]["tensors"] == 1
