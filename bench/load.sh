@@ -7,6 +7,8 @@
 #     targets: <= 0.5x and <= 0.25x;
 #  2. torch_dtype=torch.float32: cellar vs the Python loader + .to(float32);
 #     target <= 0.5x;
+#  2b. the same weights as a .bin (torch.save, zip): cellar.load_state_dict
+#     (libcellar's pickle reader, zero-copy; nothing unpickled) vs torch.load;
 #  3. peak memory of the zero-copy load, over the interpreter with torch
 #     imported: <= file size + 50 MB (and its anonymous memory).
 # Each measurement runs in a fresh process; the median of RUNS is reported.
@@ -101,6 +103,8 @@ def main():
         sd = py_loader(folder)
     elif what == "python32":
         sd = py_loader(folder, torch.float32)
+    elif what == "cellarbin":
+        sd = cellar.load_state_dict(os.path.join(folder, "weights.bin"))
     elif what == "torchload":
         sd = torch.load(os.path.join(folder, "weights.bin"))
     dt = time.perf_counter() - t0
@@ -140,7 +144,7 @@ run() { # name: median seconds of RUNS fresh processes
     T[$name]=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 }
 # Interleaved so that load from other work hits every loader alike.
-for name in cellar python torchload cellar32 python32; do run "$name"; done
+for name in cellar python torchload cellarbin cellar32 python32; do run "$name"; done
 
 ratio() { "$PY" -c "print('%.3f' % ($1 / $2))"; }
 gbs() { "$PY" -c "print('%.2f' % ($st_bytes / $1 / 1e9))"; }
@@ -148,11 +152,13 @@ echo "shard set: $(numfmt --to=iec "$st_bytes") in $(ls "$D"/set/*.safetensors |
 printf '  %-34s %8.3f s  %6s GB/s\n' "cellar.load_state_dict" "${T[cellar]}" "$(gbs "${T[cellar]}")"
 printf '  %-34s %8.3f s  %6s GB/s\n' "python mmap + frombuffer + touch" "${T[python]}" "$(gbs "${T[python]}")"
 printf '  %-34s %8.3f s  %6s GB/s\n' "torch.load (.bin)" "${T[torchload]}" "$(gbs "${T[torchload]}")"
+printf '  %-34s %8.3f s  %6s GB/s\n' "cellar.load_state_dict (.bin)" "${T[cellarbin]}" "$(gbs "${T[cellarbin]}")"
 printf '  %-34s %8.3f s\n' "cellar, torch_dtype=float32" "${T[cellar32]}"
 printf '  %-34s %8.3f s\n' "python loader + .to(float32)" "${T[python32]}"
 echo "ratios:"
 echo "  cellar / python mmap loader     $(ratio "${T[cellar]}" "${T[python]}")   (target <= 0.5)"
 echo "  cellar / torch.load             $(ratio "${T[cellar]}" "${T[torchload]}")   (target <= 0.25)"
+echo "  cellar .bin / torch.load .bin   $(ratio "${T[cellarbin]}" "${T[torchload]}")"
 echo "  cellar f32 / python .to(f32)    $(ratio "${T[cellar32]}" "${T[python32]}")   (target <= 0.5)"
 peak=$("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["peak_over_kb"]*1024, d["anon_over_kb"]*1024)' "$D/cellar.json")
 read -r peak_b anon_b <<<"$peak"
