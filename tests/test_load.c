@@ -756,6 +756,18 @@ static void test_checkpoints(const char *tmp)
     }
     cellar_ref_free(ref);
 
+    /* A folder whose only weights are pytorch_model.bin stands for it. */
+    CHECK(mkdir(pj(dir, "tf"), 0755) == 0);
+    CHECK(link(pj(dir, "zip.bin"), pj(dir, "tf/pytorch_model.bin")) == 0);
+    CHECK(cellar_ref_path(&ref, pj(dir, "tf")) == 0);
+    CHECK_MSG(cellar_model_open(&m, ref, NULL) == 0, "%s", cellar_error_last());
+    CHECK(m && cellar_model_count(m) == 12);
+    cellar_model_free(m);
+    CHECK(cellar_ref_resolve(&rf, &rn, ref, NULL, NULL) == 0 && rn == 1 &&
+          strstr(rf[0], "tf/pytorch_model.bin"));
+    cellar_free(rf);
+    cellar_ref_free(ref);
+
     /* Hostile files: refused, naming the global; nothing runs. */
     CHECK(cellar_ref_path(&ref, pj(dir, "evil.bin")) == 0);
     m = NULL;

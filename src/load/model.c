@@ -216,11 +216,32 @@ static bool is_checkpoint(const char *path)
     return cellar_pt_sniff(path) == 1;
 }
 
+/* A folder whose only weights are a checkpoint (transformers'
+ * pytorch_model.bin): that file's path (owned), else NULL. */
+static char *folder_checkpoint(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return NULL;
+    cellar_component *c;
+    size_t n;
+    if (cellar_components(&c, &n, path) != 0) {
+        cellar_error_clear(); /* the shard reader will say what is wrong */
+        return NULL;
+    }
+    char *p = n == 1 && !*c[0].name && is_checkpoint(c[0].path) ? cellar_strdup(c[0].path) : NULL;
+    cellar_components_free(c, n);
+    return p;
+}
+
 /* The files a local path stands for (a file, a folder, an index). */
 static int expand_local(strlist *l, const char *path)
 {
     if (is_checkpoint(path))
         return strlist_add(l, cellar_strdup(path));
+    char *ck = folder_checkpoint(path);
+    if (ck)
+        return strlist_add(l, ck);
     cellar_shards *s;
     int rc = cellar_shards_open(&s, path);
     if (rc)
@@ -561,6 +582,12 @@ static int open_local(cellar_model *m, const char *path, bool allow_unknown)
 {
     if (is_checkpoint(path))
         return open_pt(m, path, allow_unknown);
+    char *ck = folder_checkpoint(path);
+    if (ck) {
+        int r = open_pt(m, ck, allow_unknown);
+        free(ck);
+        return r;
+    }
     cellar_shards **ns = cellar_realloc(m->shards, (m->nshards + 1) * sizeof *ns);
     if (!ns)
         return CELLAR_ENOMEM;

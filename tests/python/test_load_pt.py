@@ -195,3 +195,14 @@ def test_diffusers_folder_with_bins(tmp_path):
     comps = {c["component"]: c for c in json.loads(p.stdout)["components"]}
     assert comps["vae"]["format"] == "pytorch" and comps["vae"]["structural_hash"] == want
     assert comps["vae"]["tensors"] == 1
+
+
+def test_transformers_folder_and_load_torch_model(tmp_path, monkeypatch):
+    m = torch.nn.Linear(3, 2)
+    torch.save(m.state_dict(), tmp_path / "pytorch_model.bin")
+    monkeypatch.setattr(torch, "load", lambda *a, **k: (_ for _ in ()).throw(AssertionError("torch.load")))
+    sd = cellar.load_state_dict(str(tmp_path))
+    assert_same(sd, m.state_dict())
+    m2 = torch.nn.Linear(3, 2)
+    r = cellar.load_torch_model(m2, str(tmp_path), safe=False, strict=True)
+    assert not r.missing_keys and torch.equal(m2.weight, m.weight)
