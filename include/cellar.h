@@ -1676,7 +1676,8 @@ typedef struct cellar_ref cellar_ref;
 /* A local safetensors file, a PyTorch checkpoint (.bin/.pt/.pth/.ckpt, known
  * by content: cellar_pt_sniff()), a folder of a shard set (its index, else
  * its only .safetensors; a folder with no safetensors: its pytorch_model.bin
- * or diffusion_pytorch_model.bin) or a *.index.json. path is copied. CELLAR_EINVAL,
+ * or diffusion_pytorch_model.bin, or its *.bin.index.json) or a *.index.json
+ * (a .bin index names checkpoint shards). path is copied. CELLAR_EINVAL,
  * CELLAR_ENOMEM. */
 CELLAR_API int cellar_ref_path(cellar_ref **out, const char *path);
 /* An explicit list of files (or folders / indexes), merged in this order. */

@@ -768,6 +768,58 @@ static void test_checkpoints(const char *tmp)
     cellar_free(rf);
     cellar_ref_free(ref);
 
+    /* A sharded checkpoint: pytorch_model.bin.index.json (zip.bin and
+     * lightning.ckpt's names are disjoint). */
+    CHECK(mkdir(pj(dir, "sh"), 0755) == 0);
+    CHECK(link(pj(dir, "zip.bin"), pj(dir, "sh/pytorch_model-00001-of-00002.bin")) == 0);
+    CHECK(link(pj(dir, "dup.bin"), pj(dir, "sh/pytorch_model-00002-of-00002.bin")) == 0);
+    write_text(pj(dir, "sh/pytorch_model.bin.index.json"),
+               "{\"weight_map\": {\"w\": \"pytorch_model-00002-of-00002.bin\"}}");
+    CHECK(cellar_ref_path(&ref, pj(dir, "sh")) == 0);
+    CHECK_ERR(cellar_model_open(&m, ref, NULL), CELLAR_EFORMAT, "is not in the index");
+    cellar_ref_free(ref);
+    {
+        char idx[8192] = "{\"metadata\": {}, \"weight_map\": {";
+        const char *one[] = {"w", "bf", "half", "i", "tr", "sl", "row", "emb", "head",
+                             "trt1", "trt2", "empty"};
+        for (size_t i = 0; i < 12; i++)
+            snprintf(idx + strlen(idx), sizeof idx - strlen(idx),
+                     "\"%s\": \"pytorch_model-00001-of-00002.bin\", ", one[i]);
+        strcat(idx, "\"other\": \"pytorch_model-00002-of-00002.bin\"}}");
+        write_text(pj(dir, "sh/pytorch_model.bin.index.json"), idx);
+    }
+    /* Shard 2 holds a "w" too, which the index places in shard 1. */
+    CHECK(cellar_ref_path(&ref, pj(dir, "sh")) == 0);
+    CHECK_ERR(cellar_model_open(&m, ref, NULL), CELLAR_EFORMAT,
+              "places tensor 'w' elsewhere, but it is in pytorch_model-00002-of-00002.bin");
+    cellar_ref_free(ref);
+    CHECK(unlink(pj(dir, "sh/pytorch_model-00002-of-00002.bin")) == 0);
+    CHECK(link(pj(dir, "lightning.ckpt"), pj(dir, "sh/pytorch_model-00002-of-00002.bin")) == 0);
+    {
+        char idx[8192] = "{\"weight_map\": {";
+        const char *one[] = {"w", "bf", "half", "i", "tr", "sl", "row", "emb", "head",
+                             "trt1", "trt2", "empty"};
+        for (size_t i = 0; i < 12; i++)
+            snprintf(idx + strlen(idx), sizeof idx - strlen(idx),
+                     "\"%s\": \"pytorch_model-00001-of-00002.bin\", ", one[i]);
+        strcat(idx, "\"model.a\": \"pytorch_model-00002-of-00002.bin\", "
+                    "\"model.b\": \"pytorch_model-00002-of-00002.bin\"}}");
+        write_text(pj(dir, "sh/pytorch_model.bin.index.json"), idx);
+    }
+    CHECK(cellar_ref_path(&ref, pj(dir, "sh")) == 0);
+    CHECK_MSG(cellar_model_open(&m, ref, NULL) == 0, "%s", cellar_error_last());
+    CHECK(m && cellar_model_count(m) == 14 && cellar_model_nfiles(m) == 2);
+    cellar_model_free(m);
+    CHECK(cellar_ref_resolve(&rf, &rn, ref, NULL, NULL) == 0 && rn == 2 &&
+          strstr(rf[1], "pytorch_model-00002-of-00002.bin"));
+    cellar_free(rf);
+    cellar_ref_free(ref);
+    CHECK(cellar_ref_path(&ref, pj(dir, "sh/pytorch_model.bin.index.json")) == 0);
+    CHECK_MSG(cellar_model_open(&m, ref, NULL) == 0, "%s", cellar_error_last());
+    CHECK(m && cellar_model_count(m) == 14);
+    cellar_model_free(m);
+    cellar_ref_free(ref);
+
     /* Hostile files: refused, naming the global; nothing runs. */
     CHECK(cellar_ref_path(&ref, pj(dir, "evil.bin")) == 0);
     m = NULL;

@@ -2,7 +2,9 @@
  * their resolution to local files, and the merged tensor map over them with
  * zero-copy and bulk reads (docs/load.md). */
 #include "cellar.h"
+#include "json.h"
 #include "pickle.h"
+#include "shard.h"
 #include "structural.h"
 #include "util.h"
 
@@ -234,9 +236,108 @@ static char *folder_checkpoint(const char *path)
     return p;
 }
 
+static bool has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* A sharded checkpoint's index (pytorch_model.bin.index.json): its
+ * weight_map, and the distinct shard files (sorted, under the index's
+ * folder; names checked as safetensors indexes' are). */
+typedef struct bin_index {
+    cellar_json_doc *doc;
+    char *text;
+    const cellar_json *map;
+    strlist files;
+} bin_index;
+
+static void bin_index_free(bin_index *b)
+{
+    cellar_json_free(b->doc);
+    free(b->text);
+    strlist_free(&b->files);
+}
+
+static int bin_index_open(bin_index *b, const char *path)
+{
+    memset(b, 0, sizeof *b);
+    size_t len;
+    int rc = cellar_read_file(&b->text, &len, path, (size_t)256 << 20);
+    if (!rc)
+        rc = cellar_json_parse(&b->doc, b->text, len, 0, path, NULL);
+    if (rc)
+        return rc;
+    b->map = cellar_json_getz(cellar_json_root(b->doc), "weight_map");
+    if (!cellar_json_is(b->map, CELLAR_JSON_OBJECT))
+        return cellar_fail(CELLAR_EFORMAT, "%s: no \"weight_map\" object", path);
+    const char *slash = strrchr(path, '/');
+    int dl = slash ? (int)(slash - path) : 1;
+    const char *dir = slash ? path : ".";
+    strlist names = {0};
+    for (size_t i = 0; !rc && i < b->map->count; i++) {
+        const cellar_json_member *m = &b->map->u.members[i];
+        if (m->value.type != CELLAR_JSON_STRING) {
+            rc = cellar_fail(CELLAR_EFORMAT, "%s: weight_map entry %zu is not a string", path, i);
+            break;
+        }
+        /* The safetensors index's rules (no root, drive or ".."), with .bin
+         * in place of .safetensors. */
+        const char *why = cellar_index_path_problem(m->value.u.str, m->value.len);
+        if (why && !strcmp(why, "is not a .safetensors file"))
+            why = m->value.len >= 4 && !memcmp(m->value.u.str + m->value.len - 4, ".bin", 4)
+                      ? NULL
+                      : "is not a .bin file";
+        if (why)
+            rc = cellar_fail(CELLAR_EFORMAT, "%s: shard path of entry %zu %s", path, i, why);
+        else
+            rc = strlist_add(&names, cellar_strndup(m->value.u.str, m->value.len));
+    }
+    if (!rc && names.n)
+        qsort(names.v, names.n, sizeof *names.v, cmp_str);
+    for (size_t i = 0; !rc && i < names.n; i++)
+        if (!i || strcmp(names.v[i], names.v[i - 1]))
+            rc = strlist_add(&b->files, cellar_sprintf("%.*s/%s", dl, dir, names.v[i]));
+    strlist_free(&names);
+    if (!rc && !b->files.n)
+        rc = cellar_fail(CELLAR_EFORMAT, "%s: an empty weight_map", path);
+    return rc;
+}
+
+/* The index of a checkpoint folder without safetensors, else NULL. */
+static char *folder_bin_index(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return NULL;
+    const char *names[] = {"pytorch_model.bin.index.json", "diffusion_pytorch_model.bin.index.json"};
+    for (size_t i = 0; i < 2; i++) {
+        char *p = cellar_path_join(path, names[i]);
+        char *sidx = cellar_path_join(path, "model.safetensors.index.json");
+        char *sidx2 = cellar_path_join(path, "diffusion_pytorch_model.safetensors.index.json");
+        bool st_too = (sidx && access(sidx, F_OK) == 0) || (sidx2 && access(sidx2, F_OK) == 0);
+        free(sidx);
+        free(sidx2);
+        if (p && !st_too && access(p, F_OK) == 0)
+            return p;
+        free(p);
+    }
+    return NULL;
+}
+
 /* The files a local path stands for (a file, a folder, an index). */
 static int expand_local(strlist *l, const char *path)
 {
+    char *bidx = has_suffix(path, ".bin.index.json") ? cellar_strdup(path) : folder_bin_index(path);
+    if (bidx) {
+        bin_index b;
+        int rc = bin_index_open(&b, bidx);
+        for (size_t i = 0; !rc && i < b.files.n; i++)
+            rc = strlist_add(l, cellar_strdup(b.files.v[i]));
+        bin_index_free(&b);
+        free(bidx);
+        return rc;
+    }
     if (is_checkpoint(path))
         return strlist_add(l, cellar_strdup(path));
     char *ck = folder_checkpoint(path);
@@ -578,6 +679,47 @@ static int open_pt(cellar_model *m, const char *path, bool allow_unknown)
     return 0;
 }
 
+/* A sharded checkpoint: its shards in name order, and every tensor where
+ * the index places it (as cellar_shards_open() checks a safetensors index). */
+static int open_bin_index(cellar_model *m, const char *path, bool allow_unknown)
+{
+    bin_index b;
+    int rc = bin_index_open(&b, path);
+    size_t first = m->nfiles, listed = 0;
+    for (size_t i = 0; !rc && i < b.files.n; i++) {
+        if (!is_checkpoint(b.files.v[i])) {
+            rc = cellar_fail(CELLAR_EFORMAT, "%s: shard %s is not a PyTorch checkpoint", path,
+                             b.files.v[i]);
+            break;
+        }
+        rc = open_pt(m, b.files.v[i], allow_unknown);
+    }
+    const char *slash = strrchr(path, '/');
+    size_t pre = slash ? (size_t)(slash - path) + 1 : 2; /* bin_index_open's "dir/" */
+    for (size_t f = first; !rc && f < m->nfiles; f++) {
+        const char *fname = m->files[f].path + pre;
+        cellar_pt *pt = m->files[f].pt;
+        for (size_t i = 0; !rc && i < cellar_pt_count(pt); i++) {
+            const cellar_pt_tensor *t = cellar_pt_tensor_at(pt, i);
+            const cellar_json *v = cellar_json_get(b.map, t->name, t->name_len);
+            if (!v)
+                rc = cellar_fail(CELLAR_EFORMAT, "%s: tensor '%.*s' of %s is not in the index",
+                                 path, (int)t->name_len, t->name, fname);
+            else if (!cellar_json_str_eq(v, fname))
+                rc = cellar_fail(CELLAR_EFORMAT,
+                                 "%s: the index places tensor '%.*s' elsewhere, but it is in %s",
+                                 path, (int)t->name_len, t->name, fname);
+            listed++;
+        }
+    }
+    if (!rc && listed != b.map->count)
+        rc = cellar_fail(CELLAR_EFORMAT,
+                         "%s: the index names %zu tensors, its shards hold %zu", path,
+                         (size_t)b.map->count, listed);
+    bin_index_free(&b);
+    return rc;
+}
+
 static int open_local(cellar_model *m, const char *path, bool allow_unknown)
 {
     if (is_checkpoint(path))
@@ -586,6 +728,12 @@ static int open_local(cellar_model *m, const char *path, bool allow_unknown)
     if (ck) {
         int r = open_pt(m, ck, allow_unknown);
         free(ck);
+        return r;
+    }
+    char *bidx = has_suffix(path, ".bin.index.json") ? cellar_strdup(path) : folder_bin_index(path);
+    if (bidx) {
+        int r = open_bin_index(m, bidx, allow_unknown);
+        free(bidx);
         return r;
     }
     cellar_shards **ns = cellar_realloc(m->shards, (m->nshards + 1) * sizeof *ns);
