@@ -24,6 +24,8 @@ int cli_bad_option(const char *verb, int opt, char **argv);
 /* Prints "cellar: warning: <message>" to stderr. */
 /* s with its control bytes shown as \xNN (names from files and servers). */
 void cli_put_escaped(FILE *f, const char *s);
+/* Same over len bytes (a NUL among them shows as \x00). */
+void cli_put_escaped_n(FILE *f, const char *s, size_t len);
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Writes s as a JSON string literal (with quotes) to f. */

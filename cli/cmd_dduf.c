@@ -22,19 +22,6 @@ static const char usage[] =
     "          extensions, hidden files) are left out, one 'skipped' line\n"
     "          each; refuses a folder that would make an invalid DDUF\n";
 
-/* Names are checked at open (no NUL, no backslash) but may hold other
- * control bytes: shown escaped so a listing cannot drive the terminal. */
-static void print_name(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f)
-            printf("\\x%02x", c);
-        else
-            putchar(c);
-    }
-}
-
 /* Splits argv into positional arguments and the flags a subcommand allows. */
 struct args {
     const char *pos[2];
@@ -95,7 +82,7 @@ static int dduf_ls(int argc, char **argv)
             const cellar_dduf_entry *e = cellar_dduf_entry_at(d, i);
             printf("%12llu %14llu  ", (unsigned long long)e->offset,
                    (unsigned long long)e->size);
-            print_name(e->name, e->name_len);
+            cli_put_escaped_n(stdout, e->name, e->name_len);
             putchar('\n');
         }
     }
@@ -141,7 +128,7 @@ static int print_skipped(const char *name, const char *why, void *ctx)
 {
     cli_progress_clear(ctx);
     printf("skipped ");
-    print_name(name, strlen(name));
+    cli_put_escaped_n(stdout, name, strlen(name));
     printf(" (%s)\n", why);
     return 0;
 }

@@ -92,17 +92,6 @@ static const char *human_count(uint64_t v, char *buf, size_t size)
 
 /* ---- output ---- */
 
-static void print_name(FILE *f, const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7F)
-            fprintf(f, "\\x%02x", c);
-        else
-            fputc(c, f);
-    }
-}
-
 static void json_key(FILE *f, bool *first, const char *key)
 {
     fputs(*first ? "" : ",", f);
@@ -176,13 +165,13 @@ static void print_model_line(const char *indent, const cellar_identity *id)
 {
     const char *t = id ? cellar_identity_text(id) : "unknown";
     printf("%smodel:       ", indent);
-    print_name(stdout, t, strlen(t));
+    cli_put_escaped_n(stdout, t, strlen(t));
     printf("\n");
     const cellar_identity_info *x = cellar_identity_get(id);
     for (size_t i = 0; x && i < x->nmatches && x->nmatches > 1; i++) {
         const cellar_model_info *m = x->matches[i];
         printf("%s  registry:  ", indent);
-        print_name(stdout, m->family, strlen(m->family));
+        cli_put_escaped_n(stdout, m->family, strlen(m->family));
         printf(" %s (%s; %s)\n", m->component, *m->model_name ? m->model_name : m->description,
                m->source);
     }
@@ -396,10 +385,10 @@ static int inspect_component(FILE *f, const cellar_component *c, const cellar_re
             size_t kl, vl;
             cellar_st_metadata_at(meta, i, &k, &kl, &v, &vl);
             printf("%s%s", ind, i ? "             " : "metadata:    ");
-            print_name(stdout, k, kl);
+            cli_put_escaped_n(stdout, k, kl);
             fputs(" = ", stdout);
             /* Long values (embedded configs) are cut: --json has them whole. */
-            print_name(stdout, v, vl > 200 ? 200 : vl);
+            cli_put_escaped_n(stdout, v, vl > 200 ? 200 : vl);
             printf("%s\n", vl > 200 ? "..." : "");
         }
         printf("%sstructural:  %s\n", ind, hash);
@@ -408,7 +397,7 @@ static int inspect_component(FILE *f, const cellar_component *c, const cellar_re
             for (size_t i = 0; i < cellar_shards_count(s); i++) {
                 const cellar_st_tensor *t = cellar_shards_tensor(s, i, NULL);
                 printf("%s  ", ind);
-                print_name(stdout, t->name, t->name_len);
+                cli_put_escaped_n(stdout, t->name, t->name_len);
                 printf("  %s  [", t->dtype_name);
                 for (size_t d = 0; d < t->rank; d++)
                     printf("%s%" PRIu64, d ? ", " : "", t->shape[d]);
@@ -579,15 +568,15 @@ static int inspect_dduf_component(const cellar_dduf *d, const char *comp,
     } else if (rc == CLI_OK) {
         /* Names come from the archive: printed escaped. */
         printf("\n[");
-        print_name(stdout, comp, strlen(comp));
+        cli_put_escaped_n(stdout, comp, strlen(comp));
         if (variant_len) {
             printf(", variant ");
-            print_name(stdout, variant, variant_len);
+            cli_put_escaped_n(stdout, variant, variant_len);
         }
         printf("] %zu weight entr%s\n", nfiles, nfiles == 1 ? "y" : "ies");
         for (size_t i = 0; i < nfiles; i++) {
             printf("  entry:       ");
-            print_name(stdout, entries[i]->name, entries[i]->name_len);
+            cli_put_escaped_n(stdout, entries[i]->name, entries[i]->name_len);
             printf(" (offset %" PRIu64 ", %" PRIu64 " bytes)\n", entries[i]->offset,
                    entries[i]->size);
         }
@@ -600,7 +589,7 @@ static int inspect_dduf_component(const cellar_dduf *d, const char *comp,
             for (size_t t = 0; t < cellar_st_count(files[i]); t++) {
                 const cellar_st_tensor *x = cellar_st_tensor_at(files[i], t);
                 printf("    ");
-                print_name(stdout, x->name, x->name_len);
+                cli_put_escaped_n(stdout, x->name, x->name_len);
                 printf("  %s  [", x->dtype_name);
                 for (size_t k = 0; k < x->rank; k++)
                     printf("%s%" PRIu64, k ? ", " : "", x->shape[k]);
@@ -712,7 +701,7 @@ static void gguf_value(const cellar_gguf *g, size_t i, bool json)
         if (json) {
             cli_json_string(stdout, v.str, v.str_len);
         } else {
-            print_name(stdout, v.str, v.str_len > 200 ? 200 : v.str_len);
+            cli_put_escaped_n(stdout, v.str, v.str_len > 200 ? 200 : v.str_len);
             printf("%s", v.str_len > 200 ? "..." : "");
         }
         break;
@@ -831,7 +820,7 @@ static int inspect_gguf(const char *path, const struct opts *o)
         for (size_t i = 0; i < nkv; i++) {
             const cellar_gguf_kv *kv = cellar_gguf_kv_at(g, i);
             printf("  ");
-            print_name(stdout, kv->key, kv->key_len);
+            cli_put_escaped_n(stdout, kv->key, kv->key_len);
             printf(" = ");
             gguf_value(g, i, false);
             printf("\n");
@@ -839,7 +828,7 @@ static int inspect_gguf(const char *path, const struct opts *o)
         for (size_t i = 0; o->tensors && i < nt; i++) {
             const cellar_gguf_tensor *t = cellar_gguf_tensor_at(g, i);
             printf("  ");
-            print_name(stdout, t->name, t->name_len);
+            cli_put_escaped_n(stdout, t->name, t->name_len);
             printf("  %s  [", t->type_name);
             for (uint32_t k = 0; k < t->n_dims; k++)
                 printf("%s%" PRIu64, k ? ", " : "", t->dims[k]);

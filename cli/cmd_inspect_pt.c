@@ -9,17 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static void put_name(FILE *f, const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7F)
-            fprintf(f, "\\x%02x", c);
-        else
-            fputc(c, f);
-    }
-}
-
 static void jstr(const char *s)
 {
     if (s)
@@ -216,9 +205,9 @@ int inspect_pt(const char *path, bool tensors, bool json)
         for (size_t i = 0; i < ng; i++) {
             const cellar_pt_global *g = cellar_pt_global_at(pt, i);
             printf("  %-9s  ", cellar_pt_class_name(g->cls));
-            put_name(stdout, g->module, strlen(g->module));
+            cli_put_escaped_n(stdout, g->module, strlen(g->module));
             putchar('.');
-            put_name(stdout, g->name, strlen(g->name));
+            cli_put_escaped_n(stdout, g->name, strlen(g->name));
             printf("\n");
         }
         for (size_t i = 0; i < nbl; i++) {
@@ -226,14 +215,14 @@ int inspect_pt(const char *path, bool tensors, bool json)
             const cellar_pt_global *g;
             cellar_pt_blocked_at(pt, i, &p, &g);
             printf("blocked:     tensors under '");
-            put_name(stdout, p, strlen(p));
+            cli_put_escaped_n(stdout, p, strlen(p));
             printf("' are held by %s%s%s\n", g ? g->module : "an object", g ? "." : "",
                    g ? g->name : "");
         }
         for (size_t i = 0; tensors && i < nt; i++) {
             const cellar_pt_tensor *t = cellar_pt_tensor_at(pt, i);
             printf("  ");
-            put_name(stdout, t->name, t->name_len);
+            cli_put_escaped_n(stdout, t->name, t->name_len);
             printf("  %s  [", t->dtype_name);
             for (size_t k = 0; k < t->rank; k++)
                 printf("%s%" PRIu64, k ? ", " : "", t->shape[k]);
@@ -241,7 +230,7 @@ int inspect_pt(const char *path, bool tensors, bool json)
             if (t->alias != i) {
                 printf("  (alias of ");
                 const cellar_pt_tensor *a = cellar_pt_tensor_at(pt, t->alias);
-                put_name(stdout, a->name, a->name_len);
+                cli_put_escaped_n(stdout, a->name, a->name_len);
                 printf(")");
             }
             printf("\n");

@@ -28,17 +28,6 @@ static void usage(FILE *f)
                "  --json  one JSON object per file\n");
 }
 
-static void put_escaped(const char *s)
-{
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c < 0x20 || c == 0x7F)
-            printf("\\x%02x", c);
-        else
-            putchar(c);
-    }
-}
-
 static void scan_file(const char *path)
 {
     cellar_pt *pt;
@@ -74,11 +63,11 @@ static void scan_file(const char *path)
         }
         printf("]}\n");
     } else {
-        put_escaped(path);
+        cli_put_escaped(stdout, path);
         printf(": %s (%zu globals: %zu dangerous, %zu unknown)\n", verdict, ng, nd, nu);
         if (cellar_pt_problem(pt)) {
             printf("  unreadable past: ");
-            put_escaped(cellar_pt_problem(pt));
+            cli_put_escaped(stdout, cellar_pt_problem(pt));
             printf("\n");
         }
         for (size_t i = 0; i < ng; i++) {
@@ -86,9 +75,9 @@ static void scan_file(const char *path)
             if (g->cls == CELLAR_PT_SAFE && !S.all)
                 continue;
             printf("  %-9s  ", cellar_pt_class_name(g->cls));
-            put_escaped(g->module);
+            cli_put_escaped(stdout, g->module);
             putchar('.');
-            put_escaped(g->name);
+            cli_put_escaped(stdout, g->name);
             printf("\n");
         }
     }

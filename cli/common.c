@@ -14,15 +14,20 @@
 
 /* Messages quote names from files, archives and servers: their control
  * bytes are shown escaped, so they cannot drive the terminal. */
-void cli_put_escaped(FILE *f, const char *m)
+void cli_put_escaped_n(FILE *f, const char *s, size_t len)
 {
-    for (; *m; m++) {
-        unsigned char c = (unsigned char)*m;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
         if (c < 0x20 || c == 0x7f)
             fprintf(f, "\\x%02x", c);
         else
             fputc(c, f);
     }
+}
+
+void cli_put_escaped(FILE *f, const char *m)
+{
+    cli_put_escaped_n(f, m, strlen(m));
 }
 
 /* prefix, then fmt formatted and escaped, then a newline, on stderr. */

@@ -144,17 +144,6 @@ static int visit(const char *path, const struct stat *st, int type, struct FTW *
     return FTW_CONTINUE;
 }
 
-static void put_escaped(const char *s)
-{
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c < 0x20 || c == 0x7f)
-            printf("\\x%02x", c);
-        else
-            putchar(c);
-    }
-}
-
 static const char *group_of(const struct entry *e)
 {
     const cellar_identity_info *x = cellar_identity_get(e->id);
@@ -238,18 +227,18 @@ static void print_text(void)
             group = g;
         }
         printf("  %10s  ", cli_human_size(a, e->size));
-        put_escaped(e->path);
+        cli_put_escaped(stdout, e->path);
         printf("\n              ");
-        put_escaped(e->id ? cellar_identity_text(e->id) : e->error ? e->error : "unreadable");
+        cli_put_escaped(stdout, e->id ? cellar_identity_text(e->id) : e->error ? e->error : "unreadable");
         printf("\n");
         if (e->same_inode) {
             printf("              = hard link of ");
-            put_escaped(list.e[e->same_inode - 1].path);
+            cli_put_escaped(stdout, list.e[e->same_inode - 1].path);
             printf(" (no extra space)\n");
             linked += e->size;
         } else if (e->same_hash) {
             printf("              = duplicate of ");
-            put_escaped(list.e[e->same_hash - 1].path);
+            cli_put_escaped(stdout, list.e[e->same_hash - 1].path);
             printf(" (same sha256: cellar dedup reclaims %s)\n", cli_human_size(a, e->size));
             reclaim += e->size;
         }

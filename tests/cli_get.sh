@@ -7,13 +7,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 test_dir cli_get
 
-python3 "$SRC/tests/hub/make_fixtures.py" "$T/fx"
-python3 "$SRC/tests/hub/hubserver.py" "$T/fx" >"$T/hub.port" 2>"$T/hub.log" &
-HUBPID=$!
-trap 'kill $HUBPID 2>/dev/null || true' EXIT
-for _ in $(seq 600); do [ -s "$T/hub.port" ] && break; sleep 0.1; done
-HUBPORT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["hub"])' "$T/hub.port")
-export HF_ENDPOINT=http://127.0.0.1:$HUBPORT
+hub_start
 unset HF_TOKEN HF_HUB_OFFLINE DIFFSYNTH_SKIP_DOWNLOAD DIFFSYNTH_MODEL_BASE_PATH
 export HOME=$T/home CELLAR_HOME=$T/store
 served() { curl -sf "$HF_ENDPOINT/_stats?sum=$1"; }

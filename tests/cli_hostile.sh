@@ -8,14 +8,9 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 test_dir cli_hostile
 
-python3 "$SRC/tests/hub/make_fixtures.py" "$T/fx"
-python3 "$SRC/tests/hub/hubserver.py" "$T/fx" >"$T/hub.port" 2>"$T/hub.log" &
-HUBPID=$!
+hub_start
 GCPID=
 trap 'kill $HUBPID $GCPID 2>/dev/null || true' EXIT
-for _ in $(seq 600); do [ -s "$T/hub.port" ] && break; sleep 0.1; done
-HUBPORT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["hub"])' "$T/hub.port")
-export HF_ENDPOINT=http://127.0.0.1:$HUBPORT
 unset HF_TOKEN HF_HUB_OFFLINE HF_HUB_CACHE HF_HOME
 export HOME=$T/home
 ctl() { curl -sf "$HF_ENDPOINT/_control?$1" >/dev/null; }

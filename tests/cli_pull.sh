@@ -7,16 +7,10 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 test_dir cli_pull
 
-python3 "$SRC/tests/hub/make_fixtures.py" "$T/fx"
 TOKEN=hf_s3cret_t0ken_do_not_print
-python3 "$SRC/tests/hub/hubserver.py" "$T/fx" --token "$TOKEN" >"$T/hub.port" 2>"$T/hub.log" &
-HUBPID=$!
-trap 'kill $HUBPID 2>/dev/null || true' EXIT
+hub_start --token "$TOKEN"
 # Bounds on waits are generous (a loaded 2-core machine); each loop ends as
 # soon as its condition holds.
-for _ in $(seq 600); do [ -s "$T/hub.port" ] && break; sleep 0.1; done
-HUBPORT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["hub"])' "$T/hub.port")
-export HF_ENDPOINT=http://127.0.0.1:$HUBPORT
 unset HF_TOKEN HF_HUB_OFFLINE HF_HUB_CACHE HF_HOME
 export HOME=$T/home
 

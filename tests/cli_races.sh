@@ -8,14 +8,11 @@ test_dir cli_races
 PY=/usr/bin/python3
 export CELLAR_HOME=$T/store
 
-# ---- dedup and a writer that already holds a file open -------------------
-mkdir -p "$T/d"
-head -c 300000 /dev/urandom >"$T/d/a.bin"
-cp "$T/d/a.bin" "$T/d/b.bin"
-cp "$T/d/a.bin" "$T/d/c.bin"
-cp "$T/d/a.bin" "$T/ref.bin"
-# The "training job": opens a.bin for writing, waits for the go, writes.
-$PY - "$T/d/a.bin" "$T/go" "$T/ready" <<'PYEOF' &
+# writer FILE: the "training job": opens FILE for writing, says $T/ready,
+# waits for $T/go, then writes "JOB WROTE THIS" at offset 0. Sets JOB (its
+# pid) and returns once FILE is held open.
+writer() {
+    $PY - "$1" "$T/go" "$T/ready" <<'PYEOF' &
 import os, sys, time
 fd = os.open(sys.argv[1], os.O_WRONLY)
 open(sys.argv[3], "w").close()
@@ -26,8 +23,17 @@ for _ in range(600):
 os.pwrite(fd, b"JOB WROTE THIS", 0)
 os.close(fd)
 PYEOF
-JOB=$!
-for _ in $(seq 200); do [ -e "$T/ready" ] && break; sleep 0.05; done
+    JOB=$!
+    for _ in $(seq 200); do [ -e "$T/ready" ] && break; sleep 0.05; done
+}
+
+# ---- dedup and a writer that already holds a file open -------------------
+mkdir -p "$T/d"
+head -c 300000 /dev/urandom >"$T/d/a.bin"
+cp "$T/d/a.bin" "$T/d/b.bin"
+cp "$T/d/a.bin" "$T/d/c.bin"
+cp "$T/d/a.bin" "$T/ref.bin"
+writer "$T/d/a.bin"
 "$BIN" dedup "$T/d" >"$T/out" 2>&1 || true
 touch "$T/go"
 wait $JOB
@@ -42,19 +48,7 @@ check "root note in dedup's output" grep -q "running as root" "$T/out"
 rm -f "$T/go" "$T/ready"
 export CELLAR_HOME=$T/store_add
 head -c 100000 /dev/urandom >"$T/x.bin"
-$PY - "$T/x.bin" "$T/go" "$T/ready" <<'PYEOF' &
-import os, sys, time
-fd = os.open(sys.argv[1], os.O_WRONLY)
-open(sys.argv[3], "w").close()
-for _ in range(600):
-    if os.path.exists(sys.argv[2]):
-        break
-    time.sleep(0.05)
-os.pwrite(fd, b"JOB WROTE THIS", 0)
-os.close(fd)
-PYEOF
-JOB=$!
-for _ in $(seq 200); do [ -e "$T/ready" ] && break; sleep 0.05; done
+writer "$T/x.bin"
 "$BIN" add "$T/x.bin" >/dev/null 2>&1 || bad "add of a file open for writing"
 touch "$T/go"
 wait $JOB

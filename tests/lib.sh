@@ -15,6 +15,20 @@ test_dir() {
     mkdir -p "$T"
 }
 
+# hub_start [hubserver options]: the test Hub (tests/hub/hubserver.py) on
+# 127.0.0.1 over fresh fixtures in $T/fx; sets HUBPID (killed at exit: a
+# test that kills more re-sets the trap), HUBPORT and HF_ENDPOINT. The wait
+# bound is generous (a loaded 2-core machine); it ends once the port is out.
+hub_start() {
+    python3 "$SRC/tests/hub/make_fixtures.py" "$T/fx"
+    python3 "$SRC/tests/hub/hubserver.py" "$T/fx" "$@" >"$T/hub.port" 2>"$T/hub.log" &
+    HUBPID=$!
+    trap 'kill $HUBPID 2>/dev/null || true' EXIT
+    for _ in $(seq 600); do [ -s "$T/hub.port" ] && break; sleep 0.1; done
+    HUBPORT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["hub"])' "$T/hub.port")
+    export HF_ENDPOINT=http://127.0.0.1:$HUBPORT
+}
+
 ok() { passed=$((passed + 1)); }
 bad() {
     failed=$((failed + 1))

@@ -6,6 +6,7 @@
 
 #include "safetensors.h"
 #include "shard.h"
+#include "structural.h"
 
 #include <errno.h>
 #include <math.h>
@@ -66,46 +67,25 @@ static bool ends_with(const char *s, size_t n, const char *suffix)
     return n >= k && memcmp(s + n - k, suffix, k) == 0;
 }
 
-typedef struct named {
-    const cellar_st_tensor *t;
-    size_t file;
-} named;
-
-static int cmp_named(const void *a, const void *b)
-{
-    const named *x = a, *y = b;
-    int c = cellar_st_name_cmp(x->t->name, x->t->name_len, y->t->name, y->t->name_len);
-    return c ? c : (x->file > y->file) - (x->file < y->file);
-}
-
 int cellar_identify_st(cellar_identity **out, cellar_st *const *files, size_t nfiles,
                        const cellar_registry *reg)
 {
     *out = NULL;
-    size_t n = 0;
-    for (size_t f = 0; f < nfiles; f++)
-        n += cellar_st_count(files[f]);
-    named *all = cellar_calloc(n ? n : 1, sizeof *all);
-    cellar_tensor_desc *t = cellar_calloc(n ? n : 1, sizeof *t);
+    cellar_st_member *all = NULL;
+    size_t nt = 0;
+    int rc = cellar_st_union(&all, &nt, files, nfiles);
+    if (rc)
+        return rc;
+    cellar_tensor_desc *t = cellar_calloc(nt ? nt : 1, sizeof *t);
     size_t nmeta = nfiles ? cellar_st_metadata_count(files[0]) : 0;
     const char **mk = cellar_calloc(nmeta ? nmeta : 1, sizeof *mk);
     const char **mv = cellar_calloc(nmeta ? nmeta : 1, sizeof *mv);
-    int rc = all && t && mk && mv ? 0 : CELLAR_ENOMEM;
+    rc = t && mk && mv ? 0 : CELLAR_ENOMEM;
     if (rc)
         goto done;
-    size_t k = 0;
-    for (size_t f = 0; f < nfiles; f++)
-        for (size_t i = 0; i < cellar_st_count(files[f]); i++)
-            all[k++] = (named){cellar_st_tensor_at(files[f], i), f};
-    if (n)
-        qsort(all, n, sizeof *all, cmp_named);
-    size_t nt = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (i + 1 < n && cellar_st_name_cmp(all[i].t->name, all[i].t->name_len, all[i + 1].t->name,
-                                            all[i + 1].t->name_len) == 0)
-            continue; /* a later file's duplicate replaces it */
+    for (size_t i = 0; i < nt; i++) {
         const cellar_st_tensor *s = all[i].t;
-        cellar_tensor_desc *d = &t[nt++];
+        cellar_tensor_desc *d = &t[i];
         *d = (cellar_tensor_desc){.name = s->name, .name_len = s->name_len,
                                   .dtype = s->dtype_name, .rank = s->rank, .shape = s->shape};
         /* LoRA alphas: one-element tensors named "*.alpha" (the only values

@@ -150,49 +150,62 @@ int cellar_structural_hash_list(char out[33], const cellar_tensor_desc *t, size_
     return rc;
 }
 
-typedef struct named {
-    const cellar_st_tensor *t;
-    size_t file;
-} named;
-
-static int cmp_named(const void *a, const void *b)
+static int cmp_member(const void *a, const void *b)
 {
-    const named *x = a, *y = b;
+    const cellar_st_member *x = a, *y = b;
     int c = cellar_st_name_cmp(x->t->name, x->t->name_len, y->t->name, y->t->name_len);
     return c ? c : (x->file > y->file) - (x->file < y->file);
 }
 
-int cellar_structural_hash_st(char out[33], cellar_st *const *files, size_t nfiles)
+int cellar_st_union(cellar_st_member **out, size_t *nout, cellar_st *const *files, size_t nfiles)
 {
+    *out = NULL;
+    *nout = 0;
     size_t n = 0;
     for (size_t f = 0; f < nfiles; f++)
         n += cellar_st_count(files[f]);
-    named *all = n ? cellar_calloc(n, sizeof *all) : NULL;
-    cellar_tensor_desc *t = n ? cellar_calloc(n, sizeof *t) : NULL;
-    if (n && (!all || !t)) {
-        free(all);
-        free(t);
+    if (!n)
+        return 0;
+    cellar_st_member *all = cellar_calloc(n, sizeof *all);
+    if (!all)
         return CELLAR_ENOMEM;
-    }
     size_t k = 0;
     for (size_t f = 0; f < nfiles; f++)
         for (size_t i = 0; i < cellar_st_count(files[f]); i++)
-            all[k++] = (named){cellar_st_tensor_at(files[f], i), f};
-    if (n)
-        qsort(all, n, sizeof *all, cmp_named);
-    /* Union: a later file's duplicate replaces an earlier one. */
-    size_t nt = 0;
+            all[k++] = (cellar_st_member){cellar_st_tensor_at(files[f], i), f};
+    qsort(all, n, sizeof *all, cmp_member);
+    /* Ties sort by file: keep only the last of each run of one name. */
+    size_t nu = 0;
     for (size_t i = 0; i < n; i++) {
         if (i + 1 < n && cellar_st_name_cmp(all[i].t->name, all[i].t->name_len, all[i + 1].t->name,
                                             all[i + 1].t->name_len) == 0)
             continue;
-        t[nt++] = (cellar_tensor_desc){.name = all[i].t->name,
-                                       .name_len = all[i].t->name_len,
-                                       .rank = all[i].t->rank,
-                                       .shape = all[i].t->shape};
+        all[nu++] = all[i];
     }
-    int rc = cellar_structural_hash_list(out, t, nt);
-    free(all);
+    *out = all;
+    *nout = nu;
+    return 0;
+}
+
+int cellar_structural_hash_st(char out[33], cellar_st *const *files, size_t nfiles)
+{
+    cellar_st_member *u;
+    size_t n;
+    int rc = cellar_st_union(&u, &n, files, nfiles);
+    if (rc)
+        return rc;
+    cellar_tensor_desc *t = n ? cellar_calloc(n, sizeof *t) : NULL;
+    if (n && !t) {
+        free(u);
+        return CELLAR_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        t[i] = (cellar_tensor_desc){.name = u[i].t->name,
+                                    .name_len = u[i].t->name_len,
+                                    .rank = u[i].t->rank,
+                                    .shape = u[i].t->shape};
+    rc = cellar_structural_hash_list(out, t, n);
+    free(u);
     free(t);
     return rc;
 }
