@@ -263,7 +263,7 @@ static int inspect_pt_component(FILE *f, const cellar_component *c, const struct
         for (size_t i = 0; o->tensors && i < cellar_pt_count(pt); i++) {
             const cellar_pt_tensor *t = cellar_pt_tensor_at(pt, i);
             printf("%s  ", ind);
-            print_name(stdout, t->name, t->name_len);
+            cli_put_escaped_n(stdout, t->name, t->name_len);
             printf("  %s  [", t->dtype_name);
             for (size_t d = 0; d < t->rank; d++)
                 printf("%s%" PRIu64, d ? ", " : "", t->shape[d]);
