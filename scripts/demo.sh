@@ -49,6 +49,17 @@ step "$CELLAR" hash --civitai "$DIR/alpha/unet/diffusion_pytorch_model.safetenso
 step "$CELLAR" hash --invokeai "$DIR/alpha"
 step "$CELLAR" inspect "$DIR/alpha"
 
+step "$CELLAR" ls --by-model "$DIR/alpha" "$DIR/beta"
+
+echo
+echo "== the same files from Python (build/python), zero-copy from the store's inode"
+step env PYTHONPATH="$(dirname "$CELLAR")/python" /usr/bin/python3 -c "
+import cellar
+sd = cellar.load_state_dict('$DIR/alpha/unet/diffusion_pytorch_model.safetensors')
+t = next(iter(sd.values()))
+print(len(sd), 'tensors;', t.dtype, tuple(t.shape), '...')
+print('structural hash (DiffSynth):', cellar.hash_model_file('$DIR/alpha/unet/diffusion_pytorch_model.safetensors'))"
+
 step "$CELLAR" dduf pack "$DIR/alpha" "$DIR/alpha.dduf"
 step "$CELLAR" dduf ls "$DIR/alpha.dduf"
 step "$CELLAR" hash -a sha256 --entries "$DIR/alpha.dduf"
