@@ -1860,7 +1860,7 @@ typedef struct cellar_oci_opts {
     unsigned jobs;             /* transfers at once; 0: 8 */
     uint64_t chunk_size;       /* push: 0 = one PUT per blob; else PATCH chunks of this */
     const char *mount_from;    /* push: a repository of the same registry to mount blobs from */
-    cellar_pull_progress_fn progress; /* push: START/FINISH/REUSED per file; may be NULL */
+    cellar_pull_progress_fn progress; /* push: START/FINISH/REUSED per file (non-zero stops: CELLAR_EUSER); may be NULL */
     void *progress_ctx;
 } cellar_oci_opts;
 #define CELLAR_OCI_OPTS_VERSION 1

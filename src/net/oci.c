@@ -517,14 +517,16 @@ static char *seen_find(const char *seen, const char *host, const char *repo, con
 
 /* ---- push ---- */
 
-static void push_event(const cellar_oci_opts *o, cellar_pull_event_kind k, const struct mfile *f,
-                       uint64_t total, uint64_t done, size_t n)
+/* Non-zero: the caller's callback asked to stop (the push then fails with
+ * CELLAR_EUSER, as every cellar operation does). */
+static int push_event(const cellar_oci_opts *o, cellar_pull_event_kind k, const struct mfile *f,
+                      uint64_t total, uint64_t done, size_t n)
 {
     if (!o->progress)
-        return;
+        return 0;
     cellar_pull_event ev = {k, f->path, f->size, k == CELLAR_PULL_START ? 0 : f->size,
                             total, done, n, NULL};
-    o->progress(&ev, o->progress_ctx);
+    return o->progress(&ev, o->progress_ctx);
 }
 
 /* Puts every blob of m and its config and manifest into ref's repository,
@@ -575,8 +577,13 @@ static int push_one(struct push_worker *w, struct mfile *f)
         return rc;
     }
     pthread_mutex_lock(&j->mu);
-    push_event(o, CELLAR_PULL_START, f, j->total, j->done, j->m->n);
+    int stop = push_event(o, CELLAR_PULL_START, f, j->total, j->done, j->m->n);
     pthread_mutex_unlock(&j->mu);
+    if (stop) {
+        close(fd);
+        free(from);
+        return cellar_fail(CELLAR_EUSER, "%s: push stopped by the caller", f->path);
+    }
     int how;
     int rc = cellar_reg_blob_push(w->reg, j->ref->repo, d, fd, f->size, from, o->chunk_size, &how);
     if (rc == CELLAR_EAUTH && from) {
@@ -599,9 +606,11 @@ static int push_one(struct push_worker *w, struct mfile *f)
         j->res->blobs_uploaded++;
         j->res->bytes_uploaded += f->size;
     }
-    push_event(o, how == CELLAR_REG_UPLOADED ? CELLAR_PULL_FINISH : CELLAR_PULL_REUSED, f,
-               j->total, j->done, j->m->n);
+    stop = push_event(o, how == CELLAR_REG_UPLOADED ? CELLAR_PULL_FINISH : CELLAR_PULL_REUSED, f,
+                      j->total, j->done, j->m->n);
     pthread_mutex_unlock(&j->mu);
+    if (stop)
+        return cellar_fail(CELLAR_EUSER, "%s: push stopped by the caller", f->path);
     return 0;
 }
 
