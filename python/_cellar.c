@@ -549,6 +549,23 @@ static PyTypeObject BufferType = {
 /* ---- module functions ------------------------------------------------------ */
 
 /* resolve_path(path) -> [files] (a file, folder or index, in shard order) */
+/* The resolved files as a list of str (file-system encoding); takes
+ * ownership of files (an array cellar_free() releases in one call). */
+static PyObject *path_list(char **files, size_t n)
+{
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list && i < n; i++) {
+        PyObject *str = PyUnicode_DecodeFSDefault(files[i]);
+        if (!str) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, str);
+    }
+    cellar_free(files);
+    return list;
+}
+
 static PyObject *mod_resolve_path(PyObject *mod, PyObject *arg)
 {
     (void)mod;
@@ -568,17 +585,7 @@ static PyObject *mod_resolve_path(PyObject *mod, PyObject *arg)
     cellar_ref_free(ref);
     if (rc)
         return raise_cellar(rc);
-    PyObject *list = PyList_New((Py_ssize_t)n);
-    for (size_t i = 0; list && i < n; i++) {
-        PyObject *s = PyUnicode_DecodeFSDefault(files[i]);
-        if (!s) {
-            Py_CLEAR(list);
-            break;
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, s);
-    }
-    cellar_free(files);
-    return list;
+    return path_list(files, n);
 }
 
 /* Pull progress to a Python callable: (kind, path, total_done, total_size,
@@ -660,17 +667,7 @@ static PyObject *mod_resolve_repo(PyObject *mod, PyObject *args, PyObject *kw)
     cellar_ref_free(ref);
     if (rc)
         return raise_cellar(rc);
-    PyObject *list = PyList_New((Py_ssize_t)n);
-    for (size_t i = 0; list && i < n; i++) {
-        PyObject *str = PyUnicode_DecodeFSDefault(files[i]);
-        if (!str) {
-            Py_CLEAR(list);
-            break;
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, str);
-    }
-    cellar_free(files);
-    return list;
+    return path_list(files, n);
 }
 
 /* pull(repo, revision, include, exclude, to_dir, hf_cache, store, endpoint,
