@@ -100,6 +100,21 @@ static void json_key(FILE *f, bool *first, const char *key)
     fputc(':', f);
 }
 
+/* Opens a component's JSON object with the keys every format has. */
+static void json_component_open(FILE *f, bool *first_comp, bool *first,
+                                const cellar_component *c, const char *fmt)
+{
+    fputs(*first_comp ? "" : ",", f);
+    *first_comp = false;
+    fputc('{', f);
+    json_key(f, first, "component");
+    cli_json_string(f, c->name, strlen(c->name));
+    json_key(f, first, "path");
+    cli_json_string(f, c->path, strlen(c->path));
+    json_key(f, first, "format");
+    cli_json_string(f, fmt, strlen(fmt));
+}
+
 static void json_summary(FILE *f, bool *first, const struct summary *s)
 {
     json_key(f, first, "tensors");
@@ -230,16 +245,8 @@ static int inspect_pt_component(FILE *f, const cellar_component *c, const struct
     cellar_identity *id = identify_path(c->path);
     const char *fmt = "pytorch";
     if (o->json) {
-        fputs(*first_comp ? "" : ",", f);
-        *first_comp = false;
         bool first = true;
-        fputc('{', f);
-        json_key(f, &first, "component");
-        cli_json_string(f, c->name, strlen(c->name));
-        json_key(f, &first, "path");
-        cli_json_string(f, c->path, strlen(c->path));
-        json_key(f, &first, "format");
-        cli_json_string(f, fmt, strlen(fmt));
+        json_component_open(f, first_comp, &first, c, fmt);
         json_key(f, &first, "container");
         cli_json_string(f, cellar_pt_format(pt), strlen(cellar_pt_format(pt)));
         json_summary(f, &first, &sum);
@@ -313,16 +320,8 @@ static int inspect_component(FILE *f, const cellar_component *c, const cellar_re
     cellar_st *meta = nfiles ? files[0] : NULL;
 
     if (o->json) {
-        fputs(*first_comp ? "" : ",", f);
-        *first_comp = false;
         bool first = true;
-        fputc('{', f);
-        json_key(f, &first, "component");
-        cli_json_string(f, c->name, strlen(c->name));
-        json_key(f, &first, "path");
-        cli_json_string(f, c->path, strlen(c->path));
-        json_key(f, &first, "format");
-        cli_json_string(f, fmt, strlen(fmt));
+        json_component_open(f, first_comp, &first, c, fmt);
         json_key(f, &first, "files");
         fputc('[', f);
         for (size_t i = 0; i < nfiles; i++) {

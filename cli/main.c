@@ -13,17 +13,17 @@ struct verb {
 
 /* One line per verb, in the order --help lists them; NULL ends the table. */
 static const struct verb verbs[] = {
-    {"pull", cmd_pull, "download a Hub repo, fetching only what the store lacks"},
+    {"pull", cmd_pull, "download a Hub repo or an oci:// artifact, fetching only what the store lacks"},
     {"push", cmd_push, "put a folder or a pulled repo into an OCI registry (ModelPack)"},
     {"hash", cmd_hash, "digests and model identifiers of files (sha256sum/b3sum format)"},
-    {"inspect", cmd_inspect, "what a safetensors file, shard set or diffusers folder holds"},
+    {"inspect", cmd_inspect, "what a weight file, shard set, folder, DDUF, GGUF or checkpoint holds"},
     {"shard", cmd_shard, "split a safetensors file into shards as huggingface_hub does"},
     {"merge", cmd_merge, "join a sharded checkpoint into one safetensors file"},
     {"add", cmd_add, "put files or folders into the store"},
     {"dedup", cmd_dedup, "make identical files hard links to one stored copy"},
     {"import-hf", cmd_import_hf, "adopt a Hugging Face cache: one copy per sha256"},
     {"du", cmd_du, "disk usage counting each file once"},
-    {"ls", cmd_ls, "list the store's objects"},
+    {"ls", cmd_ls, "list the store's objects, or a models folder by model (--by-model)"},
     {"which", cmd_which, "where the store keeps a blob"},
     {"map", cmd_map, "every stored sha256 and its path"},
     {"verify", cmd_verify, "re-hash objects and report damage"},
