@@ -109,19 +109,29 @@ same "missing file: message" "$(cat ../err)" "cellar: missing.bin: No such file 
 mkdir -p sub
 "$C" hash sub hello.txt > /dev/null 2> ../err && bad "directory: exit 0" || ok
 same "directory: message" "$(cat ../err)" "cellar: sub: Is a directory"
-# Root reads a chmod 000 file: then run cellar as nobody, if we can.
-as_user=()
+# Root reads a chmod 000 file: as root, run cellar as nobody, from a copy
+# in a folder nobody can reach (this tree may sit in a 0700 folder).
+as_user=() udir=$PWD
 if [ "$(id -u)" == 0 ]; then
+    udir=$(mktemp -d /tmp/cellar-hash-nobody.XXXXXX)
+    trap 'rm -rf "$udir"' EXIT
+    chmod 755 "$udir"
+    cp "$C" "$udir/cellar"
+    cp hello.txt "$udir/"
     as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups env CELLAR_HOME=/dev/null/none)
-    "${as_user[@]}" "$C" hash hello.txt > /dev/null 2>&1 || as_user=(skip)
+    "${as_user[@]}" "$udir/cellar" hash "$udir/hello.txt" > /dev/null 2>&1 || as_user=(skip)
+    ucmd=$udir/cellar
+else
+    ucmd=$C
 fi
 if [ "${as_user[*]}" != skip ]; then
-    printf 'secret' > locked.safetensors
-    chmod 000 locked.safetensors
-    out=$("${as_user[@]}" "$C" hash locked.safetensors hello.txt 2> ../err) && bad "unreadable: exit 0" || ok
-    same "unreadable: message" "$(cat ../err)" "cellar: locked.safetensors: Permission denied"
+    printf 'secret' > "$udir/locked.safetensors"
+    chmod 000 "$udir/locked.safetensors"
+    out=$(cd "$udir" && "${as_user[@]}" "$ucmd" hash locked.safetensors hello.txt 2> "$T/err") \
+        && bad "unreadable: exit 0" || ok
+    same "unreadable: message" "$(cat "$T/err")" "cellar: locked.safetensors: Permission denied"
     same "unreadable: others hashed" "$out" "$(b3sum hello.txt)"
-    rm -f locked.safetensors
+    rm -f "$udir/locked.safetensors"
 else
     skip "unreadable file: running as root, and setpriv cannot drop to nobody"
 fi

@@ -179,9 +179,12 @@ class Handler(BaseHTTPRequestHandler):
             self.error(500, None, "internal error (injected)")
             return True
         if self.st.fault("429", key):
-            self.error(429, None, "rate limited (injected)", [("Retry-After", "1")])
+            # Taken before the answer leaves: the client's wait starts when
+            # it reads it, and this thread may wait for the GIL after
+            # sending (a later stamp would shorten the measured gap).
             with self.st.lock:
                 self.st.last_429[key] = time.monotonic()
+            self.error(429, None, "rate limited (injected)", [("Retry-After", "1")])
             return True
         return False
 
