@@ -640,7 +640,12 @@ static int inspect_dduf(const char *path, const struct opts *o)
         return cli_error_last();
     cellar_registry *reg = cli_registry_open();
     size_t nc = cellar_dduf_component_count(d);
-    const cellar_dduf_entry *index = cellar_dduf_find(d, "model_index.json");
+    const cellar_dduf_entry *index;
+    if (cellar_dduf_find(&index, d, "model_index.json") != 0) { /* the open checked it */
+        cellar_dduf_free(d);
+        cellar_registry_free(reg);
+        return cli_error_last();
+    }
     if (o->json) {
         printf("{\"path\":");
         cli_json_string(stdout, path, strlen(path));

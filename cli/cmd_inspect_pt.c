@@ -50,8 +50,8 @@ int inspect_pt(const char *path, bool tensors, bool json)
     if (cellar_registry_open(&reg, NULL) != 0)
         cellar_error_clear();
     const cellar_model_info *m = NULL;
-    if (have_hash)
-        m = cellar_registry_find(reg, h.diffsynth[0] ? h.diffsynth : h.state_dict);
+    if (have_hash && cellar_registry_find(&m, reg, h.diffsynth[0] ? h.diffsynth : h.state_dict))
+        cellar_error_clear(); /* an unknown model: m stays NULL */
     /* What the model is, from its names and shapes (cellar_identify_*). */
     cellar_identity *id = NULL;
     if (!problem && cellar_identify_path(&id, path, reg) != 0) {

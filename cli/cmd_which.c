@@ -33,11 +33,11 @@ int cmd_which(int argc, char **argv)
     if (cli_store_open(&s) != 0)
         return cli_error_last();
     uint8_t sha[32];
-    int rc = cellar_store_lookup(s, algo, digest, sha);
+    int rc = cellar_store_find(sha, s, algo, digest);
     char *path = NULL;
-    if (rc == 1)
+    if (rc == 0)
         rc = cellar_store_object_path(s, sha, &path);
-    else if (rc == 0)
+    else if (rc == CELLAR_ENOTFOUND)
         rc = cli_error("%s: not in the store", arg);
     else
         rc = cli_error_last();

@@ -17,7 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned flags = size % 2 ? CELLAR_DDUF_CRC : 0;
     if (cellar_dduf_open_buffer(&d, copy, size, "fuzz.dduf", flags) == 0) {
         volatile uint64_t sink = 0;
-        REQUIRE(cellar_dduf_find(d, "model_index.json") != NULL);
+        const cellar_dduf_entry *index;
+        REQUIRE(cellar_dduf_find(&index, d, "model_index.json") == 0 && index);
         for (size_t i = 0; i < cellar_dduf_entry_count(d); i++) {
             const cellar_dduf_entry *e = cellar_dduf_entry_at(d, i);
             /* What an accepted archive promises: its entries' bytes lie in

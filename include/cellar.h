@@ -7,6 +7,10 @@
  *    the rule that was broken;
  *  - outputs come first; objects are opaque handles freed with a NULL-safe
  *    *_free();
+ *  - lookups by key are cellar_<object>_find(out, object, key): 0 and *out
+ *    set when found, CELLAR_ENOTFOUND (with a message naming the key and
+ *    where it was looked for) when not; positional accessors (*_at, *_get)
+ *    return a pointer or NULL;
  *  - strings handed in are borrowed for the call; strings handed out live as
  *    long as the object they came from, unless the comment says otherwise;
  *  - the library never prints, never exits and never aborts on bad input,
@@ -479,8 +483,9 @@ CELLAR_API int cellar_st_data(const void **out, cellar_st *st, size_t i);
 CELLAR_API size_t cellar_st_metadata_count(const cellar_st *st);
 CELLAR_API int cellar_st_metadata_at(const cellar_st *st, size_t i, const char **key,
                                      size_t *key_len, const char **value, size_t *value_len);
-/* The value for a NUL-terminated key, or NULL. */
-CELLAR_API const char *cellar_st_metadata_get(const cellar_st *st, const char *key);
+/* The value for a NUL-terminated key into *value; CELLAR_ENOTFOUND (*value
+ * NULL) when the header's __metadata__ has no such key. */
+CELLAR_API int cellar_st_metadata_find(const char **value, const cellar_st *st, const char *key);
 
 /* N, the header length (padding included). */
 CELLAR_API uint64_t cellar_st_header_len(const cellar_st *st);
@@ -627,10 +632,11 @@ typedef struct cellar_model_info {
 } cellar_model_info; /* plain data */
 CELLAR_API int cellar_registry_open(cellar_registry **out, const char *path);
 CELLAR_API void cellar_registry_free(cellar_registry *r);
-/* The first entry for a 32-hex-digit hash, or NULL. r NULL: the compiled
- * table alone. Entries live as long as r (the compiled ones forever). */
-CELLAR_API const cellar_model_info *cellar_registry_find(const cellar_registry *r,
-                                                         const char *hash);
+/* The first entry for a 32-hex-digit hash into *out; CELLAR_ENOTFOUND
+ * (*out NULL) when no entry has it. r NULL: the compiled table alone.
+ * Entries live as long as r (the compiled ones forever). */
+CELLAR_API int cellar_registry_find(const cellar_model_info **out, const cellar_registry *r,
+                                    const char *hash);
 /* Every entry for hash (one hash may have several meanings: CLIP-L is
  * FLUX's and SDXL's): up to max of them into out; returns how many there
  * are (may exceed max). r NULL: the compiled table alone. */
@@ -920,8 +926,10 @@ CELLAR_API const char *cellar_dduf_label(const cellar_dduf *d);
 /* Entries in central directory order. */
 CELLAR_API size_t cellar_dduf_entry_count(const cellar_dduf *d);
 CELLAR_API const cellar_dduf_entry *cellar_dduf_entry_at(const cellar_dduf *d, size_t i);
-/* The entry named name, or NULL. */
-CELLAR_API const cellar_dduf_entry *cellar_dduf_find(const cellar_dduf *d, const char *name);
+/* The entry named name into *out; CELLAR_ENOTFOUND (*out NULL) when the
+ * archive has none. */
+CELLAR_API int cellar_dduf_find(const cellar_dduf_entry **out, const cellar_dduf *d,
+                                const char *name);
 /* Checks every entry's CRC-32 (CELLAR_EMISMATCH naming the first bad one). */
 CELLAR_API int cellar_dduf_check_crc(const cellar_dduf *d);
 /* The pipeline's components (top-level folders), in first-seen order. */
@@ -1221,11 +1229,11 @@ CELLAR_API const char *cellar_store_home(const cellar_store *s);
 CELLAR_API const cellar_hash_cache *cellar_store_hash_cache(cellar_store *s);
 
 /* Finds a blob by any digest the index knows: algo is CELLAR_ALGO_SHA256,
- * CELLAR_ALGO_BLAKE3 or CELLAR_ALGO_GITSHA1 (20 bytes). Returns 1 and fills
- * sha256_out (may be NULL) when the object is in the store, 0 when not,
- * < 0 on error (CELLAR_EINVAL for another algo). */
-CELLAR_API int cellar_store_lookup(cellar_store *s, cellar_algo algo, const uint8_t *digest,
-                                   uint8_t sha256_out[32]);
+ * CELLAR_ALGO_BLAKE3 or CELLAR_ALGO_GITSHA1 (20 bytes). 0 and sha256_out
+ * (may be NULL) filled when the object is in the store; CELLAR_ENOTFOUND
+ * when not; CELLAR_EINVAL for another algo, CELLAR_EIO. */
+CELLAR_API int cellar_store_find(uint8_t sha256_out[32], cellar_store *s, cellar_algo algo,
+                                 const uint8_t *digest);
 /* Pins the blob sha256 for as long as s lives (or until
  * cellar_store_unpin_all): gc keeps it, whatever its links and age. Pin a
  * blob before relying on it being there, then place or read it. Every blob

@@ -194,10 +194,11 @@ static void test_read(bool zip64)
     CHECK(x && !strcmp(x->name, "model_index.json") && x->header_offset == 0);
     CHECK(x && x->offset == (zip64 ? 66u : 46u) && x->size == strlen(index_json));
     CHECK(x && x->data == b.buf + x->offset); /* zero-copy */
-    x = cellar_dduf_find(d, "notes.txt");
+    CHECK(cellar_dduf_find(&x, d, "notes.txt") == 0);
     CHECK(x && x->size == 5 && !memcmp(x->data, "hello", 5));
     CHECK(x && x->crc32 == (uint32_t)crc32(0, (const Bytef *)"hello", 5));
-    CHECK(cellar_dduf_find(d, "nope.txt") == NULL);
+    CHECK_ERR(cellar_dduf_find(&x, d, "nope.txt"), CELLAR_ENOTFOUND, "no entry 'nope.txt'");
+    CHECK(x == NULL);
     CHECK(cellar_dduf_component_count(d) == 2);
     CHECK(!strcmp(cellar_dduf_component_at(d, 0), "vae"));
     CHECK(!strcmp(cellar_dduf_component_at(d, 1), "scheduler"));

@@ -238,8 +238,11 @@ static void test_accepted(void)
         CHECK(cellar_st_find(&idx, st, "a\0x", 3) == 0 && idx == 0);
         CHECK_ERR(cellar_st_find(&idx, st, "a", 1), CELLAR_ENOTFOUND, "no tensor 'a'");
         CHECK(cellar_st_metadata_count(st) == 2);
-        CHECK_STR(cellar_st_metadata_get(st, "format"), "mlx");
         const char *k, *v;
+        CHECK(cellar_st_metadata_find(&v, st, "format") == 0);
+        CHECK_STR(v, "mlx");
+        CHECK_ERR(cellar_st_metadata_find(&v, st, "nope"), CELLAR_ENOTFOUND, "no metadata key 'nope'");
+        CHECK(v == NULL);
         size_t kl, vl;
         CHECK(cellar_st_metadata_at(st, 0, &k, &kl, &v, &vl) == 0 && strcmp(k, "format") == 0);
         CHECK(cellar_st_metadata_at(st, 1, &k, &kl, &v, &vl) == 0 && strcmp(v, "v") == 0);
@@ -370,7 +373,9 @@ static void test_writer(void)
     CHECK(cellar_st_writer_write(w, path2) == 0);
     cellar_st_writer_free(w);
     CHECK(cellar_st_open(&st, path2) == 0);
-    CHECK(st && cellar_st_count(st) == 0 && strcmp(cellar_st_metadata_get(st, "format"), "pt") == 0);
+    const char *fmt = NULL;
+    CHECK(st && cellar_st_count(st) == 0 && cellar_st_metadata_find(&fmt, st, "format") == 0 &&
+          strcmp(fmt, "pt") == 0);
     cellar_st_free(st);
 }
 

@@ -395,9 +395,12 @@ static void test_registry(void)
     cellar_registry *r;
     write_text(join(dir, "registry.tsv"), "# comment\n\ncdf0726fd23f31be0c8f82e838646a79\tToy\tall\tThe HASHES.md example\r\n");
     CHECK(cellar_registry_open(&r, join(dir, "registry.tsv")) == 0);
-    const cellar_model_info *m = cellar_registry_find(r, "cdf0726fd23f31be0c8f82e838646a79");
+    const cellar_model_info *m;
+    CHECK(cellar_registry_find(&m, r, "cdf0726fd23f31be0c8f82e838646a79") == 0);
     CHECK(m && strcmp(m->family, "Toy") == 0 && strcmp(m->description, "The HASHES.md example") == 0);
-    CHECK(cellar_registry_find(r, "00000000000000000000000000000000") == NULL);
+    CHECK_ERR(cellar_registry_find(&m, r, "00000000000000000000000000000000"), CELLAR_ENOTFOUND,
+              "00000000000000000000000000000000");
+    CHECK(m == NULL);
     cellar_registry_free(r);
     write_text(join(dir, "bad.tsv"), "nothex\ta\tb\tc\n");
     CHECK_ERR(cellar_registry_open(&r, join(dir, "bad.tsv")), CELLAR_EFORMAT, "bad.tsv:1: expected");
@@ -405,7 +408,7 @@ static void test_registry(void)
      * SD3's text encoder 1 in DiffSynth 1.x, FLUX's and SDXL's in 2.x), and
      * an extra file's rows come first. */
     CHECK(cellar_registry_open(&r, NULL) == 0);
-    m = cellar_registry_find(r, "a29710fea6dddb0314663ee823598e50");
+    CHECK(cellar_registry_find(&m, r, "a29710fea6dddb0314663ee823598e50") == 0);
     CHECK(m && strcmp(m->family, "FLUX.1") == 0 && strcmp(m->component, "dit") == 0);
     const cellar_model_info *all[8];
     size_t n = cellar_registry_find_all(all, 8, r, "94eefa3dac9cec93cb1ebaf1747d7b78");
@@ -420,11 +423,12 @@ static void test_registry(void)
     /* Sorted and every row a hash: the generator checked it; check the first. */
     CHECK(strlen(cellar_registry_at(r, 0)->hash) == 32);
     cellar_registry_free(r);
-    CHECK(cellar_registry_find(NULL, "a29710fea6dddb0314663ee823598e50") != NULL);
+    CHECK(cellar_registry_find(&m, NULL, "a29710fea6dddb0314663ee823598e50") == 0 && m);
     CHECK(cellar_registry_open(&r, join(dir, "registry.tsv")) == 0);
     CHECK(cellar_registry_count(r) == cellar_registry_count(NULL) + 1);
-    CHECK(cellar_registry_find(r, "cdf0726fd23f31be0c8f82e838646a79") == cellar_registry_at(r, 0));
-    CHECK(cellar_registry_find(r, "a29710fea6dddb0314663ee823598e50") != NULL);
+    CHECK(cellar_registry_find(&m, r, "cdf0726fd23f31be0c8f82e838646a79") == 0 &&
+          m == cellar_registry_at(r, 0));
+    CHECK(cellar_registry_find(&m, r, "a29710fea6dddb0314663ee823598e50") == 0 && m);
     cellar_registry_free(r);
 }
 

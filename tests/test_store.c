@@ -136,15 +136,15 @@ static void test_add(void)
 
     /* Lookups by sha256, blake3, git blob sha1. */
     uint8_t sha[32];
-    CHECK(cellar_store_lookup(s, CELLAR_ALGO_SHA256, d2.d[CELLAR_ALGO_SHA256], sha) == 1);
-    CHECK(cellar_store_lookup(s, CELLAR_ALGO_BLAKE3, d2.d[CELLAR_ALGO_BLAKE3], sha) == 1 &&
+    CHECK(cellar_store_find(sha, s, CELLAR_ALGO_SHA256, d2.d[CELLAR_ALGO_SHA256]) == 0);
+    CHECK(cellar_store_find(sha, s, CELLAR_ALGO_BLAKE3, d2.d[CELLAR_ALGO_BLAKE3]) == 0 &&
           !memcmp(sha, d2.d[CELLAR_ALGO_SHA256], 32));
-    CHECK(cellar_store_lookup(s, CELLAR_ALGO_GITSHA1, d2.d[CELLAR_ALGO_GITSHA1], sha) == 1 &&
+    CHECK(cellar_store_find(sha, s, CELLAR_ALGO_GITSHA1, d2.d[CELLAR_ALGO_GITSHA1]) == 0 &&
           !memcmp(sha, d2.d[CELLAR_ALGO_SHA256], 32));
     uint8_t zero[32] = {0};
-    CHECK(cellar_store_lookup(s, CELLAR_ALGO_SHA256, zero, sha) == 0);
-    CHECK(cellar_store_lookup(s, CELLAR_ALGO_GITSHA1, zero, sha) == 0);
-    CHECK_ERR(cellar_store_lookup(s, CELLAR_ALGO_MD5, zero, sha), CELLAR_EINVAL, "md5");
+    CHECK(cellar_store_find(sha, s, CELLAR_ALGO_SHA256, zero) == CELLAR_ENOTFOUND);
+    CHECK(cellar_store_find(sha, s, CELLAR_ALGO_GITSHA1, zero) == CELLAR_ENOTFOUND);
+    CHECK_ERR(cellar_store_find(sha, s, CELLAR_ALGO_MD5, zero), CELLAR_EINVAL, "md5");
     char *none;
     CHECK_ERR(cellar_store_object_path(s, zero, &none), CELLAR_ENOTFOUND, "not in the store");
     CHECK(none == NULL);
@@ -183,7 +183,7 @@ static void test_writer(void)
     CHECK(cellar_store_writer_write(w, data + 1001, len - 1001) == 0);
     CHECK_ERR(cellar_store_writer_commit(w, NULL, NULL), CELLAR_EMISMATCH, "expected");
     cellar_store_writer_free(w);
-    CHECK(cellar_store_lookup(s, CELLAR_ALGO_SHA256, sha, NULL) == 0);
+    CHECK(cellar_store_find(NULL, s, CELLAR_ALGO_SHA256, sha) == CELLAR_ENOTFOUND);
     CHECK(cellar_store_writer_open(&w, s, sha, len, NULL) == 0);
     CHECK(cellar_store_writer_write(w, data, len) == 0);
     CHECK_ERR(cellar_store_writer_write(w, data, 1), CELLAR_EMISMATCH, "more than");
@@ -215,7 +215,7 @@ static void test_writer(void)
     CHECK(cellar_store_writer_commit(w, &extra, &got) == 0);
     cellar_store_writer_free(w);
     CHECK(!memcmp(got.d[CELLAR_ALGO_SHA256], sha, 32) && got.size == len);
-    CHECK(cellar_store_lookup(s, CELLAR_ALGO_GITSHA1, want.d[CELLAR_ALGO_GITSHA1], NULL) == 1);
+    CHECK(cellar_store_find(NULL, s, CELLAR_ALGO_GITSHA1, want.d[CELLAR_ALGO_GITSHA1]) == 0);
     char *obj;
     CHECK(cellar_store_object_path(s, sha, &obj) == 0);
     char *back;
@@ -489,15 +489,15 @@ static void test_gc(void)
     o.dry_run = 1;
     CHECK(cellar_store_gc(s, &o, &st, NULL, NULL) == 0);
     CHECK(st.objects_removed == 1 && st.bytes_removed == 20002);
-    CHECK(cellar_store_lookup(s, CELLAR_ALGO_SHA256, d[2].d[CELLAR_ALGO_SHA256], NULL) == 1);
+    CHECK(cellar_store_find(NULL, s, CELLAR_ALGO_SHA256, d[2].d[CELLAR_ALGO_SHA256]) == 0);
     o.dry_run = 0;
     CHECK(cellar_store_gc(s, &o, &st, NULL, NULL) == 0);
     CHECK(st.objects_removed == 1 && st.objects_kept == 3);
-    CHECK(cellar_store_lookup(s, CELLAR_ALGO_SHA256, d[0].d[CELLAR_ALGO_SHA256], NULL) == 1);
-    CHECK(cellar_store_lookup(s, CELLAR_ALGO_SHA256, d[1].d[CELLAR_ALGO_SHA256], NULL) == 1);
-    CHECK(cellar_store_lookup(s, CELLAR_ALGO_SHA256, d[2].d[CELLAR_ALGO_SHA256], NULL) == 0);
-    CHECK(cellar_store_lookup(s, CELLAR_ALGO_SHA256, d[3].d[CELLAR_ALGO_SHA256], NULL) == 1);
-    CHECK(cellar_store_lookup(s, CELLAR_ALGO_GITSHA1, d[2].d[CELLAR_ALGO_GITSHA1], NULL) == 0);
+    CHECK(cellar_store_find(NULL, s, CELLAR_ALGO_SHA256, d[0].d[CELLAR_ALGO_SHA256]) == 0);
+    CHECK(cellar_store_find(NULL, s, CELLAR_ALGO_SHA256, d[1].d[CELLAR_ALGO_SHA256]) == 0);
+    CHECK(cellar_store_find(NULL, s, CELLAR_ALGO_SHA256, d[2].d[CELLAR_ALGO_SHA256]) == CELLAR_ENOTFOUND);
+    CHECK(cellar_store_find(NULL, s, CELLAR_ALGO_SHA256, d[3].d[CELLAR_ALGO_SHA256]) == 0);
+    CHECK(cellar_store_find(NULL, s, CELLAR_ALGO_GITSHA1, d[2].d[CELLAR_ALGO_GITSHA1]) == CELLAR_ENOTFOUND);
     store_unlock(lfd);
 
     /* The same store reached through another spelling of its home: the
@@ -508,7 +508,7 @@ static void test_gc(void)
     CHECK(cellar_store_open(&s2, other) == 0);
     CHECK(cellar_store_gc(s2, &o, &st, NULL, NULL) == 0);
     CHECK(st.objects_removed == 1); /* 3, unlocked now */
-    CHECK(cellar_store_lookup(s, CELLAR_ALGO_SHA256, d[1].d[CELLAR_ALGO_SHA256], NULL) == 1);
+    CHECK(cellar_store_find(NULL, s, CELLAR_ALGO_SHA256, d[1].d[CELLAR_ALGO_SHA256]) == 0);
     char *sym2 = path_in(dir, "use/sym2");
     CHECK(cellar_store_link(s2, d[1].d[CELLAR_ALGO_SHA256], sym2, CELLAR_LINK_SYMLINK, NULL) == 0);
     char target[4096];
@@ -569,13 +569,13 @@ static void test_add_disk_full(void)
     CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     s = open_store(dir);
-    CHECK(cellar_store_lookup(s, CELLAR_ALGO_SHA256, sha, NULL) == 0);
+    CHECK(cellar_store_find(NULL, s, CELLAR_ALGO_SHA256, sha) == CELLAR_ENOTFOUND);
     char *cmd = cellar_sprintf("test -z \"$(ls -A '%s/home/tmp')\"", dir);
     CHECK(system(cmd) == 0);
     free(cmd);
     /* Without the limit the same add succeeds. */
     CHECK(cellar_store_add_file(s, big, CELLAR_ADD_COPY, NULL) == 0);
-    CHECK(cellar_store_lookup(s, CELLAR_ALGO_SHA256, sha, NULL) == 1);
+    CHECK(cellar_store_find(NULL, s, CELLAR_ALGO_SHA256, sha) == 0);
     free(big);
     cellar_store_free(s);
 }

@@ -519,8 +519,8 @@ static int check_layout(const cellar_dduf *d)
 
 static int check_pipeline(cellar_dduf *d)
 {
-    const cellar_dduf_entry *index = cellar_dduf_find(d, "model_index.json");
-    RETURN_ERROR_IF(!index, CELLAR_EFORMAT,
+    const cellar_dduf_entry *index;
+    RETURN_ERROR_IF(cellar_dduf_find(&index, d, "model_index.json") != 0, CELLAR_EFORMAT,
                     "%s: Missing required 'model_index.json' entry in DDUF file.", d->label);
     int rc = cellar_dduf_parse_index(&d->index, d->label, index->data, (size_t)index->size);
     if (rc < 0)
@@ -691,12 +691,15 @@ const cellar_dduf_entry *cellar_dduf_entry_at(const cellar_dduf *d, size_t i)
     return i < d->n_entries ? &d->entries[i] : NULL;
 }
 
-const cellar_dduf_entry *cellar_dduf_find(const cellar_dduf *d, const char *name)
+int cellar_dduf_find(const cellar_dduf_entry **out, const cellar_dduf *d, const char *name)
 {
     for (size_t i = 0; i < d->n_entries; i++)
-        if (!strcmp(d->entries[i].name, name))
-            return &d->entries[i];
-    return NULL;
+        if (!strcmp(d->entries[i].name, name)) {
+            *out = &d->entries[i];
+            return 0;
+        }
+    *out = NULL;
+    return cellar_fail(CELLAR_ENOTFOUND, "%s: no entry '%s'", d->label, name);
 }
 
 size_t cellar_dduf_component_count(const cellar_dduf *d)

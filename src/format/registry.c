@@ -127,10 +127,13 @@ size_t cellar_registry_find_all(const cellar_model_info **out, size_t max,
     return k;
 }
 
-const cellar_model_info *cellar_registry_find(const cellar_registry *r, const char *hash)
+int cellar_registry_find(const cellar_model_info **out, const cellar_registry *r,
+                         const char *hash)
 {
-    const cellar_model_info *m = NULL;
-    return cellar_registry_find_all(&m, 1, r, hash) ? m : NULL;
+    *out = NULL;
+    if (cellar_registry_find_all(out, 1, r, hash))
+        return 0;
+    return cellar_fail(CELLAR_ENOTFOUND, "registry: no model has structural hash '%.40s'", hash);
 }
 
 size_t cellar_registry_count(const cellar_registry *r)

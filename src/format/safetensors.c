@@ -751,13 +751,18 @@ int cellar_st_metadata_at(const cellar_st *st, size_t i, const char **key, size_
     return 0;
 }
 
-const char *cellar_st_metadata_get(const cellar_st *st, const char *key)
+int cellar_st_metadata_find(const char **value, const cellar_st *st, const char *key)
 {
     size_t n = strlen(key);
     for (size_t i = 0; i < st->nmeta; i++)
-        if (st->meta[i].key_len == n && memcmp(st->meta[i].key, key, n) == 0)
-            return st->meta[i].value;
-    return NULL;
+        if (st->meta[i].key_len == n && memcmp(st->meta[i].key, key, n) == 0) {
+            *value = st->meta[i].value;
+            return 0;
+        }
+    *value = NULL;
+    char shown[CELLAR_ST_NAME_SHOWN];
+    cellar_st_quote(shown, sizeof shown, key, n);
+    return cellar_fail(CELLAR_ENOTFOUND, "%s: no metadata key '%s'", st->label, shown);
 }
 
 uint64_t cellar_st_header_len(const cellar_st *st)

@@ -982,8 +982,8 @@ int cellar_model_identify(char hash[33], const cellar_model_info **info, const c
                                     .shape = m->t[i].shape};
     int rc = cellar_structural_hash_list(hash, d, m->n);
     free(d);
-    if (!rc && reg && info)
-        *info = cellar_registry_find(reg, hash);
+    if (!rc && reg && info && cellar_registry_find(info, reg, hash) != 0)
+        cellar_error_clear(); /* not a known model: *info stays NULL */
     return rc;
 }
 

@@ -214,9 +214,13 @@ static bool path_wanted(const cellar_pull_opts *o, const char *path)
 static int item_lookup(cellar_store *s, struct item *it)
 {
     int rc = it->hf->lfs
-                 ? cellar_store_lookup(s, CELLAR_ALGO_SHA256, it->hf->sha256, it->f->sha256)
-                 : cellar_store_lookup(s, CELLAR_ALGO_GITSHA1, it->hf->gitsha1, it->f->sha256);
-    if (rc != 1)
+                 ? cellar_store_find(it->f->sha256, s, CELLAR_ALGO_SHA256, it->hf->sha256)
+                 : cellar_store_find(it->f->sha256, s, CELLAR_ALGO_GITSHA1, it->hf->gitsha1);
+    if (rc == CELLAR_ENOTFOUND) {
+        cellar_error_clear();
+        return 0;
+    }
+    if (rc)
         return rc;
     rc = cellar_store_pin(s, it->f->sha256);
     if (rc == CELLAR_ENOTFOUND) {
@@ -266,7 +270,9 @@ static void item_retry(struct pull *p, struct item *it, const cellar_http_resp *
         return;
     }
     update(p, CELLAR_PULL_RETRY, it, 0, 0, cellar_error_last());
-    it->not_before = now_ms() + cellar_hub_backoff_ms(it->attempts, resp);
+    /* +1: now_ms() truncates, and Retry-After is a minimum, so the wait
+     * must not come out a fraction of a millisecond short of it. */
+    it->not_before = now_ms() + cellar_hub_backoff_ms(it->attempts, resp) + 1;
     set_state(p, it, ITEM_QUEUED);
 }
 

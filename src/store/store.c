@@ -210,8 +210,8 @@ int cellar_store_object_path(cellar_store *s, const uint8_t sha256[32], char **p
     return *path_out ? 0 : CELLAR_ENOMEM;
 }
 
-int cellar_store_lookup(cellar_store *s, cellar_algo algo, const uint8_t *digest,
-                        uint8_t sha256_out[32])
+int cellar_store_find(uint8_t sha256_out[32], cellar_store *s, cellar_algo algo,
+                      const uint8_t *digest)
 {
     uint8_t sha[32];
     int rc;
@@ -222,13 +222,19 @@ int cellar_store_lookup(cellar_store *s, cellar_algo algo, const uint8_t *digest
         rc = 1;
     } else {
         rc = index_blob_find(s->db, algo, digest, sha);
-        if (rc <= 0)
-            return rc;
     }
     struct stat st;
-    if ((rc = store_object_stat(s, sha, &st)) == 1 && sha256_out)
-        memcpy(sha256_out, sha, 32);
-    return rc;
+    if (rc == 1 && (rc = store_object_stat(s, sha, &st)) == 1) {
+        if (sha256_out)
+            memcpy(sha256_out, sha, 32);
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    char hex[2 * CELLAR_DIGEST_MAX + 1];
+    cellar_hex(hex, digest, algo == CELLAR_ALGO_GITSHA1 ? 20 : 32);
+    return cellar_fail(CELLAR_ENOTFOUND, "%s: %s:%s: not in the store", s->home,
+                       cellar_algo_name(algo), hex);
 }
 
 /* ---- hashing and admitting ------------------------------------------------ */
