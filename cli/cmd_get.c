@@ -25,7 +25,9 @@ static const char usage[] =
     "                    (default from $DIFFSYNTH_SKIP_DOWNLOAD)\n"
     "  --json            print {\"files\": [...], \"tensors\": N} as JSON\n"
     "\n"
-    "Endpoint: $HF_ENDPOINT (default https://huggingface.co); token $HF_TOKEN.\n";
+    "Endpoint: $HF_ENDPOINT (default https://huggingface.co); token $HF_TOKEN.\n"
+    "HF_HUB_OFFLINE=1: no network; the revision and files from what earlier\n"
+    "pulls recorded in the store.\n";
 
 static void print_path(const char *s)
 {
@@ -124,6 +126,7 @@ int cmd_get(int argc, char **argv)
     cellar_pull_opts_from_env(&env);
     o.endpoint = env.endpoint;
     o.token = env.token;
+    o.offline = env.offline;
     cellar_store *s = NULL;
     if (hub && !skip && cli_store_open(&s) != 0) {
         cellar_ref_free(ref);

@@ -1701,7 +1701,8 @@ CELLAR_API int cellar_ref_repo(cellar_ref **out, const char *repo, const char *r
                                const char *pattern);
 CELLAR_API void cellar_ref_free(cellar_ref *r);
 
-#define CELLAR_RESOLVE_OPTS_VERSION 1
+/* Version 2 added offline; a version 1 struct (without it) is still taken. */
+#define CELLAR_RESOLVE_OPTS_VERSION 2
 #define CELLAR_RESOLVE_OPTS_INIT { .version = CELLAR_RESOLVE_OPTS_VERSION }
 typedef struct cellar_resolve_opts {
     unsigned int version;
@@ -1712,6 +1713,8 @@ typedef struct cellar_resolve_opts {
     unsigned jobs;        /* as cellar_pull_opts */
     cellar_pull_progress_fn progress; /* may be NULL */
     void *progress_ctx;
+    int offline; /* as cellar_pull_opts (HF_HUB_OFFLINE): the revision from the
+                    store's records, files from its blobs, no network */
 } cellar_resolve_opts;
 
 /* Resolves ref to local files, into *files (n paths then a NULL, one
@@ -1723,7 +1726,10 @@ typedef struct cellar_resolve_opts {
  * <base_dir>/<repo>/<path>, and the list sorted by path. With
  * skip_download nothing touches the network (s may be NULL): the files
  * under <base_dir>/<repo> that match are returned, and none is
- * CELLAR_ENOTFOUND naming the folder and pattern. Errors: as
+ * CELLAR_ENOTFOUND naming the folder and pattern. With offline the pull
+ * resolves the revision from s's records (a snapshot an earlier pull or
+ * import-hf recorded) and lays out the blobs s holds, without the network;
+ * a file s lacks is CELLAR_ENOTFOUND. Errors: as
  * cellar_shards_open() and cellar_pull(). */
 CELLAR_API int cellar_ref_resolve(char ***files, size_t *n, const cellar_ref *ref,
                                   cellar_store *s, const cellar_resolve_opts *opts);

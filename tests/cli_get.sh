@@ -51,6 +51,20 @@ check "skip-download made no request" [ "$(api_calls)" = 0 ]
 check "skip-download fetched nothing" [ "$(served "")" = 0 ]
 if "$BIN" get pipe/nosuch --base "$B" >/dev/null 2>"$T/err"; then bad "missing repo"; else ok; fi
 
+# ---- HF_HUB_OFFLINE: from the store's records, into a fresh base ------------
+reset_stats
+B2=$T/base-offline
+HF_HUB_OFFLINE=1 "$BIN" get pipe/alpha:vae/ --base "$B2" >"$T/out" 2>"$T/err" || { cat "$T/err"; bad "offline get"; }
+check "offline: the files the store holds, laid out" [ "$(cat "$T/out")" = "$B2/pipe/alpha/vae/config.json
+$B2/pipe/alpha/$VAE" ]
+check "offline: one inode with the online layout" [ "$(inode "$B2/pipe/alpha/$VAE")" = "$(inode "$B/pipe/alpha/$VAE")" ]
+check "offline: no request" [ "$(api_calls)" = 0 ]
+if HF_HUB_OFFLINE=1 "$BIN" get pipe/gamma --base "$B2" >/dev/null 2>"$T/err"; then
+    bad "offline get of a repo never pulled succeeded"
+else
+    check "offline, never pulled: says so" grep -qi "pipe/gamma" "$T/err"
+fi
+
 # ---- local references --------------------------------------------------------
 L=$T/local
 mkdir -p "$L/set"

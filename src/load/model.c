@@ -419,6 +419,7 @@ static int resolve_repo(strlist *l, const cellar_ref *r, cellar_store *s,
         po.jobs = o ? o->jobs : 0;
         po.progress = o ? o->progress : NULL;
         po.progress_ctx = o ? o->progress_ctx : NULL;
+        po.offline = o && o->version >= 2 ? o->offline : 0;
         cellar_pull_result res;
         rc = cellar_pull(s, r->repo, &po, &res);
         for (size_t i = 0; !rc && i < res.n; i++)
@@ -441,8 +442,8 @@ int cellar_ref_resolve(char ***files, size_t *n, const cellar_ref *r, cellar_sto
     *n = 0;
     if (!r)
         return cellar_fail(CELLAR_EINVAL, "resolve: no reference");
-    if (o && o->version != CELLAR_RESOLVE_OPTS_VERSION)
-        return cellar_fail(CELLAR_EINVAL, "resolve: options version %u, expected %u",
+    if (o && (o->version < 1 || o->version > CELLAR_RESOLVE_OPTS_VERSION))
+        return cellar_fail(CELLAR_EINVAL, "resolve: options version %u, expected 1 to %u",
                            o->version, CELLAR_RESOLVE_OPTS_VERSION);
     strlist l = {0};
     int rc = 0;

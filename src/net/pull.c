@@ -940,13 +940,15 @@ static int layout_dir(struct pull *p, const char *root)
 static int record_and_layout(struct pull *p)
 {
     size_t n = p->res->n;
-    const char **paths = cellar_calloc(n, sizeof *paths);
-    uint8_t(*shas)[32] = cellar_calloc(n, 32);
+    const char **paths = cellar_calloc(n ? n : 1, sizeof *paths);
+    const char **etags = cellar_calloc(n ? n : 1, sizeof *etags);
+    uint8_t(*shas)[32] = cellar_calloc(n ? n : 1, 32);
     int rc = CELLAR_ENOMEM;
-    if (!paths || !shas)
+    if (!paths || !etags || !shas)
         goto done;
     for (size_t i = 0; i < n; i++) {
         paths[i] = p->res->files[i].path;
+        etags[i] = p->res->files[i].etag;
         memcpy(shas[i], p->res->files[i].sha256, 32);
     }
     rc = cellar_store_record_snapshot(p->s, p->repo, p->revision, p->commit, n, paths,
@@ -955,9 +957,10 @@ static int record_and_layout(struct pull *p)
         rc = layout_dir(p, p->o->to_dir);
     if (!rc && p->o->hf_cache)
         rc = hfcache_layout(p->s, p->o->hf_cache, p->repo, p->hf_name, p->revision, p->commit,
-                            p->res->n, p->res->files);
+                            n, paths, (const uint8_t(*)[32])shas, etags);
 done:
     free(paths);
+    free(etags);
     free(shas);
     return rc;
 }

@@ -467,7 +467,8 @@ static int mkparent(const char *path)
  * snapshots/<commit>/<path> -> ../../blobs/<etag>, refs/<revision>. */
 int hfcache_layout(cellar_store *s, const char *root, const char *repo, const char *hf_name,
                    const char *revision, const char *commit, size_t n,
-                   const cellar_pull_file *files)
+                   const char *const *paths, const uint8_t (*shas)[32],
+                   const char *const *etags)
 {
     const char *slash = strchr(repo, '/');
     char *repo_dir = hf_name ? cellar_sprintf("%s/models--%s", root, hf_name)
@@ -479,22 +480,21 @@ int hfcache_layout(cellar_store *s, const char *root, const char *repo, const ch
     cellar_buf target;
     cellar_buf_init(&target, 8192);
     for (size_t i = 0; i < n && !rc; i++) {
-        const cellar_pull_file *f = &files[i];
-        char *blob = cellar_sprintf("%s/blobs/%s", repo_dir, f->etag);
-        char *snap = cellar_sprintf("%s/snapshots/%s/%s", repo_dir, commit, f->path);
+        char *blob = cellar_sprintf("%s/blobs/%s", repo_dir, etags[i]);
+        char *snap = cellar_sprintf("%s/snapshots/%s/%s", repo_dir, commit, paths[i]);
         rc = blob && snap ? 0 : CELLAR_ENOMEM;
         if (!rc)
-            rc = cellar_store_link(s, f->sha256, blob, CELLAR_LINK_AUTO, NULL);
+            rc = cellar_store_link(s, shas[i], blob, CELLAR_LINK_AUTO, NULL);
         if (!rc)
             rc = mkparent(snap);
         if (!rc) {
             /* One "../" per directory between the link and the repo dir. */
             target.len = 0;
             rc = cellar_buf_append(&target, "../../", 6);
-            for (const char *c = f->path; !rc && (c = strchr(c, '/')); c++)
+            for (const char *c = paths[i]; !rc && (c = strchr(c, '/')); c++)
                 rc = cellar_buf_append(&target, "../", 3);
             if (!rc)
-                rc = cellar_buf_printf(&target, "blobs/%s", f->etag);
+                rc = cellar_buf_printf(&target, "blobs/%s", etags[i]);
         }
         if (!rc)
             rc = symlink_atomic(target.data, snap);
