@@ -120,6 +120,18 @@ check "--force replaces the edit" cmp -s "$T/ed/model_index.json" "$FX/model_ind
 # A file already holding the revision's bytes (a copy, not a link) is fine.
 rm "$T/ed/model_index.json" && cp "$FX/model_index.json" "$T/ed/model_index.json"
 "$BIN" pull pipe/alpha --to "$T/ed" >/dev/null 2>&1 || bad "pull over an identical copy"
+# Into a store that has nothing yet: the edit is found before any download
+# (a git file's copy is known by its git blob id, its sha256 not yet known).
+mkdir -p "$T/ed2" "$T/ed3"
+cp "$FX/model_index.json" "$T/ed2/model_index.json"
+CELLAR_HOME=$T/fresh2 "$BIN" pull pipe/alpha --to "$T/ed2" >"$T/out" 2>&1 || { cat "$T/out"; bad "identical git file, empty store"; }
+check "identical copy, empty store: laid out" cmp -s "$T/ed2/model_index.json" "$FX/model_index.json"
+printf 'my edit\n' >"$T/ed3/model_index.json"
+rc=0
+CELLAR_HOME=$T/fresh3 "$BIN" pull pipe/alpha --to "$T/ed3" >"$T/out" 2>&1 || rc=$?
+check "edit, empty store: refused" [ "$rc" != 0 ]
+check "edit, empty store: nothing downloaded" [ -z "$(find "$T/fresh3" -path '*/objects/*' -type f 2>/dev/null)" ]
+check "edit, empty store: nothing else written" [ "$(ls -A "$T/ed3")" = model_index.json ]
 
 echo "$(date +%T) 10. a signed CDN URL never reaches a message --------------------------" >&2
 # ---- 10. a signed CDN URL never reaches a message --------------------------

@@ -852,9 +852,10 @@ static int download_all(struct pull *p)
 /* ---- layout ---- */
 
 /* Is the file at dest (regular, stat st) the object of a stored blob, or
- * the very bytes of sha256? Then replacing it loses nothing. */
+ * the very bytes of f (its sha256 or, for a git file not downloaded yet, the
+ * listing's git blob id gitsha1)? Then replacing it loses nothing. */
 static int dest_replaceable(struct pull *p, const char *dest, const struct stat *st,
-                            const cellar_pull_file *f)
+                            const cellar_pull_file *f, const uint8_t *gitsha1)
 {
     uint8_t sha[32];
     struct stat obj;
@@ -866,23 +867,33 @@ static int dest_replaceable(struct pull *p, const char *dest, const struct stat 
         return 1;
     if ((uint64_t)st->st_size != f->size)
         return 0;
+    static const uint8_t unknown[32];
+    cellar_algo algo = gitsha1 && !memcmp(f->sha256, unknown, 32) ? CELLAR_ALGO_GITSHA1
+                                                                   : CELLAR_ALGO_SHA256;
     cellar_digests d;
     cellar_hash_opts ho = CELLAR_HASH_OPTS_INIT;
-    ho.algos = CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256);
+    ho.algos = CELLAR_ALGO_BIT(algo);
     ho.flags = CELLAR_HASH_NO_CACHE;
     if ((rc = cellar_hash_path(&d, dest, &ho)) != 0)
         return rc;
-    return !memcmp(d.d[CELLAR_ALGO_SHA256], f->sha256, 32);
+    return algo == CELLAR_ALGO_GITSHA1 ? !memcmp(d.d[algo], gitsha1, 20)
+                                       : !memcmp(d.d[algo], f->sha256, 32);
 }
 
 /* Before anything is written into root: no folder on the way to a file is
  * a symlink or anything but a folder (a link to ../outside would have the
  * listing write outside root), and no file there would be replaced that
- * the store does not hold (the user's edit), unless force. */
+ * the store does not hold (the user's edit), unless force. Run before the
+ * download (so a refusal costs no transfer) and again before the layout. */
 static int check_dir_targets(struct pull *p, const char *root)
 {
     for (size_t i = 0; i < p->res->n; i++) {
         const cellar_pull_file *f = &p->res->files[i];
+        /* Online plans keep item i for file i; an offline plan has no
+         * items, and every sha256 known. */
+        const uint8_t *gitsha1 =
+            i < p->n && p->items[i].f == f && !p->items[i].hf->lfs ? p->items[i].hf->gitsha1
+                                                                   : NULL;
         char *dest = cellar_path_join(root, f->path);
         if (!dest)
             return CELLAR_ENOMEM;
@@ -904,7 +915,7 @@ static int check_dir_targets(struct pull *p, const char *root)
                 rc = cellar_fail(CELLAR_EINVAL, "%s: a folder where a file goes; nothing was "
                                  "written", dest);
             else if (!S_ISREG(st.st_mode) ||
-                     (rc = dest_replaceable(p, dest, &st, f)) == 0)
+                     (rc = dest_replaceable(p, dest, &st, f, gitsha1)) == 0)
                 rc = cellar_fail(CELLAR_EEXISTS,
                                  "%s: exists and is not this revision's file nor a file from "
                                  "the store (edited?); nothing was written (--force replaces it)",
@@ -1067,6 +1078,8 @@ int cellar_pull_listing(cellar_store *s, const cellar_pull_source *src, cellar_h
         return cellar_fail(CELLAR_EINVAL, "choose one layout: a folder or an HF cache");
     pthread_mutex_init(&p.mu, NULL);
     int rc = plan_online(&p, (cellar_hub_listing *)l);
+    if (!rc && record && o->to_dir)
+        rc = check_dir_targets(&p, o->to_dir);
     if (!rc && !o->dry_run)
         rc = download_all(&p);
     if (rc && p.rc_msg)
@@ -1172,6 +1185,8 @@ int cellar_pull(cellar_store *s, const char *repo, const cellar_pull_opts *opts,
             rc = cellar_hub_list(&listing, p.hub, repo, p.revision);
         if (!rc)
             rc = plan_online(&p, listing);
+        if (!rc && o->to_dir)
+            rc = check_dir_targets(&p, o->to_dir);
         if (!rc && !o->dry_run && o->remote)
             remote_fetch(&p, &remote);
         p.remote = remote;
