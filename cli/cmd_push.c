@@ -103,6 +103,7 @@ int cmd_push(int argc, char **argv)
     bool tty = isatty(STDERR_FILENO) && !json;
     o.progress = on_event;
     o.progress_ctx = &tty;
+    cli_catch_interrupt(); /* Ctrl-C: on_event's answer stops the push cleanly */
     cellar_store *s = NULL;
     if (cli_store_open(&s))
         return cli_error_last();

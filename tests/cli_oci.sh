@@ -248,6 +248,35 @@ c pull "oci://127.0.0.1:$SPORT/team/big:v1" --plain-http --to "$T/p-big" >"$T/ou
 after=$(curl -s "http://127.0.0.1:$SPORT/_stats" | $PY -c 'import json,sys; print(json.load(sys.stdin)["blob_bytes"])')
 check "resumed: same bytes" cmp -s "$big/weights.bin" "$T/p-big/weights.bin"
 check "resumed: fetched only the rest" [ $((after - before)) -lt $((10 << 20)) ]
+
+# ---- Ctrl-C stops a push mid-blob: no manifest, a rerun completes ----------
+stopsrc=$T/stop-src
+mkdir -p "$stopsrc"
+head -c $((16 << 20)) /dev/urandom >"$stopsrc/weights.bin"
+export CELLAR_HOME=$T/stop-store
+upload_bytes() { curl -s "http://127.0.0.1:$SPORT/_stats" | $PY -c 'import json,sys; print(json.load(sys.stdin).get("upload_bytes", 0))'; }
+# "$BIN", not the function c: a background function is a subshell, and
+# SIGINT must reach cellar itself.
+"$BIN" push "$stopsrc" "oci://127.0.0.1:$SPORT/team/stop:v1" --plain-http >"$T/out" 2>&1 &
+PUSHPID=$!
+for _ in $(seq 300); do
+    [ "$(upload_bytes)" -gt $((1 << 20)) ] && break
+    kill -0 "$PUSHPID" 2>/dev/null || break
+    sleep 0.1
+done
+kill -INT "$PUSHPID"
+t0=$(date +%s)
+rc=0
+wait "$PUSHPID" || rc=$?
+t1=$(date +%s)
+check "Ctrl-C: the push fails" [ "$rc" != 0 ]
+check "Ctrl-C: says it stopped" grep -q "stopped" "$T/out"
+# 16 MiB at 2 MB/s is 8 s: stopping mid-blob takes far less than the rest.
+check "Ctrl-C: stopped mid-blob (not after it)" [ $((t1 - t0)) -lt 5 ]
+check "Ctrl-C: the proxy got part of the blob only" [ "$(upload_bytes)" -lt $((16 << 20)) ]
+check "Ctrl-C: no manifest" [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$R/v2/team/stop/manifests/v1")" = 404 ]
+c push "$stopsrc" "oci://$R/team/stop:v1" --plain-http >"$T/out" 2>&1 || { cat "$T/out"; bad "push after a stop"; }
+skopeo inspect --raw --tls-verify=false "docker://$R/team/stop:v1" >/dev/null 2>&1 || bad "push after a stop: tag there"
 kill "$SLOWPID" 2>/dev/null || true
 
 # ---- CELLAR_REMOTE: machine A shares, machine B takes nothing from the CDN --

@@ -98,6 +98,11 @@ typedef struct cellar_http_req_opts {
     uint64_t body_off;
     uint64_t range_from, range_to; /* as for cellar_http_start */
     bool error_body;              /* pass the bodies of non-2xx answers to write too */
+    /* Called after each piece of the body is read, with body_off plus the
+     * bytes read so far. Non-zero stops the transfer, which then ends with
+     * that code if negative, else CELLAR_EUSER (not an ENET: not retried). */
+    int (*sent)(uint64_t upto, void *ctx);
+    void *sent_ctx;
 } cellar_http_req_opts;
 
 /* cellar_http_start with a method, headers and a body. o may be NULL. */

@@ -391,6 +391,13 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *ud)
         memcpy(buf, (const char *)r->o.body + r->body_pos, n);
     }
     r->body_pos += n;
+    if (r->o.sent) {
+        int stop = r->o.sent(r->o.body_off + r->body_pos, r->o.sent_ctx);
+        if (stop) {
+            r->write_rc = stop < 0 ? stop : cellar_fail(CELLAR_EUSER, "upload stopped by the caller");
+            return CURL_READFUNC_ABORT;
+        }
+    }
     return n;
 }
 

@@ -561,6 +561,30 @@ static void push_failed(struct push_job *j, int rc)
     pthread_mutex_unlock(&j->mu);
 }
 
+/* The progress of one blob's upload, told to the caller every MiB: a
+ * non-zero answer stops the upload mid-blob (a Ctrl-C does not wait for
+ * a multi-GB file to finish). */
+struct push_sent {
+    struct push_worker *w;
+    const struct mfile *f;
+    uint64_t told;
+};
+
+static int push_on_sent(uint64_t upto, void *ctx)
+{
+    struct push_sent *ps = ctx;
+    if (upto - ps->told < (1u << 20) && upto != ps->f->size)
+        return 0;
+    ps->told = upto;
+    struct push_job *j = ps->w->j;
+    pthread_mutex_lock(&j->mu);
+    cellar_pull_event ev = {CELLAR_PULL_PROGRESS, ps->f->path, ps->f->size, upto, j->total,
+                            j->done + upto, j->m->n, NULL};
+    int stop = j->o->progress(&ev, j->o->progress_ctx);
+    pthread_mutex_unlock(&j->mu);
+    return stop;
+}
+
 /* One blob: HEAD, else a mount, else an upload. */
 static int push_one(struct push_worker *w, struct mfile *f)
 {
@@ -585,6 +609,9 @@ static int push_one(struct push_worker *w, struct mfile *f)
         return cellar_fail(CELLAR_EUSER, "%s: push stopped by the caller", f->path);
     }
     int how;
+    struct push_sent ps = {w, f, 0};
+    w->reg->sent = o->progress ? push_on_sent : NULL;
+    w->reg->sent_ctx = &ps;
     int rc = cellar_reg_blob_push(w->reg, j->ref->repo, d, fd, f->size, from, o->chunk_size, &how);
     if (rc == CELLAR_EAUTH && from) {
         /* No pull right on the other repository: upload instead. */
@@ -592,8 +619,11 @@ static int push_one(struct push_worker *w, struct mfile *f)
         rc = cellar_reg_blob_push(w->reg, j->ref->repo, d, fd, f->size, NULL, o->chunk_size,
                                   &how);
     }
+    w->reg->sent = NULL;
     close(fd);
     free(from);
+    if (rc == CELLAR_EUSER)
+        return cellar_fail(CELLAR_EUSER, "%s: push stopped by the caller", f->path);
     if (rc)
         return cellar_fail_prefix("%s", f->path);
     pthread_mutex_lock(&j->mu);

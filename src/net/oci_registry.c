@@ -677,7 +677,8 @@ static int upload_chunks(cellar_reg *r, const char *repo, char **loc, int fd, ui
                  (unsigned long long)(off + n - 1));
         const char *hdrs[] = {cr, "Content-Type: application/octet-stream", NULL};
         cellar_http_req_opts o = {.method = "PATCH", .headers = hdrs, .body_from_fd = true,
-                                  .body_fd = fd, .body_off = off, .body_len = n};
+                                  .body_fd = fd, .body_off = off, .body_len = n,
+                                  .sent = r->sent, .sent_ctx = r->sent_ctx};
         cellar_http_resp resp;
         cellar_buf body;
         int rc = reg_do(r, *loc, &o, &resp, &body, ERROR_BODY_LIMIT, scope);
@@ -767,7 +768,8 @@ int cellar_reg_blob_push(cellar_reg *r, const char *repo, const char *digest, in
         goto done;
     const char *hdrs[] = {"Content-Type: application/octet-stream", NULL};
     cellar_http_req_opts po = {.method = "PUT", .headers = hdrs, .body_from_fd = put_len > 0,
-                               .body_fd = fd, .body_len = put_len};
+                               .body_fd = fd, .body_len = put_len, .sent = r->sent,
+                               .sent_ctx = r->sent_ctx};
     rc = reg_do(r, put, &po, &resp, &body, ERROR_BODY_LIMIT, scope);
     if (!rc && resp.status != 201 && resp.status != 204)
         rc = cellar_reg_status_error(r, &resp, &body, repo, digest);

@@ -43,6 +43,10 @@ typedef struct cellar_reg {
     char *scope;    /* the scopes the current token was asked for */
     bool bearer;    /* the registry asked for a Bearer token */
     unsigned requests; /* requests sent (tests and benchmarks) */
+    /* Told the bytes of a blob sent so far while an upload runs (see
+     * cellar_http_req_opts.sent: non-zero stops it); NULL: nobody. */
+    int (*sent)(uint64_t upto, void *ctx);
+    void *sent_ctx;
 } cellar_reg;
 
 /* userpass: "user:password" or NULL (anonymous). Copied. */
@@ -71,7 +75,8 @@ int cellar_reg_reauthorize(cellar_reg *r);
 /* HEAD of a blob: 1 present (*size set, may be NULL), 0 absent, < 0. */
 int cellar_reg_blob_exists(cellar_reg *r, const char *repo, const char *digest, uint64_t *size);
 
-/* How cellar_reg_blob_push got the blob there. */
+/* How cellar_reg_blob_push got the blob there (r->sent hears the upload's
+ * progress and may stop it: the push then fails with its code). */
 enum { CELLAR_REG_HAD = 0, CELLAR_REG_MOUNTED = 1, CELLAR_REG_UPLOADED = 2 };
 
 /* Puts size bytes of fd (from offset 0) as blob digest into repo: nothing

@@ -339,7 +339,21 @@ def proxy(reg_port, user, rate, uses):
                 with lock:
                     stats["basic_seen"] += 1
             n = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(n) if n else b""
+            upload = self.command in ("PUT", "PATCH") and "/blobs/uploads/" in self.path
+            parts, left = [], n
+            while left:
+                # a slow front slows uploads too (a push can be stopped mid-blob)
+                part = self.rfile.read(min(65536, left))
+                if not part:
+                    break
+                parts.append(part)
+                left -= len(part)
+                if upload:
+                    with lock:
+                        stats["upload_bytes"] = stats.get("upload_bytes", 0) + len(part)
+                    if rate:
+                        time.sleep(len(part) / rate)
+            body = b"".join(parts)
             valid = False
             if auth.startswith("Bearer "):
                 with lock:
