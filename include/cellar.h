@@ -100,7 +100,7 @@ typedef int (*cellar_progress_fn)(const cellar_progress *p, void *ctx);
 /* The version this header belongs to. Before 1.0 every minor release may
  * change the ABI (the SONAME is libcellar.so.0.<minor>). */
 #define CELLAR_VERSION_MAJOR 0
-#define CELLAR_VERSION_MINOR 1
+#define CELLAR_VERSION_MINOR 2
 #define CELLAR_VERSION_PATCH 0
 #define CELLAR_VERSION_NUMBER                                                                     \
     (CELLAR_VERSION_MAJOR * 10000 + CELLAR_VERSION_MINOR * 100 + CELLAR_VERSION_PATCH)
@@ -1874,7 +1874,10 @@ typedef struct cellar_oci_opts {
     unsigned jobs;             /* transfers at once; 0: 8 */
     uint64_t chunk_size;       /* push: 0 = one PUT per blob; else PATCH chunks of this */
     const char *mount_from;    /* push: a repository of the same registry to mount blobs from */
-    cellar_pull_progress_fn progress; /* push: START/FINISH/REUSED per file (non-zero stops: CELLAR_EUSER); may be NULL */
+    /* push: START/FINISH/REUSED per file and PROGRESS every MiB of an
+     * upload; non-zero stops the push mid-blob (CELLAR_EUSER, no manifest
+     * written). May be NULL. */
+    cellar_pull_progress_fn progress;
     void *progress_ctx;
 } cellar_oci_opts;
 #define CELLAR_OCI_OPTS_VERSION 1
