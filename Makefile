@@ -31,8 +31,9 @@ check: build
 	@$(MAKE) --no-print-directory check-tsan
 
 # Of the CLI tests only the quick ones (CTest label "quick": hash, inspect,
-# the BLAKE3 tiers) run again under ASan, to keep make check under ten
-# minutes on two cores; the pull runs under TSan instead.
+# the BLAKE3 tiers, and the hostile-input ones: pickle, dduf, get, identify,
+# hostile) run again under ASan, to keep make check under ten minutes on two
+# cores; the pull runs under TSan instead.
 # ASAN_LABELS='unit|cli' runs them all.
 ASAN_LABELS ?= unit|quick
 SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1

@@ -140,7 +140,7 @@ typedef struct cellar_blake3 {
     uint8_t flags;
     uint8_t cv_stack_len;
     uint8_t cv_stack[(CELLAR_BLAKE3_MAX_DEPTH + 1) * CELLAR_BLAKE3_OUT_LEN];
-} cellar_blake3;
+} cellar_blake3; /* one hashing state: one thread at a time (a copy is an independent state) */
 
 /* The plain hash. */
 CELLAR_API void cellar_blake3_init(cellar_blake3 *h);
@@ -210,7 +210,7 @@ typedef struct cellar_digests {
     uint32_t cached;
     uint64_t size;
     uint8_t d[CELLAR_DIGEST_SLOTS][CELLAR_DIGEST_MAX];
-} cellar_digests;
+} cellar_digests; /* plain data */
 
 /* "blake3", "sha256", ... */
 CELLAR_API const char *cellar_algo_name(cellar_algo a);
@@ -296,7 +296,8 @@ typedef struct cellar_hash_cache {
     int (*lookup)(cellar_hash_cache_entry *entries, size_t n, void *ctx);
     int (*record)(const cellar_hash_cache_entry *entries, size_t n, void *ctx);
     void *ctx;
-} cellar_hash_cache;
+} cellar_hash_cache; /* a function table: its implementation says which threads may
+                        call it (the store's: as the store itself) */
 
 /* Hashing options. Initialise with CELLAR_HASH_OPTS_INIT, then set fields;
  * a NULL pointer means the defaults (blake3, no cache, all cores). A
@@ -667,7 +668,7 @@ typedef struct cellar_tensor_desc {
     const uint64_t *shape; /* rank entries */
     int has_value;         /* value holds a one-element tensor's value */
     double value;          /* (LoRA alpha), when the reader has it */
-} cellar_tensor_desc;
+} cellar_tensor_desc; /* plain data */
 
 /* What cellar_identify_list() reads. Borrowed for the call. */
 typedef struct cellar_identify_input {
@@ -678,7 +679,7 @@ typedef struct cellar_identify_input {
     const char *const *meta_values;
     size_t nmeta;
     const cellar_registry *registry;    /* NULL: the compiled table */
-} cellar_identify_input;
+} cellar_identify_input; /* plain data */
 #define CELLAR_IDENTIFY_INPUT_VERSION 1
 #define CELLAR_IDENTIFY_INPUT_INIT { CELLAR_IDENTIFY_INPUT_VERSION }
 
@@ -712,7 +713,7 @@ typedef struct cellar_group_match {
     const char *group;              /* "model", "first_stage_model"... */
     size_t tensors;
     const cellar_model_info *entry;
-} cellar_group_match;
+} cellar_group_match; /* plain data, pointing into the registry */
 
 /* An identification result. Immutable once made: safe to read from several
  * threads; freed with cellar_identity_free(). */
@@ -755,7 +756,7 @@ typedef struct cellar_identity_info {
     size_t ncomponents;
     const char *const *component_names;
     const cellar_identity *const *components;
-} cellar_identity_info;
+} cellar_identity_info; /* plain data, pointing into its identity (lives as long as it) */
 #define CELLAR_IDENTITY_VERSION 1
 
 /* Identifies a tensor list (any reader's). Errors: CELLAR_EINVAL (version
@@ -949,7 +950,7 @@ typedef struct cellar_dduf_weights {
     const char *variant;   /* NUL-terminated; "" for the default set */
     size_t n;              /* entries in the set */
     const size_t *entries; /* n entry indexes */
-} cellar_dduf_weights;
+} cellar_dduf_weights; /* plain data, living as long as the array it came in */
 CELLAR_API int cellar_dduf_weight_sets(cellar_dduf_weights **out, size_t *count,
                                        const cellar_dduf *d, const char *comp);
 CELLAR_API void cellar_dduf_weight_sets_free(cellar_dduf_weights *w, size_t count);
@@ -1046,7 +1047,7 @@ typedef struct cellar_pt_global {
     cellar_pt_class cls;
     uint64_t count;  /* times the pickles name it */
     uint64_t offset; /* file offset of its first GLOBAL/STACK_GLOBAL opcode */
-} cellar_pt_global;
+} cellar_pt_global; /* plain data */
 
 /* One storage (a block of the file that tensors view). */
 typedef struct cellar_pt_storage {
@@ -1056,7 +1057,7 @@ typedef struct cellar_pt_storage {
     uint64_t numel;        /* elements of that type */
     uint64_t nbytes;       /* numel * element size */
     uint64_t offset;       /* where its bytes start in the file */
-} cellar_pt_storage;
+} cellar_pt_storage; /* plain data */
 
 /* One tensor of the checkpoint's state dict. The first fields are those of
  * cellar_st_tensor, so code can treat both alike. */
@@ -1079,7 +1080,7 @@ typedef struct cellar_pt_tensor {
      * with exactly this view (same storage, dtype, offset, shape, strides):
      * tied weights. Itself when it has no alias. */
     size_t alias;
-} cellar_pt_tensor;
+} cellar_pt_tensor; /* plain data */
 
 /* Open flags. */
 enum {
@@ -1153,7 +1154,7 @@ typedef struct cellar_pt_hash {
     char diffsynth[33];
     char state_dict[33];
     char problem[256];
-} cellar_pt_hash;
+} cellar_pt_hash; /* plain data */
 CELLAR_API int cellar_pt_structural_hash(cellar_pt_hash *out, const cellar_pt *pt);
 
 /* Conversion to safetensors. */
@@ -1167,7 +1168,7 @@ typedef struct cellar_pt_convert_opts {
     /* Convert the tensors cellar can reach when objects of unknown globals
      * hold others (those are left out); without it such a file is refused. */
     int allow_unknown;
-} cellar_pt_convert_opts;
+} cellar_pt_convert_opts; /* plain data */
 #define CELLAR_PT_CONVERT_OPTS_INIT { CELLAR_PT_CONVERT_OPTS_VERSION, 0, 0 }
 
 typedef struct cellar_pt_convert_result {
@@ -1175,7 +1176,7 @@ typedef struct cellar_pt_convert_result {
     size_t dropped;  /* aliases recorded in metadata instead */
     size_t skipped;  /* left out behind unknown objects (allow_unknown) */
     size_t shards;   /* files written */
-} cellar_pt_convert_result;
+} cellar_pt_convert_result; /* plain data */
 
 /* Writes src's state dict as safetensors at dst, atomically: each tensor as
  * the row-major bytes of its view (contiguous ones copied with
@@ -1715,7 +1716,7 @@ typedef struct cellar_resolve_opts {
     void *progress_ctx;
     int offline; /* as cellar_pull_opts (HF_HUB_OFFLINE): the revision from the
                     store's records, files from its blobs, no network */
-} cellar_resolve_opts;
+} cellar_resolve_opts; /* plain data */
 
 /* Resolves ref to local files, into *files (n paths then a NULL, one
  * allocation: cellar_free(*files)) and *n. Local refs: the files a folder or
@@ -1751,7 +1752,7 @@ typedef struct cellar_model cellar_model;
 typedef struct cellar_model_opts {
     unsigned int version;
     unsigned flags; /* CELLAR_MODEL_* */
-} cellar_model_opts;
+} cellar_model_opts; /* plain data */
 
 /* Opens a local ref (path, files or DDUF; a Hub ref must be resolved first:
  * CELLAR_EINVAL). Headers only are read. A tensor name present in two files
@@ -1781,7 +1782,7 @@ typedef struct cellar_model_tensor {
     uint64_t nbytes;
     size_t file;     /* index into the model's files */
     uint64_t offset; /* of the first byte in that file (a DDUF: in the archive) */
-} cellar_model_tensor;
+} cellar_model_tensor; /* plain data */
 
 /* Tensors sorted by name bytes. */
 CELLAR_API size_t cellar_model_count(const cellar_model *m);
@@ -1815,7 +1816,7 @@ typedef struct cellar_load_opts {
     unsigned int version;
     unsigned nthreads; /* 0: all cores, at most 16 */
     size_t chunk;      /* bytes per piece of work; 0: 8 MiB (populate: 64 MiB) */
-} cellar_load_opts;
+} cellar_load_opts; /* plain data */
 
 /* Brings the pages of n tensors (indices, NULL: all) into the private
  * mapping across threads (MADV_POPULATE_READ, or touching each page on
@@ -1879,7 +1880,7 @@ typedef struct cellar_oci_opts {
      * written). May be NULL. */
     cellar_pull_progress_fn progress;
     void *progress_ctx;
-} cellar_oci_opts;
+} cellar_oci_opts; /* plain data */
 #define CELLAR_OCI_OPTS_VERSION 1
 #define CELLAR_OCI_OPTS_INIT { .version = CELLAR_OCI_OPTS_VERSION }
 
@@ -1894,7 +1895,7 @@ typedef struct cellar_oci_push_result {
     char config_digest[72];
     size_t layers;
     uint64_t blobs_present, blobs_mounted, blobs_uploaded, bytes_uploaded;
-} cellar_oci_push_result;
+} cellar_oci_push_result; /* plain data */
 
 /* Pushes src to ref ("oci://HOST[:PORT]/REPO[:TAG]", tag default "latest").
  * src: a folder (its files are added to the store first: their sha256 is
@@ -1964,7 +1965,7 @@ typedef struct cellar_tensor_totals {
     uint64_t params;     /* elements; see params_overflow */
     uint64_t bytes;      /* of tensor data */
     int params_overflow; /* the element count passed 2^64 */
-} cellar_tensor_totals;
+} cellar_tensor_totals; /* plain data */
 
 /* An empty accumulator. CELLAR_ENOMEM. Free with cellar_tensor_stats_free. */
 CELLAR_API int cellar_tensor_stats_new(cellar_tensor_stats **out);
@@ -2006,7 +2007,7 @@ typedef struct cellar_walk_opts {
     unsigned int version;  /* CELLAR_WALK_OPTS_VERSION */
     unsigned flags;        /* CELLAR_WALK_* */
     const char *skip_dir;  /* a folder never entered (the store's home), or NULL */
-} cellar_walk_opts;
+} cellar_walk_opts; /* plain data */
 #define CELLAR_WALK_OPTS_INIT { CELLAR_WALK_OPTS_VERSION, 0, NULL }
 
 /* Called for each file listed (rc 0, message NULL) and for each entry that
@@ -2051,7 +2052,7 @@ typedef struct cellar_checklist_line {
     const char *name;   /* the file, unescaped, NUL-terminated; lives as long as the list */
     size_t digest_len;  /* bytes */
     uint8_t digest[CELLAR_DIGEST_MAX];
-} cellar_checklist_line;
+} cellar_checklist_line; /* plain data */
 
 /* Parses len bytes of a list (copied: data may go after the call). algos
  * (0: any) limits what a bare HEX may be, as `hash -c -a ALGO` does. label
