@@ -325,6 +325,37 @@ static void test_link(void)
     CHECK_ERR(cellar_link_mode_parse(&m, "soft"), CELLAR_EINVAL, "soft");
     CHECK_STR(cellar_link_mode_name(CELLAR_LINK_SYMLINK), "symlink");
 
+    /* Under a root: folders made as needed, never followed when a link. */
+    char *root = path_in(dir, "under");
+    CHECK(cellar_store_link_under(s, sha, root, "a/b/w.bin", CELLAR_LINK_AUTO, &used) == 0);
+    char *w = path_in(dir, "under/a/b/w.bin");
+    CHECK(stat(w, &st) == 0 && st.st_ino == so.st_ino);
+    char *outside = path_in(dir, "outside");
+    char *swapped = path_in(dir, "under/a/c");
+    CHECK(mkdir(outside, 0755) == 0 && symlink(outside, swapped) == 0);
+    CHECK_ERR(cellar_store_link_under(s, sha, root, "a/c/w.bin", CELLAR_LINK_AUTO, NULL),
+              CELLAR_EINVAL, "'a/c' is a symlink, not a folder");
+    char *leak = path_in(dir, "outside/w.bin");
+    CHECK(access(leak, F_OK) != 0);
+    CHECK_ERR(cellar_store_link_under(s, sha, root, "a/../w.bin", CELLAR_LINK_AUTO, NULL),
+              CELLAR_EINVAL, "not a plain relative path");
+    CHECK_ERR(cellar_store_link_under(s, sha, root, "a/b/w.bin/x", CELLAR_LINK_AUTO, NULL),
+              CELLAR_EINVAL, "'a/b/w.bin' is a file, not a folder");
+    /* The last component, a symlink itself, is replaced, not followed. */
+    char *lastlink = path_in(dir, "under/a/last.bin");
+    char *victim = path_in(dir, "outside/victim");
+    CHECK(cellar_write_file_atomic(victim, "mine", 4, 0644) == 0 && symlink(victim, lastlink) == 0);
+    CHECK(cellar_store_link_under(s, sha, root, "a/last.bin", CELLAR_LINK_COPY, NULL) == 0);
+    CHECK(lstat(lastlink, &st) == 0 && S_ISREG(st.st_mode));
+    CHECK(stat(victim, &st) == 0 && st.st_size == 4);
+    free(victim);
+    free(lastlink);
+    free(leak);
+    free(swapped);
+    free(outside);
+    free(w);
+    free(root);
+
     free(ref);
     free(copy);
     free(sym);

@@ -936,12 +936,10 @@ static int layout_dir(struct pull *p, const char *root)
     if (rc0)
         return rc0;
     for (size_t i = 0; i < p->res->n; i++) {
-        cellar_pull_file *f = &p->res->files[i];
-        char *dest = cellar_path_join(root, f->path);
-        if (!dest)
-            return CELLAR_ENOMEM;
-        int rc = cellar_store_link(p->s, f->sha256, dest, CELLAR_LINK_AUTO, NULL);
-        free(dest);
+        /* Folders opened without following links: the check above is
+         * not the only guard against a folder swapped meanwhile. */
+        int rc = cellar_store_link_under(p->s, p->res->files[i].sha256, root,
+                                         p->res->files[i].path, CELLAR_LINK_AUTO, NULL);
         if (rc)
             return rc;
     }

@@ -7,7 +7,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/fs.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -36,45 +38,41 @@ int cellar_link_mode_parse(cellar_link_mode *out, const char *name)
                        name ? name : "");
 }
 
-/* The temp name beside dest: ".cellar-link.<sha256>.<pid><random>", so a
- * leftover from a crash says which object it is a link to. */
-static char *temp_beside(const char *dest, const uint8_t sha256[32])
+/* The temp name beside the destination: ".cellar-link.<sha256>.<pid><random>",
+ * so a leftover from a crash says which object it is a link to. */
+static void temp_name(char out[128], const uint8_t sha256[32])
 {
     static _Atomic unsigned counter; /* unique across threads too */
     char hex[65];
     cellar_hex(hex, sha256, 32);
-    const char *slash = strrchr(dest, '/');
-    int dirlen = slash ? (int)(slash - dest) + 1 : 0;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return cellar_sprintf("%.*s" LEFTOVER_PREFIX "%s.%ld%u%lx", dirlen, dest, hex, (long)getpid(),
-                          ++counter, (unsigned long)ts.tv_nsec & 0xfffff);
+    snprintf(out, 128, LEFTOVER_PREFIX "%s.%ld%u%lx", hex, (long)getpid(), ++counter,
+             (unsigned long)ts.tv_nsec & 0xfffff);
 }
 
-static char *parent_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return cellar_strdup(".");
-    return cellar_strndup(path, slash == path ? 1 : (size_t)(slash - path));
-}
+/* Where a link goes: the folder (an open descriptor), the name in it, and
+ * the whole path for messages and the place index. */
+struct dest {
+    int dirfd;
+    const char *name;
+    const char *path;
+};
 
-/* Renames tmp over dest and makes it durable. rename(2) does nothing when
- * both names are already links to one inode, so tmp is removed after. */
-static int commit_temp(cellar_store *s, const char *tmp, const char *dest)
+/* Renames tmp over the destination and makes it durable. rename(2) does
+ * nothing when both names are already links to one inode, so tmp is
+ * removed after. */
+static int commit_temp(cellar_store *s, const struct dest *d, const char *tmp)
 {
-    if (rename(tmp, dest) != 0) {
-        int rc = cellar_fail_errno(errno, "%s: cannot replace", dest);
-        unlink(tmp);
+    if (renameat(d->dirfd, tmp, d->dirfd, d->name) != 0) {
+        int rc = cellar_fail_errno(errno, "%s: cannot replace", d->path);
+        unlinkat(d->dirfd, tmp, 0);
         return rc;
     }
-    unlink(tmp);
-    char *dir = parent_of(dest);
-    if (!dir)
-        return CELLAR_ENOMEM;
-    int rc = store_sync_dir(s, dir);
-    free(dir);
-    return rc;
+    unlinkat(d->dirfd, tmp, 0);
+    if (!s->batch && fsync(d->dirfd) != 0 && errno != EINVAL)
+        return cellar_fail_errno(errno, "%s: fsync of its folder", d->path);
+    return 0;
 }
 
 static bool unsupported_errno(int e)
@@ -83,25 +81,53 @@ static bool unsupported_errno(int e)
            e == EINVAL || e == ENOSYS;
 }
 
-int link_hard_replace(cellar_store *s, const char *obj, const struct stat *obj_st, const uint8_t sha256[32],
-                      const char *dest)
+static int hard_at(cellar_store *s, const char *obj, const struct stat *obj_st,
+                   const uint8_t sha256[32], const struct dest *d)
 {
     struct stat st;
-    if (lstat(dest, &st) == 0 && st.st_ino == obj_st->st_ino && st.st_dev == obj_st->st_dev)
+    if (fstatat(d->dirfd, d->name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        st.st_ino == obj_st->st_ino && st.st_dev == obj_st->st_dev)
         return 0;
-    char *tmp = temp_beside(dest, sha256);
-    if (!tmp)
-        return CELLAR_ENOMEM;
-    int rc;
-    if (link(obj, tmp) != 0) {
+    char tmp[128];
+    temp_name(tmp, sha256);
+    if (linkat(AT_FDCWD, obj, d->dirfd, tmp, 0) != 0) {
         int e = errno;
-        rc = cellar_fail_errno(e, "%s: cannot hard-link to %s", dest, obj);
-        if (unsupported_errno(e))
-            rc = CELLAR_EUNSUPPORTED;
-    } else {
-        rc = commit_temp(s, tmp, dest);
+        int rc = cellar_fail_errno(e, "%s: cannot hard-link to %s", d->path, obj);
+        return unsupported_errno(e) ? CELLAR_EUNSUPPORTED : rc;
     }
-    free(tmp);
+    return commit_temp(s, d, tmp);
+}
+
+/* The parent folder of path, opened (following links: the caller named
+ * it); *name points at path's last component. */
+static int open_parent(struct dest *d, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    d->path = path;
+    d->name = slash ? slash + 1 : path;
+    char *dir = slash ? cellar_strndup(path, slash == path ? 1 : (size_t)(slash - path))
+                      : cellar_strdup(".");
+    if (!dir)
+        return CELLAR_ENOMEM;
+    d->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = d->dirfd < 0 ? cellar_fail_errno(errno, "%s", dir) : 0;
+    free(dir);
+    if (!rc && !*d->name) {
+        close(d->dirfd);
+        rc = cellar_fail(CELLAR_EINVAL, "%s: names a folder, not a file", path);
+    }
+    return rc;
+}
+
+int link_hard_replace(cellar_store *s, const char *obj, const struct stat *obj_st,
+                      const uint8_t sha256[32], const char *dest)
+{
+    struct dest d;
+    int rc = open_parent(&d, dest);
+    if (rc)
+        return rc;
+    rc = hard_at(s, obj, obj_st, sha256, &d);
+    close(d.dirfd);
     return rc;
 }
 
@@ -124,15 +150,16 @@ bool link_clear_leftover(cellar_store *s, const char *path, const char *name)
     return unlink(path) == 0;
 }
 
-/* Copies (or clones, with reflink) the object into a new file at tmp. */
-static int copy_to(const char *obj, const char *tmp, bool reflink)
+/* Copies (or clones, with reflink) the object into a new file tmp in d's
+ * folder. */
+static int copy_to(const char *obj, const struct dest *d, const char *tmp, bool reflink)
 {
     int in = open(obj, O_RDONLY | O_CLOEXEC);
     if (in < 0)
         return cellar_fail_errno(errno, "%s", obj);
-    int out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int out = openat(d->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (out < 0) {
-        int rc = cellar_fail_errno(errno, "%s", tmp);
+        int rc = cellar_fail_errno(errno, "%s: %s", d->path, tmp);
         close(in);
         return rc;
     }
@@ -140,8 +167,8 @@ static int copy_to(const char *obj, const char *tmp, bool reflink)
     if (reflink) {
         if (ioctl(out, FICLONE, in) != 0)
             rc = unsupported_errno(errno) || errno == EBADF
-                     ? cellar_fail(CELLAR_EUNSUPPORTED, "%s: the filesystem cannot reflink", tmp)
-                     : cellar_fail_errno(errno, "%s: reflink", tmp);
+                     ? cellar_fail(CELLAR_EUNSUPPORTED, "%s: the filesystem cannot reflink", d->path)
+                     : cellar_fail_errno(errno, "%s: reflink", d->path);
     } else {
         for (;;) {
             ssize_t n = copy_file_range(in, NULL, out, NULL, 1u << 30, 0);
@@ -152,7 +179,7 @@ static int copy_to(const char *obj, const char *tmp, bool reflink)
             if (errno == EINTR)
                 continue;
             if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) {
-                rc = cellar_fail_errno(errno, "%s: copy", tmp);
+                rc = cellar_fail_errno(errno, "%s: copy", d->path);
                 break;
             }
             /* No in-kernel copy here: plain reads and writes. */
@@ -162,67 +189,116 @@ static int copy_to(const char *obj, const char *tmp, bool reflink)
                 if (cellar_full_write(out, buf, (size_t)r) != 0)
                     break;
             if (r != 0)
-                rc = cellar_fail_errno(errno, "%s: copy", tmp);
+                rc = cellar_fail_errno(errno, "%s: copy", d->path);
             break;
         }
     }
     if (rc == 0 && fsync(out) != 0)
-        rc = cellar_fail_errno(errno, "%s: fsync", tmp);
+        rc = cellar_fail_errno(errno, "%s: fsync", d->path);
     if (close(out) != 0 && rc == 0)
-        rc = cellar_fail_errno(errno, "%s: close", tmp);
+        rc = cellar_fail_errno(errno, "%s: close", d->path);
     close(in);
     if (rc)
-        unlink(tmp);
+        unlinkat(d->dirfd, tmp, 0);
     return rc;
 }
 
 /* One attempt at one mode; CELLAR_EUNSUPPORTED when the filesystem refuses. */
-static int link_one(cellar_store *s, const char *obj, const struct stat *obj_st, const uint8_t sha256[32],
-                    const char *dest, cellar_link_mode mode)
+static int link_one(cellar_store *s, const char *obj, const struct stat *obj_st,
+                    const uint8_t sha256[32], const struct dest *d, cellar_link_mode mode)
 {
     if (mode == CELLAR_LINK_HARD)
-        return link_hard_replace(s, obj, obj_st, sha256, dest);
-    char *tmp = temp_beside(dest, sha256);
-    if (!tmp)
-        return CELLAR_ENOMEM;
+        return hard_at(s, obj, obj_st, sha256, d);
+    char tmp[128];
+    temp_name(tmp, sha256);
     int rc = 0;
     if (mode == CELLAR_LINK_SYMLINK) {
-        if (symlink(obj, tmp) != 0)
-            rc = cellar_fail_errno(errno, "%s: symlink", dest);
+        if (symlinkat(obj, d->dirfd, tmp) != 0)
+            rc = cellar_fail_errno(errno, "%s: symlink", d->path);
     } else {
-        rc = copy_to(obj, tmp, mode == CELLAR_LINK_REFLINK);
+        rc = copy_to(obj, d, tmp, mode == CELLAR_LINK_REFLINK);
     }
     if (rc == 0)
-        rc = commit_temp(s, tmp, dest);
-    free(tmp);
+        rc = commit_temp(s, d, tmp);
     return rc;
 }
 
-int cellar_store_link(cellar_store *s, const uint8_t sha256[32], const char *dest,
-                      cellar_link_mode mode, cellar_link_mode *used)
+/* Opens root, then each folder of rel below it, creating what is missing;
+ * none may be a symlink (O_NOFOLLOW at every level, so a folder swapped for
+ * a link after any check is refused here, not followed). *name: rel's last
+ * component. */
+static int open_under(struct dest *d, const char *root, const char *rel, const char *path)
 {
-    if ((unsigned)mode > CELLAR_LINK_COPY)
-        return cellar_fail(CELLAR_EINVAL, "%s: unknown link mode %d", dest, (int)mode);
+    d->path = path;
+    d->dirfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d->dirfd < 0 && errno == ENOENT) {
+        int rc = cellar_mkdirs(root, 0755);
+        if (rc)
+            return rc;
+        d->dirfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
+    if (d->dirfd < 0)
+        return cellar_fail_errno(errno, "%s", root);
+    char comp[NAME_MAX + 1];
+    const char *p = rel;
+    for (;;) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        if (n == 0 || n > NAME_MAX || (n == 1 && p[0] == '.') ||
+            (n == 2 && p[0] == '.' && p[1] == '.')) {
+            close(d->dirfd);
+            return cellar_fail(CELLAR_EINVAL, "%s: '%s' is not a plain relative path", path, rel);
+        }
+        if (!slash) {
+            d->name = p;
+            return 0;
+        }
+        memcpy(comp, p, n);
+        comp[n] = '\0';
+        int fd = openat(d->dirfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+            if (mkdirat(d->dirfd, comp, 0755) != 0 && errno != EEXIST) {
+                int rc = cellar_fail_errno(errno, "%s: cannot make folder '%s'", path, comp);
+                close(d->dirfd);
+                return rc;
+            }
+            fd = openat(d->dirfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        if (fd < 0) {
+            int e = errno;
+            struct stat st;
+            bool link = fstatat(d->dirfd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+            close(d->dirfd);
+            if (e == ELOOP || e == ENOTDIR)
+                return cellar_fail(CELLAR_EINVAL, "%s: '%.*s' is %s, not a folder", path,
+                                   (int)(slash - rel), rel, link ? "a symlink" : "a file");
+            return cellar_fail_errno(e, "%s: '%.*s'", path, (int)(slash - rel), rel);
+        }
+        close(d->dirfd);
+        d->dirfd = fd;
+        p = slash + 1;
+    }
+}
+
+/* The link itself, d's folder open: under the blob's lock, which keeps gc
+ * from removing the object between our look and our link. */
+static int link_at(cellar_store *s, const uint8_t sha256[32], const struct dest *d,
+                   cellar_link_mode mode, cellar_link_mode *used)
+{
     char *obj;
     int rc = cellar_store_object_path(s, sha256, &obj);
     if (rc)
         return rc;
-    char *dir = parent_of(dest);
-    if (!dir || (rc = cellar_mkdirs(dir, 0755))) {
-        rc = rc ? rc : CELLAR_ENOMEM;
-        goto done;
-    }
-    /* The blob's lock keeps gc from removing the object between our look
-     * and our link. */
     char lock[65];
     int lfd;
     store_lock_name(lock, sha256);
-    if ((rc = store_lock(s, lock, true, &lfd)))
-        goto done;
+    if ((rc = store_lock(s, lock, true, &lfd))) {
+        free(obj);
+        return rc;
+    }
     struct stat obj_st;
     if (stat(obj, &obj_st) != 0) {
         rc = cellar_fail_errno(errno, "%s", obj);
-        store_unlock(lfd);
         goto done;
     }
     static const cellar_link_mode chain[] = {CELLAR_LINK_HARD, CELLAR_LINK_REFLINK,
@@ -231,28 +307,67 @@ int cellar_store_link(cellar_store *s, const uint8_t sha256[32], const char *des
     if (mode == CELLAR_LINK_AUTO) {
         for (size_t i = 0; i < sizeof chain / sizeof chain[0]; i++) {
             m = chain[i];
-            if ((rc = link_one(s, obj, &obj_st, sha256, dest, m)) != CELLAR_EUNSUPPORTED)
+            if ((rc = link_one(s, obj, &obj_st, sha256, d, m)) != CELLAR_EUNSUPPORTED)
                 break;
         }
     } else {
-        rc = link_one(s, obj, &obj_st, sha256, dest, m);
+        rc = link_one(s, obj, &obj_st, sha256, d, m);
     }
     if (rc == CELLAR_EUNSUPPORTED)
         rc = cellar_fail(CELLAR_EUNSUPPORTED, "%s: the filesystem refuses a %s link to the store",
-                         dest, cellar_link_mode_name(m));
+                         d->path, cellar_link_mode_name(m));
     if (rc == 0) {
         store_freshen(s, sha256);
         if (used)
             *used = m;
         /* Recorded before the lock goes: gc, which takes it, must see a
          * symlink place (nothing else tells it the object is in use). */
-        char *abs = store_abspath(dest);
+        char *abs = store_abspath(d->path);
         rc = abs ? index_place_put(s->db, abs, sha256, (int)m) : CELLAR_ENOMEM;
         free(abs);
     }
-    store_unlock(lfd);
 done:
-    free(dir);
+    store_unlock(lfd);
     free(obj);
+    return rc;
+}
+
+int cellar_store_link_under(cellar_store *s, const uint8_t sha256[32], const char *root,
+                            const char *rel, cellar_link_mode mode, cellar_link_mode *used)
+{
+    if ((unsigned)mode > CELLAR_LINK_COPY)
+        return cellar_fail(CELLAR_EINVAL, "%s: unknown link mode %d", rel, (int)mode);
+    char *path = cellar_path_join(root, rel);
+    if (!path)
+        return CELLAR_ENOMEM;
+    struct dest d;
+    int rc = open_under(&d, root, rel, path);
+    if (!rc) {
+        rc = link_at(s, sha256, &d, mode, used);
+        close(d.dirfd);
+    }
+    free(path);
+    return rc;
+}
+
+int cellar_store_link(cellar_store *s, const uint8_t sha256[32], const char *dest,
+                      cellar_link_mode mode, cellar_link_mode *used)
+{
+    if ((unsigned)mode > CELLAR_LINK_COPY)
+        return cellar_fail(CELLAR_EINVAL, "%s: unknown link mode %d", dest, (int)mode);
+    const char *slash = strrchr(dest, '/');
+    if (slash && slash != dest) {
+        char *dir = cellar_strndup(dest, (size_t)(slash - dest));
+        int rc = dir ? cellar_mkdirs(dir, 0755) : CELLAR_ENOMEM;
+        free(dir);
+        if (rc)
+            return rc;
+    }
+    struct dest d;
+    int rc = open_parent(&d, dest);
+    if (rc)
+        return rc;
+    rc = link_at(s, sha256, &d, mode, used);
+    close(d.dirfd);
     return rc;
 }
