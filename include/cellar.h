@@ -1820,12 +1820,16 @@ CELLAR_API int cellar_model_file_map(void **base, size_t *len, const cellar_mode
  * threads. Non-zero stops the load (CELLAR_EUSER). */
 typedef int (*cellar_tensor_ready_fn)(size_t item, void *ctx);
 
-#define CELLAR_LOAD_OPTS_VERSION 1
+/* Version 2 added flags; a version 1 struct (without it) is still taken. */
+#define CELLAR_LOAD_OPTS_VERSION 2
 #define CELLAR_LOAD_OPTS_INIT { .version = CELLAR_LOAD_OPTS_VERSION }
+/* cellar_model_read: leave the destinations' page size alone (see there). */
+#define CELLAR_LOAD_NO_HUGE_PAGES 0x1u
 typedef struct cellar_load_opts {
     unsigned int version;
     unsigned nthreads; /* 0: all cores, at most 16 */
     size_t chunk;      /* bytes per piece of work; 0: 8 MiB (populate: 64 MiB) */
+    unsigned flags;    /* CELLAR_LOAD_* */
 } cellar_load_opts; /* plain data */
 
 /* Brings the pages of n tensors (indices, NULL: all) into the private
@@ -1847,7 +1851,11 @@ typedef struct cellar_read_item {
 /* Reads n tensors into caller buffers with pread across threads (8 MiB
  * pieces; converted on the way through a per-thread buffer when the dtype
  * differs). on_ready (may be NULL) hears of each item once all its bytes
- * are in. Errors: CELLAR_EINVAL (a bad index, a conversion not offered),
+ * are in. A destination of 4 MiB or more is first advised
+ * MADV_HUGEPAGE on its 2 MiB-aligned interior (unless
+ * CELLAR_LOAD_NO_HUGE_PAGES): the first write to fresh memory is mostly
+ * page faults, and 2 MiB pages take 512 times fewer (1 GiB: 6-8 s -> 1-2 s
+ * on a VM, docs/load.md); the advice changes no byte. Errors: CELLAR_EINVAL (a bad index, a conversion not offered),
  * CELLAR_EIO (the message names the file), CELLAR_ENOMEM, CELLAR_EUSER. */
 CELLAR_API int cellar_model_read(cellar_model *m, const cellar_read_item *items, size_t n,
                                  const cellar_load_opts *opts, cellar_tensor_ready_fn on_ready,

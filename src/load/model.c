@@ -1199,10 +1199,31 @@ done:
 
 static int check_load_opts(const cellar_load_opts *o)
 {
-    if (o && o->version != CELLAR_LOAD_OPTS_VERSION)
-        return cellar_fail(CELLAR_EINVAL, "load: options version %u, expected %u", o->version,
-                           CELLAR_LOAD_OPTS_VERSION);
+    if (o && (o->version < 1 || o->version > CELLAR_LOAD_OPTS_VERSION))
+        return cellar_fail(CELLAR_EINVAL, "load: options version %u, expected 1 to %u",
+                           o->version, CELLAR_LOAD_OPTS_VERSION);
     return 0;
+}
+
+/* Asks for 2 MiB pages under [dst, dst + len) where whole ones fit: fresh
+ * anonymous memory is written once, and its faults cost more than the
+ * copy (a VM's nested paging most of all). Advice only: a kernel without
+ * transparent huge pages, or memory that is not anonymous, refuses it and
+ * nothing changes. */
+static void advise_huge(void *dst, uint64_t len)
+{
+#ifdef MADV_HUGEPAGE
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    if (len < 2 * huge)
+        return;
+    uintptr_t from = ((uintptr_t)dst + huge - 1) & ~(huge - 1);
+    uintptr_t to = ((uintptr_t)dst + (uintptr_t)len) & ~(huge - 1);
+    if (to > from)
+        (void)madvise((void *)from, to - from, MADV_HUGEPAGE);
+#else
+    (void)dst;
+    (void)len;
+#endif
 }
 
 int cellar_model_populate(cellar_model *m, const size_t *indices, size_t n,
@@ -1246,6 +1267,14 @@ int cellar_model_read(cellar_model *m, const cellar_read_item *items, size_t n,
                                    (int)t->name_len, t->name, cellar_dtype_name(t->dtype),
                                    cellar_dtype_name(items[i].dtype));
         }
+    }
+    bool huge = !(o && o->version >= 2 && (o->flags & CELLAR_LOAD_NO_HUGE_PAGES));
+    for (size_t i = 0; huge && i < n; i++) {
+        const cellar_model_tensor *t = &m->t[items[i].tensor];
+        uint64_t len = t->nbytes;
+        if (items[i].dtype != t->dtype) /* converted: the destination's own size */
+            len = t->nelem * (items[i].dtype == CELLAR_DTYPE_F32 ? 4u : 2u);
+        advise_huge(items[i].dst, len);
     }
     job j = {.m = m, .items = items, .on_ready = on_ready, .ctx = ctx, .chunk = chunk};
     return run_job(&j, n, o);
