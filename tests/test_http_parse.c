@@ -110,6 +110,10 @@ static void test_urls(void)
     check_url("http://host", "http://host");
     check_url("/relative?x=1", "/relative");
     check_url("http://h/a\x1b[2J?x", "http://h/a?[2J");
+    /* A "://" after a query is no scheme: the query is still cut (the
+     * fuzzer's find). */
+    check_url("x?secret=1&u=https://h/p", "x");
+    check_url("1http://h/p?q", "1http://h/p");
 }
 
 int main(void)

@@ -486,8 +486,10 @@ static int parse_header(cellar_st *st, const uint8_t *hdr)
         }
         at = t->end;
         cellar_st_tensor *o = &st->tensors[i];
+        /* Scalars only: no dims array at all (NULL + 0 is undefined). */
+        const uint64_t *shape = st->dims ? st->dims + t->dims_at : NULL;
         uint64_t nbytes;
-        rc = cellar_st_nbytes(&o->nelem, &nbytes, t->dtype, t->rank, st->dims + t->dims_at);
+        rc = cellar_st_nbytes(&o->nelem, &nbytes, t->dtype, t->rank, shape);
         if (rc == CELLAR_ERANGE) {
             rc = bad(st, "tensor '%s': overflow computing the size of its %zu-dimensional %s shape",
                      tname, t->rank, dtypes[t->dtype].name);
@@ -510,7 +512,7 @@ static int parse_header(cellar_st *st, const uint8_t *hdr)
         o->dtype = t->dtype;
         o->dtype_name = dtypes[t->dtype].name;
         o->rank = t->rank;
-        o->shape = st->dims + t->dims_at;
+        o->shape = shape;
         o->begin = t->begin;
         o->end = t->end;
         o->offset = data_start + t->begin; /* <= file size once rule 13 holds */

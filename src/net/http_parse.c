@@ -220,7 +220,12 @@ char *http_url_for_message(const char *url)
     char *out = cellar_malloc(n + 1);
     if (!out)
         return NULL;
-    const char *p = url, *rest = strstr(url, "://");
+    /* A scheme is letters, digits, '+', '-', '.' from the start (RFC 3986
+     * 3.1): a "://" after anything else (a query, say) is not one. */
+    size_t slen = 0;
+    if (isalpha((unsigned char)url[0]))
+        slen = strspn(url, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
+    const char *p = url, *rest = slen && !strncmp(url + slen, "://", 3) ? url + slen : NULL;
     size_t o = 0;
     if (rest) {
         /* scheme:// then the authority without user info. */
