@@ -26,7 +26,7 @@ static int add_one(const char *path, int rc, const char *message, void *ctx)
         return 0;
     }
     cellar_digests d;
-    if (cellar_store_add_file(a->s, path, a->flags, &d) != 0) {
+    if (cellar_store_add_file(&d, a->s, path, a->flags) != 0) {
         cli_error_last();
         a->failed++;
         return 0;

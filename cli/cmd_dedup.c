@@ -89,7 +89,7 @@ int cmd_dedup(int argc, char **argv)
     if (cli_store_open(&s) != 0)
         return cli_error_last();
     cellar_dedup_stats st;
-    int rc = cellar_store_dedup(s, (size_t)(argc - i), (const char *const *)argv + i, &o, &st);
+    int rc = cellar_store_dedup(&st, s, (size_t)(argc - i), (const char *const *)argv + i, &o);
     cellar_store_free(s);
     cli_progress_clear(&r.prog);
     if (rc)

@@ -55,7 +55,7 @@ int cmd_gc(int argc, char **argv)
     o.progress = cli_progress_cb;
     o.progress_ctx = &prog;
     cli_catch_interrupt();
-    int rc = cellar_store_gc(s, &o, &st, on_removed, &verbose);
+    int rc = cellar_store_gc(&st, s, &o, on_removed, &verbose);
     cellar_store_free(s);
     cli_progress_clear(&prog);
     if (rc)

@@ -267,7 +267,7 @@ static void hash_dduf_entries(struct run *r, const char *path)
             report_error(r, name, cellar_error_last());
         } else {
             cellar_hasher_update(h, e->data, (size_t)e->size);
-            if (cellar_hasher_final(h, &dg) != 0)
+            if (cellar_hasher_final(&dg, h) != 0)
                 report_error(r, name, cellar_error_last());
             else
                 print_digests(r, name, &dg);

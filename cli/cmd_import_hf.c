@@ -67,7 +67,7 @@ int cmd_import_hf(int argc, char **argv)
     o.ctx = &rep;
     o.progress = cli_progress_cb;
     o.progress_ctx = &rep.prog;
-    int rc = cellar_store_import_hf(s, cache, &o, &st);
+    int rc = cellar_store_import_hf(&st, s, cache, &o);
     cellar_store_free(s);
     cli_progress_clear(&rep.prog);
     cellar_free(env_cache);

@@ -297,7 +297,7 @@ int cmd_pull(int argc, char **argv)
             o.remote = env;
     }
     o.remote_opts = &oo;
-    int rc = is_oci ? cellar_oci_pull(&r, s, repo, &oo, &o) : cellar_pull(s, repo, &o, &r);
+    int rc = is_oci ? cellar_oci_pull(&r, s, repo, &oo, &o) : cellar_pull(&r, s, repo, &o);
     if (!rc && r.remote_rc)
         cli_warn("team cache %s: %s (the pull itself succeeded)", o.remote, r.remote_message);
     if (pr.tty && pr.last_draw > 0)

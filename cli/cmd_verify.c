@@ -44,7 +44,7 @@ static int on_object(const uint8_t sha256[32], int status, const char *message, 
     v->pr.files_done++;
     struct stat st;
     char *path = NULL;
-    if (cellar_store_object_path(v->s, sha256, &path) == 0 && stat(path, &st) == 0)
+    if (cellar_store_object_path(&path, v->s, sha256) == 0 && stat(path, &st) == 0)
         v->pr.bytes_done += (uint64_t)st.st_size;
     cellar_free(path);
     cellar_error_clear();

@@ -36,7 +36,7 @@ int cmd_which(int argc, char **argv)
     int rc = cellar_store_find(sha, s, algo, digest);
     char *path = NULL;
     if (rc == 0)
-        rc = cellar_store_object_path(s, sha, &path);
+        rc = cellar_store_object_path(&path, s, sha);
     else if (rc == CELLAR_ENOTFOUND)
         rc = cli_error("%s: not in the store", arg);
     else

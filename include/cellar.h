@@ -5,8 +5,9 @@
  *  - functions return int: 0 on success, a negative CELLAR_E* code on
  *    failure; the message behind cellar_error_last() then names the file and
  *    the rule that was broken;
- *  - outputs come first; objects are opaque handles freed with a NULL-safe
- *    *_free();
+ *  - outputs come first (what a call fills, then the object it works on,
+ *    then its inputs; the BLAKE3 functions keep the reference API's order);
+ *    objects are opaque handles freed with a NULL-safe *_free();
  *  - lookups by key are cellar_<object>_find(out, object, key): 0 and *out
  *    set when found, CELLAR_ENOTFOUND (with a message naming the key and
  *    where it was looked for) when not; positional accessors (*_at, *_get)
@@ -244,7 +245,7 @@ typedef struct cellar_hasher cellar_hasher;
 CELLAR_API int cellar_hasher_new(cellar_hasher **out, uint32_t algos, uint64_t expected_size);
 CELLAR_API void cellar_hasher_update(cellar_hasher *h, const void *data, size_t len);
 /* CELLAR_EMISMATCH if git-sha1 was asked and the size differs from expected. */
-CELLAR_API int cellar_hasher_final(cellar_hasher *h, cellar_digests *out);
+CELLAR_API int cellar_hasher_final(cellar_digests *out, cellar_hasher *h);
 CELLAR_API void cellar_hasher_free(cellar_hasher *h);
 
 /* ---- digests section: owned by the hashing module; more below ---- */
@@ -1249,7 +1250,7 @@ CELLAR_API int cellar_store_unpin_all(cellar_store *s);
 /* The path of the object named sha256, allocated in *path_out (free with
  * cellar_free).
  * CELLAR_ENOTFOUND (and *path_out NULL) when the store does not hold it. */
-CELLAR_API int cellar_store_object_path(cellar_store *s, const uint8_t sha256[32], char **path_out);
+CELLAR_API int cellar_store_object_path(char **path_out, cellar_store *s, const uint8_t sha256[32]);
 
 /* Flags for cellar_store_add_file. */
 #define CELLAR_ADD_COPY (1u << 0)    /* always copy; never adopt the file's inode */
@@ -1264,8 +1265,8 @@ CELLAR_API int cellar_store_object_path(cellar_store *s, const uint8_t sha256[32
  * CELLAR_ENOTFOUND, CELLAR_EIO (ENOSPC...: no partial object is left),
  * CELLAR_ECHANGED (the file changed while read), CELLAR_EINVAL (not a regular
  * file, or one of the store's own files such as its index). */
-CELLAR_API int cellar_store_add_file(cellar_store *s, const char *path, unsigned flags,
-                                     cellar_digests *out);
+CELLAR_API int cellar_store_add_file(cellar_digests *out, cellar_store *s, const char *path,
+                                     unsigned flags);
 
 /* Records digests of a blob the store holds (d->have must include sha256),
  * e.g. a git blob sha1 or blake3 learnt from a server. CELLAR_ENOTFOUND if the
@@ -1302,9 +1303,8 @@ CELLAR_API int cellar_store_writer_write(cellar_store_writer *w, const void *dat
  * freshens an existing one) and records its digests. On CELLAR_EMISMATCH the
  * partial is discarded and the store untouched. out (may be NULL) gets size,
  * sha256, blake3 and git-sha1. The writer can only be freed afterwards. */
-CELLAR_API int cellar_store_writer_commit(cellar_store_writer *w,
-                                          const cellar_digests *expected_extra,
-                                          cellar_digests *out);
+CELLAR_API int cellar_store_writer_commit(cellar_digests *out, cellar_store_writer *w,
+                                          const cellar_digests *expected_extra);
 /* Closes; a resumable, uncommitted partial stays in tmp/ for the next run,
  * anything else is removed. NULL-safe. */
 CELLAR_API void cellar_store_writer_free(cellar_store_writer *w);
@@ -1436,8 +1436,8 @@ typedef struct cellar_gc_stats {
 /* cb (may be NULL) is told of every object removed (or that would be);
  * non-zero stops gc (CELLAR_EUSER; what is removed stays removed). */
 typedef int (*cellar_gc_cb)(const uint8_t sha256[32], uint64_t size, void *ctx);
-CELLAR_API int cellar_store_gc(cellar_store *s, const cellar_gc_opts *opts,
-                               cellar_gc_stats *stats, cellar_gc_cb cb, void *ctx);
+CELLAR_API int cellar_store_gc(cellar_gc_stats *stats, cellar_store *s, const cellar_gc_opts *opts,
+                               cellar_gc_cb cb, void *ctx);
 
 /* dedup (src/store/dedup.c): makes identical files under paths hard links to the
  * one stored copy. Only files whose size another file (or a stored object)
@@ -1493,8 +1493,8 @@ typedef struct cellar_dedup_stats {
     uint64_t bytes_after;
 } cellar_dedup_stats; /* plain data */
 
-CELLAR_API int cellar_store_dedup(cellar_store *s, size_t npaths, const char *const *paths,
-                                  const cellar_dedup_opts *opts, cellar_dedup_stats *stats);
+CELLAR_API int cellar_store_dedup(cellar_dedup_stats *stats, cellar_store *s, size_t npaths,
+                                  const char *const *paths, const cellar_dedup_opts *opts);
 
 /* The Hugging Face cache the environment names, as huggingface_hub finds
  * it, allocated into *out (free with cellar_free): $HF_HUB_CACHE, else
@@ -1525,8 +1525,8 @@ typedef struct cellar_import_opts {
 } cellar_import_opts; /* plain data */
 #define CELLAR_IMPORT_OPTS_VERSION 1
 #define CELLAR_IMPORT_OPTS_INIT {CELLAR_IMPORT_OPTS_VERSION, NULL, NULL, NULL, NULL}
-CELLAR_API int cellar_store_import_hf(cellar_store *s, const char *hf_cache,
-                                      const cellar_import_opts *opts, cellar_import_stats *stats);
+CELLAR_API int cellar_store_import_hf(cellar_import_stats *stats, cellar_store *s,
+                                      const char *hf_cache, const cellar_import_opts *opts);
 
 /* du (src/store/du.c): sizes of trees. apparent counts every file name; unique
  * each inode once (what dedup leaves); disk the blocks of each inode once.
@@ -1677,8 +1677,8 @@ typedef struct cellar_pull_result {
  * unsafe path listed: nothing written), CELLAR_EMISMATCH (bytes kept not
  * matching after retries: nothing admitted), CELLAR_ENET (gave up after
  * retries), CELLAR_EBUSY, CELLAR_EIO. */
-CELLAR_API int cellar_pull(cellar_store *s, const char *repo, const cellar_pull_opts *opts,
-                           cellar_pull_result *out);
+CELLAR_API int cellar_pull(cellar_pull_result *out, cellar_store *s, const char *repo,
+                           const cellar_pull_opts *opts);
 /* Frees what cellar_pull put in *r (not r itself). NULL-safe. */
 CELLAR_API void cellar_pull_result_free(cellar_pull_result *r);
 

@@ -717,8 +717,7 @@ static PyObject *mod_pull(PyObject *mod, PyObject *args, PyObject *kw)
         o.progress_ctx = &pc;
         cellar_pull_result r;
         int rc;
-        Py_BEGIN_ALLOW_THREADS
-        rc = cellar_pull(s, repo, &o, &r);
+        Py_BEGIN_ALLOW_THREADS rc = cellar_pull(&r, s, repo, &o);
         Py_END_ALLOW_THREADS
         if (rc) {
             raise_cellar(rc);

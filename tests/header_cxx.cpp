@@ -41,7 +41,7 @@ int main()
     EXPECT(cellar_hasher_new(&h, algos, UINT64_MAX) == 0);
     cellar_hasher_update(h, "abc", 3);
     cellar_digests d;
-    EXPECT(cellar_hasher_final(h, &d) == 0);
+    EXPECT(cellar_hasher_final(&d, h) == 0);
     cellar_hasher_free(h);
     char hex[2 * CELLAR_DIGEST_MAX + 1];
     cellar_digest_hex(hex, &d, CELLAR_ALGO_SHA256);

@@ -29,7 +29,7 @@ static void oneshot(cellar_digests *d, uint32_t algos, const void *p, size_t n)
     if (rc)
         return;
     cellar_hasher_update(h, p, n);
-    CHECK(cellar_hasher_final(h, d) == 0);
+    CHECK(cellar_hasher_final(d, h) == 0);
     cellar_hasher_free(h);
 }
 
@@ -156,7 +156,7 @@ static void test_names(void)
     CHECK(cellar_hasher_new(&h, CELLAR_ALGO_BIT(CELLAR_ALGO_GITSHA1), 5) == 0);
     cellar_hasher_update(h, "abcd", 4);
     cellar_digests d;
-    CHECK_ERR(cellar_hasher_final(h, &d), CELLAR_EMISMATCH, "4 bytes hashed, 5 announced");
+    CHECK_ERR(cellar_hasher_final(&d, h), CELLAR_EMISMATCH, "4 bytes hashed, 5 announced");
     cellar_hasher_free(h);
     cellar_hasher_free(NULL);
 }
@@ -188,7 +188,7 @@ static void test_pieces(void)
         cellar_hasher_update(h, p + off, len);
         off += len;
     }
-    CHECK(cellar_hasher_final(h, &pieces) == 0);
+    CHECK(cellar_hasher_final(&pieces, h) == 0);
     cellar_hasher_free(h);
     CHECK(pieces.have == CELLAR_ALGO_ALL && pieces.size == n);
     for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++) {

@@ -122,7 +122,7 @@ int main(void)
     cellar_dedup_opts o = {.version = CELLAR_DEDUP_OPTS_VERSION, .dry_run = 1, .min_size = 1};
     cellar_dedup_stats st;
     const char *paths[] = {tree};
-    CHECK(cellar_store_dedup(b, 1, paths, &o, &st) == 0 && st.files == 2);
+    CHECK(cellar_store_dedup(&st, b, 1, paths, &o) == 0 && st.files == 2);
     /* the file read (the other is only compared with it) is cached in b */
     CHECK(cached_in(b, t1) == 32 || cached_in(b, t2) == 32);
     CHECK(cached_in(a, t1) == -1 && cached_in(a, t2) == -1);

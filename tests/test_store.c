@@ -40,7 +40,7 @@ static void digest_of(const void *data, size_t len, cellar_digests *d)
                      CELLAR_ALGO_BIT(CELLAR_ALGO_GITSHA1);
     CHECK(cellar_hasher_new(&h, algos, len) == 0);
     cellar_hasher_update(h, data, len);
-    CHECK(cellar_hasher_final(h, d) == 0);
+    CHECK(cellar_hasher_final(d, h) == 0);
     cellar_hasher_free(h);
 }
 
@@ -105,11 +105,11 @@ static void test_add(void)
 
     /* Same filesystem: the file itself is adopted, read-only. */
     cellar_digests d;
-    CHECK(cellar_store_add_file(s, a, 0, &d) == 0);
+    CHECK(cellar_store_add_file(&d, s, a, 0) == 0);
     CHECK(d.size == 100000);
     CHECK(d.have & CELLAR_ALGO_BIT(CELLAR_ALGO_GITSHA1));
     char *obj;
-    CHECK(cellar_store_object_path(s, d.d[CELLAR_ALGO_SHA256], &obj) == 0);
+    CHECK(cellar_store_object_path(&obj, s, d.d[CELLAR_ALGO_SHA256]) == 0);
     struct stat so, sa, sb;
     CHECK(stat(obj, &so) == 0 && stat(a, &sa) == 0);
     CHECK(so.st_ino == sa.st_ino);
@@ -118,7 +118,7 @@ static void test_add(void)
     /* The same content again: nothing written, b untouched and separate. */
     struct timespec mtime = so.st_mtim;
     cellar_digests d2;
-    CHECK(cellar_store_add_file(s, b, 0, &d2) == 0);
+    CHECK(cellar_store_add_file(&d2, s, b, 0) == 0);
     CHECK(memcmp(d.d[CELLAR_ALGO_SHA256], d2.d[CELLAR_ALGO_SHA256], 32) == 0);
     CHECK(stat(obj, &so) == 0 && stat(b, &sb) == 0);
     CHECK(sb.st_ino != so.st_ino && (sb.st_mode & 0777) == 0644);
@@ -127,9 +127,9 @@ static void test_add(void)
     /* A copy: the source stays independent and writable. */
     char *c = path_in(dir, "c.bin");
     make_file(c, 5000, 2);
-    CHECK(cellar_store_add_file(s, c, CELLAR_ADD_COPY, &d2) == 0);
+    CHECK(cellar_store_add_file(&d2, s, c, CELLAR_ADD_COPY) == 0);
     char *obj2;
-    CHECK(cellar_store_object_path(s, d2.d[CELLAR_ALGO_SHA256], &obj2) == 0);
+    CHECK(cellar_store_object_path(&obj2, s, d2.d[CELLAR_ALGO_SHA256]) == 0);
     struct stat sc, so2;
     CHECK(stat(c, &sc) == 0 && stat(obj2, &so2) == 0);
     CHECK(sc.st_ino != so2.st_ino && so2.st_size == 5000 && (so2.st_mode & 0777) == 0444);
@@ -146,12 +146,12 @@ static void test_add(void)
     CHECK(cellar_store_find(sha, s, CELLAR_ALGO_GITSHA1, zero) == CELLAR_ENOTFOUND);
     CHECK_ERR(cellar_store_find(sha, s, CELLAR_ALGO_MD5, zero), CELLAR_EINVAL, "md5");
     char *none;
-    CHECK_ERR(cellar_store_object_path(s, zero, &none), CELLAR_ENOTFOUND, "not in the store");
+    CHECK_ERR(cellar_store_object_path(&none, s, zero), CELLAR_ENOTFOUND, "not in the store");
     CHECK(none == NULL);
 
     char *missing = path_in(dir, "missing.bin");
-    CHECK_ERR(cellar_store_add_file(s, missing, 0, NULL), CELLAR_ENOTFOUND, "missing.bin");
-    CHECK(cellar_store_add_file(s, dir, 0, NULL) < 0);
+    CHECK_ERR(cellar_store_add_file(NULL, s, missing, 0), CELLAR_ENOTFOUND, "missing.bin");
+    CHECK(cellar_store_add_file(NULL, s, dir, 0) < 0);
 
     free(missing);
     free(obj2);
@@ -181,7 +181,7 @@ static void test_writer(void)
     uint8_t bad = data[1000] ^ 1;
     CHECK(cellar_store_writer_write(w, &bad, 1) == 0);
     CHECK(cellar_store_writer_write(w, data + 1001, len - 1001) == 0);
-    CHECK_ERR(cellar_store_writer_commit(w, NULL, NULL), CELLAR_EMISMATCH, "expected");
+    CHECK_ERR(cellar_store_writer_commit(NULL, w, NULL), CELLAR_EMISMATCH, "expected");
     cellar_store_writer_free(w);
     CHECK(cellar_store_find(NULL, s, CELLAR_ALGO_SHA256, sha) == CELLAR_ENOTFOUND);
     CHECK(cellar_store_writer_open(&w, s, sha, len, NULL) == 0);
@@ -212,12 +212,12 @@ static void test_writer(void)
     extra.have = CELLAR_ALGO_BIT(CELLAR_ALGO_GITSHA1);
     memcpy(extra.d[CELLAR_ALGO_GITSHA1], want.d[CELLAR_ALGO_GITSHA1], 20);
     cellar_digests got;
-    CHECK(cellar_store_writer_commit(w, &extra, &got) == 0);
+    CHECK(cellar_store_writer_commit(&got, w, &extra) == 0);
     cellar_store_writer_free(w);
     CHECK(!memcmp(got.d[CELLAR_ALGO_SHA256], sha, 32) && got.size == len);
     CHECK(cellar_store_find(NULL, s, CELLAR_ALGO_GITSHA1, want.d[CELLAR_ALGO_GITSHA1]) == 0);
     char *obj;
-    CHECK(cellar_store_object_path(s, sha, &obj) == 0);
+    CHECK(cellar_store_object_path(&obj, s, sha) == 0);
     char *back;
     size_t blen;
     CHECK(cellar_read_file(&back, &blen, obj, 0) == 0 && blen == len && !memcmp(back, data, len));
@@ -232,11 +232,12 @@ static void test_writer(void)
     CHECK(cellar_store_writer_open(&w, s, NULL, UINT64_MAX, NULL) == 0);
     CHECK(cellar_store_writer_write(w, data, len) == 0);
     extra.d[CELLAR_ALGO_GITSHA1][0] ^= 1;
-    CHECK_ERR(cellar_store_writer_commit(w, &extra, NULL), CELLAR_EMISMATCH, "git-sha1");
+    CHECK_ERR(cellar_store_writer_commit(NULL, w, &extra), CELLAR_EMISMATCH, "git-sha1");
     cellar_store_writer_free(w);
     CHECK(cellar_store_writer_open(&w, s, NULL, UINT64_MAX, NULL) == 0);
     CHECK(cellar_store_writer_write(w, data, len) == 0);
-    CHECK(cellar_store_writer_commit(w, NULL, &got) == 0 && !memcmp(got.d[CELLAR_ALGO_SHA256], sha, 32));
+    CHECK(cellar_store_writer_commit(&got, w, NULL) == 0 &&
+          !memcmp(got.d[CELLAR_ALGO_SHA256], sha, 32));
     cellar_store_writer_free(w);
     CHECK_ERR(cellar_store_writer_open(&w, s, NULL, 1, "../evil"), CELLAR_EINVAL, "resume key");
     free(data);
@@ -269,10 +270,10 @@ static void test_link(void)
     char *src = path_in(dir, "src.bin");
     make_file(src, 70000, 3);
     cellar_digests d;
-    CHECK(cellar_store_add_file(s, src, CELLAR_ADD_COPY, &d) == 0);
+    CHECK(cellar_store_add_file(&d, s, src, CELLAR_ADD_COPY) == 0);
     const uint8_t *sha = d.d[CELLAR_ALGO_SHA256];
     char *obj;
-    CHECK(cellar_store_object_path(s, sha, &obj) == 0);
+    CHECK(cellar_store_object_path(&obj, s, sha) == 0);
     struct stat so, st;
     CHECK(stat(obj, &so) == 0);
 
@@ -373,8 +374,8 @@ static void test_snapshot(void)
     make_file(a, 1000, 4);
     make_file(b, 2000, 5);
     cellar_digests da, db;
-    CHECK(cellar_store_add_file(s, a, CELLAR_ADD_COPY, &da) == 0);
-    CHECK(cellar_store_add_file(s, b, CELLAR_ADD_COPY, &db) == 0);
+    CHECK(cellar_store_add_file(&da, s, a, CELLAR_ADD_COPY) == 0);
+    CHECK(cellar_store_add_file(&db, s, b, CELLAR_ADD_COPY) == 0);
     const char *paths[] = {"unet/model.safetensors", "config.json"};
     uint8_t shas[2][32];
     memcpy(shas[0], da.d[CELLAR_ALGO_SHA256], 32);
@@ -438,8 +439,8 @@ static void test_verify(void)
     make_file(a, 50000, 6);
     make_file(b, 60000, 7);
     cellar_digests da, db;
-    CHECK(cellar_store_add_file(s, a, CELLAR_ADD_COPY, &da) == 0);
-    CHECK(cellar_store_add_file(s, b, CELLAR_ADD_COPY, &db) == 0);
+    CHECK(cellar_store_add_file(&da, s, a, CELLAR_ADD_COPY) == 0);
+    CHECK(cellar_store_add_file(&db, s, b, CELLAR_ADD_COPY) == 0);
     struct verify_count v = {0, 0, {0}};
     CHECK(cellar_store_verify(s, 0, NULL, on_verify, &v) == 0);
     CHECK(v.ok == 2 && v.bad == 0);
@@ -449,7 +450,7 @@ static void test_verify(void)
 
     /* Flip one byte of b's object. */
     char *obj;
-    CHECK(cellar_store_object_path(s, db.d[CELLAR_ALGO_SHA256], &obj) == 0);
+    CHECK(cellar_store_object_path(&obj, s, db.d[CELLAR_ALGO_SHA256]) == 0);
     CHECK(chmod(obj, 0644) == 0);
     int fd = open(obj, O_RDWR);
     uint8_t byte;
@@ -483,7 +484,7 @@ static void test_gc(void)
         snprintf(name, sizeof name, "f%d", i);
         files[i] = path_in(dir, name);
         make_file(files[i], 20000 + (size_t)i, 10 + (unsigned)i);
-        CHECK(cellar_store_add_file(s, files[i], CELLAR_ADD_COPY, &d[i]) == 0);
+        CHECK(cellar_store_add_file(&d[i], s, files[i], CELLAR_ADD_COPY) == 0);
     }
     /* 0: hard-linked somewhere; 1: symlinked; 2: nothing; 3: nothing, locked. */
     char *hard = path_in(dir, "use/hard"), *sym = path_in(dir, "use/sym");
@@ -493,7 +494,7 @@ static void test_gc(void)
     /* Everything is young: the default grace keeps all. */
     cellar_gc_opts o = CELLAR_GC_OPTS_INIT;
     cellar_gc_stats st;
-    CHECK(cellar_store_gc(s, &o, &st, NULL, NULL) == 0);
+    CHECK(cellar_store_gc(&st, s, &o, NULL, NULL) == 0);
     CHECK(st.objects_removed == 0 && st.objects_kept == 4);
 
     /* What s admitted stays pinned while s lives, whatever the grace: gc
@@ -501,14 +502,14 @@ static void test_gc(void)
     cellar_gc_opts o0 = CELLAR_GC_OPTS_INIT;
     o0.dry_run = 1;
     o0.grace_seconds = 0;
-    CHECK(cellar_store_gc(s, &o0, &st, NULL, NULL) == 0);
+    CHECK(cellar_store_gc(&st, s, &o0, NULL, NULL) == 0);
     CHECK(st.objects_removed == 0 && st.objects_kept == 4);
     CHECK(cellar_store_unpin_all(s) == 0);
     /* cellar_store_pin: 0 for a stored blob (pinned again), ENOTFOUND else. */
     uint8_t none[32] = {1};
     CHECK_ERR(cellar_store_pin(s, none), CELLAR_ENOTFOUND, "not in the store");
     CHECK(cellar_store_pin(s, d[2].d[CELLAR_ALGO_SHA256]) == 0);
-    CHECK(cellar_store_gc(s, &o0, &st, NULL, NULL) == 0);
+    CHECK(cellar_store_gc(&st, s, &o0, NULL, NULL) == 0);
     CHECK(st.objects_removed == 1 && st.objects_kept == 3); /* 3 only: 2 is pinned */
     CHECK(cellar_store_unpin_all(s) == 0);
 
@@ -518,11 +519,11 @@ static void test_gc(void)
     CHECK(store_lock(s, lock, false, &lfd) == 0);
     o.grace_seconds = 0;
     o.dry_run = 1;
-    CHECK(cellar_store_gc(s, &o, &st, NULL, NULL) == 0);
+    CHECK(cellar_store_gc(&st, s, &o, NULL, NULL) == 0);
     CHECK(st.objects_removed == 1 && st.bytes_removed == 20002);
     CHECK(cellar_store_find(NULL, s, CELLAR_ALGO_SHA256, d[2].d[CELLAR_ALGO_SHA256]) == 0);
     o.dry_run = 0;
-    CHECK(cellar_store_gc(s, &o, &st, NULL, NULL) == 0);
+    CHECK(cellar_store_gc(&st, s, &o, NULL, NULL) == 0);
     CHECK(st.objects_removed == 1 && st.objects_kept == 3);
     CHECK(cellar_store_find(NULL, s, CELLAR_ALGO_SHA256, d[0].d[CELLAR_ALGO_SHA256]) == 0);
     CHECK(cellar_store_find(NULL, s, CELLAR_ALGO_SHA256, d[1].d[CELLAR_ALGO_SHA256]) == 0);
@@ -537,7 +538,7 @@ static void test_gc(void)
     char *other = path_in(dir, "./home/");
     cellar_store *s2 = NULL;
     CHECK(cellar_store_open(&s2, other) == 0);
-    CHECK(cellar_store_gc(s2, &o, &st, NULL, NULL) == 0);
+    CHECK(cellar_store_gc(&st, s2, &o, NULL, NULL) == 0);
     CHECK(st.objects_removed == 1); /* 3, unlocked now */
     CHECK(cellar_store_find(NULL, s, CELLAR_ALGO_SHA256, d[1].d[CELLAR_ALGO_SHA256]) == 0);
     char *sym2 = path_in(dir, "use/sym2");
@@ -554,12 +555,12 @@ static void test_gc(void)
     CHECK(unlink(hard) == 0 && unlink(sym) == 0);
     /* A callback that answers non-zero stops gc after that object. */
     int told = 0;
-    CHECK_ERR(cellar_store_gc(s, &o, &st, stop_gc, &told), CELLAR_EUSER, "gc: stopped");
+    CHECK_ERR(cellar_store_gc(&st, s, &o, stop_gc, &told), CELLAR_EUSER, "gc: stopped");
     CHECK(told == 1 && st.objects_removed == 1);
     struct progress_seen ps = {0};
     o.progress = on_progress;
     o.progress_ctx = &ps;
-    CHECK(cellar_store_gc(s, &o, &st, NULL, NULL) == 0);
+    CHECK(cellar_store_gc(&st, s, &o, NULL, NULL) == 0);
     CHECK(st.objects_removed == 1 && st.objects_kept == 0);
     CHECK(ps.calls >= 1 && ps.files_done == 1 && ps.files_total == 1);
     for (int i = 0; i < 4; i++)
@@ -588,7 +589,7 @@ static void test_add_disk_full(void)
         struct rlimit rl = {1u << 20, 1u << 20};
         setrlimit(RLIMIT_FSIZE, &rl);
         cellar_store *cs = open_store(dir);
-        int rc = cellar_store_add_file(cs, big, CELLAR_ADD_COPY, NULL);
+        int rc = cellar_store_add_file(NULL, cs, big, CELLAR_ADD_COPY);
         int ok = rc == CELLAR_EIO && strstr(cellar_error_last(), "copying into the store") &&
                  strstr(cellar_error_last(), "big.bin");
         if (!ok)
@@ -605,7 +606,7 @@ static void test_add_disk_full(void)
     CHECK(system(cmd) == 0);
     free(cmd);
     /* Without the limit the same add succeeds. */
-    CHECK(cellar_store_add_file(s, big, CELLAR_ADD_COPY, NULL) == 0);
+    CHECK(cellar_store_add_file(NULL, s, big, CELLAR_ADD_COPY) == 0);
     CHECK(cellar_store_find(NULL, s, CELLAR_ALGO_SHA256, sha) == 0);
     free(big);
     cellar_store_free(s);
@@ -648,7 +649,7 @@ static void test_dedup(void)
     cellar_dedup_opts o = {.version = CELLAR_DEDUP_OPTS_VERSION, .dry_run = 1, .min_size = 1, .cb = on_dedup, .ctx = &linked};
     cellar_dedup_stats st;
     const char *paths[] = {t};
-    CHECK(cellar_store_dedup(s, 1, paths, &o, &st) == 0);
+    CHECK(cellar_store_dedup(&st, s, 1, paths, &o) == 0);
     struct stat s0, s1, s2, s3, s4;
     CHECK(stat(f[0], &s0) == 0 && stat(f[1], &s1) == 0 && s0.st_ino != s1.st_ino);
     CHECK(st.files == 5 && st.bytes_after < st.bytes_before && linked == 2);
@@ -657,12 +658,12 @@ static void test_dedup(void)
     cellar_dedup_opts stop = o;
     stop.cb = stop_dedup;
     stop.ctx = &events;
-    CHECK_ERR(cellar_store_dedup(s, 1, paths, &stop, &st), CELLAR_EUSER, "stopped by the caller");
+    CHECK_ERR(cellar_store_dedup(&st, s, 1, paths, &stop), CELLAR_EUSER, "stopped by the caller");
     CHECK(events == 1);
 
     o.dry_run = 0;
     linked = 0;
-    CHECK(cellar_store_dedup(s, 1, paths, &o, &st) == 0);
+    CHECK(cellar_store_dedup(&st, s, 1, paths, &o) == 0);
     CHECK(st.errors == 0 && linked == 2 && st.linked == 3);
     CHECK(stat(f[0], &s0) == 0 && stat(f[1], &s1) == 0 && stat(f[2], &s2) == 0);
     CHECK(stat(f[3], &s3) == 0 && stat(f[4], &s4) == 0);
@@ -674,7 +675,7 @@ static void test_dedup(void)
     CHECK(!memcmp(before4, after4, 32));
 
     /* A second run changes nothing. */
-    CHECK(cellar_store_dedup(s, 1, paths, &o, &st) == 0);
+    CHECK(cellar_store_dedup(&st, s, 1, paths, &o) == 0);
     CHECK(st.bytes_before == st.bytes_after && st.linked == 3);
     for (int i = 0; i < 5; i++)
         free(f[i]);
@@ -716,14 +717,15 @@ static void test_dedup_rounds(void)
     struct progress_seen ps = {.stop_at = 1};
     o.progress = on_progress;
     o.progress_ctx = &ps;
-    CHECK_ERR(cellar_store_dedup(s, 1, paths, &o, &st), CELLAR_EUSER, "dedup: stopped by the caller");
+    CHECK_ERR(cellar_store_dedup(&st, s, 1, paths, &o), CELLAR_EUSER,
+              "dedup: stopped by the caller");
     CHECK(ps.calls == 1);
     for (int i = 1; i < N; i++) {
         struct stat a, b;
         CHECK(stat(f[0], &a) == 0 && stat(f[i], &b) == 0 && a.st_ino != b.st_ino);
     }
     ps = (struct progress_seen){0};
-    CHECK(cellar_store_dedup(s, 1, paths, &o, &st) == 0);
+    CHECK(cellar_store_dedup(&st, s, 1, paths, &o) == 0);
     CHECK(st.errors == 0 && st.files == N);
     /* Progress reached the end of both phases. */
     CHECK(ps.calls >= 2 && ps.files_done == ps.files_total && ps.files_total > 0);
@@ -790,7 +792,7 @@ static void test_import_hf(void)
     }
     char *hub = path_in(dir, "hub");
     cellar_import_stats st;
-    CHECK(cellar_store_import_hf(s, hub, NULL, &st) == 0);
+    CHECK(cellar_store_import_hf(&st, s, hub, NULL) == 0);
     CHECK(st.repos == 2 && st.blobs == 2 && st.linked == 2 && st.errors == 0);
     CHECK(st.bytes_after < st.bytes_before);
     char *a = cellar_sprintf("%s/models--org--a/blobs/%s", hub, hex);
@@ -806,22 +808,23 @@ static void test_import_hf(void)
     }
     cellar_snapshot_free(snap);
     /* A second import changes nothing. */
-    CHECK(cellar_store_import_hf(s, hub, NULL, &st) == 0);
+    CHECK(cellar_store_import_hf(&st, s, hub, NULL) == 0);
     CHECK(st.bytes_after == st.bytes_before && st.errors == 0);
     /* Stopped by progress at its first report: CELLAR_EUSER. */
     struct progress_seen ps = {.stop_at = 1};
     cellar_import_opts io = CELLAR_IMPORT_OPTS_INIT;
     io.progress = on_progress;
     io.progress_ctx = &ps;
-    CHECK_ERR(cellar_store_import_hf(s, hub, &io, &st), CELLAR_EUSER, "import-hf: stopped");
+    CHECK_ERR(cellar_store_import_hf(&st, s, hub, &io), CELLAR_EUSER, "import-hf: stopped");
     ps = (struct progress_seen){0};
-    CHECK(cellar_store_import_hf(s, hub, &io, &st) == 0);
+    CHECK(cellar_store_import_hf(&st, s, hub, &io) == 0);
     CHECK(ps.calls >= 1 && ps.files_done == ps.files_total && ps.files_total == st.blobs &&
           ps.bytes_done == ps.bytes_total);
     char *none = path_in(dir, "nohub");
-    CHECK_ERR(cellar_store_import_hf(s, none, NULL, &st), CELLAR_ENOTFOUND, "nohub");
+    CHECK_ERR(cellar_store_import_hf(&st, s, none, NULL), CELLAR_ENOTFOUND, "nohub");
     /* no default picked from the environment */
-    CHECK_ERR(cellar_store_import_hf(s, NULL, NULL, &st), CELLAR_EINVAL, "cellar_hf_cache_from_env");
+    CHECK_ERR(cellar_store_import_hf(&st, s, NULL, NULL), CELLAR_EINVAL,
+              "cellar_hf_cache_from_env");
     free(none);
     free(a);
     free(b);

@@ -2520,8 +2520,7 @@ static int md5_hex(char out[33], const char *s, size_t len)
         return rc;
     cellar_hasher_update(h, s, len);
     cellar_digests dg;
-    if ((rc = cellar_hasher_final(h, &dg)) == 0)
-        cellar_digest_hex(out, &dg, CELLAR_ALGO_MD5);
+    if ((rc = cellar_hasher_final(&dg, h)) == 0) cellar_digest_hex(out, &dg, CELLAR_ALGO_MD5);
     cellar_hasher_free(h);
     return rc;
 }

@@ -128,8 +128,7 @@ int cellar_structural_hash_ptrs(char out[33], const cellar_tensor_desc *const *t
     if (used)
         cellar_hasher_update(h, block, used);
     cellar_digests d;
-    if ((rc = cellar_hasher_final(h, &d)) == 0)
-        cellar_digest_hex(out, &d, CELLAR_ALGO_MD5);
+    if ((rc = cellar_hasher_final(&d, h)) == 0) cellar_digest_hex(out, &d, CELLAR_ALGO_MD5);
 done:
     cellar_hasher_free(h);
     free(text);

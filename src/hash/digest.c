@@ -181,7 +181,7 @@ void cellar_hasher_update(cellar_hasher *h, const void *data, size_t len)
         cellar_blake3_update(&h->b3, data, len);
 }
 
-int cellar_hasher_final(cellar_hasher *h, cellar_digests *out)
+int cellar_hasher_final(cellar_digests *out, cellar_hasher *h)
 {
     memset(out, 0, sizeof *out);
     RETURN_ERROR_IF(h->md[CELLAR_ALGO_GITSHA1] && h->seen != h->expected, CELLAR_EMISMATCH,
@@ -296,7 +296,7 @@ static int lanes_finish(cellar_hasher **h, digest_lane *lanes, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         cellar_digests d;
-        int rc = cellar_hasher_final(h[i], &d);
+        int rc = cellar_hasher_final(&d, h[i]);
         if (rc)
             return rc;
         memcpy(lanes[i].out, d.d[lanes[i].algo], algos[lanes[i].algo].len);
@@ -675,8 +675,7 @@ static int hash_stream(cellar_digests *out, int fd, const char *name, uint32_t w
         cellar_hasher_update(h, buf, (size_t)got);
     }
     free(buf);
-    if (rc == 0)
-        rc = cellar_hasher_final(h, out);
+    if (rc == 0) rc = cellar_hasher_final(out, h);
     cellar_hasher_free(h);
     return rc;
 }

@@ -421,7 +421,7 @@ static int resolve_repo(strlist *l, const cellar_ref *r, cellar_store *s,
         po.progress_ctx = o ? o->progress_ctx : NULL;
         po.offline = o && o->version >= 2 ? o->offline : 0;
         cellar_pull_result res;
-        rc = cellar_pull(s, r->repo, &po, &res);
+        rc = cellar_pull(&res, s, r->repo, &po);
         for (size_t i = 0; !rc && i < res.n; i++)
             rc = strlist_add(l, cellar_path_join(root, res.files[i].path));
         if (!rc && l->n == 0)

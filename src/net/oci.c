@@ -169,7 +169,7 @@ static int model_add(struct model *m, const char *path, const uint8_t sha256[32]
     f->size = size;
     f->mtime = mtime;
     f->mode = mode;
-    return cellar_store_object_path(s, sha256, &f->object);
+    return cellar_store_object_path(&f->object, s, sha256);
 }
 
 struct folder_walk {
@@ -193,7 +193,7 @@ static int folder_file(const char *path, const char *name, const struct stat *st
     /* Adopted into the store (its sha256 is then known to every later push
      * and pull, no re-hash); a file already there is found by the hash
      * cache. */
-    int rc = cellar_store_add_file(w->s, path, CELLAR_ADD_NO_GITSHA1, &d);
+    int rc = cellar_store_add_file(&d, w->s, path, CELLAR_ADD_NO_GITSHA1);
     if (rc)
         return rc;
     /* The store makes its objects read-only: say what a checkout gets. */
@@ -759,7 +759,7 @@ static int push_model(cellar_oci_push_result *res, cellar_reg *reg, cellar_store
                 rc = cellar_hasher_new(&h, CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256), config.len);
             if (!rc) {
                 cellar_hasher_update(h, config.data, config.len);
-                rc = cellar_hasher_final(h, &dg);
+                rc = cellar_hasher_final(&dg, h);
             }
             cellar_hasher_free(h);
             if (!rc) {
@@ -1107,8 +1107,7 @@ int cellar_oci_tar_unpack(cellar_store *s, const char *path, const char *label,
                     rc = cellar_store_writer_write(w, buf, n);
                 got += n;
             }
-            if (!rc)
-                rc = cellar_store_writer_commit(w, NULL, &d);
+            if (!rc) rc = cellar_store_writer_commit(&d, w, NULL);
             cellar_store_writer_free(w);
             if (!rc)
                 rc = cellar_grow(&l->files, cap, l->n + 1, sizeof *l->files, 16);
@@ -1314,7 +1313,7 @@ int cellar_oci_pull(cellar_pull_result *out, cellar_store *s, const char *refstr
         }
         for (size_t i = 0; !rc && i < tars.n; i++) {
             char *obj = NULL;
-            rc = cellar_store_object_path(s, tars.files[i].sha256, &obj);
+            rc = cellar_store_object_path(&obj, s, tars.files[i].sha256);
             if (!rc)
                 rc = cellar_oci_tar_unpack(s, obj, label, &l, &lcap);
             free(obj);
@@ -1433,7 +1432,7 @@ static void *uploader_run(void *arg)
         pthread_mutex_unlock(&r->mu);
         char d[72], *obj = NULL;
         sha_str(d, sha);
-        int how = CELLAR_REG_HAD, rc = cellar_store_object_path(r->us, sha, &obj);
+        int how = CELLAR_REG_HAD, rc = cellar_store_object_path(&obj, r->us, sha);
         int fd = rc ? -1 : open(obj, O_RDONLY | O_CLOEXEC);
         if (!rc && fd < 0)
             rc = cellar_fail_errno(errno, "%s", obj);

@@ -796,7 +796,7 @@ static void sha256_of(char out[72], const void *data, size_t len)
     if (cellar_hasher_new(&h, CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256), len))
         return;
     cellar_hasher_update(h, data, len);
-    if (cellar_hasher_final(h, &d) == 0) {
+    if (cellar_hasher_final(&d, h) == 0) {
         memcpy(out, "sha256:", 7);
         cellar_hex(out + 7, d.d[CELLAR_ALGO_SHA256], 32);
     }

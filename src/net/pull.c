@@ -285,7 +285,7 @@ static int item_commit(struct pull *p, struct item *it)
         extra.size = it->f->size;
         memcpy(extra.d[CELLAR_ALGO_GITSHA1], it->hf->gitsha1, 20);
     }
-    int rc = cellar_store_writer_commit(it->w, &extra, &got);
+    int rc = cellar_store_writer_commit(&got, it->w, &extra);
     uint64_t had = cellar_store_writer_offset(it->w);
     cellar_store_writer_free(it->w);
     it->w = NULL;
@@ -1152,8 +1152,8 @@ void cellar_pull_result_free(cellar_pull_result *r)
     r->n = 0;
 }
 
-int cellar_pull(cellar_store *s, const char *repo, const cellar_pull_opts *opts,
-                cellar_pull_result *out)
+int cellar_pull(cellar_pull_result *out, cellar_store *s, const char *repo,
+                const cellar_pull_opts *opts)
 {
     cellar_pull_result local;
     cellar_pull_result *res = out ? out : &local;

@@ -678,8 +678,7 @@ static void read_round(struct dedup *dd, struct dnode *rep, struct dnode **peers
         rc = cellar_fail_errno(errno, "%s", path);
     else if (rc == 0 && !digest_stat_same(&st[0], &after))
         rc = cellar_fail(CELLAR_ECHANGED, "%s: changed during dedup; left alone", path);
-    if (rc == 0)
-        rc = cellar_hasher_final(h, &d);
+    if (rc == 0) rc = cellar_hasher_final(&d, h);
     if (rc == 0) {
         rep->d = d;
         rep->hashed = rep->computed = true;
@@ -915,8 +914,8 @@ done:
     return rc;
 }
 
-int cellar_store_dedup(cellar_store *s, size_t npaths, const char *const *paths,
-                       const cellar_dedup_opts *opts, cellar_dedup_stats *stats)
+int cellar_store_dedup(cellar_dedup_stats *stats, cellar_store *s, size_t npaths,
+                       const char *const *paths, const cellar_dedup_opts *opts)
 {
     CELLAR_OPTS_CHECK(opts, "cellar_dedup_opts", CELLAR_DEDUP_OPTS_VERSION,
                       "CELLAR_DEDUP_OPTS_INIT");

@@ -166,7 +166,7 @@ static int clear_temp(struct gc_ctx *c)
     return rc;
 }
 
-int cellar_store_gc(cellar_store *s, const cellar_gc_opts *opts, cellar_gc_stats *stats,
+int cellar_store_gc(cellar_gc_stats *stats, cellar_store *s, const cellar_gc_opts *opts,
                     cellar_gc_cb cb, void *ctx)
 {
     CELLAR_OPTS_CHECK(opts, "cellar_gc_opts", CELLAR_GC_OPTS_VERSION, "CELLAR_GC_OPTS_INIT");

@@ -320,8 +320,8 @@ static int cmp_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int cellar_store_import_hf(cellar_store *s, const char *hf_cache, const cellar_import_opts *opts,
-                           cellar_import_stats *stats)
+int cellar_store_import_hf(cellar_import_stats *stats, cellar_store *s, const char *hf_cache,
+                           const cellar_import_opts *opts)
 {
     CELLAR_OPTS_CHECK(opts, "cellar_import_opts", CELLAR_IMPORT_OPTS_VERSION,
                       "CELLAR_IMPORT_OPTS_INIT");

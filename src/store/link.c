@@ -286,7 +286,7 @@ static int link_at(cellar_store *s, const uint8_t sha256[32], const struct dest 
                    cellar_link_mode mode, cellar_link_mode *used)
 {
     char *obj;
-    int rc = cellar_store_object_path(s, sha256, &obj);
+    int rc = cellar_store_object_path(&obj, s, sha256);
     if (rc)
         return rc;
     char lock[65];

@@ -194,7 +194,7 @@ const char *cellar_store_home(const cellar_store *s)
 
 /* ---- lookups ---------------------------------------------------------------- */
 
-int cellar_store_object_path(cellar_store *s, const uint8_t sha256[32], char **path_out)
+int cellar_store_object_path(char **path_out, cellar_store *s, const uint8_t sha256[32])
 {
     *path_out = NULL;
     struct stat st;
@@ -473,7 +473,7 @@ int store_copy_in(cellar_store *s, const char *path, int fd, const struct stat *
         rc = cellar_fail(CELLAR_ECHANGED, "%s: changed while it was being added", path);
         goto done;
     }
-    if ((rc = cellar_hasher_final(h, out))) {
+    if ((rc = cellar_hasher_final(out, h))) {
         rc = cellar_fail(CELLAR_ECHANGED, "%s: changed while it was being added", path);
         goto done;
     }
@@ -623,7 +623,7 @@ done:
     return rc;
 }
 
-int cellar_store_add_file(cellar_store *s, const char *path, unsigned flags, cellar_digests *out)
+int cellar_store_add_file(cellar_digests *out, cellar_store *s, const char *path, unsigned flags)
 {
     /* Another process adopting the same file changes its mode and change
      * time under our hashing; the next attempt finds it in the store. */

@@ -295,8 +295,8 @@ int cellar_store_writer_write(cellar_store_writer *w, const void *data, size_t l
     return 0;
 }
 
-int cellar_store_writer_commit(cellar_store_writer *w, const cellar_digests *expected_extra,
-                               cellar_digests *out)
+int cellar_store_writer_commit(cellar_digests *out, cellar_store_writer *w,
+                               const cellar_digests *expected_extra)
 {
     if (w->done)
         return cellar_fail(CELLAR_EINVAL, "%s: writer already finished", w->label);
@@ -312,7 +312,7 @@ int cellar_store_writer_commit(cellar_store_writer *w, const cellar_digests *exp
         return rc;
     }
     cellar_digests d;
-    rc = cellar_hasher_final(w->h, &d);
+    rc = cellar_hasher_final(&d, w->h);
     if (rc) {
         discard(w);
         return rc;
@@ -349,7 +349,7 @@ int cellar_store_writer_commit(cellar_store_writer *w, const cellar_digests *exp
                 off += (uint64_t)r;
             }
             cellar_digests extra;
-            rc = off == d.size ? cellar_hasher_final(h, &extra)
+            rc = off == d.size ? cellar_hasher_final(&extra, h)
                                : cellar_fail_errno(errno, "%s: read", w->tmp);
             cellar_hasher_free(h);
             if (rc) {
