@@ -340,7 +340,7 @@ static int inspect_component(FILE *f, const cellar_component *c, const cellar_re
         for (size_t i = 0; meta && i < cellar_st_metadata_count(meta); i++) {
             const char *k, *v;
             size_t kl, vl;
-            cellar_st_metadata_at(meta, i, &k, &kl, &v, &vl);
+            cellar_st_metadata_at(&k, &kl, &v, &vl, meta, i);
             fputs(i ? "," : "", f);
             cli_json_string(f, k, kl);
             fputc(':', f);
@@ -382,7 +382,7 @@ static int inspect_component(FILE *f, const cellar_component *c, const cellar_re
         for (size_t i = 0; meta && i < cellar_st_metadata_count(meta); i++) {
             const char *k, *v;
             size_t kl, vl;
-            cellar_st_metadata_at(meta, i, &k, &kl, &v, &vl);
+            cellar_st_metadata_at(&k, &kl, &v, &vl, meta, i);
             printf("%s%s", ind, i ? "             " : "metadata:    ");
             cli_put_escaped_n(stdout, k, kl);
             fputs(" = ", stdout);

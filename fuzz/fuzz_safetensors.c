@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < cellar_st_metadata_count(st); i++) {
         const char *k, *v;
         size_t kl, vl;
-        REQUIRE(cellar_st_metadata_at(st, i, &k, &kl, &v, &vl) == 0);
+        REQUIRE(cellar_st_metadata_at(&k, &kl, &v, &vl, st, i) == 0);
     }
     char hash[33];
     cellar_structural_hash_st(hash, &st, 1);

@@ -483,8 +483,8 @@ CELLAR_API int cellar_st_data(const void **out, cellar_st *st, size_t i);
 /* __metadata__ entries (duplicate keys: last wins; kept in order of first
  * appearance). key/value are length-delimited and NUL-followed. */
 CELLAR_API size_t cellar_st_metadata_count(const cellar_st *st);
-CELLAR_API int cellar_st_metadata_at(const cellar_st *st, size_t i, const char **key,
-                                     size_t *key_len, const char **value, size_t *value_len);
+CELLAR_API int cellar_st_metadata_at(const char **key, size_t *key_len, const char **value,
+                                     size_t *value_len, const cellar_st *st, size_t i);
 /* The value for a NUL-terminated key into *value; CELLAR_ENOTFOUND (*value
  * NULL) when the header's __metadata__ has no such key. */
 CELLAR_API int cellar_st_metadata_find(const char **value, const cellar_st *st, const char *key);

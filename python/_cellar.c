@@ -289,7 +289,7 @@ static PyObject *Model_metadata(ModelObject *self, PyObject *arg)
     for (size_t k = 0; d && k < n; k++) {
         const char *key, *val;
         size_t kl, vl;
-        cellar_st_metadata_at(st, k, &key, &kl, &val, &vl);
+        cellar_st_metadata_at(&key, &kl, &val, &vl, st, k);
         PyObject *ko = str_from(key, kl), *vo = str_from(val, vl);
         if (!ko || !vo || PyDict_SetItem(d, ko, vo) != 0) {
             Py_XDECREF(ko);

@@ -244,8 +244,8 @@ static void test_accepted(void)
         CHECK_ERR(cellar_st_metadata_find(&v, st, "nope"), CELLAR_ENOTFOUND, "no metadata key 'nope'");
         CHECK(v == NULL);
         size_t kl, vl;
-        CHECK(cellar_st_metadata_at(st, 0, &k, &kl, &v, &vl) == 0 && strcmp(k, "format") == 0);
-        CHECK(cellar_st_metadata_at(st, 1, &k, &kl, &v, &vl) == 0 && strcmp(v, "v") == 0);
+        CHECK(cellar_st_metadata_at(&k, &kl, &v, &vl, st, 0) == 0 && strcmp(k, "format") == 0);
+        CHECK(cellar_st_metadata_at(&k, &kl, &v, &vl, st, 1) == 0 && strcmp(v, "v") == 0);
         CHECK(cellar_st_header_len(st) == strlen(h));
         const void *d;
         CHECK(cellar_st_data(&d, st, 1) == 0 && ((const uint8_t *)d)[0] == 0xAB);

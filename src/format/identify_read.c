@@ -103,7 +103,7 @@ int cellar_identify_st(cellar_identity **out, cellar_st *const *files, size_t nf
     }
     for (size_t i = 0; i < nmeta; i++) {
         size_t kl, vl;
-        cellar_st_metadata_at(files[0], i, &mk[i], &kl, &mv[i], &vl);
+        cellar_st_metadata_at(&mk[i], &kl, &mv[i], &vl, files[0], i);
     }
     cellar_identify_input in = {.version = CELLAR_IDENTIFY_INPUT_VERSION};
     in.tensors = t;

@@ -741,8 +741,8 @@ size_t cellar_st_metadata_count(const cellar_st *st)
     return st->nmeta;
 }
 
-int cellar_st_metadata_at(const cellar_st *st, size_t i, const char **key, size_t *key_len,
-                          const char **value, size_t *value_len)
+int cellar_st_metadata_at(const char **key, size_t *key_len, const char **value, size_t *value_len,
+                          const cellar_st *st, size_t i)
 {
     if (i >= st->nmeta)
         return cellar_fail(CELLAR_EINVAL, "%s: no metadata entry %zu", st->label, i);

@@ -516,7 +516,7 @@ static int copy_metadata(cellar_st_writer *w, const cellar_shards *src)
         for (size_t i = 0; i < cellar_st_metadata_count(st) && rc == 0; i++) {
             const char *k, *v;
             size_t kl, vl;
-            cellar_st_metadata_at(st, i, &k, &kl, &v, &vl);
+            cellar_st_metadata_at(&k, &kl, &v, &vl, st, i);
             if (strlen(k) != kl || strlen(v) != vl)
                 continue; /* keys or values with NUL cannot be carried by this API */
             rc = cellar_st_writer_set_metadata(w, k, v);
