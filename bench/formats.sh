@@ -79,7 +79,7 @@ ratio() { python3 -c "print('%.3f' % ($1 / $2))"; }
 
 echo "== inspect + structural hash, $TENSORS tensors (header only)"
 python3 "$D/gen.py" "$D/many.safetensors" "$TENSORS" $((TENSORS * 8192))
-h_c=$("$BIN" inspect "$D/many.safetensors" | sed -n 's/^structural:  //p')
+h_c=$("$BIN" inspect "$D/many.safetensors" | sed -n 's/^structural_hash: *//p')
 h_p=$(python3 "$D/py_inspect.py" "$D/many.safetensors")
 [ "$h_c" = "$h_p" ] || { echo "structural hashes differ: cellar $h_c, python $h_p"; exit 1; }
 t_c=$(best_of "$RUNS" "$BIN" inspect "$D/many.safetensors")
@@ -107,8 +107,8 @@ t_cps=$(best_of 1 cp_sync "$D/dense.safetensors" "$D/copy.safetensors")
 t_sh=$(best_of 1 "$BIN" shard "$D/dense.safetensors" --max-size "$((size / 4))" -o "$D/shards")
 t_mg=$(best_of 1 "$BIN" merge "$D/shards" -o "$D/merged.safetensors")
 # The generated source is not in canonical order, so compare what it holds.
-[ "$("$BIN" inspect "$D/dense.safetensors" | sed -n 's/^structural:  //p')" = \
-  "$("$BIN" inspect "$D/merged.safetensors" | sed -n 's/^structural:  //p')" ] ||
+[ "$("$BIN" inspect "$D/dense.safetensors" | sed -n 's/^structural_hash: *//p')" = \
+  "$("$BIN" inspect "$D/merged.safetensors" | sed -n 's/^structural_hash: *//p')" ] ||
     { echo "merged file holds other tensors than the source"; exit 1; }
 printf 'cp %.2f s, cp+sync %.2f s\n' "$t_cp" "$t_cps"
 printf 'cellar shard %.2f s: %sx cp, %sx cp+sync (target <= 1.2)\n' \

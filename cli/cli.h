@@ -58,6 +58,14 @@ cellar_registry *cli_registry_open(void);
  * structural, registry [...], groups [...], lora {format, rank, alpha,
  * targets}, components [...] for a pipeline. */
 void cli_identity_json(FILE *f, const cellar_identity *id);
+/* The printers of a cellar_tree (cli/print_tree.c), which know no format:
+ * compact JSON and a newline (returns the library's code), or text
+ * following the display hints (CELLAR_NODE_HIDDEN, CELLAR_NODE_ROWS, each
+ * node's text view), every untrusted byte escaped. */
+int cli_tree_json(FILE *f, const cellar_node *n);
+/* A cellar_write_fn onto the FILE * ctx. */
+int cli_write_file(const void *data, size_t len, void *ctx);
+void cli_tree_text(FILE *f, const cellar_node *root);
 /* cellar ls --by-model: the n PATHs summarised by model (cli/ls_by_model.c). */
 int cli_ls_by_model(int n, char **paths, bool json);
 
@@ -111,9 +119,7 @@ int cmd_gc(int argc, char **argv);
 int cmd_dduf(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_get(int argc, char **argv);
-/* PyTorch checkpoints (cli/cmd_inspect_pt.c, cmd_convert.c, cmd_scan.c). */
-bool inspect_pt_match(const char *path);
-int inspect_pt(const char *path, bool tensors, bool json);
+/* PyTorch checkpoints (cli/cmd_convert.c, cmd_scan.c). */
 int cmd_convert(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
 /* OCI registries (cli/cmd_push.c). */

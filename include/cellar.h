@@ -1993,6 +1993,9 @@ CELLAR_API int cellar_tensor_stats_add_st(cellar_tensor_stats *s, const cellar_s
 /* Adds every tensor info of a GGUF (its ggml types are rows of their own).
  * CELLAR_EINVAL; CELLAR_EUNSUPPORTED for a type id past 63. */
 CELLAR_API int cellar_tensor_stats_add_gguf(cellar_tensor_stats *s, const cellar_gguf *g);
+/* Adds every tensor of a PyTorch checkpoint; a dtype safetensors lacks
+ * (complex128) is a row of its own. CELLAR_EINVAL. */
+CELLAR_API int cellar_tensor_stats_add_pt(cellar_tensor_stats *s, const cellar_pt *pt);
 /* Adds the counts of from into into. CELLAR_EINVAL. */
 CELLAR_API int cellar_tensor_stats_merge(cellar_tensor_stats *into,
                                          const cellar_tensor_stats *from);
@@ -2095,6 +2098,132 @@ CELLAR_API size_t cellar_checklist_malformed(const cellar_checklist *l);
  * CELLAR_EUNSUPPORTED, CELLAR_ECHANGED: a "FAILED open or read"). */
 CELLAR_API int cellar_checklist_verify(int *match, cellar_checklist *l, size_t i, int fd,
                                        const cellar_hash_opts *opts);
+
+/* ======================================================================
+ * Trees of values (src/common/tree.c) and inspect (src/format/inspect.c)
+ * ====================================================================== */
+
+/* ---- tree section ---- */
+
+/* A small owned tree of typed values, as JSON has them: what
+ * cellar_inspect() returns, readable as a documented struct (no accessor
+ * needed), serialisable as JSON, and shown as text by any program that
+ * follows the display hints. Immutable once made: any number of threads may
+ * read one tree at once; it is freed (every node and string with it) by
+ * cellar_tree_free(). */
+typedef struct cellar_tree cellar_tree;
+
+/* Node types (cellar_node.type). Values only ever appended to. */
+enum {
+    CELLAR_NODE_NULL = 0,
+    CELLAR_NODE_BOOL = 1,
+    CELLAR_NODE_U64 = 2,
+    CELLAR_NODE_I64 = 3,
+    CELLAR_NODE_F64 = 4,    /* never NaN or infinite (those are NULL) */
+    CELLAR_NODE_STRING = 5, /* bytes as the file holds them: not always UTF-8 */
+    CELLAR_NODE_ARRAY = 6,
+    CELLAR_NODE_OBJECT = 7, /* members in order; keys unique */
+};
+
+/* Display hints (cellar_node.hints) for a text view; JSON ignores them. */
+#define CELLAR_NODE_HIDDEN 0x1u /* left out of a text view (JSON only: offsets, raw configs) */
+#define CELLAR_NODE_ROWS 0x2u   /* an array shown one element per line (a table) */
+
+/* One value. Strings (key, text, str) are length-delimited where a length
+ * is given, and always NUL-terminated too; they live as long as the tree. */
+typedef struct cellar_node cellar_node;
+struct cellar_node {
+    unsigned char type;     /* CELLAR_NODE_* */
+    unsigned char hints;    /* CELLAR_NODE_HIDDEN, CELLAR_NODE_ROWS */
+    unsigned short reserved;
+    uint32_t key_len;
+    const char *key;        /* the member's name within an object; NULL elsewhere */
+    /* How a text view shows this value, as one line (NULL: as the value
+     * itself): "204 bytes", "F32 x3 (36 B)", a model's summary, a long
+     * string cut. For an element of an array that is not CELLAR_NODE_ROWS,
+     * the heading of its block. Holds untrusted bytes: escape them. */
+    const char *text;
+    union {
+        int b;              /* BOOL: 0 or 1 */
+        uint64_t u;         /* U64 */
+        int64_t i;          /* I64 */
+        double f;           /* F64 */
+        struct {
+            const char *s;
+            size_t len;
+        } str;              /* STRING */
+        struct {
+            const cellar_node *first;
+            size_t count;
+        } list;             /* ARRAY and OBJECT: the first element or member */
+    } v;
+    const cellar_node *next; /* the next element or member of the parent, or NULL */
+};
+
+/* The root node (never NULL for a tree). */
+CELLAR_API const cellar_node *cellar_tree_root(const cellar_tree *t);
+/* Frees the tree and every node. NULL-safe. */
+CELLAR_API void cellar_tree_free(cellar_tree *t);
+/* The member of object n named key (NUL-terminated), or NULL (n NULL or not
+ * an object included). */
+CELLAR_API const cellar_node *cellar_node_get(const cellar_node *n, const char *key);
+
+/* Where serialised bytes go: len bytes at data; non-zero stops (CELLAR_EUSER). */
+typedef int (*cellar_write_fn)(const void *data, size_t len, void *ctx);
+/* Writes n (any node of a tree: its key is not written) as compact JSON in
+ * pieces of at most 64 KiB, so memory stays bounded whatever the size.
+ * Strings are escaped for any byte: the output is ASCII, other characters
+ * as \uXXXX, bytes that are not UTF-8 as U+FFFD. Errors: CELLAR_EUSER,
+ * CELLAR_ENOMEM. Thread-safe for a tree only read. */
+CELLAR_API int cellar_tree_write_json(const cellar_node *n, cellar_write_fn write, void *ctx);
+
+/* ---- inspect section ---- */
+
+/* What a weight file or model folder holds (cellar_detect_format() decides
+ * how to read it), built once by the reader of its format and returned as
+ * a tree that a JSON and a text printer show without knowing formats. The
+ * root object has:
+ *   path, format ("safetensors", "diffusers", "dduf", "gguf", "pytorch";
+ *   its text describes it: "safetensors (sharded), 4 files"), the format's
+ *   own fields (GGUF: version, alignment, data_offset, metadata; DDUF:
+ *   entries, model_index; PyTorch: container, protocol, problem,
+ *   dangerous, globals, blocked), model (a pipeline's identification),
+ *   components [...], the totals (tensors, parameters, tensor_bytes, size,
+ *   dtypes), warnings [...] (only when there are some) and error (only on
+ *   failure).
+ * Each component: component (name, "" for a single file), path (variant in
+ *   a DDUF), format, files [...] (entries [...] in a DDUF), tensors,
+ *   parameters, tensor_bytes, size, dtypes {TYPE: {tensors, bytes}},
+ *   metadata, structural_hash, model (cellar_identity_tree()'s object, or
+ *   null), and with CELLAR_INSPECT_TENSORS tensor_list [{name, dtype,
+ *   shape, bytes, offset, file (index in files/entries)}...].
+ * docs/formats.md lists every field. */
+#define CELLAR_INSPECT_TENSORS 0x1u /* list every tensor (tensor_list) */
+
+#define CELLAR_INSPECT_OPTS_VERSION 1
+typedef struct cellar_inspect_opts {
+    unsigned int version;            /* CELLAR_INSPECT_OPTS_VERSION */
+    unsigned int flags;              /* CELLAR_INSPECT_* */
+    const cellar_registry *registry; /* borrowed; NULL: the compiled table */
+} cellar_inspect_opts; /* plain data */
+#define CELLAR_INSPECT_OPTS_INIT { CELLAR_INSPECT_OPTS_VERSION, 0, NULL }
+
+/* Inspects path (opts NULL: defaults). Returns 0 and the tree in *out, or
+ * the error of the reader that refused the path (CELLAR_ENOTFOUND,
+ * CELLAR_EFORMAT naming the file and the rule, CELLAR_EUNSUPPORTED,
+ * CELLAR_EIO, CELLAR_ENOMEM, CELLAR_EINVAL for a bad opts version); then
+ * *out still holds what was read before the error, with the message as
+ * the root's "error" (a PyTorch checkpoint that breaks a rule still lists
+ * its globals), or NULL when nothing was. Free *out either way. Memory is
+ * the readers' plus about 300 bytes per tensor with
+ * CELLAR_INSPECT_TENSORS. Thread-safe (each call builds its own tree). */
+CELLAR_API int cellar_inspect(cellar_tree **out, const char *path,
+                              const cellar_inspect_opts *opts);
+/* An identification as the tree inspect puts under "model" (text, kind,
+ * base, variant, component, layout, precision, parts, confidence, evidence,
+ * rule, declared, conflict, structural, tensors, registry, groups, lora,
+ * components); id NULL gives a null root. CELLAR_ENOMEM. */
+CELLAR_API int cellar_identity_tree(cellar_tree **out, const cellar_identity *id);
 
 #ifdef __cplusplus
 }

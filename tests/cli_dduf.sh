@@ -249,7 +249,7 @@ open("bad.gguf", "wb").write(h[:4] + struct.pack("<I", 1) + h[8:])
 EOF
 "$BIN" inspect m.gguf --tensors >insp_gguf.txt
 run grep -q "GGUF v3, alignment 32" insp_gguf.txt
-run grep -q "types:       F32 x1 (64 B), Q8_0 x1 (136 B)" insp_gguf.txt
+run grep -q "^dtypes: *F32 x1 (64 B), Q8_0 x1 (136 B)$" insp_gguf.txt
 run grep -q "llama.block_count = 2" insp_gguf.txt
 run grep -q "tok_embd.weight  Q8_0  \[64, 2\]  136" insp_gguf.txt
 "$BIN" inspect --json m.gguf | python3 -c '

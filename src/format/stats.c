@@ -18,6 +18,10 @@ struct cellar_tensor_stats {
     cellar_tensor_totals total;
     struct type_count dtype[CELLAR_DTYPE__COUNT];
     struct type_count ggml[GGML_TYPES];
+    /* Checkpoint tensors of a dtype safetensors lacks (complex128): one row,
+     * named by the first one's torch dtype ("other" once names differ). */
+    struct type_count other;
+    const char *other_name;
 };
 
 int cellar_tensor_stats_new(cellar_tensor_stats **out)
@@ -39,6 +43,14 @@ static void add(cellar_tensor_stats *s, struct type_count *c, uint64_t nelem, ui
     s->total.bytes += bytes;
     c->tensors++;
     c->bytes += bytes;
+}
+
+static void name_other(cellar_tensor_stats *s, const char *name)
+{
+    if (!s->other_name)
+        s->other_name = name;
+    else if (strcmp(s->other_name, name) != 0)
+        s->other_name = "other";
 }
 
 int cellar_tensor_stats_add_st(cellar_tensor_stats *s, const cellar_st *st)
@@ -65,6 +77,21 @@ int cellar_tensor_stats_add_gguf(cellar_tensor_stats *s, const cellar_gguf *g)
     return 0;
 }
 
+int cellar_tensor_stats_add_pt(cellar_tensor_stats *s, const cellar_pt *pt)
+{
+    RETURN_ERROR_IF(!s || !pt, CELLAR_EINVAL, "cellar_tensor_stats_add_pt: no stats or file");
+    for (size_t i = 0; i < cellar_pt_count(pt); i++) {
+        const cellar_pt_tensor *t = cellar_pt_tensor_at(pt, i);
+        if ((unsigned)t->dtype < CELLAR_DTYPE__COUNT) {
+            add(s, &s->dtype[t->dtype], t->nelem, t->nbytes);
+            continue;
+        }
+        name_other(s, t->dtype_name);
+        add(s, &s->other, t->nelem, t->nbytes);
+    }
+    return 0;
+}
+
 int cellar_tensor_stats_merge(cellar_tensor_stats *into, const cellar_tensor_stats *from)
 {
     RETURN_ERROR_IF(!into || !from, CELLAR_EINVAL, "cellar_tensor_stats_merge: no stats");
@@ -81,6 +108,11 @@ int cellar_tensor_stats_merge(cellar_tensor_stats *into, const cellar_tensor_sta
         into->ggml[i].tensors += from->ggml[i].tensors;
         into->ggml[i].bytes += from->ggml[i].bytes;
     }
+    if (from->other.tensors) {
+        name_other(into, from->other_name);
+        into->other.tensors += from->other.tensors;
+        into->other.bytes += from->other.bytes;
+    }
     return 0;
 }
 
@@ -92,7 +124,7 @@ void cellar_tensor_stats_totals(cellar_tensor_totals *out, const cellar_tensor_s
 }
 
 /* The i-th non-empty row: safetensors dtypes in enum order, then ggml types
- * by id. */
+ * by id, then the other row. */
 static const struct type_count *row(const cellar_tensor_stats *s, size_t i, const char **name)
 {
     for (size_t d = 0; d < CELLAR_DTYPE__COUNT; d++)
@@ -105,6 +137,10 @@ static const struct type_count *row(const cellar_tensor_stats *s, size_t i, cons
             *name = cellar_ggml_type_name(t);
             return &s->ggml[t];
         }
+    if (s->other.tensors && i == 0) {
+        *name = s->other_name;
+        return &s->other;
+    }
     return NULL;
 }
 
@@ -115,7 +151,7 @@ size_t cellar_tensor_stats_type_count(const cellar_tensor_stats *s)
         n += s->dtype[d].tensors != 0;
     for (size_t t = 0; s && t < GGML_TYPES; t++)
         n += s->ggml[t].tensors != 0;
-    return n;
+    return n + (s && s->other.tensors != 0);
 }
 
 int cellar_tensor_stats_type_at(const char **name, uint64_t *tensors, uint64_t *bytes,
