@@ -1134,6 +1134,71 @@ static PyObject *mod_parse_size(PyObject *mod, PyObject *arg)
     return PyLong_FromUnsignedLongLong(v);
 }
 
+/* ---- inspect: cellar_inspect()'s tree as Python values ------------------ */
+
+/* Strings as str (bytes that are not UTF-8 replaced by U+FFFD, as the JSON
+ * output has them). */
+static PyObject *tree_str(const char *s, size_t len)
+{
+    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, "replace");
+}
+
+/* A node as a dict, list, str, int, float, bool or None. */
+static PyObject *tree_value(const cellar_node *n)
+{
+    switch (n->type) {
+    case CELLAR_NODE_BOOL: return PyBool_FromLong(n->v.b);
+    case CELLAR_NODE_U64: return PyLong_FromUnsignedLongLong(n->v.u);
+    case CELLAR_NODE_I64: return PyLong_FromLongLong(n->v.i);
+    case CELLAR_NODE_F64: return PyFloat_FromDouble(n->v.f);
+    case CELLAR_NODE_STRING: return tree_str(n->v.str.s, n->v.str.len);
+    case CELLAR_NODE_ARRAY:
+    case CELLAR_NODE_OBJECT: break;
+    default: Py_RETURN_NONE;
+    }
+    if (Py_EnterRecursiveCall(" converting a cellar tree"))
+        return NULL;
+    int obj = n->type == CELLAR_NODE_OBJECT;
+    PyObject *r = obj ? PyDict_New() : PyList_New(0);
+    for (const cellar_node *c = n->v.list.first; r && c; c = c->next) {
+        PyObject *v = tree_value(c), *k = v && obj ? tree_str(c->key, c->key_len) : NULL;
+        int bad = !v || (obj ? !k || PyDict_SetItem(r, k, v) : PyList_Append(r, v));
+        Py_XDECREF(k);
+        Py_XDECREF(v);
+        if (bad)
+            Py_CLEAR(r);
+    }
+    Py_LeaveRecursiveCall();
+    return r;
+}
+
+/* inspect(path, tensors, registry=None) -> dict (cellar_inspect) */
+static PyObject *mod_inspect(PyObject *mod, PyObject *args)
+{
+    (void)mod;
+    PyObject *path;
+    int tensors;
+    const char *regpath = NULL;
+    if (!PyArg_ParseTuple(args, "O&p|z", PyUnicode_FSConverter, &path, &tensors, &regpath))
+        return NULL;
+    cellar_registry *reg = NULL;
+    cellar_tree *t = NULL;
+    cellar_inspect_opts o = CELLAR_INSPECT_OPTS_INIT;
+    o.flags = tensors ? CELLAR_INSPECT_TENSORS : 0;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cellar_registry_open(&reg, regpath);
+    o.registry = reg;
+    if (rc == 0)
+        rc = cellar_inspect(&t, PyBytes_AS_STRING(path), &o);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(path);
+    PyObject *res = rc ? raise_cellar(rc) : tree_value(cellar_tree_root(t));
+    cellar_tree_free(t);
+    cellar_registry_free(reg);
+    return res;
+}
+
 static PyMethodDef mod_methods[] = {
     {"resolve_path", mod_resolve_path, METH_O, "files of a local file, folder or index"},
     {"resolve_repo", (PyCFunction)(void (*)(void))mod_resolve_repo, METH_VARARGS | METH_KEYWORDS,
@@ -1144,6 +1209,7 @@ static PyMethodDef mod_methods[] = {
     {"structural_hash", mod_structural_hash, METH_VARARGS, "DiffSynth's hash_model_file"},
     {"invokeai_hash", mod_invokeai_hash, METH_VARARGS, "InvokeAI's model hash"},
     {"identify_path", mod_identify_path, METH_VARARGS, "what a file is (cellar_identify_path)"},
+    {"inspect", mod_inspect, METH_VARARGS, "what a path holds, as a dict (cellar_inspect)"},
     {"dduf_entries", mod_dduf_entries, METH_VARARGS, "a checked DDUF's entries"},
     {"dduf_pack", mod_dduf_pack, METH_VARARGS, "pack a diffusers folder as DDUF"},
     {"dduf_write", mod_dduf_write, METH_VARARGS, "write a DDUF from (name, path) pairs"},

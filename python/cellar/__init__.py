@@ -13,6 +13,7 @@ from ._save import (save_file, save_torch_state_dict, save_torch_model,  # noqa:
 from ._hub import ModelConfig, snapshot_download  # noqa: F401
 from ._dduf import DDUFEntry, read_dduf_file, export_folder_as_dduf, export_entries_as_dduf  # noqa: F401
 from ._hash import hash_model_file, identify, model_hash  # noqa: F401
+from ._inspect import inspect  # noqa: F401
 
 __all__ = [
     "CellarError", "CellarNotFound", "safe_open", "load_file", "load_state_dict", "DiskMap",
@@ -20,4 +21,5 @@ __all__ = [
     "load_torch_model", "load_state_dict_from_file", "ModelConfig", "snapshot_download",
     "DDUFEntry", "read_dduf_file", "export_folder_as_dduf", "export_entries_as_dduf",
     "hash_model_file", "identify", "model_hash",
+    "inspect",
 ]
