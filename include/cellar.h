@@ -2131,8 +2131,7 @@ enum {
 
 /* One value. Strings (key, text, str) are length-delimited where a length
  * is given, and always NUL-terminated too; they live as long as the tree. */
-typedef struct cellar_node cellar_node;
-struct cellar_node {
+typedef struct cellar_node {
     unsigned char type;     /* CELLAR_NODE_* */
     unsigned char hints;    /* CELLAR_NODE_HIDDEN, CELLAR_NODE_ROWS */
     unsigned short reserved;
@@ -2153,12 +2152,12 @@ struct cellar_node {
             size_t len;
         } str;              /* STRING */
         struct {
-            const cellar_node *first;
+            const struct cellar_node *first;
             size_t count;
         } list;             /* ARRAY and OBJECT: the first element or member */
     } v;
-    const cellar_node *next; /* the next element or member of the parent, or NULL */
-};
+    const struct cellar_node *next; /* the next element or member of the parent, or NULL */
+} cellar_node;
 
 /* The root node (never NULL for a tree). */
 CELLAR_API const cellar_node *cellar_tree_root(const cellar_tree *t);

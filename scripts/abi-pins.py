@@ -16,12 +16,28 @@ text = re.sub(r"/\*.*?\*/", "", header, flags=re.S)
 text = re.sub(r"//[^\n]*", "", text)
 
 structs = []
-for m in re.finditer(r"typedef struct (\w+) \{(.*?)\} (\w+);", text, flags=re.S):
-    name, body = m.group(3), m.group(2)
+for m in re.finditer(r"typedef struct (\w+) \{", text):
+    # The body up to the matching brace: members may be unions or structs.
+    depth, i = 1, m.end()
+    while depth:
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        i += 1
+    body, name = text[m.end():i - 1], re.match(r"\s*(\w+)\s*;", text[i:]).group(1)
+    decls, depth, cur = [], 0, ""
+    for ch in body:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if ch == ";" and depth == 0:
+            decls.append(cur)
+            cur = ""
+        else:
+            cur += ch
     fields = []
-    for decl in body.split(";"):
+    for decl in decls:
         decl = " ".join(decl.split())
         if not decl:
+            continue
+        if "}" in decl:  # a nested union or struct: the member's name
+            fields.append(re.search(r"\}\s*(\w+)\s*$", decl).group(1))
             continue
         fm = re.search(r"\(\s*\*\s*(\w+)\s*\)", decl)
         if fm:  # a function pointer or pointer to array: its name
@@ -36,7 +52,7 @@ for m in re.finditer(r"typedef struct (\w+) \{(.*?)\} (\w+);", text, flags=re.S)
             fields.append(re.search(r"(\w+)", p.replace("*", " ")).group(1))
     structs.append((name, fields))
 
-enums = re.findall(r"\b(CELLAR_E[A-Z]+|CELLAR_OK|CELLAR_ALGO_[A-Z0-9_]+|CELLAR_FORMAT_[A-Z0-9_]+)\s*=", text)
+enums = re.findall(r"\b(CELLAR_E[A-Z]+|CELLAR_OK|CELLAR_ALGO_[A-Z0-9_]+|CELLAR_FORMAT_[A-Z0-9_]+|CELLAR_NODE_[A-Z0-9]+)\s*=", text)
 enums = [e for e in dict.fromkeys(enums)]
 
 probe = ['#include "cellar.h"', "#include <stddef.h>", "#include <stdio.h>", "int main(void) {"]

@@ -409,6 +409,19 @@ PIN_AT(cellar_checklist_line, algos, 8);
 PIN_AT(cellar_checklist_line, name, 16);
 PIN_AT(cellar_checklist_line, digest_len, 24);
 PIN_AT(cellar_checklist_line, digest, 32);
+PIN_SIZE(cellar_node, 48, 8);
+PIN_AT(cellar_node, type, 0);
+PIN_AT(cellar_node, hints, 1);
+PIN_AT(cellar_node, reserved, 2);
+PIN_AT(cellar_node, key_len, 4);
+PIN_AT(cellar_node, key, 8);
+PIN_AT(cellar_node, text, 16);
+PIN_AT(cellar_node, v, 24);
+PIN_AT(cellar_node, next, 40);
+PIN_SIZE(cellar_inspect_opts, 16, 8);
+PIN_AT(cellar_inspect_opts, version, 0);
+PIN_AT(cellar_inspect_opts, flags, 4);
+PIN_AT(cellar_inspect_opts, registry, 8);
 PIN_VALUE(CELLAR_OK, 0);
 PIN_VALUE(CELLAR_EIO, -1);
 PIN_VALUE(CELLAR_ENOMEM, -2);
@@ -437,6 +450,14 @@ PIN_VALUE(CELLAR_FORMAT_GGUF, 2);
 PIN_VALUE(CELLAR_FORMAT_DDUF, 3);
 PIN_VALUE(CELLAR_FORMAT_FOLDER, 4);
 PIN_VALUE(CELLAR_FORMAT_PYTORCH, 5);
+PIN_VALUE(CELLAR_NODE_NULL, 0);
+PIN_VALUE(CELLAR_NODE_BOOL, 1);
+PIN_VALUE(CELLAR_NODE_U64, 2);
+PIN_VALUE(CELLAR_NODE_I64, 3);
+PIN_VALUE(CELLAR_NODE_F64, 4);
+PIN_VALUE(CELLAR_NODE_STRING, 5);
+PIN_VALUE(CELLAR_NODE_ARRAY, 6);
+PIN_VALUE(CELLAR_NODE_OBJECT, 7);
 #define PINNED 1
 #else
 #define PINNED 0
@@ -447,6 +468,6 @@ int main(void)
     if (!PINNED)
         test_skip("the pins are for LP64 Linux: this ABI is not pinned");
     else /* the asserts are the test: it compiled, so the layouts held */
-        printf("52 struct layouts and 28 values as pinned\n");
+        printf("54 struct layouts and 36 values as pinned\n");
     return test_summary();
 }
