@@ -220,4 +220,80 @@ err=$("$BIN" shard -o 2>&1 >/dev/null); rc=$?
 set -e
 check "shard -o without a value" test "$rc:$(head -n 1 <<<"$err")" = "2:cellar shard: option '-o' needs a value"
 
+# --- every format: the JSON parses, and text and JSON agree ---
+# One result is built per path and printed twice: each component's tensor
+# and parameter counts, the totals where the text shows them, and the
+# --tensors rows must be the same in both. Names and key/values carry an
+# ESC and bytes that are not UTF-8, which the text shows escaped and the
+# JSON as \u escapes (U+FFFD for the bad bytes).
+cat > "$T/agree.py" <<'EOF2'
+import json, re, sys
+text, js = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
+assert b"\x1b" not in text, "a raw ESC in the text"
+assert all(b < 0x80 for b in js), "JSON is not ASCII"
+j = json.loads(js)
+comps = j["components"]
+totals = j["format"] in ("diffusers", "dduf")
+want = [c["tensors"] for c in comps] + ([j["tensors"]] if totals else [])
+text = text.decode("utf-8", "replace")
+got = [int(n) for n in re.findall(r"^ *tensors: +(\d+)$", text, re.M)]
+assert got == want, ("tensors", got, want)
+want = [c["parameters"] for c in comps] + ([j["parameters"]] if totals else [])
+got = [int(n) for n in re.findall(r"^ *parameters: +(\d+)", text, re.M)]
+assert got == want, ("parameters", got, want)
+assert j["tensors"] == sum(c["tensors"] for c in comps), "totals"
+rows = re.findall(r"^( *)tensor_list: +(\d+)$((?:\n\1  .*)*)", text, re.M)
+assert [int(n) for _, n, _ in rows] == [len(c["tensor_list"]) for c in comps], "rows"
+for (_, n, body), c in zip(rows, comps):
+    assert body.count("\n") == int(n) == c["tensors"], ("row lines", body)
+    for line, t in zip(body.strip("\n").split("\n"), c["tensor_list"]):
+        # name  dtype  [shape]  bytes  [file]
+        cols = line.strip().split("  ")
+        assert cols[1:4] == [t["dtype"], str(t["shape"]).replace("'", ""), str(t["bytes"])], (line, t)
+print(j["format"], len(comps), "components", j["tensors"], "tensors")
+EOF2
+python3 - "$T" <<'EOF2'
+import json, struct, sys
+T = sys.argv[1]
+def st(path, names):
+    hdr, at = {"__metadata__": {"note": "\x1b[31mred"}}, 0
+    for n in names:
+        hdr[n] = {"dtype": "F16", "shape": [2, 2], "data_offsets": [at, at + 8]}
+        at += 8
+    h = json.dumps(hdr).encode()
+    open(path, "wb").write(struct.pack("<Q", len(h)) + h + bytes(at))
+st(T + "/esc.safetensors", ["evil\x1b[2J.weight", "ok.bias"])
+def s(x): return struct.pack("<Q", len(x)) + x
+kv = s(b"general.name") + struct.pack("<I", 8) + s(b"bad \xff\xfe \x1b[2J")
+kv += s(b"tok.list") + struct.pack("<IIQ", 9, 8, 2) + s(b"a") + s(b"b")
+ti = s(b"w\x1b\xff") + struct.pack("<IQQIQ", 2, 32, 2, 1, 0)  # F16 [32, 2]
+ti += s(b"norm") + struct.pack("<IQIQ", 1, 8, 0, 128)        # F32 [8]
+h = b"GGUF" + struct.pack("<IQQ", 3, 2, 2) + kv + ti
+h += b"\0" * (-len(h) % 32)
+open(T + "/hostile.gguf", "wb").write(h + b"\1" * 128 + b"\2" * 32)
+EOF2
+cp -r "$T/pipe" "$T/pipe_d"
+echo '{"transformer": ["diffusers", "T"], "vae": ["diffusers", "V"], "scheduler": ["diffusers", "S"]}' >"$T/pipe_d/model_index.json"
+echo '{}' >"$T/pipe_d/vae/config.json"
+echo '{}' >"$T/pipe_d/transformer/config.json"
+"$BIN" dduf pack "$T/pipe_d" "$T/pipe.dduf" >/dev/null
+fixtures="$T/esc.safetensors $T/shards $T/shards/model.safetensors.index.json $T/pipe $T/pipe.dduf $T/hostile.gguf"
+if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+    /usr/bin/python3 -c 'import sys, torch; a = torch.zeros(2, 3); torch.save({"w": a, "tied": a, "b\x1b": torch.ones(4, dtype=torch.float16)}, sys.argv[1])' "$T/m.pt"
+    mkdir -p "$T/pipe_pt/vae" && cp "$T/m.pt" "$T/pipe_pt/vae/diffusion_pytorch_model.bin"
+    cp -r "$T/pipe/transformer" "$T/pipe_pt/"
+    fixtures="$fixtures $T/m.pt $T/pipe_pt"
+else
+    skip "inspect of a PyTorch checkpoint: /usr/bin/python3 has no torch"
+fi
+for f in $fixtures; do
+    "$BIN" inspect --tensors "$f" >"$T/agree.txt"
+    "$BIN" inspect --tensors --json "$f" >"$T/agree.json"
+    check "text and JSON agree: ${f#$T/}" python3 "$T/agree.py" "$T/agree.txt" "$T/agree.json"
+done
+out=$("$BIN" inspect "$T/hostile.gguf")
+check "GGUF key/value escaped" env LC_ALL=C grep -aq 'general.name = bad .* \\x1b\[2J$' <<<"$out"
+out=$("$BIN" inspect --json "$T/hostile.gguf")
+check "GGUF bad bytes as U+FFFD" python3 -c 'import json,sys; j=json.loads(sys.argv[1]); assert j["metadata"]["general.name"] == "bad \ufffd\ufffd \x1b[2J", j["metadata"]' "$out"
+
 test_end
