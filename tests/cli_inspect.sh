@@ -228,31 +228,40 @@ check "shard -o without a value" test "$rc:$(head -n 1 <<<"$err")" = "2:cellar s
 # JSON as \u escapes (U+FFFD for the bad bytes).
 cat > "$T/agree.py" <<'EOF2'
 import json, re, sys
-text, js = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
-assert b"\x1b" not in text, "a raw ESC in the text"
-assert all(b < 0x80 for b in js), "JSON is not ASCII"
-j = json.loads(js)
-comps = j["components"]
-totals = j["format"] in ("diffusers", "dduf")
-want = [c["tensors"] for c in comps] + ([j["tensors"]] if totals else [])
-text = text.decode("utf-8", "replace")
-got = [int(n) for n in re.findall(r"^ *tensors: +(\d+)$", text, re.M)]
-assert got == want, ("tensors", got, want)
-want = [c["parameters"] for c in comps] + ([j["parameters"]] if totals else [])
-got = [int(n) for n in re.findall(r"^ *parameters: +(\d+)", text, re.M)]
-assert got == want, ("parameters", got, want)
-assert j["tensors"] == sum(c["tensors"] for c in comps), "totals"
-rows = re.findall(r"^( *)tensor_list: +(\d+)$((?:\n\1  .*)*)", text, re.M)
-assert [int(n) for _, n, _ in rows] == [len(c["tensor_list"]) for c in comps], "rows"
-for (_, n, body), c in zip(rows, comps):
-    assert body.count("\n") == int(n) == c["tensors"], ("row lines", body)
-    for line, t in zip(body.strip("\n").split("\n"), c["tensor_list"]):
-        # name  dtype  [shape]  bytes  [file]
-        cols = line.strip().split("  ")
-        assert cols[1:4] == [t["dtype"], str(t["shape"]).replace("'", ""), str(t["bytes"])], (line, t)
-print(j["format"], len(comps), "components", j["tensors"], "tensors")
+def agree(text, js):
+    assert b"\x1b" not in text, "a raw ESC in the text"
+    assert all(b < 0x80 for b in js), "JSON is not ASCII"
+    j = json.loads(js)
+    comps = j["components"]
+    totals = j["format"] in ("diffusers", "dduf")
+    want = [c["tensors"] for c in comps] + ([j["tensors"]] if totals else [])
+    text = text.decode("utf-8", "replace")
+    got = [int(n) for n in re.findall(r"^ *tensors: +(\d+)$", text, re.M)]
+    assert got == want, ("tensors", got, want)
+    want = [c["parameters"] for c in comps] + ([j["parameters"]] if totals else [])
+    got = [int(n) for n in re.findall(r"^ *parameters: +(\d+)", text, re.M)]
+    assert got == want, ("parameters", got, want)
+    assert j["tensors"] == sum(c["tensors"] for c in comps), "totals"
+    rows = re.findall(r"^( *)tensor_list: +(\d+)$((?:\n\1  .*)*)", text, re.M)
+    assert [int(n) for _, n, _ in rows] == [len(c["tensor_list"]) for c in comps], "rows"
+    for (_, n, body), c in zip(rows, comps):
+        assert body.count("\n") == int(n) == c["tensors"], ("row lines", body)
+        for line, t in zip(body.strip("\n").split("\n"), c["tensor_list"]):
+            # name  dtype  [shape]  bytes  [file]
+            cols = line.strip().split("  ")
+            assert cols[1:4] == [t["dtype"], str(t["shape"]).replace("'", ""), str(t["bytes"])], (line, t)
+    print(j["format"], len(comps), "components", j["tensors"], "tensors")
+# agree.py TEXT JSON...: each pair, every failure named.
+bad = 0
+for t, j in zip(sys.argv[1::2], sys.argv[2::2]):
+    try:
+        agree(open(t, "rb").read(), open(j, "rb").read())
+    except Exception as e:
+        bad += 1
+        print("FAIL:", t, repr(e))
+sys.exit(bad != 0)
 EOF2
-python3 - "$T" <<'EOF2'
+/usr/bin/python3 - "$T" <<'EOF2'
 import json, struct, sys
 T = sys.argv[1]
 def st(path, names):
@@ -286,14 +295,18 @@ if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
 else
     skip "inspect of a PyTorch checkpoint: /usr/bin/python3 has no torch"
 fi
+pairs=()
+n=0
 for f in $fixtures; do
-    "$BIN" inspect --tensors "$f" >"$T/agree.txt"
-    "$BIN" inspect --tensors --json "$f" >"$T/agree.json"
-    check "text and JSON agree: ${f#$T/}" python3 "$T/agree.py" "$T/agree.txt" "$T/agree.json"
+    n=$((n + 1))
+    "$BIN" inspect --tensors "$f" >"$T/agree$n.txt"
+    "$BIN" inspect --tensors --json "$f" >"$T/agree$n.json"
+    pairs+=("$T/agree$n.txt" "$T/agree$n.json")
 done
+check "text and JSON agree for $n paths" /usr/bin/python3 "$T/agree.py" "${pairs[@]}"
 out=$("$BIN" inspect "$T/hostile.gguf")
 check "GGUF key/value escaped" env LC_ALL=C grep -aq 'general.name = bad .* \\x1b\[2J$' <<<"$out"
 out=$("$BIN" inspect --json "$T/hostile.gguf")
-check "GGUF bad bytes as U+FFFD" python3 -c 'import json,sys; j=json.loads(sys.argv[1]); assert j["metadata"]["general.name"] == "bad \ufffd\ufffd \x1b[2J", j["metadata"]' "$out"
+check "GGUF bad bytes as U+FFFD" /usr/bin/python3 -c 'import json,sys; j=json.loads(sys.argv[1]); assert j["metadata"]["general.name"] == "bad \ufffd\ufffd \x1b[2J", j["metadata"]' "$out"
 
 test_end
