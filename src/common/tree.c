@@ -29,9 +29,12 @@ struct cellar_tree {
     int rc;
 };
 
+/* Nodes need no more than pointer alignment (no long double in them). */
+#define ARENA_ALIGN _Alignof(cellar_node)
+
 static void *arena_alloc(cellar_tree *t, size_t n)
 {
-    n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+    n = (n + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
     struct block *b = t->blocks;
     if (!b || b->size - b->used < n) {
         size_t size = n > BLOCK_SIZE / 4 ? n : BLOCK_SIZE;
