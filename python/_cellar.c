@@ -849,105 +849,73 @@ static PyObject *mod_structural_hash(PyObject *mod, PyObject *args)
     return PyUnicode_FromString(out);
 }
 
-/* ---- identification (issue 10): cellar_identify_path() as a dict ---- */
+/* ---- inspect: cellar_inspect()'s tree as Python values ------------------ */
 
-static int dict_set_str(PyObject *d, const char *key, const char *v)
+/* Strings as str (bytes that are not UTF-8 replaced by U+FFFD, as the JSON
+ * output has them). */
+static PyObject *tree_str(const char *s, size_t len)
 {
-    PyObject *o = v ? PyUnicode_DecodeUTF8(v, (Py_ssize_t)strlen(v), "replace") : Py_NewRef(Py_None);
-    if (!o)
-        return -1;
-    int rc = PyDict_SetItemString(d, key, o);
-    Py_DECREF(o);
-    return rc;
+    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, "replace");
 }
 
-static PyObject *entry_dict(const cellar_model_info *m)
+/* A node as a dict, list, str, int, float, bool or None. */
+static PyObject *tree_value(const cellar_node *n)
 {
-    PyObject *d = PyDict_New();
-    if (!d)
-        return NULL;
-    if (dict_set_str(d, "hash", m->hash) || dict_set_str(d, "family", m->family) ||
-        dict_set_str(d, "component", m->component) || dict_set_str(d, "layout", m->layout) ||
-        dict_set_str(d, "model_name", m->model_name) ||
-        dict_set_str(d, "model_class", m->model_class) || dict_set_str(d, "source", m->source) ||
-        dict_set_str(d, "description", m->description)) {
-        Py_DECREF(d);
-        return NULL;
+    switch (n->type) {
+    case CELLAR_NODE_BOOL: return PyBool_FromLong(n->v.b);
+    case CELLAR_NODE_U64: return PyLong_FromUnsignedLongLong(n->v.u);
+    case CELLAR_NODE_I64: return PyLong_FromLongLong(n->v.i);
+    case CELLAR_NODE_F64: return PyFloat_FromDouble(n->v.f);
+    case CELLAR_NODE_STRING: return tree_str(n->v.str.s, n->v.str.len);
+    case CELLAR_NODE_ARRAY:
+    case CELLAR_NODE_OBJECT: break;
+    default: Py_RETURN_NONE;
     }
-    return d;
+    if (Py_EnterRecursiveCall(" converting a cellar tree"))
+        return NULL;
+    int obj = n->type == CELLAR_NODE_OBJECT;
+    PyObject *r = obj ? PyDict_New() : PyList_New(0);
+    for (const cellar_node *c = n->v.list.first; r && c; c = c->next) {
+        PyObject *v = tree_value(c), *k = v && obj ? tree_str(c->key, c->key_len) : NULL;
+        int bad = !v || (obj ? !k || PyDict_SetItem(r, k, v) : PyList_Append(r, v));
+        Py_XDECREF(k);
+        Py_XDECREF(v);
+        if (bad)
+            Py_CLEAR(r);
+    }
+    Py_LeaveRecursiveCall();
+    return r;
 }
 
-/* The fields of `cellar inspect --json`'s "model" object. */
-static PyObject *identity_dict(const cellar_identity *id)
+/* inspect(path, tensors, registry=None) -> dict (cellar_inspect) */
+static PyObject *mod_inspect(PyObject *mod, PyObject *args)
 {
-    const cellar_identity_info *x = cellar_identity_get(id);
-    static const char *const conf[] = {"none", "low", "medium", "high"};
-    PyObject *d = PyDict_New(), *ev = PyList_New(0), *reg = PyList_New(0), *groups = PyList_New(0);
-    int bad = !d || !ev || !reg || !groups;
-    bad = bad || dict_set_str(d, "text", x->text) || dict_set_str(d, "kind", x->kind_name) ||
-          dict_set_str(d, "base", x->base) || dict_set_str(d, "variant", x->variant) ||
-          dict_set_str(d, "component", x->component) || dict_set_str(d, "layout", x->layout) ||
-          dict_set_str(d, "precision", x->precision) || dict_set_str(d, "parts", x->parts) ||
-          dict_set_str(d, "confidence", conf[x->confidence & 3]) ||
-          dict_set_str(d, "rule", x->rule) || dict_set_str(d, "declared", x->declared) ||
-          dict_set_str(d, "conflict", x->conflict) ||
-          dict_set_str(d, "structural", *x->structural ? x->structural : NULL);
-    static const struct {
-        unsigned bit;
-        const char *name;
-    } bits[] = {{CELLAR_EVIDENCE_HASH, "hash"},
-                {CELLAR_EVIDENCE_GROUP_HASH, "group-hash"},
-                {CELLAR_EVIDENCE_RULE, "rule"},
-                {CELLAR_EVIDENCE_METADATA, "metadata"}};
-    for (size_t i = 0; !bad && i < sizeof bits / sizeof *bits; i++)
-        if (x->evidence & bits[i].bit) {
-            PyObject *o = PyUnicode_FromString(bits[i].name);
-            bad = !o || PyList_Append(ev, o);
-            Py_XDECREF(o);
-        }
-    for (size_t i = 0; !bad && i < x->nmatches; i++) {
-        PyObject *o = entry_dict(x->matches[i]);
-        bad = !o || PyList_Append(reg, o);
-        Py_XDECREF(o);
-    }
-    for (size_t i = 0; !bad && i < x->ngroups; i++) {
-        PyObject *o = entry_dict(x->groups[i].entry);
-        bad = !o || dict_set_str(o, "group", x->groups[i].group) || PyList_Append(groups, o);
-        Py_XDECREF(o);
-    }
-    bad = bad || PyDict_SetItemString(d, "evidence", ev) ||
-          PyDict_SetItemString(d, "registry", reg) || PyDict_SetItemString(d, "groups", groups);
-    if (!bad && x->kind == CELLAR_KIND_LORA) {
-        PyObject *l = PyDict_New();
-        PyObject *rank = x->lora_rank ? PyLong_FromUnsignedLong(x->lora_rank) : Py_NewRef(Py_None);
-        PyObject *alpha = x->lora_has_alpha ? PyFloat_FromDouble(x->lora_alpha) : Py_NewRef(Py_None);
-        bad = !l || !rank || !alpha || dict_set_str(l, "format", x->lora_format) ||
-              PyDict_SetItemString(l, "rank", rank) || PyDict_SetItemString(l, "alpha", alpha) ||
-              dict_set_str(l, "targets", x->lora_targets) || PyDict_SetItemString(d, "lora", l);
-        Py_XDECREF(l);
-        Py_XDECREF(rank);
-        Py_XDECREF(alpha);
-    }
-    if (!bad && x->kind == CELLAR_KIND_PIPELINE) {
-        PyObject *c = PyDict_New();
-        bad = !c;
-        for (size_t i = 0; !bad && i < x->ncomponents; i++) {
-            PyObject *o = identity_dict(x->components[i]);
-            bad = !o || PyDict_SetItemString(c, x->component_names[i], o);
-            Py_XDECREF(o);
-        }
-        bad = bad || PyDict_SetItemString(d, "components", c);
-        Py_XDECREF(c);
-    }
-    Py_XDECREF(ev);
-    Py_XDECREF(reg);
-    Py_XDECREF(groups);
-    if (bad) {
-        Py_XDECREF(d);
+    (void)mod;
+    PyObject *path;
+    int tensors;
+    const char *regpath = NULL;
+    if (!PyArg_ParseTuple(args, "O&p|z", PyUnicode_FSConverter, &path, &tensors, &regpath))
         return NULL;
-    }
-    return d;
+    cellar_registry *reg = NULL;
+    cellar_tree *t = NULL;
+    cellar_inspect_opts o = CELLAR_INSPECT_OPTS_INIT;
+    o.flags = tensors ? CELLAR_INSPECT_TENSORS : 0;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cellar_registry_open(&reg, regpath);
+    o.registry = reg;
+    if (rc == 0)
+        rc = cellar_inspect(&t, PyBytes_AS_STRING(path), &o);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(path);
+    PyObject *res = rc ? raise_cellar(rc) : tree_value(cellar_tree_root(t));
+    cellar_tree_free(t);
+    cellar_registry_free(reg);
+    return res;
 }
+
+/* ---- identification (issue 10): cellar_identify_path() as a dict, the
+ * tree inspect shows under "model" ---- */
 
 /* identify_path(path, registry=None) -> dict (cellar_identify_path) */
 static PyObject *mod_identify_path(PyObject *mod, PyObject *args)
@@ -966,7 +934,11 @@ static PyObject *mod_identify_path(PyObject *mod, PyObject *args)
         rc = cellar_identify_path(&id, PyBytes_AS_STRING(path), reg);
     Py_END_ALLOW_THREADS
     Py_DECREF(path);
-    PyObject *res = rc ? raise_cellar(rc) : identity_dict(id);
+    cellar_tree *t = NULL;
+    if (rc == 0)
+        rc = cellar_identity_tree(&t, id);
+    PyObject *res = rc ? raise_cellar(rc) : tree_value(cellar_tree_root(t));
+    cellar_tree_free(t);
     cellar_identity_free(id);
     cellar_registry_free(reg);
     return res;
@@ -1132,71 +1104,6 @@ static PyObject *mod_parse_size(PyObject *mod, PyObject *arg)
     if (rc)
         return raise_cellar(rc);
     return PyLong_FromUnsignedLongLong(v);
-}
-
-/* ---- inspect: cellar_inspect()'s tree as Python values ------------------ */
-
-/* Strings as str (bytes that are not UTF-8 replaced by U+FFFD, as the JSON
- * output has them). */
-static PyObject *tree_str(const char *s, size_t len)
-{
-    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, "replace");
-}
-
-/* A node as a dict, list, str, int, float, bool or None. */
-static PyObject *tree_value(const cellar_node *n)
-{
-    switch (n->type) {
-    case CELLAR_NODE_BOOL: return PyBool_FromLong(n->v.b);
-    case CELLAR_NODE_U64: return PyLong_FromUnsignedLongLong(n->v.u);
-    case CELLAR_NODE_I64: return PyLong_FromLongLong(n->v.i);
-    case CELLAR_NODE_F64: return PyFloat_FromDouble(n->v.f);
-    case CELLAR_NODE_STRING: return tree_str(n->v.str.s, n->v.str.len);
-    case CELLAR_NODE_ARRAY:
-    case CELLAR_NODE_OBJECT: break;
-    default: Py_RETURN_NONE;
-    }
-    if (Py_EnterRecursiveCall(" converting a cellar tree"))
-        return NULL;
-    int obj = n->type == CELLAR_NODE_OBJECT;
-    PyObject *r = obj ? PyDict_New() : PyList_New(0);
-    for (const cellar_node *c = n->v.list.first; r && c; c = c->next) {
-        PyObject *v = tree_value(c), *k = v && obj ? tree_str(c->key, c->key_len) : NULL;
-        int bad = !v || (obj ? !k || PyDict_SetItem(r, k, v) : PyList_Append(r, v));
-        Py_XDECREF(k);
-        Py_XDECREF(v);
-        if (bad)
-            Py_CLEAR(r);
-    }
-    Py_LeaveRecursiveCall();
-    return r;
-}
-
-/* inspect(path, tensors, registry=None) -> dict (cellar_inspect) */
-static PyObject *mod_inspect(PyObject *mod, PyObject *args)
-{
-    (void)mod;
-    PyObject *path;
-    int tensors;
-    const char *regpath = NULL;
-    if (!PyArg_ParseTuple(args, "O&p|z", PyUnicode_FSConverter, &path, &tensors, &regpath))
-        return NULL;
-    cellar_registry *reg = NULL;
-    cellar_tree *t = NULL;
-    cellar_inspect_opts o = CELLAR_INSPECT_OPTS_INIT;
-    o.flags = tensors ? CELLAR_INSPECT_TENSORS : 0;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = cellar_registry_open(&reg, regpath);
-    o.registry = reg;
-    if (rc == 0)
-        rc = cellar_inspect(&t, PyBytes_AS_STRING(path), &o);
-    Py_END_ALLOW_THREADS
-    Py_DECREF(path);
-    PyObject *res = rc ? raise_cellar(rc) : tree_value(cellar_tree_root(t));
-    cellar_tree_free(t);
-    cellar_registry_free(reg);
-    return res;
 }
 
 static PyMethodDef mod_methods[] = {
