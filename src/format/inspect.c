@@ -10,6 +10,7 @@
 #include "util.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,18 +91,32 @@ __attribute__((format(printf, 2, 3))) static void warn(struct ctx *c, const char
 
 /* ---- the model: an identification as a tree ---- */
 
+/* String fields of a struct, by key and offset, in the order JSON shows them. */
+struct str_field {
+    const char *key;
+    size_t offset;
+};
+
+static void str_fields(cellar_tree *t, cellar_node *o, const void *base,
+                       const struct str_field *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        tree_strz(t, o, f[i].key, *(const char *const *)((const char *)base + f[i].offset));
+}
+
+#define FIELD(T, m) {#m, offsetof(T, m)}
+
 static cellar_node *entry_node(cellar_tree *t, cellar_node *parent, const char *key,
                                const cellar_model_info *m)
 {
+    static const struct str_field f[] = {
+        FIELD(cellar_model_info, hash),       FIELD(cellar_model_info, family),
+        FIELD(cellar_model_info, component),  FIELD(cellar_model_info, layout),
+        FIELD(cellar_model_info, model_name), FIELD(cellar_model_info, model_class),
+        FIELD(cellar_model_info, source),     FIELD(cellar_model_info, description),
+    };
     cellar_node *o = tree_object(t, parent, key);
-    tree_strz(t, o, "hash", m->hash);
-    tree_strz(t, o, "family", m->family);
-    tree_strz(t, o, "component", m->component);
-    tree_strz(t, o, "layout", m->layout);
-    tree_strz(t, o, "model_name", m->model_name);
-    tree_strz(t, o, "model_class", m->model_class);
-    tree_strz(t, o, "source", m->source);
-    tree_strz(t, o, "description", m->description);
+    str_fields(t, o, m, f, sizeof f / sizeof *f);
     return o;
 }
 
@@ -113,6 +128,17 @@ static cellar_node *identity_node(cellar_tree *t, cellar_node *parent, const cha
     const cellar_identity_info *x = cellar_identity_get(id);
     if (!x)
         return tree_text(t, tree_null(t, parent, key), "unknown");
+    static const struct str_field what[] = {
+        FIELD(cellar_identity_info, text),      {"kind", offsetof(cellar_identity_info, kind_name)},
+        FIELD(cellar_identity_info, base),      FIELD(cellar_identity_info, variant),
+        FIELD(cellar_identity_info, component), FIELD(cellar_identity_info, layout),
+        FIELD(cellar_identity_info, precision), FIELD(cellar_identity_info, parts),
+    };
+    static const struct str_field why[] = {
+        FIELD(cellar_identity_info, rule),
+        FIELD(cellar_identity_info, declared),
+        FIELD(cellar_identity_info, conflict),
+    };
     static const char *const conf[] = {"none", "low", "medium", "high"};
     static const struct {
         unsigned bit;
@@ -123,23 +149,14 @@ static cellar_node *identity_node(cellar_tree *t, cellar_node *parent, const cha
               {CELLAR_EVIDENCE_METADATA, "metadata"}};
     cellar_node *o = tree_object(t, parent, key);
     tree_text(t, o, "%s", x->text);
-    tree_strz(t, o, "text", x->text);
-    tree_strz(t, o, "kind", x->kind_name);
-    tree_strz(t, o, "base", x->base);
-    tree_strz(t, o, "variant", x->variant);
-    tree_strz(t, o, "component", x->component);
-    tree_strz(t, o, "layout", x->layout);
-    tree_strz(t, o, "precision", x->precision);
-    tree_strz(t, o, "parts", x->parts);
+    str_fields(t, o, x, what, sizeof what / sizeof *what);
     tree_strz(t, o, "confidence",
               x->confidence >= 0 && x->confidence < 4 ? conf[x->confidence] : "none");
     cellar_node *e = tree_array(t, o, "evidence");
     for (size_t i = 0; i < sizeof ev / sizeof *ev; i++)
         if (x->evidence & ev[i].bit)
             tree_strz(t, e, NULL, ev[i].name);
-    tree_strz(t, o, "rule", x->rule);
-    tree_strz(t, o, "declared", x->declared);
-    tree_strz(t, o, "conflict", x->conflict);
+    str_fields(t, o, x, why, sizeof why / sizeof *why);
     tree_strz(t, o, "structural", *x->structural ? x->structural : NULL);
     tree_u64(t, o, "tensors", x->tensors);
     cellar_node *r = tree_array(t, o, "registry");
