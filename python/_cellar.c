@@ -853,20 +853,20 @@ static PyObject *mod_structural_hash(PyObject *mod, PyObject *args)
 
 /* Strings as str (bytes that are not UTF-8 replaced by U+FFFD, as the JSON
  * output has them). */
-static PyObject *tree_str(const char *s, size_t len)
+static PyObject *node_str(const char *s, size_t len)
 {
     return PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, "replace");
 }
 
 /* A node as a dict, list, str, int, float, bool or None. */
-static PyObject *tree_value(const cellar_node *n)
+static PyObject *node_value(const cellar_node *n)
 {
     switch (n->type) {
     case CELLAR_NODE_BOOL: return PyBool_FromLong(n->v.b);
     case CELLAR_NODE_U64: return PyLong_FromUnsignedLongLong(n->v.u);
     case CELLAR_NODE_I64: return PyLong_FromLongLong(n->v.i);
     case CELLAR_NODE_F64: return PyFloat_FromDouble(n->v.f);
-    case CELLAR_NODE_STRING: return tree_str(n->v.str.s, n->v.str.len);
+    case CELLAR_NODE_STRING: return node_str(n->v.str.s, n->v.str.len);
     case CELLAR_NODE_ARRAY:
     case CELLAR_NODE_OBJECT: break;
     default: Py_RETURN_NONE;
@@ -876,7 +876,7 @@ static PyObject *tree_value(const cellar_node *n)
     int obj = n->type == CELLAR_NODE_OBJECT;
     PyObject *r = obj ? PyDict_New() : PyList_New(0);
     for (const cellar_node *c = n->v.list.first; r && c; c = c->next) {
-        PyObject *v = tree_value(c), *k = v && obj ? tree_str(c->key, c->key_len) : NULL;
+        PyObject *v = node_value(c), *k = v && obj ? node_str(c->key, c->key_len) : NULL;
         int bad = !v || (obj ? !k || PyDict_SetItem(r, k, v) : PyList_Append(r, v));
         Py_XDECREF(k);
         Py_XDECREF(v);
@@ -908,7 +908,7 @@ static PyObject *mod_inspect(PyObject *mod, PyObject *args)
         rc = cellar_inspect(&t, PyBytes_AS_STRING(path), &o);
     Py_END_ALLOW_THREADS
     Py_DECREF(path);
-    PyObject *res = rc ? raise_cellar(rc) : tree_value(cellar_tree_root(t));
+    PyObject *res = rc ? raise_cellar(rc) : node_value(cellar_tree_root(t));
     cellar_tree_free(t);
     cellar_registry_free(reg);
     return res;
@@ -937,7 +937,7 @@ static PyObject *mod_identify_path(PyObject *mod, PyObject *args)
     cellar_tree *t = NULL;
     if (rc == 0)
         rc = cellar_identity_tree(&t, id);
-    PyObject *res = rc ? raise_cellar(rc) : tree_value(cellar_tree_root(t));
+    PyObject *res = rc ? raise_cellar(rc) : node_value(cellar_tree_root(t));
     cellar_tree_free(t);
     cellar_identity_free(id);
     cellar_registry_free(reg);

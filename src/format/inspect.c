@@ -196,7 +196,8 @@ int cellar_identity_tree(cellar_tree **out, const cellar_identity *id)
     int rc = tree_new(out);
     if (rc)
         return rc;
-    /* Built as the root's only member, then lifted to be the root. */
+    /* Built as the root's only member, then lifted to be the root (the
+     * tree is complete: nothing is appended to the root after). */
     cellar_node *root = tree_root(*out);
     cellar_node *n = identity_node(*out, root, NULL, id);
     if ((rc = tree_status(*out)) != 0) {
