@@ -2157,7 +2157,7 @@ typedef struct cellar_node {
         } list;             /* ARRAY and OBJECT: the first element or member */
     } v;
     const struct cellar_node *next; /* the next element or member of the parent, or NULL */
-} cellar_node;
+} cellar_node; /* read-only, owned by its cellar_tree: as thread-safe as the tree */
 
 /* The root node (never NULL for a tree). */
 CELLAR_API const cellar_node *cellar_tree_root(const cellar_tree *t);
