@@ -220,6 +220,14 @@ static cellar_identity *identify_path(struct ctx *c, const char *path)
     return id;
 }
 
+/* The root's "model": what a pipeline (a folder or DDUF) at path is. */
+static void pipeline_model(struct ctx *c, const char *path)
+{
+    cellar_identity *id = identify_path(c, path);
+    identity_node(c->t, c->root, "model", id);
+    cellar_identity_free(id);
+}
+
 /* ---- the pieces every component has ---- */
 
 /* A component's object: its name, path (the block's heading in a text view,
@@ -363,10 +371,31 @@ struct st_set {
     cellar_st **files;
     size_t n;
     const char **labels;          /* each file's path or entry name */
-    const uint64_t *base;         /* added to tensor offsets (DDUF), or NULL */
+    uint64_t *base;               /* added to tensor offsets (DDUF), or NULL */
     const cellar_shards *shards;  /* the merged view, or NULL: files in order */
     uint64_t size;
 };
+
+/* Room for n files (and their offsets in an archive when with_base). */
+static int st_set_alloc(struct st_set *s, size_t n, bool with_base)
+{
+    memset(s, 0, sizeof *s);
+    s->files = cellar_calloc(n ? n : 1, sizeof *s->files);
+    s->labels = cellar_calloc(n ? n : 1, sizeof *s->labels);
+    s->base = with_base ? cellar_calloc(n ? n : 1, sizeof *s->base) : NULL;
+    return s->files && s->labels && (s->base || !with_base) ? 0 : CELLAR_ENOMEM;
+}
+
+/* Frees the arrays, and the files when the set opened them (DDUF entries;
+ * a shard set's belong to it). */
+static void st_set_free(struct st_set *s, bool close_files)
+{
+    for (size_t i = 0; close_files && s->files && i < s->n; i++)
+        cellar_st_free(s->files[i]);
+    free(s->files);
+    free(s->labels);
+    free(s->base);
+}
 
 /* The figures, metadata (of the first file: shards repeat it), hash, model
  * and tensor list of a set of safetensors files. */
@@ -670,30 +699,23 @@ static int dduf_component(struct ctx *c, cellar_node *comps, const cellar_dduf *
                           const char *comp, const cellar_dduf_weights *set,
                           cellar_tensor_stats *total)
 {
-    size_t n = set->n, nfiles = 0;
-    cellar_st **files = cellar_calloc(n ? n : 1, sizeof *files);
-    const char **labels = cellar_calloc(n ? n : 1, sizeof *labels);
-    uint64_t *base = cellar_calloc(n ? n : 1, sizeof *base);
-    int rc = files && labels && base ? 0 : CELLAR_ENOMEM;
-    cellar_node *o = tree_object(c->t, comps, NULL);
+    size_t n = set->n;
+    struct st_set s;
+    int rc = st_set_alloc(&s, n, true);
+    cellar_node *o = component_open(c, comps, comp, NULL, "safetensors", NULL);
     if (*set->variant)
         tree_text(c->t, o, "[%s, variant %s]", comp, set->variant);
-    else
-        tree_text(c->t, o, "[%s]", comp);
-    tree_hint(tree_strz(c->t, o, "component", comp), CELLAR_NODE_HIDDEN);
     tree_hint(tree_strz(c->t, o, "variant", *set->variant ? set->variant : NULL),
               CELLAR_NODE_HIDDEN);
     cellar_node *entries = files_open(c, o, "entries", n, true);
-    struct st_set s = {files, 0, labels, base, NULL, 0};
     for (size_t k = 0; rc == 0 && k < n; k++) {
         const cellar_dduf_entry *e = cellar_dduf_entry_at(d, set->entries[k]);
-        if ((rc = cellar_dduf_open_safetensors(&files[nfiles], d, set->entries[k])) != 0)
+        if ((rc = cellar_dduf_open_safetensors(&s.files[s.n], d, set->entries[k])) != 0)
             break;
-        labels[nfiles] = e->name;
-        base[nfiles] = e->offset;
+        s.labels[s.n] = e->name;
+        s.base[s.n] = e->offset;
         s.size += e->size;
-        size_t nt = cellar_st_count(files[nfiles]);
-        nfiles++;
+        size_t nt = cellar_st_count(s.files[s.n++]);
         cellar_node *r = tree_object(c->t, entries, NULL);
         tree_text(c->t, r, "%s (offset %" PRIu64 ", %" PRIu64 " bytes, %zu tensor%s)", e->name,
                   e->offset, e->size, nt, nt == 1 ? "" : "s");
@@ -702,14 +724,9 @@ static int dduf_component(struct ctx *c, cellar_node *comps, const cellar_dduf *
         tree_u64(c->t, r, "size", e->size);
         tree_u64(c->t, r, "tensors", nt);
     }
-    s.n = nfiles;
     if (rc == 0)
         rc = st_component(c, o, &s, total);
-    for (size_t i = 0; i < nfiles; i++)
-        cellar_st_free(files[i]);
-    free(files);
-    free(labels);
-    free(base);
+    st_set_free(&s, true);
     return rc;
 }
 
@@ -737,9 +754,7 @@ static int inspect_dduf(struct ctx *c, const char *path)
         tree_null(c->t, root, "model_index");
     }
     cellar_json_free(doc);
-    cellar_identity *id = identify_path(c, path);
-    identity_node(c->t, root, "model", id);
-    cellar_identity_free(id);
+    pipeline_model(c, path);
     cellar_node *comps = tree_array(c->t, root, "components");
     cellar_tensor_stats *total = NULL;
     rc = cellar_tensor_stats_new(&total);
@@ -780,14 +795,15 @@ static int weights_component(struct ctx *c, cellar_node *comps, const cellar_com
     if (rc)
         return rc;
     size_t n = cellar_shards_nfiles(sh);
-    cellar_st **files = cellar_calloc(n ? n : 1, sizeof *files);
-    const char **labels = cellar_calloc(n ? n : 1, sizeof *labels);
-    if (!files || !labels) {
-        free(files);
-        free(labels);
+    struct st_set s;
+    if ((rc = st_set_alloc(&s, n, false)) != 0) {
+        st_set_free(&s, false);
         cellar_shards_free(sh);
-        return CELLAR_ENOMEM;
+        return rc;
     }
+    s.n = n;
+    s.shards = sh;
+    s.size = cellar_shards_size(sh);
     char what[64];
     if (cellar_shards_indexed(sh))
         snprintf(what, sizeof what, "safetensors (sharded), %zu files", n);
@@ -800,22 +816,20 @@ static int weights_component(struct ctx *c, cellar_node *comps, const cellar_com
                                     what);
     cellar_node *fl = files_open(c, o, "files", n, false);
     for (size_t i = 0; i < n; i++) {
-        files[i] = cellar_shards_file(sh, i);
-        labels[i] = cellar_shards_path(sh, i);
-        size_t nt = cellar_st_count(files[i]);
+        cellar_st *f = s.files[i] = cellar_shards_file(sh, i);
+        s.labels[i] = cellar_shards_path(sh, i);
+        size_t nt = cellar_st_count(f);
         cellar_node *r = tree_object(c->t, fl, NULL);
         tree_text(c->t, r, "%s (%" PRIu64 " bytes, header %" PRIu64 " bytes, %zu tensor%s)",
-                  base_name(labels[i]), cellar_st_file_size(files[i]),
-                  cellar_st_header_len(files[i]), nt, nt == 1 ? "" : "s");
-        tree_strz(c->t, r, "path", labels[i]);
-        tree_u64(c->t, r, "size", cellar_st_file_size(files[i]));
-        tree_u64(c->t, r, "header_bytes", cellar_st_header_len(files[i]));
+                  base_name(s.labels[i]), cellar_st_file_size(f), cellar_st_header_len(f), nt,
+                  nt == 1 ? "" : "s");
+        tree_strz(c->t, r, "path", s.labels[i]);
+        tree_u64(c->t, r, "size", cellar_st_file_size(f));
+        tree_u64(c->t, r, "header_bytes", cellar_st_header_len(f));
         tree_u64(c->t, r, "tensors", nt);
     }
-    struct st_set s = {files, n, labels, NULL, sh, cellar_shards_size(sh)};
     rc = st_component(c, o, &s, total);
-    free(files);
-    free(labels);
+    st_set_free(&s, false);
     cellar_shards_free(sh);
     return rc;
 }
@@ -834,9 +848,7 @@ static int inspect_weights(struct ctx *c, const char *path)
     c->format->v.str.len = strlen(c->format->v.str.s);
     if (folder) {
         tree_text(c->t, c->format, "diffusers folder, %zu weight components", n);
-        cellar_identity *id = identify_path(c, path);
-        identity_node(c->t, root, "model", id);
-        cellar_identity_free(id);
+        pipeline_model(c, path);
     }
     cellar_node *list = tree_array(c->t, root, "components");
     cellar_tensor_stats *total = NULL;
