@@ -176,6 +176,10 @@ def check_inspect(name, obj, convertible=True):
     want = expected(obj)
     rows = got["tensor_list"]
     check(got["tensors"] == top["tensors"] == len(want), f"{name}: tensor count")
+    # Every tensor in the dtype histogram (complex128 has a row of its own).
+    hist = {k: v["tensors"] for k, v in got["dtypes"].items()}
+    check(sum(hist.values()) == len(want) and all(k in hist for k in {r["dtype"] for r in got["tensor_list"]}),
+          f"{name}: dtype histogram {hist}")
     check([r["name"] for r in rows] == [w["name"] for w in want],
           f"{name}: tensor names {[r['name'] for r in rows]} == {[w['name'] for w in want]}")
     for r, w in zip(rows, want):
