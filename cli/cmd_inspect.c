@@ -54,7 +54,9 @@ int cmd_inspect(int argc, char **argv)
     /* On failure the tree holds what was read, and the message. */
     char *msg = rc ? strdup(cellar_error_last()) : NULL;
     const cellar_node *root = cellar_tree_root(t);
-    const cellar_node *w = cellar_node_get(root, "warnings");
+    const cellar_node *w = NULL;
+    if (cellar_node_find(&w, root, "warnings") != 0)
+        cellar_error_clear(); /* none: w stays NULL */
     for (const cellar_node *m = w ? w->v.list.first : NULL; m; m = m->next)
         if (m->type == CELLAR_NODE_STRING)
             cli_warn("%s", m->v.str.s);

@@ -2163,9 +2163,10 @@ typedef struct cellar_node {
 CELLAR_API const cellar_node *cellar_tree_root(const cellar_tree *t);
 /* Frees the tree and every node. NULL-safe. */
 CELLAR_API void cellar_tree_free(cellar_tree *t);
-/* The member of object n named key (NUL-terminated), or NULL (n NULL or not
- * an object included). */
-CELLAR_API const cellar_node *cellar_node_get(const cellar_node *n, const char *key);
+/* The member of object n named key (NUL-terminated) into *out;
+ * CELLAR_ENOTFOUND (*out NULL) when there is none, n being NULL or not an
+ * object included (so lookups chain: a missing parent is a missing child). */
+CELLAR_API int cellar_node_find(const cellar_node **out, const cellar_node *n, const char *key);
 
 /* Where serialised bytes go: len bytes at data; non-zero stops (CELLAR_EUSER). */
 typedef int (*cellar_write_fn)(const void *data, size_t len, void *ctx);

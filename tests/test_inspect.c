@@ -13,6 +13,16 @@ struct sink {
     size_t len, pieces, largest, stop_after;
 };
 
+/* cellar_node_find as an expression: the member, or NULL (its error
+ * checked to name the key). */
+static const cellar_node *get(const cellar_node *n, const char *key)
+{
+    const cellar_node *m = NULL;
+    int rc = cellar_node_find(&m, n, key);
+    CHECK(rc == 0 || (rc == CELLAR_ENOTFOUND && m == NULL && strstr(cellar_error_last(), key)));
+    return m;
+}
+
 static int collect(const void *data, size_t len, void *ctx)
 {
     struct sink *s = ctx;
@@ -62,11 +72,11 @@ static void test_tree_json(void)
                           "\"i\":-9223372036854775808,\"nan\":null,\"half\":0.5,"
                           "\"yes\":true,\"none\":null,\"rows\":[{},[]]}");
     free(j);
-    const cellar_node *rows = cellar_node_get(cellar_tree_root(t), "rows");
+    const cellar_node *rows = get(cellar_tree_root(t), "rows");
     CHECK(rows && rows->type == CELLAR_NODE_ARRAY && rows->v.list.count == 2 &&
           (rows->hints & CELLAR_NODE_ROWS));
-    CHECK(cellar_node_get(cellar_tree_root(t), "absent") == NULL);
-    CHECK(cellar_node_get(rows, "s") == NULL);
+    CHECK(get(cellar_tree_root(t), "absent") == NULL);
+    CHECK(get(rows, "s") == NULL);
     cellar_tree_free(t);
 
     /* A large tree goes out in bounded pieces; a writer's non-zero stops it. */
@@ -104,7 +114,7 @@ static const cellar_node *at(const cellar_node *n, size_t i)
 
 static uint64_t u64_of(const cellar_node *o, const char *key)
 {
-    const cellar_node *n = cellar_node_get(o, key);
+    const cellar_node *n = get(o, key);
     return n && n->type == CELLAR_NODE_U64 ? n->v.u : UINT64_MAX;
 }
 
@@ -126,33 +136,33 @@ static void test_inspect_files(const char *dir)
     CHECK_MSG(cellar_inspect(&t, path, NULL) == 0, "%s", cellar_error_last());
     const cellar_node *r = cellar_tree_root(t);
     CHECK(r && r->type == CELLAR_NODE_OBJECT);
-    const cellar_node *f = cellar_node_get(r, "format");
+    const cellar_node *f = get(r, "format");
     CHECK(f && !strcmp(f->v.str.s, "safetensors") && f->text &&
           strstr(f->text, "safetensors, header"));
     CHECK(u64_of(r, "tensors") == 2 && u64_of(r, "parameters") == 10);
-    const cellar_node *comps = cellar_node_get(r, "components");
+    const cellar_node *comps = get(r, "components");
     CHECK(comps && comps->v.list.count == 1);
     const cellar_node *c = at(comps, 0);
     CHECK(u64_of(c, "tensor_bytes") == 32);
-    CHECK(cellar_node_get(c, "tensor_list") == NULL);
-    const cellar_node *h = cellar_node_get(c, "structural_hash");
+    CHECK(get(c, "tensor_list") == NULL);
+    const cellar_node *h = get(c, "structural_hash");
     CHECK(h && h->type == CELLAR_NODE_STRING && h->v.str.len == 32);
-    const cellar_node *m = cellar_node_get(cellar_node_get(c, "metadata"), "origin");
+    const cellar_node *m = get(get(c, "metadata"), "origin");
     CHECK(m && !strcmp(m->v.str.s, "test"));
-    CHECK(cellar_node_get(r, "error") == NULL && cellar_node_get(r, "warnings") == NULL);
+    CHECK(get(r, "error") == NULL && get(r, "warnings") == NULL);
     cellar_tree_free(t);
 
     cellar_inspect_opts o = CELLAR_INSPECT_OPTS_INIT;
     o.flags = CELLAR_INSPECT_TENSORS;
     CHECK(cellar_inspect(&t, path, &o) == 0);
-    const cellar_node *list = cellar_node_get(at(cellar_node_get(cellar_tree_root(t),
+    const cellar_node *list = get(at(get(cellar_tree_root(t),
                                                                  "components"), 0),
                                               "tensor_list");
     CHECK(list && list->v.list.count == 2 && (list->hints & CELLAR_NODE_ROWS));
     const cellar_node *row = at(list, 0); /* file order: F32 before BF16 */
-    const cellar_node *name = cellar_node_get(row, "name");
+    const cellar_node *name = get(row, "name");
     CHECK(name && name->v.str.len == 2 && !memcmp(name->v.str.s, "a\x1b", 2));
-    const cellar_node *shape = cellar_node_get(row, "shape");
+    const cellar_node *shape = get(row, "shape");
     CHECK(shape && shape->v.list.count == 2 && at(shape, 1)->v.u == 3);
     CHECK(u64_of(row, "bytes") == 24 && u64_of(row, "file") == 0);
     char *j = json_of(cellar_tree_root(t));
@@ -170,7 +180,7 @@ static void test_inspect_files(const char *dir)
     if (fp)
         fclose(fp);
     CHECK_ERR(cellar_inspect(&t, path, NULL), CELLAR_EFORMAT, "header too small");
-    const cellar_node *e = cellar_node_get(cellar_tree_root(t), "error");
+    const cellar_node *e = get(cellar_tree_root(t), "error");
     CHECK(e && strstr(e->v.str.s, "header too small") && (e->hints & CELLAR_NODE_HIDDEN));
     cellar_tree_free(t);
     snprintf(path, sizeof path, "%s/missing.safetensors", dir);
@@ -187,11 +197,11 @@ static void test_inspect_files(const char *dir)
               "%s", cellar_error_last());
     if (g && t) {
         r = cellar_tree_root(t);
-        c = at(cellar_node_get(r, "components"), 0);
-        CHECK(!strcmp(cellar_node_get(r, "format")->v.str.s, "gguf"));
+        c = at(get(r, "components"), 0);
+        CHECK(!strcmp(get(r, "format")->v.str.s, "gguf"));
         CHECK(u64_of(c, "tensors") == cellar_gguf_tensor_count(g));
-        CHECK(cellar_node_get(c, "tensor_list")->v.list.count == cellar_gguf_tensor_count(g));
-        CHECK(cellar_node_get(r, "metadata")->v.list.count == cellar_gguf_kv_count(g));
+        CHECK(get(c, "tensor_list")->v.list.count == cellar_gguf_tensor_count(g));
+        CHECK(get(r, "metadata")->v.list.count == cellar_gguf_kv_count(g));
     }
     cellar_tree_free(t);
     cellar_gguf_free(g);

@@ -107,7 +107,7 @@ void cellar_tree_free(cellar_tree *t)
     free(t);
 }
 
-const cellar_node *cellar_node_get(const cellar_node *n, const char *key)
+const cellar_node *tree_member(const cellar_node *n, const char *key)
 {
     if (!n || n->type != CELLAR_NODE_OBJECT || !key)
         return NULL;
@@ -116,6 +116,14 @@ const cellar_node *cellar_node_get(const cellar_node *n, const char *key)
         if (m->key_len == len && memcmp(m->key, key, len) == 0)
             return m;
     return NULL;
+}
+
+int cellar_node_find(const cellar_node **out, const cellar_node *n, const char *key)
+{
+    if ((*out = tree_member(n, key)) != NULL)
+        return 0;
+    return cellar_fail(CELLAR_ENOTFOUND, "tree: no member '%s'%s", key ? key : "",
+                       n && n->type == CELLAR_NODE_OBJECT ? "" : " (not an object)");
 }
 
 /* Appends a node of type to parent (an object when key is set, an array

@@ -20,6 +20,9 @@
 
 /* A new tree whose root is an empty object. */
 int tree_new(cellar_tree **out);
+/* The member of object n named key, or NULL (cellar_node_find without the
+ * error message, for the library's own builders). */
+const cellar_node *tree_member(const cellar_node *n, const char *key);
 /* The root, to build on. */
 cellar_node *tree_root(cellar_tree *t);
 /* 0, or the first error a builder met (CELLAR_ENOMEM). */

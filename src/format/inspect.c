@@ -255,7 +255,7 @@ static uint64_t components_size(const cellar_node *comps)
 {
     uint64_t size = 0;
     for (const cellar_node *k = comps->v.list.first; k; k = k->next) {
-        const cellar_node *n = cellar_node_get(k, "size");
+        const cellar_node *n = tree_member(k, "size");
         size += n ? n->v.u : 0;
     }
     return size;
@@ -265,7 +265,7 @@ static uint64_t components_size(const cellar_node *comps)
  * which a text view then leaves out. */
 static void one_component(struct ctx *c, cellar_node *comps)
 {
-    cellar_node *f = (cellar_node *)cellar_node_get(comps->v.list.first, "format");
+    cellar_node *f = (cellar_node *)tree_member(comps->v.list.first, "format");
     if (f) {
         c->format->text = f->text;
         tree_hint(f, CELLAR_NODE_HIDDEN);
