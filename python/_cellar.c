@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 static PyObject *CellarError, *CellarNotFound;
 
@@ -42,6 +43,114 @@ static PyObject *raise_cellar(int rc)
     PyErr_SetObject(type, exc);
     Py_DECREF(exc);
     return NULL;
+}
+
+/* ---- callbacks: exceptions and Ctrl-C ------------------------------------- */
+
+/* The state of one library call's callbacks. The library calls back with
+ * the GIL released, on the calling thread or on its workers. A callback
+ * takes the GIL when it has something to do: run the user's callable, or,
+ * on the main thread (the only one Python runs signal handlers on), check
+ * for a pending signal now and then. The first exception either raises is
+ * kept and every callback from then on answers non-zero, so the operation
+ * stops cleanly with CELLAR_EUSER; call_end() then raises that exception,
+ * not a CellarError. */
+typedef struct call_ctx {
+    PyObject *fn;         /* borrowed; NULL: signal checks only */
+    PyObject *exc;        /* the first exception raised (GIL) */
+    int stop;             /* atomic: exc is set */
+    struct timespec last; /* the main thread's last signal check */
+} call_ctx;
+
+static unsigned long main_thread_ident;
+
+#define SIGNAL_CHECK_NS 50000000L /* Ctrl-C answered within about 50 ms */
+
+/* Holds the GIL. */
+static void exc_keep(call_ctx *c)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *e = PyErr_GetRaisedException();
+#else
+    PyObject *t, *e, *tb;
+    PyErr_Fetch(&t, &e, &tb);
+    PyErr_NormalizeException(&t, &e, &tb);
+    if (e && tb)
+        PyException_SetTraceback(e, tb);
+    Py_XDECREF(t);
+    Py_XDECREF(tb);
+#endif
+    if (!c->exc)
+        c->exc = e;
+    else
+        Py_XDECREF(e);
+    __atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
+}
+
+static int signal_check_due(call_ctx *c)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long ns = (now.tv_sec - c->last.tv_sec) * 1000000000L + (now.tv_nsec - c->last.tv_nsec);
+    if (c->last.tv_sec && ns < SIGNAL_CHECK_NS)
+        return 0;
+    c->last = now;
+    return 1;
+}
+
+/* One callback from the library. call (may be NULL) passes the event to
+ * c->fn with the GIL held and returns 0, or -1 with an exception set.
+ * Returns non-zero to stop the operation. */
+static int cb_run(call_ctx *c, int (*call)(PyObject *fn, const void *ev), const void *ev)
+{
+    if (__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE))
+        return 1;
+    int on_main = PyThread_get_thread_ident() == main_thread_ident;
+    if (!(c->fn && call) && !(on_main && signal_check_due(c)))
+        return 0;
+    PyGILState_STATE g = PyGILState_Ensure();
+    int failed = on_main && PyErr_CheckSignals() != 0;
+    if (!failed && c->fn && call)
+        failed = call(c->fn, ev) != 0;
+    if (failed)
+        exc_keep(c);
+    PyGILState_Release(g);
+    return failed;
+}
+
+static int on_ready(size_t item, void *ctx)
+{
+    (void)item;
+    return cb_run(ctx, NULL, NULL);
+}
+
+static int on_progress(const cellar_progress *p, void *ctx)
+{
+    (void)p;
+    return cb_run(ctx, NULL, NULL);
+}
+
+/* After the library call returned rc, with the GIL: raises the callback's
+ * exception if one stopped it (or came at the very end), else the library's
+ * error. Returns 0, or -1 with an exception set. */
+static int call_end(call_ctx *c, int rc)
+{
+    if (c->exc) {
+        cellar_error_clear();
+#if PY_VERSION_HEX >= 0x030C0000
+        PyErr_SetRaisedException(c->exc);
+#else
+        PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(c->exc)), c->exc,
+                      PyException_GetTraceback(c->exc));
+#endif
+        c->exc = NULL;
+        return -1;
+    }
+    if (rc) {
+        raise_cellar(rc);
+        return -1;
+    }
+    return 0;
 }
 
 static int parse_dtype(cellar_dtype *out, PyObject *o)
@@ -372,13 +481,14 @@ static PyObject *Model_populate(ModelObject *self, PyObject *args, PyObject *kw)
         return NULL;
     cellar_load_opts o = CELLAR_LOAD_OPTS_INIT;
     o.nthreads = nthreads;
+    call_ctx cc = {0};
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = cellar_model_populate(self->m, v, n, &o, NULL, NULL);
+    rc = cellar_model_populate(self->m, v, n, &o, on_ready, &cc);
     Py_END_ALLOW_THREADS
     PyMem_Free(v);
-    if (rc)
-        return raise_cellar(rc);
+    if (call_end(&cc, rc))
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -425,13 +535,14 @@ static PyObject *Model_read_into(ModelObject *self, PyObject *args, PyObject *kw
     Py_DECREF(fast);
     cellar_load_opts o = CELLAR_LOAD_OPTS_INIT;
     o.nthreads = nthreads;
+    call_ctx cc = {0};
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = cellar_model_read(self->m, v, (size_t)n, &o, NULL, NULL);
+    rc = cellar_model_read(self->m, v, (size_t)n, &o, on_ready, &cc);
     Py_END_ALLOW_THREADS
     PyMem_Free(v);
-    if (rc)
-        return raise_cellar(rc);
+    if (call_end(&cc, rc))
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -589,26 +700,21 @@ static PyObject *mod_resolve_path(PyObject *mod, PyObject *arg)
 }
 
 /* Pull progress to a Python callable: (kind, path, total_done, total_size,
- * total_files); its exceptions are dropped. */
-typedef struct progress_ctx {
-    PyObject *fn;
-} progress_ctx;
-
-static int on_pull_progress(const cellar_pull_event *ev, void *ctx)
+ * total_files); an exception it raises stops the pull and is raised. */
+static int call_pull_event(PyObject *fn, const void *arg)
 {
-    progress_ctx *p = ctx;
-    if (!p->fn)
-        return 0;
-    PyGILState_STATE g = PyGILState_Ensure();
-    PyObject *r = PyObject_CallFunction(p->fn, "izKKn", (int)ev->kind, ev->path,
+    const cellar_pull_event *ev = arg;
+    PyObject *r = PyObject_CallFunction(fn, "izKKn", (int)ev->kind, ev->path,
                                         (unsigned long long)ev->total_done,
                                         (unsigned long long)ev->total_size,
                                         (Py_ssize_t)ev->total_files);
-    if (!r)
-        PyErr_Clear();
     Py_XDECREF(r);
-    PyGILState_Release(g);
-    return 0;
+    return r ? 0 : -1;
+}
+
+static int on_pull_progress(const cellar_pull_event *ev, void *ctx)
+{
+    return cb_run(ctx, call_pull_event, ev);
 }
 
 /* home NULL: the environment's store (the library picks none itself). */
@@ -650,14 +756,14 @@ static PyObject *mod_resolve_repo(PyObject *mod, PyObject *args, PyObject *kw)
         cellar_ref_free(ref);
         return NULL;
     }
-    progress_ctx pc = {progress != Py_None ? progress : NULL};
+    call_ctx cc = {.fn = progress != Py_None ? progress : NULL};
     cellar_resolve_opts o = CELLAR_RESOLVE_OPTS_INIT;
     o.base_dir = base;
     o.skip_download = skip;
     o.endpoint = endpoint;
     o.token = token;
-    o.progress = pc.fn ? on_pull_progress : NULL;
-    o.progress_ctx = &pc;
+    o.progress = on_pull_progress;
+    o.progress_ctx = &cc;
     char **files = NULL;
     size_t n = 0;
     Py_BEGIN_ALLOW_THREADS
@@ -665,8 +771,8 @@ static PyObject *mod_resolve_repo(PyObject *mod, PyObject *args, PyObject *kw)
     cellar_store_free(s);
     Py_END_ALLOW_THREADS
     cellar_ref_free(ref);
-    if (rc)
-        return raise_cellar(rc);
+    if (call_end(&cc, rc))
+        return NULL;
     return path_list(files, n);
 }
 
@@ -697,7 +803,7 @@ static PyObject *mod_pull(PyObject *mod, PyObject *args, PyObject *kw)
     PyObject *res = NULL;
     cellar_store *s = NULL;
     if (open_store(&s, home) == 0) {
-        progress_ctx pc = {progress != Py_None ? progress : NULL};
+        call_ctx cc = {.fn = progress != Py_None ? progress : NULL};
         cellar_pull_opts o = CELLAR_PULL_OPTS_INIT;
         /* HF_HUB_OFFLINE as huggingface_hub reads it: libcellar reads no
          * environment, so the binding asks for it explicitly. */
@@ -713,15 +819,13 @@ static PyObject *mod_pull(PyObject *mod, PyObject *args, PyObject *kw)
         o.n_exclude = ne;
         o.to_dir = to_dir;
         o.hf_cache = hf_cache;
-        o.progress = pc.fn ? on_pull_progress : NULL;
-        o.progress_ctx = &pc;
+        o.progress = on_pull_progress;
+        o.progress_ctx = &cc;
         cellar_pull_result r;
         int rc;
         Py_BEGIN_ALLOW_THREADS rc = cellar_pull(&r, s, repo, &o);
         Py_END_ALLOW_THREADS
-        if (rc) {
-            raise_cellar(rc);
-        } else {
+        if (call_end(&cc, rc) == 0) {
             PyObject *list = PyList_New((Py_ssize_t)r.n);
             for (size_t i = 0; list && i < r.n; i++) {
                 PyObject *str = PyUnicode_DecodeFSDefault(r.files[i].path);
@@ -745,7 +849,8 @@ static PyObject *mod_pull(PyObject *mod, PyObject *args, PyObject *kw)
 }
 
 /* save_file(path, [(name, dtype, shape, address, nbytes)], metadata: dict|None)
- * The addresses are read during the call (the GIL is held). */
+ * The addresses are read during the call, with the GIL released: the
+ * caller keeps the tensors alive (and unchanged) until it returns. */
 static PyObject *mod_save_file(PyObject *mod, PyObject *args)
 {
     (void)mod;
@@ -819,10 +924,12 @@ static PyObject *mod_save_file(PyObject *mod, PyObject *args)
             }
         }
     }
+    call_ctx cc = {0};
+    cellar_st_writer_set_progress(w, on_progress, &cc);
+    Py_BEGIN_ALLOW_THREADS
     rc = cellar_st_writer_write(w, PyBytes_AS_STRING(path));
-    if (rc)
-        raise_cellar(rc);
-    else
+    Py_END_ALLOW_THREADS
+    if (call_end(&cc, rc) == 0)
         res = Py_NewRef(Py_None);
 done:
     Py_XDECREF(fast);
@@ -1007,15 +1114,16 @@ static PyObject *mod_dduf_pack(PyObject *mod, PyObject *args)
     if (!PyArg_ParseTuple(args, "O&O&", PyUnicode_FSConverter, &path, PyUnicode_FSConverter,
                           &dir))
         return NULL;
+    call_ctx cc = {0};
     int rc;
     Py_BEGIN_ALLOW_THREADS
     rc = cellar_dduf_pack(PyBytes_AS_STRING(path), PyBytes_AS_STRING(dir), CELLAR_DDUF_REPLACE,
-                          NULL, NULL, NULL);
+                          NULL, on_progress, &cc);
     Py_END_ALLOW_THREADS
     Py_DECREF(path);
     Py_DECREF(dir);
-    if (rc)
-        return raise_cellar(rc);
+    if (call_end(&cc, rc))
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -1130,10 +1238,25 @@ static struct PyModuleDef moddef = {
     mod_methods, NULL, NULL, NULL, NULL,
 };
 
+/* The import may run on any thread: ask threading which one is main. */
+static int find_main_thread(void)
+{
+    PyObject *t = PyImport_ImportModule("threading");
+    PyObject *m = t ? PyObject_CallMethod(t, "main_thread", NULL) : NULL;
+    PyObject *id = m ? PyObject_GetAttrString(m, "ident") : NULL;
+    if (id)
+        main_thread_ident = PyLong_AsUnsignedLong(id);
+    Py_XDECREF(id);
+    Py_XDECREF(m);
+    Py_XDECREF(t);
+    return id && !PyErr_Occurred() ? 0 : -1;
+}
+
 PyMODINIT_FUNC PyInit__cellar(void);
 PyMODINIT_FUNC PyInit__cellar(void)
 {
-    if (PyType_Ready(&ModelType) < 0 || PyType_Ready(&BufferType) < 0)
+    if (PyType_Ready(&ModelType) < 0 || PyType_Ready(&BufferType) < 0 ||
+        find_main_thread() < 0)
         return NULL;
     PyObject *m = PyModule_Create(&moddef);
     if (!m)

@@ -7,6 +7,7 @@ import struct
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -130,6 +131,11 @@ class Hub:
 
     def reset(self):
         self.stats("?reset=1")
+
+    def control(self, **q):
+        """A fault switched on (mode, count, match, rate) or cleared (clear=1)."""
+        with urllib.request.urlopen(self.url + "/_control?" + urllib.parse.urlencode(q)) as r:
+            r.read()
 
     def close(self):
         self.proc.terminate()
