@@ -309,9 +309,15 @@ typedef struct cellar_hash_opts {
     uint32_t flags;       /* CELLAR_HASH_* */
     unsigned nthreads;    /* threads for one file or for a list of files; 0: all cores */
     const cellar_hash_cache *cache; /* borrowed for the call; NULL: no cache */
+    /* May be NULL. On the calling thread: one file's bytes read (path and
+     * bytes_total set; 0 for a stream), or for cellar_hash_paths() and a
+     * folder, the files done of files_total while one is long in coming.
+     * Non-zero stops the hashing: CELLAR_EUSER, nothing cached. */
+    cellar_progress_fn progress;
+    void *progress_ctx;
 } cellar_hash_opts; /* plain data */
-#define CELLAR_HASH_OPTS_VERSION 1
-#define CELLAR_HASH_OPTS_INIT {CELLAR_HASH_OPTS_VERSION, 0, 0, 0, NULL}
+#define CELLAR_HASH_OPTS_VERSION 2
+#define CELLAR_HASH_OPTS_INIT {CELLAR_HASH_OPTS_VERSION, 0, 0, 0, NULL, NULL, NULL}
 
 /* Digests of the file at path (symlinks followed). With opts->cache, an
  * unchanged file (same cellar_file_id) is answered from the cache with one
@@ -336,9 +342,9 @@ typedef int (*cellar_hash_each_fn)(size_t index, int rc, const cellar_digests *d
                                    const char *message, void *ctx);
 /* Hashes n paths on opts->nthreads threads (several files at once), calling
  * each() in order as results become available. Returns 0, or a negative
- * code if it could not go on (CELLAR_ENOMEM; CELLAR_EUSER when each()
- * stopped it; each() then has seen a prefix of the paths); per-file
- * failures go to each(). */
+ * code if it could not go on (CELLAR_ENOMEM; CELLAR_EUSER when each() or
+ * opts->progress stopped it: files being hashed stop too, and each() has
+ * seen a prefix of the paths); per-file failures go to each(). */
 CELLAR_API int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts *opts,
                                  cellar_hash_each_fn each, void *ctx);
 

@@ -1062,14 +1062,20 @@ static PyObject *mod_invokeai_hash(PyObject *mod, PyObject *args)
     cellar_algo algo;
     int rc = cellar_algo_parse(&algo, algo_name);
     char *out = NULL;
+    call_ctx cc = {0};
+    cellar_hash_opts o = CELLAR_HASH_OPTS_INIT;
+    o.progress = on_progress;
+    o.progress_ctx = &cc;
     if (!rc) {
         Py_BEGIN_ALLOW_THREADS
-        rc = cellar_invokeai_hash(&out, PyBytes_AS_STRING(path), algo, NULL);
+        rc = cellar_invokeai_hash(&out, PyBytes_AS_STRING(path), algo, &o);
         Py_END_ALLOW_THREADS
     }
     Py_DECREF(path);
-    if (rc)
-        return raise_cellar(rc);
+    if (call_end(&cc, rc)) {
+        cellar_free(out);
+        return NULL;
+    }
     PyObject *r = PyUnicode_FromString(out);
     cellar_free(out);
     return r;

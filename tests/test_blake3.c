@@ -291,7 +291,7 @@ static void test_fd(const char *dir, const uint8_t *in)
         for (unsigned t = 1; t <= 3; t++) {
             cellar_blake3 h;
             cellar_blake3_init(&h);
-            CHECK(blake3_update_fd(&h, fd, boundary_sizes[s], t, path) == 0);
+            CHECK(blake3_update_fd(&h, fd, boundary_sizes[s], t, path, NULL, NULL) == 0);
             uint8_t got[CELLAR_BLAKE3_OUT_LEN];
             cellar_blake3_finalize(&h, got, sizeof got);
             CHECK_MSG(!memcmp(got, want[s], sizeof got), "fd: %zu bytes, %u threads",
@@ -308,7 +308,7 @@ static void test_fd(const char *dir, const uint8_t *in)
     cellar_blake3 a, b;
     uint8_t da[XOF_LEN], db[XOF_LEN];
     init_mode(&a, KEYED);
-    CHECK(blake3_update_fd(&a, fd, len, 2, path) == 0);
+    CHECK(blake3_update_fd(&a, fd, len, 2, path, NULL, NULL) == 0);
     init_mode(&b, KEYED);
     cellar_blake3_update(&b, in, len);
     cellar_blake3_finalize(&a, da, XOF_LEN);
@@ -316,7 +316,7 @@ static void test_fd(const char *dir, const uint8_t *in)
     CHECK(!memcmp(da, db, XOF_LEN));
     cellar_blake3_init(&a);
     cellar_blake3_update(&a, "x", 1);
-    CHECK(blake3_update_fd(&a, fd, len, 2, path) == 0);
+    CHECK(blake3_update_fd(&a, fd, len, 2, path, NULL, NULL) == 0);
     cellar_blake3_init(&b);
     cellar_blake3_update(&b, "x", 1);
     cellar_blake3_update(&b, in, len);
@@ -325,12 +325,12 @@ static void test_fd(const char *dir, const uint8_t *in)
     CHECK(!memcmp(da, db, XOF_LEN));
 
     cellar_blake3_init(&a);
-    CHECK_ERR(blake3_update_fd(&a, fd, len + 1, 2, path), CELLAR_ECHANGED, path);
+    CHECK_ERR(blake3_update_fd(&a, fd, len + 1, 2, path, NULL, NULL), CELLAR_ECHANGED, path);
     cellar_blake3_init(&a);
-    CHECK_ERR(blake3_update_fd(&a, fd, 4 * len, 2, path), CELLAR_ECHANGED, "file ended");
+    CHECK_ERR(blake3_update_fd(&a, fd, 4 * len, 2, path, NULL, NULL), CELLAR_ECHANGED, "file ended");
     close(fd);
     cellar_blake3_init(&a);
-    CHECK_ERR(blake3_update_fd(&a, -1, len, 2, "closed.bin"), CELLAR_EIO,
+    CHECK_ERR(blake3_update_fd(&a, -1, len, 2, "closed.bin", NULL, NULL), CELLAR_EIO,
               "closed.bin: Bad file descriptor");
 }
 

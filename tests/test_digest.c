@@ -256,7 +256,7 @@ static void test_files(const char *dir)
         {.algo = CELLAR_ALGO_BLAKE3, .start = 0, .end = UINT64_MAX},
     };
     for (unsigned threads = 1; threads <= 2; threads++) {
-        CHECK(digest_lanes_fd(lanes, 5, fd, path, &st, 0, threads) == 0);
+        CHECK(digest_lanes_fd(lanes, 5, fd, path, &st, 0, threads, NULL) == 0);
         cellar_digests d;
         oneshot(&d, CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256), p + 0x100000, 0x10000);
         CHECK(!memcmp(lanes[0].out, d.d[CELLAR_ALGO_SHA256], 32));
@@ -328,7 +328,7 @@ static void test_changes(const char *dir)
     CHECK(write(afd, "x", 1) == 1);
     close(afd);
     digest_lane lane = {.algo = CELLAR_ALGO_SHA256, .start = 0, .end = UINT64_MAX};
-    CHECK_ERR(digest_lanes_fd(&lane, 1, fd, path, &st, 0, 1), CELLAR_ECHANGED,
+    CHECK_ERR(digest_lanes_fd(&lane, 1, fd, path, &st, 0, 1, NULL), CELLAR_ECHANGED,
               "moving.bin: file changed while it was hashed");
     close(fd);
 
@@ -336,7 +336,7 @@ static void test_changes(const char *dir)
     CHECK(digest_open(&fd, &st, path) == 0);
     CHECK(truncate(path, 1000) == 0);
     lane = (digest_lane){.algo = CELLAR_ALGO_MD5, .start = 0, .end = UINT64_MAX};
-    CHECK_ERR(digest_lanes_fd(&lane, 1, fd, path, &st, 0, 2), CELLAR_ECHANGED,
+    CHECK_ERR(digest_lanes_fd(&lane, 1, fd, path, &st, 0, 2, NULL), CELLAR_ECHANGED,
               "moving.bin: file shrank while it was read");
     close(fd);
 
@@ -595,6 +595,78 @@ static void test_db(const char *dir)
     free(path);
 }
 
+/* Progress: calls counted, the last report kept, stop after `stop_after`
+ * calls (0: never). */
+struct prog {
+    int calls, stop_after;
+    cellar_progress last;
+    char path[256];
+};
+
+static int on_prog(const cellar_progress *p, void *ctx)
+{
+    struct prog *g = ctx;
+    g->calls++;
+    g->last = *p;
+    snprintf(g->path, sizeof g->path, "%s", p->path ? p->path : "");
+    return g->stop_after && g->calls >= g->stop_after;
+}
+
+/* Every way a file is read (one thread, lanes on threads, the BLAKE3 tree,
+ * a pipe) reports its bytes and stops at the first non-zero answer with
+ * CELLAR_EUSER naming the file; a run left alone ends with a report of the
+ * whole file and the same digests as without a callback. */
+static void test_progress(const char *dir)
+{
+    size_t n = (20u << 20) + 5; /* over THREAD_MIN: threads and the tree apply */
+    uint8_t *p = pattern(n, 7);
+    char *path = write_file(dir, "progress.bin", p, n);
+    static const struct {
+        uint32_t algos;
+        unsigned nthreads;
+    } ways[] = {
+        {CELLAR_ALGO_BIT(CELLAR_ALGO_BLAKE3), 2}, /* the tree */
+        {CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256) | CELLAR_ALGO_BIT(CELLAR_ALGO_MD5), 2}, /* lanes */
+        {CELLAR_ALGO_BIT(CELLAR_ALGO_SHA256), 1}, /* one thread */
+    };
+    for (size_t w = 0; w < sizeof ways / sizeof *ways; w++) {
+        cellar_hash_opts o = CELLAR_HASH_OPTS_INIT;
+        o.algos = ways[w].algos;
+        o.nthreads = ways[w].nthreads;
+        o.flags = CELLAR_HASH_NO_CACHE;
+        cellar_digests want, got;
+        CHECK(cellar_hash_path(&want, path, &o) == 0);
+        struct prog g = {.stop_after = 1};
+        o.progress = on_prog;
+        o.progress_ctx = &g;
+        CHECK_ERR(cellar_hash_path(&got, path, &o), CELLAR_EUSER, "progress.bin: stopped");
+        CHECK_MSG(g.calls == 1 && g.last.bytes_total == n && g.last.bytes_done < n,
+                  "way %zu: %d calls, %llu of %llu", w, g.calls,
+                  (unsigned long long)g.last.bytes_done, (unsigned long long)g.last.bytes_total);
+        g = (struct prog){0};
+        CHECK(cellar_hash_path(&got, path, &o) == 0);
+        CHECK(g.calls >= 1 && g.last.bytes_done == n && g.last.bytes_total == n &&
+              strstr(g.path, "progress.bin") != NULL);
+        CHECK(got.have == want.have && !memcmp(got.d, want.d, sizeof got.d));
+    }
+    /* A stream: bytes so far, no total. */
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    CHECK(write(fds[1], p, 4096) == 4096);
+    close(fds[1]);
+    struct prog g = {.stop_after = 1};
+    cellar_hash_opts o = CELLAR_HASH_OPTS_INIT;
+    o.progress = on_prog;
+    o.progress_ctx = &g;
+    cellar_digests d;
+    CHECK_ERR(cellar_hash_fd(&d, fds[0], "the pipe", &o), CELLAR_EUSER, "the pipe: stopped");
+    CHECK(g.calls == 1 && g.last.bytes_done == 4096 && g.last.bytes_total == 0);
+    close(fds[0]);
+    unlink(path);
+    free(path);
+    free(p);
+}
+
 int main(void)
 {
     const char *dir = test_tmpdir("digest");
@@ -605,6 +677,7 @@ int main(void)
     test_changes(dir);
     test_cache(dir);
     test_many(dir);
+    test_progress(dir);
     test_db(dir);
     return test_summary();
 }

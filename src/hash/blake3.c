@@ -424,8 +424,23 @@ struct subtree_job {
     uint8_t flags;
     uint8_t *cvs; /* the batch's CVs, in input order */
     size_t next;  /* the next unit nobody has taken (atomic) */
-    int err;      /* atomic: 0, the errno of a failed read, or -1: file too short */
+    int err;      /* atomic: 0, the errno of a failed read, -1: file too short,
+                   * or STOPPED */
+    cellar_progress_fn progress; /* called on the thread `caller` only */
+    void *progress_ctx;
+    pthread_t caller;
+    uint64_t size;
 };
+
+#define STOPPED (-2) /* the progress callback asked to stop */
+
+static bool stop_asked(const struct subtree_job *j, uint64_t done)
+{
+    if (!j->progress || !pthread_equal(pthread_self(), j->caller))
+        return false;
+    cellar_progress p = {.bytes_done = done, .bytes_total = j->size};
+    return j->progress(&p, j->progress_ctx) != 0;
+}
 
 /* The CV of one whole unit, a subtree that is not the root of the input. */
 static void subtree_cv(const struct subtree_job *j, const uint8_t *in, uint64_t chunk_counter,
@@ -478,6 +493,10 @@ static void *subtree_worker(void *arg)
         }
         subtree_cv(j, in, (uint64_t)unit * unit_chunks,
                    j->cvs + (unit - j->first) * BLAKE3_OUT_LEN);
+        if (stop_asked(j, (uint64_t)(unit + 1) * j->unit_len)) {
+            job_fail(j, STOPPED);
+            break;
+        }
     }
     free(buf);
     return NULL;
@@ -570,7 +589,8 @@ void blake3_update_parallel(cellar_blake3 *h, const void *data, size_t len, unsi
  * stay in a core's cache between the copy and the hashing. */
 #define FILE_UNIT_LEN (1024 * 1024)
 
-int blake3_update_fd(cellar_blake3 *h, int fd, uint64_t size, unsigned nthreads, const char *path)
+int blake3_update_fd(cellar_blake3 *h, int fd, uint64_t size, unsigned nthreads, const char *path,
+                     cellar_progress_fn progress, void *ctx)
 {
     if (nthreads == 0) nthreads = cellar_ncpus();
     struct subtree_job job = {
@@ -579,6 +599,10 @@ int blake3_update_fd(cellar_blake3 *h, int fd, uint64_t size, unsigned nthreads,
         .unit_len = FILE_UNIT_LEN,
         .key = h->key,
         .flags = h->flags,
+        .progress = progress,
+        .progress_ctx = ctx,
+        .caller = pthread_self(),
+        .size = size,
     };
     uint64_t off = 0;
     int err = run_units(&job, h, size, nthreads, &off);
@@ -594,8 +618,10 @@ int blake3_update_fd(cellar_blake3 *h, int fd, uint64_t size, unsigned nthreads,
         else
             cellar_blake3_update(h, buf, want);
         off += want;
+        if (!err && stop_asked(&job, off)) err = STOPPED;
     }
     free(buf);
+    if (err == STOPPED) return cellar_stopped(path);
     if (err == -1)
         return cellar_fail(CELLAR_ECHANGED, "%s: file ended before its %llu bytes", path,
                            (unsigned long long)size);

@@ -30,7 +30,11 @@ void blake3_update_parallel(cellar_blake3 *h, const void *data, size_t len, unsi
  * it for files. Returns 0, or, leaving h unusable: CELLAR_ECHANGED (the
  * file is shorter than size), CELLAR_ENOMEM, or CELLAR_EIO (a read failed;
  * the message names path). */
-int blake3_update_fd(cellar_blake3 *h, int fd, uint64_t size, unsigned nthreads, const char *path);
+/* progress (may be NULL) hears bytes_done of bytes_total (size) from the
+ * calling thread after each unit it hashes; non-zero stops the pass:
+ * CELLAR_EUSER. */
+int blake3_update_fd(cellar_blake3 *h, int fd, uint64_t size, unsigned nthreads, const char *path,
+                     cellar_progress_fn progress, void *ctx);
 
 /* blake3_update_parallel with the subtree size chosen by the caller
  * (unit_len: a power of two, at least one chunk), so tests can put the

@@ -357,8 +357,17 @@ static int source_get(const struct source *src, uint8_t *buf, uint64_t off, size
     return 0;
 }
 
+int digest_report(digest_progress *pr, const char *path, uint64_t done, uint64_t total,
+                  bool force)
+{
+    if (!pr || !pr->fn || !(cellar_tick(&pr->last, 100) || force))
+        return 0;
+    cellar_progress p = {.bytes_done = done, .bytes_total = total, .files_total = 1, .path = path};
+    return pr->fn(&p, pr->ctx) ? cellar_stopped(path) : 0;
+}
+
 static int pass_one_thread(cellar_hasher **h, const digest_lane *lanes, size_t n,
-                           const struct source *src)
+                           const struct source *src, uint64_t size, digest_progress *pr)
 {
     uint64_t lo, hi;
     lanes_span(lanes, n, &lo, &hi);
@@ -371,8 +380,10 @@ static int pass_one_thread(cellar_hasher **h, const digest_lane *lanes, size_t n
     for (uint64_t off = lo; off < hi && rc == 0; off += READ_BUF) {
         size_t want = hi - off < READ_BUF ? (size_t)(hi - off) : READ_BUF;
         const uint8_t *p;
-        if ((rc = source_get(src, buf, off, want, &p)) == 0)
+        if ((rc = source_get(src, buf, off, want, &p)) == 0) {
             lanes_feed(h, lanes, n, p, off, want);
+            rc = digest_report(pr, src->name, off + want, size, false);
+        }
     }
     free(buf);
     return rc;
@@ -392,6 +403,9 @@ struct walk {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     uint64_t *pos; /* per thread; UINT64_MAX once done */
+    digest_progress *pr; /* reported by thread 0, the caller */
+    uint64_t size;
+    atomic_bool stop;    /* thread 0 was asked to stop */
 };
 
 struct walker {
@@ -427,9 +441,17 @@ static int walk_lanes(struct walker *me, uint8_t *buf)
             pthread_mutex_lock(&w->mu);
             w->pos[me->t] = off;
             pthread_cond_broadcast(&w->cv);
-            while (off > walk_slowest(w) + STEP_WINDOW)
+            while (off > walk_slowest(w) + STEP_WINDOW && !atomic_load(&w->stop))
                 pthread_cond_wait(&w->cv, &w->mu);
+            uint64_t slowest = walk_slowest(w);
             pthread_mutex_unlock(&w->mu);
+            int rc = me->t == 0 ? digest_report(w->pr, w->src->name, slowest, w->size, false) : 0;
+            if (rc) {
+                atomic_store(&w->stop, true);
+                return rc;
+            }
+            if (atomic_load(&w->stop))
+                return cellar_stopped(w->src->name);
         }
         size_t want = hi - off < READ_BUF ? (size_t)(hi - off) : READ_BUF;
         const uint8_t *p;
@@ -460,7 +482,8 @@ static void *walk_thread(void *arg)
 }
 
 static int pass_threads(cellar_hasher **h, const digest_lane *lanes, size_t n,
-                        const struct source *src, unsigned nthreads)
+                        const struct source *src, unsigned nthreads, uint64_t size,
+                        digest_progress *pr)
 {
     int rc = 0;
     unsigned *owner = cellar_calloc(n, sizeof *owner);
@@ -496,7 +519,7 @@ static int pass_threads(cellar_hasher **h, const digest_lane *lanes, size_t n,
     }
 
     struct walk w = {.src = src, .h = h, .lanes = lanes, .n = n, .owner = owner,
-                     .nthreads = nthreads, .pos = pos};
+                     .nthreads = nthreads, .pos = pos, .pr = pr, .size = size};
     pthread_mutex_init(&w.mu, NULL);
     pthread_cond_init(&w.cv, NULL);
     for (unsigned t = 0; t < nthreads; t++) {
@@ -532,8 +555,19 @@ done:
 /* A lone BLAKE3 of a whole file, on the tree hasher's threads: reading
  * subtrees into per-thread buffers, or over the mapping. Returns whether it
  * applied (the digest is then in the lane). */
+struct tree_tick {
+    digest_progress *pr;
+    const char *name;
+};
+
+static int tree_tick(const cellar_progress *p, void *ctx)
+{
+    struct tree_tick *t = ctx;
+    return digest_report(t->pr, t->name, p->bytes_done, p->bytes_total, false) != 0;
+}
+
 static bool pass_blake3_tree(int *rc, digest_lane *lanes, size_t n, const struct source *src,
-                             uint64_t size, unsigned nthreads)
+                             uint64_t size, unsigned nthreads, digest_progress *pr)
 {
     if (n != 1 || lanes[0].algo != CELLAR_ALGO_BLAKE3 || lanes[0].start != 0 ||
         lanes[0].end != size || nthreads < 2 || size < THREAD_MIN)
@@ -542,14 +576,16 @@ static bool pass_blake3_tree(int *rc, digest_lane *lanes, size_t n, const struct
     cellar_blake3_init(&b3);
     if (src->map)
         blake3_update_parallel(&b3, src->map, (size_t)size, nthreads);
-    else if ((*rc = blake3_update_fd(&b3, src->fd, size, nthreads, src->name)))
+    else if ((*rc = blake3_update_fd(&b3, src->fd, size, nthreads, src->name,
+                                     pr && pr->fn ? tree_tick : NULL,
+                                     &(struct tree_tick){pr, src->name})))
         return true;
     cellar_blake3_finalize(&b3, lanes[0].out, CELLAR_BLAKE3_OUT_LEN);
     return true;
 }
 
 int digest_lanes_fd(digest_lane *lanes, size_t n, int fd, const char *name, const struct stat *st,
-                    uint32_t flags, unsigned nthreads)
+                    uint32_t flags, unsigned nthreads, digest_progress *pr)
 {
     uint64_t size = (uint64_t)st->st_size;
     for (size_t i = 0; i < n; i++)
@@ -567,14 +603,14 @@ int digest_lanes_fd(digest_lane *lanes, size_t n, int fd, const char *name, cons
     }
     cellar_hasher **h = cellar_calloc(n ? n : 1, sizeof *h);
     int rc = h ? lanes_start(h, lanes, n) : CELLAR_ENOMEM;
-    if (rc == 0 && !pass_blake3_tree(&rc, lanes, n, &src, size, nthreads)) {
+    if (rc == 0 && !pass_blake3_tree(&rc, lanes, n, &src, size, nthreads, pr)) {
         size_t busy = 0; /* lanes long enough to be worth a thread */
         for (size_t i = 0; i < n; i++)
             busy += lanes[i].end - lanes[i].start >= THREAD_MIN;
         if (nthreads > busy)
             nthreads = (unsigned)busy;
-        rc = nthreads > 1 ? pass_threads(h, lanes, n, &src, nthreads)
-                          : pass_one_thread(h, lanes, n, &src);
+        rc = nthreads > 1 ? pass_threads(h, lanes, n, &src, nthreads, size, pr)
+                          : pass_one_thread(h, lanes, n, &src, size, pr);
         if (rc == 0)
             rc = lanes_finish(h, lanes, n);
     }
@@ -651,7 +687,14 @@ static uint32_t algos_of(const cellar_hash_opts *o)
 {
     return o && o->algos ? o->algos : CELLAR_ALGO_BIT(CELLAR_ALGO_BLAKE3);
 }
-static int hash_stream(cellar_digests *out, int fd, const char *name, uint32_t want)
+/* The progress of one file's hashing, from the options. */
+static digest_progress progress_of(const cellar_hash_opts *o)
+{
+    return (digest_progress){.fn = o ? o->progress : NULL, .ctx = o ? o->progress_ctx : NULL};
+}
+
+static int hash_stream(cellar_digests *out, int fd, const char *name, uint32_t want,
+                       digest_progress *pr)
 {
     cellar_hasher *h;
     int rc = cellar_hasher_new(&h, want, UINT64_MAX);
@@ -662,6 +705,7 @@ static int hash_stream(cellar_digests *out, int fd, const char *name, uint32_t w
         cellar_hasher_free(h);
         return CELLAR_ENOMEM;
     }
+    uint64_t seen = 0;
     for (;;) {
         ssize_t got = read(fd, buf, READ_BUF);
         if (got < 0 && errno == EINTR)
@@ -673,6 +717,9 @@ static int hash_stream(cellar_digests *out, int fd, const char *name, uint32_t w
         if (got == 0)
             break;
         cellar_hasher_update(h, buf, (size_t)got);
+        seen += (uint64_t)got;
+        if ((rc = digest_report(pr, name, seen, 0, false)) != 0)
+            break;
     }
     free(buf);
     if (rc == 0) rc = cellar_hasher_final(out, h);
@@ -689,7 +736,10 @@ static int hash_regular(cellar_digests *out, int fd, const char *name, const str
     for (unsigned a = 0; a < CELLAR_ALGO__COUNT; a++)
         if (want & CELLAR_ALGO_BIT(a))
             lanes[n++] = (digest_lane){.algo = (cellar_algo)a, .start = 0, .end = UINT64_MAX};
-    int rc = digest_lanes_fd(lanes, n, fd, name, st, o ? o->flags : 0, o ? o->nthreads : 0);
+    digest_progress pr = progress_of(o);
+    int rc = digest_lanes_fd(lanes, n, fd, name, st, o ? o->flags : 0, o ? o->nthreads : 0, &pr);
+    if (rc == 0)
+        rc = digest_report(&pr, name, (uint64_t)st->st_size, (uint64_t)st->st_size, true);
     if (rc)
         return rc;
     for (size_t i = 0; i < n; i++) {
@@ -712,8 +762,10 @@ int cellar_hash_fd(cellar_digests *out, int fd, const char *name, const cellar_h
     if (fstat(fd, &st) != 0)
         return cellar_fail_errno(errno, "%s", name);
     RETURN_ERROR_IF(S_ISDIR(st.st_mode), CELLAR_EUNSUPPORTED, "%s: Is a directory", name);
-    if (!S_ISREG(st.st_mode))
-        return hash_stream(out, fd, name, algos_of(opts));
+    if (!S_ISREG(st.st_mode)) {
+        digest_progress pr = progress_of(opts);
+        return hash_stream(out, fd, name, algos_of(opts), &pr);
+    }
     return hash_regular(out, fd, name, &st, algos_of(opts), opts);
 }
 
@@ -789,7 +841,8 @@ static int hash_uncached(cellar_digests *out, struct hashed *done, const char *p
     if (rc)
         return rc;
     if (S_ISFIFO(done->st.st_mode)) {
-        rc = hash_stream(out, fd, path, want);
+        digest_progress pr = progress_of(o);
+        rc = hash_stream(out, fd, path, want, &pr);
         close(fd);
         return rc;
     }
@@ -857,9 +910,48 @@ struct batch {
     cellar_hash_opts opts; /* per file: nthreads already divided */
     struct batch_slot *slots;
     atomic_size_t next;
+    atomic_bool stopping; /* the caller's progress asked to stop: files in flight too */
     pthread_mutex_t mu;
     pthread_cond_t cv;
 };
+
+/* The workers' progress callback: only whether to stop. */
+static int batch_stopping(const cellar_progress *p, void *ctx)
+{
+    (void)p;
+    struct batch *b = ctx;
+    return atomic_load(&b->stopping);
+}
+
+/* Waits for slot i, telling the caller's progress (files done of total)
+ * every 100 ms meanwhile. Returns non-zero if it asked to stop. */
+static int batch_wait(struct batch *b, size_t i, const cellar_hash_opts *opts, size_t done,
+                      size_t total)
+{
+    int stop = 0;
+    pthread_mutex_lock(&b->mu);
+    while (!atomic_load(&b->slots[i].ready) && !stop) {
+        if (!opts || !opts->progress) {
+            pthread_cond_wait(&b->cv, &b->mu);
+            continue;
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        if (pthread_cond_timedwait(&b->cv, &b->mu, &until) == 0)
+            continue;
+        cellar_progress p = {.files_done = done, .files_total = total, .path = b->paths[i]};
+        pthread_mutex_unlock(&b->mu);
+        stop = opts->progress(&p, opts->progress_ctx) != 0;
+        pthread_mutex_lock(&b->mu);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return stop;
+}
 
 static void *batch_thread(void *arg)
 {
@@ -948,7 +1040,7 @@ static void batch_store(struct batch *b, const cellar_hash_cache *cache, size_t 
 }
 
 /* One window of paths: index base + i of the caller's list is paths[i]. */
-static int hash_window(const char *const *paths, size_t n, size_t base,
+static int hash_window(const char *const *paths, size_t n, size_t base, size_t nall,
                        const cellar_hash_opts *opts, unsigned total, cellar_hash_each_fn each,
                        void *ctx)
 {
@@ -958,6 +1050,8 @@ static int hash_window(const char *const *paths, size_t n, size_t base,
         b.opts = *opts;
     /* Few files: each gets several threads; many: one each. */
     b.opts.nthreads = total / workers ? total / workers : 1;
+    b.opts.progress = batch_stopping;
+    b.opts.progress_ctx = &b;
     b.slots = cellar_calloc(n, sizeof *b.slots);
     pthread_t *tid = cellar_calloc(workers, sizeof *tid);
     if (!b.slots || !tid) {
@@ -982,10 +1076,12 @@ static int hash_window(const char *const *paths, size_t n, size_t base,
     bool stopped = false;
     size_t i = 0;
     while (i < n && !stopped) {
-        pthread_mutex_lock(&b.mu);
-        while (!atomic_load(&b.slots[i].ready))
-            pthread_cond_wait(&b.cv, &b.mu);
-        pthread_mutex_unlock(&b.mu);
+        if (batch_wait(&b, i, opts, base + i, nall)) {
+            stopped = true;
+            atomic_store(&b.stopping, true);
+            atomic_store(&b.next, n);
+            break;
+        }
         size_t j = i + 1;
         while (j < n && j - i < STORE_BATCH && atomic_load(&b.slots[j].ready))
             j++;
@@ -996,8 +1092,10 @@ static int hash_window(const char *const *paths, size_t n, size_t base,
             stopped = each(base + i, s->rc, &s->d,
                            s->rc ? (s->message ? s->message : "out of memory") : "", ctx) != 0;
         }
-        if (stopped) /* workers take no new file; those in flight finish */
+        if (stopped) { /* workers take no new file; those in flight stop */
+            atomic_store(&b.stopping, true);
             atomic_store(&b.next, n);
+        }
     }
     for (unsigned t = 0; t < started; t++)
         pthread_join(tid[t], NULL);
@@ -1021,7 +1119,7 @@ int cellar_hash_paths(const char *const *paths, size_t n, const cellar_hash_opts
     unsigned total = digest_threads(opts ? opts->nthreads : 0);
     for (size_t off = 0; off < n; off += BATCH_WINDOW) {
         size_t m = n - off < BATCH_WINDOW ? n - off : BATCH_WINDOW;
-        rc = hash_window(paths + off, m, off, opts, total, each, ctx);
+        rc = hash_window(paths + off, m, off, n, opts, total, each, ctx);
         if (rc)
             return rc;
     }

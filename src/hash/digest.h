@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <time.h>
 
 /* One algorithm over file[start:end] (end clamped to the file's size, as a
  * Python slice is). The unit of work of a pass. */
@@ -18,12 +19,28 @@ typedef struct digest_lane {
     uint8_t out[CELLAR_DIGEST_MAX];
 } digest_lane;
 
+/* A pass's progress: fn hears the file's bytes read (path, bytes_total
+ * set), from the thread that started the pass only, at most every 100 ms;
+ * non-zero stops the pass with CELLAR_EUSER. */
+typedef struct digest_progress {
+    cellar_progress_fn fn;
+    void *ctx;
+    struct timespec last;
+} digest_progress;
+
+/* Reports done of total bytes of path to pr (NULL or without fn: nothing):
+ * 0, or CELLAR_EUSER (the message names path) when it asks to stop. Only
+ * every 100 ms unless force. */
+int digest_report(digest_progress *pr, const char *path, uint64_t done, uint64_t total,
+                  bool force);
+
 /* Hashes every lane over the regular file fd (whose fstat before the pass is
  * *st) in one pass: mmap or read(2) per flags and size, lanes spread over up
- * to nthreads threads (0: all cores). Afterwards fstat must match *st, else
- * CELLAR_ECHANGED. name labels errors. */
+ * to nthreads threads (0: all cores), progress to pr (may be NULL).
+ * Afterwards fstat must match *st, else CELLAR_ECHANGED. name labels
+ * errors. */
 int digest_lanes_fd(digest_lane *lanes, size_t n, int fd, const char *name, const struct stat *st,
-                    uint32_t flags, unsigned nthreads);
+                    uint32_t flags, unsigned nthreads, digest_progress *pr);
 
 /* Opens path for hashing: O_RDONLY, then fstat. Directories, devices and
  * sockets fail with CELLAR_EUNSUPPORTED; FIFOs are returned as they are. */

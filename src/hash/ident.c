@@ -169,7 +169,8 @@ int cellar_ident_file(cellar_ident *out, const char *path, const cellar_hash_opt
         lanes[L_AUTOV3].start = v3;
     else
         n--; /* L_AUTOV3 is last: not a safetensors file, no lane */
-    rc = digest_lanes_fd(lanes, n, fd, path, &st, flags, opts ? opts->nthreads : 0);
+    digest_progress pr = {.fn = opts ? opts->progress : NULL, .ctx = opts ? opts->progress_ctx : NULL};
+    rc = digest_lanes_fd(lanes, n, fd, path, &st, flags, opts ? opts->nthreads : 0, &pr);
     close(fd);
     if (rc)
         return rc;

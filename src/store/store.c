@@ -252,7 +252,7 @@ int store_hash_fd(int fd, const char *path, const struct stat *st, uint32_t algo
             n++;
         }
     }
-    int rc = digest_lanes_fd(lanes, n, fd, path, st, 0, 0);
+    int rc = digest_lanes_fd(lanes, n, fd, path, st, 0, 0, NULL);
     if (rc)
         return rc;
     memset(out, 0, sizeof *out);

@@ -119,28 +119,24 @@ def test_interrupt_main_stops_pull_without_callback(hub, big_repo, tmp_path):
     verify_store(tmp_path / "store")
 
 
-CHILD = r"""
-import sys
-import cellar
-cellar.snapshot_download(sys.argv[1], local_dir=sys.argv[2])
-print("finished")
-"""
-
-
-def test_sigint_stops_snapshot_download_in_a_process(hub, big_repo, tmp_path):
-    """Ctrl-C on a process in snapshot_download: KeyboardInterrupt, no
-    partial file in the target, the store intact."""
-    hub.control(mode="slow", count=-1, match=BIG, rate=16384)  # about 4 minutes
-    local = tmp_path / "local"
+def interrupted_child(code, args, started):
+    """Runs code in a child Python with args, waits (generously) until
+    started() or the child printing "go" says the long call is under way,
+    sends SIGINT and returns the child's stderr. The child must end with
+    KeyboardInterrupt promptly: 120 s, where the call left alone takes far
+    longer."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    p = subprocess.Popen([sys.executable, "-c", CHILD, BIG, str(local)], env=env,
+    p = subprocess.Popen([sys.executable, "-c", code] + [str(a) for a in args], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        # Wait (generously) until the download is under way, then Ctrl-C.
-        for _ in range(1200):
-            if hub.served(BIG_FILE) > 0 or p.poll() is not None:
-                break
-            threading.Event().wait(0.05)
+        if started is None:
+            assert p.stdout.readline().strip() == "go", p.communicate()
+            threading.Event().wait(0.5)
+        else:
+            for _ in range(1200):
+                if started() or p.poll() is not None:
+                    break
+                threading.Event().wait(0.05)
         assert p.poll() is None, p.communicate()
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=120)
@@ -150,6 +146,33 @@ def test_sigint_stops_snapshot_download_in_a_process(hub, big_repo, tmp_path):
             p.wait()
     assert p.returncode != 0 and "finished" not in out
     assert "KeyboardInterrupt" in err.strip().splitlines()[-1], err
+    return err
+
+
+def test_sigint_stops_snapshot_download_in_a_process(hub, big_repo, tmp_path):
+    """Ctrl-C on a process in snapshot_download: KeyboardInterrupt, no
+    partial file in the target, the store intact."""
+    hub.control(mode="slow", count=-1, match=BIG, rate=16384)  # about 4 minutes
+    local = tmp_path / "local"
+    interrupted_child("import sys, cellar\n"
+                      "cellar.snapshot_download(sys.argv[1], local_dir=sys.argv[2])\n"
+                      "print('finished')\n", [BIG, local], lambda: hub.served(BIG_FILE) > 0)
     assert hub.served(BIG_FILE) < BIG_SIZE
     assert not (local / BIG_FILE).exists()
     verify_store(tmp_path / "store")
+
+
+@pytest.mark.parametrize("algorithm", ["blake3", "md5"])  # the threaded tree; one thread's pass
+def test_sigint_stops_model_hash_in_a_process(tmp_path, algorithm):
+    """Ctrl-C while model_hash reads a file: a 4 TiB sparse file takes
+    most of an hour to hash; the call ends with KeyboardInterrupt at once."""
+    p = tmp_path / "huge.safetensors"
+    with open(p, "wb") as f:
+        f.truncate(4 << 40)
+    interrupted_child("import sys, cellar\nprint('go', flush=True)\n"
+                      "cellar.model_hash(sys.argv[1], sys.argv[2])\nprint('finished')\n",
+                      [p, algorithm], None)
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"abc")
+    import hashlib
+    assert cellar.model_hash(small, "md5") == "md5:" + hashlib.md5(b"abc").hexdigest()
