@@ -92,6 +92,8 @@ static int on_progress(const cellar_pull_event *ev, void *ctx)
         if (pr->tty)
             fprintf(stderr, "\r\033[K%s: another pull is downloading it; waiting\n", ev->path);
         break;
+    case CELLAR_PULL_TICK:
+        return cli_interrupted();
     case CELLAR_PULL_START:
     case CELLAR_PULL_PROGRESS:
         pr->current = ev->path;

@@ -1583,7 +1583,8 @@ typedef enum cellar_pull_event_kind {
     CELLAR_PULL_PROGRESS, /* bytes of path arrived */
     CELLAR_PULL_RETRY,    /* path failed and is tried again; message says why */
     CELLAR_PULL_FINISH,   /* path downloaded, verified and stored */
-    CELLAR_PULL_WAIT      /* another process is downloading path's blob */
+    CELLAR_PULL_WAIT,     /* another process is downloading path's blob */
+    CELLAR_PULL_TICK      /* nothing new; path NULL: the pulling thread's chance to stop */
 } cellar_pull_event_kind;
 
 typedef struct cellar_pull_event {
@@ -1597,7 +1598,11 @@ typedef struct cellar_pull_event {
     const char *message; /* RETRY: why; else NULL */
 } cellar_pull_event; /* plain data */
 
-/* Called on the pulling thread; must not call back into the pull. Non-zero
+/* Called one at a time, on the pulling thread or on the pull's transfer
+ * threads (several files at once); must not call back into the pull.
+ * While transfers run, the pulling thread hears a TICK about every 100 ms,
+ * so a caller that can only act on its own thread (Python's signal
+ * handlers) gets to stop the pull in time. Non-zero
  * stops the pull (CELLAR_EUSER): transfers are dropped, partials kept for
  * the next run to resume, nothing half-written admitted. */
 typedef int (*cellar_pull_progress_fn)(const cellar_pull_event *ev, void *ctx);

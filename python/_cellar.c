@@ -166,40 +166,92 @@ static int parse_dtype(cellar_dtype *out, PyObject *o)
     return 0;
 }
 
-/* A list of str from any sequence of str / os.PathLike. The strings live in
- * the returned list of bytes objects. */
-static const char **path_array(PyObject *seq, PyObject **keep, size_t *n)
+/* Fills slot (one element of the array seq_array() makes) from item;
+ * objects the slot points into go to keep (a list, NULL when the caller
+ * asked for none). Returns 0, or -1 with an exception set. */
+typedef int (*item_fn)(PyObject *item, void *slot, PyObject *keep, const void *ctx);
+
+/* The items of any sequence as a PyMem array of *n elements of elsize (and
+ * one zeroed past the end), each filled by conv(item, slot, list, ctx).
+ * With keep, *keep gets the list holding what the slots point into, to be
+ * dropped after the array. NULL with an exception set on failure. */
+static void *seq_array(PyObject *seq, const char *what, size_t elsize, item_fn conv,
+                       const void *ctx, PyObject **keep, size_t *n)
 {
-    PyObject *fast = PySequence_Fast(seq, "expected a sequence of paths");
+    PyObject *fast = PySequence_Fast(seq, what);
     if (!fast)
         return NULL;
     Py_ssize_t len = PySequence_Fast_GET_SIZE(fast);
-    const char **v = PyMem_Calloc((size_t)len + 1, sizeof *v);
-    PyObject *list = PyList_New(0);
-    if (!v || !list) {
+    char *v = PyMem_Calloc((size_t)len + 1, elsize);
+    PyObject *list = keep ? PyList_New(0) : NULL;
+    int ok = v && (list || !keep);
+    if (!ok)
+        PyErr_NoMemory();
+    for (Py_ssize_t i = 0; ok && i < len; i++)
+        ok = conv(PySequence_Fast_GET_ITEM(fast, i), v + (size_t)i * elsize, list, ctx) == 0;
+    Py_DECREF(fast);
+    if (!ok) {
         PyMem_Free(v);
         Py_XDECREF(list);
-        Py_DECREF(fast);
-        PyErr_NoMemory();
         return NULL;
     }
-    for (Py_ssize_t i = 0; i < len; i++) {
-        PyObject *b = NULL;
-        if (!PyUnicode_FSConverter(PySequence_Fast_GET_ITEM(fast, i), &b) ||
-            PyList_Append(list, b) != 0) {
-            Py_XDECREF(b);
-            PyMem_Free(v);
-            Py_DECREF(list);
-            Py_DECREF(fast);
-            return NULL;
-        }
-        v[i] = PyBytes_AS_STRING(b);
-        Py_DECREF(b);
-    }
-    Py_DECREF(fast);
-    *keep = list;
+    if (keep)
+        *keep = list;
     *n = (size_t)len;
     return v;
+}
+
+/* "O&" converter: a str, bytes or os.PathLike, or None (NULL), to bytes in
+ * the file-system encoding; cleans up after a later argument fails. */
+static int fs_path_or_none(PyObject *o, void *out)
+{
+    if (o == Py_None) {
+        *(PyObject **)out = NULL;
+        return 1;
+    }
+    return PyUnicode_FSConverter(o, out);
+}
+
+/* A path of the file system into *slot, its bytes kept alive in keep. */
+static int keep_path(PyObject *o, const char **slot, PyObject *keep)
+{
+    PyObject *b = NULL;
+    if (!PyUnicode_FSConverter(o, &b) || PyList_Append(keep, b) != 0) {
+        Py_XDECREF(b);
+        return -1;
+    }
+    *slot = PyBytes_AS_STRING(b);
+    Py_DECREF(b);
+    return 0;
+}
+
+static int path_item(PyObject *item, void *slot, PyObject *keep, const void *ctx)
+{
+    (void)ctx;
+    return keep_path(item, slot, keep);
+}
+
+/* const char *[] from any sequence of str / os.PathLike; the strings live
+ * in *keep. */
+static const char **path_array(PyObject *seq, PyObject **keep, size_t *n)
+{
+    return seq_array(seq, "expected a sequence of paths", sizeof(const char *), path_item, NULL,
+                     keep, n);
+}
+
+/* A list of n str in the file-system encoding, the i-th at(arr, i). */
+static PyObject *fs_list(size_t n, const char *(*at)(const void *arr, size_t i), const void *arr)
+{
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list && i < n; i++) {
+        PyObject *str = PyUnicode_DecodeFSDefault(at(arr, i));
+        if (!str) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, str);
+    }
+    return list;
 }
 
 static PyObject *str_from(const char *s, size_t len)
@@ -234,36 +286,29 @@ static void Model_dealloc(ModelObject *self)
 static int Model_init(ModelObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"paths", "dduf", "component", "last_wins", "allow_unknown", NULL};
-    PyObject *paths = Py_None, *dduf = Py_None;
+    PyObject *paths = Py_None, *dduf = NULL;
     const char *component = NULL;
     int last_wins = 0, allow_unknown = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O$Ozpp", kwlist, &paths, &dduf, &component,
-                                     &last_wins, &allow_unknown))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O$O&zpp", kwlist, &paths, fs_path_or_none,
+                                     &dduf, &component, &last_wins, &allow_unknown))
         return -1;
-    if (self->m) {
-        PyErr_SetString(PyExc_RuntimeError, "Model already open");
-        return -1;
-    }
     cellar_ref *ref = NULL;
-    int rc;
+    int rc = 0;
     PyObject *keep = NULL;
-    if (dduf != Py_None) {
-        PyObject *b = NULL;
-        if (!PyUnicode_FSConverter(dduf, &b))
-            return -1;
-        rc = cellar_ref_dduf(&ref, PyBytes_AS_STRING(b), component ? component : "");
-        Py_DECREF(b);
-    } else {
-        size_t n;
-        const char **v = path_array(paths, &keep, &n);
-        if (!v)
-            return -1;
+    const char **v = NULL;
+    size_t n;
+    if (self->m)
+        PyErr_SetString(PyExc_RuntimeError, "Model already open");
+    else if (dduf)
+        rc = cellar_ref_dduf(&ref, PyBytes_AS_STRING(dduf), component ? component : "");
+    else if ((v = path_array(paths, &keep, &n)) != NULL)
         rc = cellar_ref_files(&ref, v, n);
-        PyMem_Free(v);
-    }
-    if (rc) {
-        Py_XDECREF(keep);
+    PyMem_Free(v);
+    Py_XDECREF(dduf);
+    if (rc)
         raise_cellar(rc);
+    if (!ref) {
+        Py_XDECREF(keep);
         return -1;
     }
     cellar_model_opts o = CELLAR_MODEL_OPTS_INIT;
@@ -357,38 +402,42 @@ static PyObject *Model_find(ModelObject *self, PyObject *arg)
     return PyLong_FromSize_t(idx);
 }
 
+static const char *model_file_at(const void *m, size_t i)
+{
+    return cellar_model_file_path(m, i);
+}
+
 static PyObject *Model_files(ModelObject *self, PyObject *unused)
 {
     (void)unused;
     if (!model_ready(self))
         return NULL;
-    size_t n = cellar_model_nfiles(self->m);
-    PyObject *list = PyList_New((Py_ssize_t)n);
-    for (size_t i = 0; list && i < n; i++) {
-        const char *p = cellar_model_file_path(self->m, i);
-        PyObject *s = PyUnicode_DecodeFSDefault(p);
-        if (!s) {
-            Py_DECREF(list);
-            return NULL;
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, s);
+    return fs_list(cellar_model_nfiles(self->m), model_file_at, self->m);
+}
+
+/* An open model's file index from a Python int into *out. */
+static int file_index(ModelObject *self, PyObject *o, size_t *out)
+{
+    if (!model_ready(self))
+        return -1;
+    Py_ssize_t i = PyLong_AsSsize_t(o);
+    if (i == -1 && PyErr_Occurred())
+        return -1;
+    if (i < 0 || (size_t)i >= cellar_model_nfiles(self->m)) {
+        PyErr_SetString(PyExc_IndexError, "file index out of range");
+        return -1;
     }
-    return list;
+    *out = (size_t)i;
+    return 0;
 }
 
 /* metadata(file) -> dict, or None when the file has no __metadata__ */
 static PyObject *Model_metadata(ModelObject *self, PyObject *arg)
 {
-    if (!model_ready(self))
+    size_t i;
+    if (file_index(self, arg, &i) != 0)
         return NULL;
-    Py_ssize_t i = PyLong_AsSsize_t(arg);
-    if (i == -1 && PyErr_Occurred())
-        return NULL;
-    if (i < 0 || (size_t)i >= cellar_model_nfiles(self->m)) {
-        PyErr_SetString(PyExc_IndexError, "file index out of range");
-        return NULL;
-    }
-    cellar_st *st = cellar_model_file_st(self->m, (size_t)i);
+    cellar_st *st = cellar_model_file_st(self->m, i);
     if (!st) /* a PyTorch checkpoint */
         Py_RETURN_NONE;
     size_t n = cellar_st_metadata_count(st);
@@ -415,17 +464,14 @@ static PyObject *Model_metadata(ModelObject *self, PyObject *arg)
 /* buffer(file) -> Buffer over the file's whole private mapping */
 static PyObject *Model_buffer(ModelObject *self, PyObject *arg)
 {
-    if (!model_ready(self))
-        return NULL;
-    Py_ssize_t i = PyLong_AsSsize_t(arg);
-    if (i == -1 && PyErr_Occurred())
-        return NULL;
+    size_t i;
     void *base;
     size_t len;
-    if (i < 0 || cellar_model_file_map(&base, &len, self->m, (size_t)i) != 0) {
-        PyErr_SetString(PyExc_IndexError, "file index out of range");
+    if (file_index(self, arg, &i) != 0)
         return NULL;
-    }
+    int rc = cellar_model_file_map(&base, &len, self->m, i);
+    if (rc)
+        return raise_cellar(rc);
     BufferObject *b = PyObject_New(BufferObject, &BufferType);
     if (!b)
         return NULL;
@@ -437,113 +483,90 @@ static PyObject *Model_buffer(ModelObject *self, PyObject *arg)
     return (PyObject *)b;
 }
 
-static size_t *index_array(ModelObject *self, PyObject *seq, size_t *n)
+/* A tensor index of the model ctx from a Python int into *out. */
+static int tensor_index(const cellar_model *m, PyObject *o, size_t *out)
 {
-    PyObject *fast = PySequence_Fast(seq, "expected a sequence of tensor indices");
-    if (!fast)
-        return NULL;
-    Py_ssize_t len = PySequence_Fast_GET_SIZE(fast);
-    size_t *v = PyMem_Calloc((size_t)len + 1, sizeof *v);
-    if (!v) {
-        Py_DECREF(fast);
-        PyErr_NoMemory();
-        return NULL;
+    Py_ssize_t x = PyLong_AsSsize_t(o);
+    if (x == -1 && PyErr_Occurred())
+        return -1;
+    if (x < 0 || (size_t)x >= cellar_model_count(m)) {
+        PyErr_SetString(PyExc_IndexError, "tensor index out of range");
+        return -1;
     }
-    for (Py_ssize_t i = 0; i < len; i++) {
-        Py_ssize_t x = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(fast, i));
-        if ((x == -1 && PyErr_Occurred()) || x < 0 ||
-            (size_t)x >= cellar_model_count(self->m)) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_IndexError, "tensor index out of range");
-            PyMem_Free(v);
-            Py_DECREF(fast);
-            return NULL;
-        }
-        v[i] = (size_t)x;
-    }
-    Py_DECREF(fast);
-    *n = (size_t)len;
-    return v;
+    *out = (size_t)x;
+    return 0;
 }
 
-/* populate(indices=None, nthreads=0): pages of those tensors brought into
- * the mapping across threads (GIL released). */
-static PyObject *Model_populate(ModelObject *self, PyObject *args, PyObject *kw)
+static int index_item(PyObject *item, void *slot, PyObject *keep, const void *ctx)
 {
-    static char *kwlist[] = {"indices", "nthreads", NULL};
-    PyObject *idx = Py_None;
+    (void)keep;
+    return tensor_index(ctx, item, slot);
+}
+
+/* (index, address, dtype) */
+static int read_item(PyObject *item, void *slot, PyObject *keep, const void *ctx)
+{
+    (void)keep;
+    cellar_read_item *r = slot;
+    PyObject *index, *dt;
+    unsigned long long addr;
+    if (!PyArg_ParseTuple(item, "OKO", &index, &addr, &dt) || parse_dtype(&r->dtype, dt) != 0 ||
+        tensor_index(ctx, index, &r->tensor) != 0)
+        return -1;
+    r->dst = (void *)(uintptr_t)addr;
+    return 0;
+}
+
+/* populate and read_into: the list as an array, then the load across
+ * threads with the GIL released and Ctrl-C heard. */
+static PyObject *model_load(ModelObject *self, PyObject *args, PyObject *kw, int read)
+{
+    static char *kw_populate[] = {"indices", "nthreads", NULL};
+    static char *kw_read[] = {"items", "nthreads", NULL};
+    PyObject *items = Py_None;
     unsigned nthreads = 0;
     if (!model_ready(self) ||
-        !PyArg_ParseTupleAndKeywords(args, kw, "|OI", kwlist, &idx, &nthreads))
+        !PyArg_ParseTupleAndKeywords(args, kw, read ? "O|I" : "|OI",
+                                     read ? kw_read : kw_populate, &items, &nthreads))
         return NULL;
-    size_t n = 0, *v = NULL;
-    if (idx != Py_None && !(v = index_array(self, idx, &n)))
+    void *v = NULL;
+    size_t n = 0;
+    if (read)
+        v = seq_array(items, "expected a sequence of (index, address, dtype)",
+                      sizeof(cellar_read_item), read_item, self->m, NULL, &n);
+    else if (items != Py_None)
+        v = seq_array(items, "expected a sequence of tensor indices", sizeof(size_t),
+                      index_item, self->m, NULL, &n);
+    if (!v && PyErr_Occurred())
         return NULL;
     cellar_load_opts o = CELLAR_LOAD_OPTS_INIT;
     o.nthreads = nthreads;
     call_ctx cc = {0};
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = cellar_model_populate(self->m, v, n, &o, on_ready, &cc);
+    rc = read ? cellar_model_read(self->m, v, n, &o, on_ready, &cc)
+              : cellar_model_populate(self->m, v, n, &o, on_ready, &cc);
     Py_END_ALLOW_THREADS
     PyMem_Free(v);
     if (call_end(&cc, rc))
         return NULL;
     Py_RETURN_NONE;
+}
+
+/* populate(indices=None, nthreads=0): pages of those tensors brought into
+ * the mapping across threads. */
+static PyObject *Model_populate(ModelObject *self, PyObject *args, PyObject *kw)
+{
+    return model_load(self, args, kw, 0);
 }
 
 /* read_into([(index, address, dtype), ...], nthreads=0): preads (and
  * converts) tensors into caller memory at the given addresses (the Python
  * layer passes torch/numpy data pointers of buffers it allocated with the
- * right size). GIL released. */
+ * right size). */
 static PyObject *Model_read_into(ModelObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"items", "nthreads", NULL};
-    PyObject *items;
-    unsigned nthreads = 0;
-    if (!model_ready(self) ||
-        !PyArg_ParseTupleAndKeywords(args, kw, "O|I", kwlist, &items, &nthreads))
-        return NULL;
-    PyObject *fast = PySequence_Fast(items, "expected a sequence of (index, address, dtype)");
-    if (!fast)
-        return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
-    cellar_read_item *v = PyMem_Calloc((size_t)n + 1, sizeof *v);
-    if (!v) {
-        Py_DECREF(fast);
-        return PyErr_NoMemory();
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t index;
-        unsigned long long addr;
-        PyObject *dt;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "nKO", &index, &addr, &dt) ||
-            parse_dtype(&v[i].dtype, dt) != 0) {
-            PyMem_Free(v);
-            Py_DECREF(fast);
-            return NULL;
-        }
-        if (index < 0 || (size_t)index >= cellar_model_count(self->m)) {
-            PyMem_Free(v);
-            Py_DECREF(fast);
-            PyErr_SetString(PyExc_IndexError, "tensor index out of range");
-            return NULL;
-        }
-        v[i].tensor = (size_t)index;
-        v[i].dst = (void *)(uintptr_t)addr;
-    }
-    Py_DECREF(fast);
-    cellar_load_opts o = CELLAR_LOAD_OPTS_INIT;
-    o.nthreads = nthreads;
-    call_ctx cc = {0};
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = cellar_model_read(self->m, v, (size_t)n, &o, on_ready, &cc);
-    Py_END_ALLOW_THREADS
-    PyMem_Free(v);
-    if (call_end(&cc, rc))
-        return NULL;
-    Py_RETURN_NONE;
+    return model_load(self, args, kw, 1);
 }
 
 /* identify(registry=None) -> (hash, None | (family, component, description)) */
@@ -662,17 +685,14 @@ static PyTypeObject BufferType = {
 /* resolve_path(path) -> [files] (a file, folder or index, in shard order) */
 /* The resolved files as a list of str (file-system encoding); takes
  * ownership of files (an array cellar_free() releases in one call). */
+static const char *strv_at(const void *v, size_t i)
+{
+    return ((char *const *)v)[i];
+}
+
 static PyObject *path_list(char **files, size_t n)
 {
-    PyObject *list = PyList_New((Py_ssize_t)n);
-    for (size_t i = 0; list && i < n; i++) {
-        PyObject *str = PyUnicode_DecodeFSDefault(files[i]);
-        if (!str) {
-            Py_CLEAR(list);
-            break;
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, str);
-    }
+    PyObject *list = fs_list(n, strv_at, files);
     cellar_free(files);
     return list;
 }
@@ -700,7 +720,8 @@ static PyObject *mod_resolve_path(PyObject *mod, PyObject *arg)
 }
 
 /* Pull progress to a Python callable: (kind, path, total_done, total_size,
- * total_files); an exception it raises stops the pull and is raised. */
+ * total_files); an exception it raises stops the pull and is raised. TICKs
+ * are the binding's own (signal checks), never passed on. */
 static int call_pull_event(PyObject *fn, const void *arg)
 {
     const cellar_pull_event *ev = arg;
@@ -714,7 +735,7 @@ static int call_pull_event(PyObject *fn, const void *arg)
 
 static int on_pull_progress(const cellar_pull_event *ev, void *ctx)
 {
-    return cb_run(ctx, call_pull_event, ev);
+    return cb_run(ctx, ev->kind == CELLAR_PULL_TICK ? NULL : call_pull_event, ev);
 }
 
 /* home NULL: the environment's store (the library picks none itself). */
@@ -776,6 +797,11 @@ static PyObject *mod_resolve_repo(PyObject *mod, PyObject *args, PyObject *kw)
     return path_list(files, n);
 }
 
+static const char *pull_file_at(const void *files, size_t i)
+{
+    return ((const cellar_pull_file *)files)[i].path;
+}
+
 /* pull(repo, revision, include, exclude, to_dir, hf_cache, store, endpoint,
  *      token, progress=None) -> (commit, [paths in the repo]) */
 static PyObject *mod_pull(PyObject *mod, PyObject *args, PyObject *kw)
@@ -825,19 +851,9 @@ static PyObject *mod_pull(PyObject *mod, PyObject *args, PyObject *kw)
         int rc;
         Py_BEGIN_ALLOW_THREADS rc = cellar_pull(&r, s, repo, &o);
         Py_END_ALLOW_THREADS
-        if (call_end(&cc, rc) == 0) {
-            PyObject *list = PyList_New((Py_ssize_t)r.n);
-            for (size_t i = 0; list && i < r.n; i++) {
-                PyObject *str = PyUnicode_DecodeFSDefault(r.files[i].path);
-                if (!str) {
-                    Py_CLEAR(list);
-                    break;
-                }
-                PyList_SET_ITEM(list, (Py_ssize_t)i, str);
-            }
-            if (list)
-                res = Py_BuildValue("(sN)", r.commit, list);
-        }
+        PyObject *list = call_end(&cc, rc) == 0 ? fs_list(r.n, pull_file_at, r.files) : NULL;
+        if (list)
+            res = Py_BuildValue("(sN)", r.commit, list);
         cellar_pull_result_free(&r);
         cellar_store_free(s);
     }
@@ -1133,6 +1149,19 @@ static PyObject *mod_dduf_pack(PyObject *mod, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* (name, file path) */
+static int dduf_item(PyObject *item, void *slot, PyObject *keep, const void *ctx)
+{
+    (void)ctx;
+    cellar_dduf_source *e = slot;
+    PyObject *name, *p;
+    if (!PyArg_ParseTuple(item, "UO", &name, &p) || keep_path(p, &e->path, keep) != 0 ||
+        PyList_Append(keep, name) != 0) /* its UTF-8 is cached in it */
+        return -1;
+    e->name = PyUnicode_AsUTF8(name);
+    return e->name ? 0 : -1;
+}
+
 /* dduf_write(dduf_path, [(name, file path)]) */
 static PyObject *mod_dduf_write(PyObject *mod, PyObject *args)
 {
@@ -1140,44 +1169,21 @@ static PyObject *mod_dduf_write(PyObject *mod, PyObject *args)
     PyObject *path, *items;
     if (!PyArg_ParseTuple(args, "O&O", PyUnicode_FSConverter, &path, &items))
         return NULL;
-    PyObject *fast = PySequence_Fast(items, "expected a sequence of (name, path)");
-    PyObject *keep = PyList_New(0);
-    cellar_dduf_source *src = NULL;
-    PyObject *res = NULL;
-    if (!fast || !keep)
-        goto done;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
-    src = PyMem_Calloc((size_t)n + 1, sizeof *src);
-    if (!src) {
-        PyErr_NoMemory();
-        goto done;
+    PyObject *keep = NULL, *res = NULL;
+    size_t n;
+    cellar_dduf_source *src = seq_array(items, "expected a sequence of (name, path)", sizeof *src,
+                                        dduf_item, NULL, &keep, &n);
+    if (src) {
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = cellar_dduf_write(PyBytes_AS_STRING(path), src, n, CELLAR_DDUF_REPLACE);
+        Py_END_ALLOW_THREADS
+        if (rc)
+            raise_cellar(rc);
+        else
+            res = Py_NewRef(Py_None);
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *name, *p = NULL;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "UO&", &name,
-                              PyUnicode_FSConverter, &p))
-            goto done;
-        if (PyList_Append(keep, p) != 0) {
-            Py_DECREF(p);
-            goto done;
-        }
-        Py_DECREF(p);
-        src[i].name = PyUnicode_AsUTF8(name);
-        src[i].path = PyBytes_AS_STRING(p);
-        if (!src[i].name)
-            goto done;
-    }
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = cellar_dduf_write(PyBytes_AS_STRING(path), src, (size_t)n, CELLAR_DDUF_REPLACE);
-    Py_END_ALLOW_THREADS
-    if (rc)
-        raise_cellar(rc);
-    else
-        res = Py_NewRef(Py_None);
-done:
     PyMem_Free(src);
-    Py_XDECREF(fast);
     Py_XDECREF(keep);
     Py_DECREF(path);
     return res;

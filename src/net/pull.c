@@ -59,6 +59,7 @@ struct worker {
     /* Under p->mu: */
     bool running;  /* its thread runs */
     uint64_t load; /* bytes its active items have yet to receive */
+    struct timespec tick; /* worker 0, the pulling thread: its last TICK */
 };
 
 struct item;
@@ -774,6 +775,8 @@ static void *worker_run(void *arg)
             struct timespec ts = {0, (long)wait * 1000000L};
             nanosleep(&ts, NULL);
         }
+        if (wk == p->wks && p->o->progress && cellar_tick(&wk->tick, 100))
+            update(p, CELLAR_PULL_TICK, NULL, 0, 0, NULL);
     }
     pthread_mutex_lock(&p->mu);
     wk->running = false;

@@ -96,18 +96,29 @@ def test_callback_exception_through_snapshot_download(hub, tmp_path, monkeypatch
 def test_interrupt_main_stops_pull_without_callback(hub, big_repo, tmp_path):
     """No Python callback at all: the binding's own one sees the pending
     SIGINT and the pull stops with KeyboardInterrupt, before the slow
-    download could finish (a 4 MiB file at 64 KB/s takes a minute)."""
+    download could finish (a 4 MiB file at 64 KB/s takes a minute); the
+    next pull resumes from the partial kept in the store."""
     hub.control(mode="slow", count=-1, match=BIG, rate=65536)
     local = tmp_path / "local"
     args = pull_args(hub, tmp_path, local, None)
     args["repo"] = BIG
-    t = threading.Timer(1.0, _thread.interrupt_main)
+    done = threading.Event()
+
+    def interrupt_once_under_way():
+        # 256 KiB in (the rest takes a minute), so the partial kept has bytes.
+        while not done.wait(0.05):
+            if hub.served(BIG_FILE) >= 256 << 10:
+                done.wait(0.3)
+                _thread.interrupt_main()
+                return
+    t = threading.Thread(target=interrupt_once_under_way)
     t.start()
     try:
         with pytest.raises(KeyboardInterrupt):
             _cellar.pull(**args)
     finally:
-        t.cancel()
+        done.set()
+        t.join()
     assert hub.served(BIG_FILE) < BIG_SIZE       # stopped mid-file
     assert not (local / BIG_FILE).exists()       # nothing half-written in the target
     verify_store(tmp_path / "store")
