@@ -986,10 +986,12 @@ typedef struct cellar_dduf_source {
  * Names must be valid and unique, model_index.json present and an object,
  * the folder rules hold and every .safetensors entry must be valid; the
  * result is checked by the reader before it is renamed into place, so an
- * invalid DDUF is never visible. Errors: CELLAR_EFORMAT (a rule),
- * CELLAR_EEXISTS (path exists without CELLAR_DDUF_REPLACE), CELLAR_EIO... */
+ * invalid DDUF is never visible. progress (may be NULL) hears the bytes and
+ * entries copied; non-zero stops it: CELLAR_EUSER, nothing written.
+ * Errors: CELLAR_EFORMAT (a rule), CELLAR_EEXISTS (path exists without
+ * CELLAR_DDUF_REPLACE), CELLAR_EIO... */
 CELLAR_API int cellar_dduf_write(const char *path, const cellar_dduf_source *entries, size_t n,
-                                 unsigned flags);
+                                 unsigned flags, cellar_progress_fn progress, void *ctx);
 /* Called by cellar_dduf_pack() for each file or folder of dir it leaves
  * out: name relative to dir, why a short phrase ("file type not allowed in
  * a DDUF", "hidden"...). */

@@ -1174,13 +1174,13 @@ static PyObject *mod_dduf_write(PyObject *mod, PyObject *args)
     cellar_dduf_source *src = seq_array(items, "expected a sequence of (name, path)", sizeof *src,
                                         dduf_item, NULL, &keep, &n);
     if (src) {
+        call_ctx cc = {0};
         int rc;
         Py_BEGIN_ALLOW_THREADS
-        rc = cellar_dduf_write(PyBytes_AS_STRING(path), src, n, CELLAR_DDUF_REPLACE);
+        rc = cellar_dduf_write(PyBytes_AS_STRING(path), src, n, CELLAR_DDUF_REPLACE, on_progress,
+                               &cc);
         Py_END_ALLOW_THREADS
-        if (rc)
-            raise_cellar(rc);
-        else
+        if (call_end(&cc, rc) == 0)
             res = Py_NewRef(Py_None);
     }
     PyMem_Free(src);

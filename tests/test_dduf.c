@@ -498,6 +498,8 @@ static void write_file(const char *path, const void *p, size_t n)
     fclose(f);
 }
 
+static int count_progress(const cellar_progress *pr, void *ctx);
+
 static void test_write(void)
 {
     const char *tmp = test_tmpdir("dduf_write");
@@ -517,7 +519,7 @@ static void test_write(void)
     };
     char dduf[4400];
     snprintf(dduf, sizeof dduf, "%s/p.dduf", out);
-    CHECK_MSG(cellar_dduf_write(dduf, src, 5, 0) == 0, "%s", cellar_error_last());
+    CHECK_MSG(cellar_dduf_write(dduf, src, 5, 0, NULL, NULL) == 0, "%s", cellar_error_last());
     cellar_dduf *d = NULL;
     CHECK(cellar_dduf_open(&d, dduf, CELLAR_DDUF_CRC) == 0);
     if (d) {
@@ -529,39 +531,49 @@ static void test_write(void)
         CHECK(!strcmp(cellar_dduf_entry_at(d, 4)->name, "notes.txt")); /* caller's order */
     }
     cellar_dduf_free(d);
-    CHECK_ERR(cellar_dduf_write(dduf, src, 5, 0), CELLAR_EEXISTS, "already exists");
-    CHECK(cellar_dduf_write(dduf, src, 4, CELLAR_DDUF_REPLACE) == 0);
+    CHECK_ERR(cellar_dduf_write(dduf, src, 5, 0, NULL, NULL), CELLAR_EEXISTS, "already exists");
+    CHECK(cellar_dduf_write(dduf, src, 4, CELLAR_DDUF_REPLACE, NULL, NULL) == 0);
+    /* Progress over the entries; stopped from it: CELLAR_EUSER, nothing written. */
+    int calls = 0;
+    CHECK(cellar_dduf_write(dduf, src, 4, CELLAR_DDUF_REPLACE, count_progress, &calls) == 0 &&
+          calls >= 1);
+    char stopped[4400];
+    snprintf(stopped, sizeof stopped, "%s/stopped.dduf", out);
+    calls = -1; /* stop at the first report */
+    CHECK_ERR(cellar_dduf_write(stopped, src, 4, 0, count_progress, &calls), CELLAR_EUSER,
+              "stopped");
+    CHECK(access(stopped, F_OK) != 0);
 
     /* Refusals: nothing written, no temp file left. */
     snprintf(dduf, sizeof dduf, "%s/bad.dduf", out);
     cellar_dduf_source s2[5];
     memcpy(s2, src, sizeof s2);
     s2[4].name = "notes.bin";
-    CHECK_ERR(cellar_dduf_write(dduf, s2, 5, 0), CELLAR_EFORMAT, "Invalid entry name: notes.bin");
+    CHECK_ERR(cellar_dduf_write(dduf, s2, 5, 0, NULL, NULL), CELLAR_EFORMAT, "Invalid entry name: notes.bin");
     memcpy(s2, src, sizeof s2);
     s2[4].name = "vae/config.json";
-    CHECK_ERR(cellar_dduf_write(dduf, s2, 5, 0), CELLAR_EFORMAT,
+    CHECK_ERR(cellar_dduf_write(dduf, s2, 5, 0, NULL, NULL), CELLAR_EFORMAT,
               "Can't add duplicate entry: vae/config.json");
-    CHECK_ERR(cellar_dduf_write(dduf, src + 1, 4, 0), CELLAR_EFORMAT,
+    CHECK_ERR(cellar_dduf_write(dduf, src + 1, 4, 0, NULL, NULL), CELLAR_EFORMAT,
               "Missing required 'model_index.json' entry in DDUF file.");
     memcpy(s2, src, sizeof s2);
     s2[0].data = "[]";
     s2[0].len = 2;
-    CHECK_ERR(cellar_dduf_write(dduf, s2, 5, 0), CELLAR_EFORMAT,
+    CHECK_ERR(cellar_dduf_write(dduf, s2, 5, 0, NULL, NULL), CELLAR_EFORMAT,
               "Invalid 'model_index.json' content");
     memcpy(s2, src, sizeof s2);
     s2[3].name = "scheduler/x.json";
-    CHECK_ERR(cellar_dduf_write(dduf, s2, 5, 0), CELLAR_EFORMAT,
+    CHECK_ERR(cellar_dduf_write(dduf, s2, 5, 0, NULL, NULL), CELLAR_EFORMAT,
               "Missing required file in folder 'scheduler'");
     memcpy(s2, src, sizeof s2);
     s2[4].name = "unet/config.json";
-    CHECK_ERR(cellar_dduf_write(dduf, s2, 5, 0), CELLAR_EFORMAT,
+    CHECK_ERR(cellar_dduf_write(dduf, s2, 5, 0, NULL, NULL), CELLAR_EFORMAT,
               "Missing required entry 'unet' in 'model_index.json'.");
     memcpy(s2, src, sizeof s2);
     s2[2].path = NULL;
     s2[2].data = "\x02\0\0\0\0\0\0\0{}x";
     s2[2].len = 11;
-    CHECK_ERR(cellar_dduf_write(dduf, s2, 5, 0), CELLAR_EFORMAT,
+    CHECK_ERR(cellar_dduf_write(dduf, s2, 5, 0, NULL, NULL), CELLAR_EFORMAT,
               "entry 'vae/diffusion_pytorch_model.safetensors'");
     CHECK(count_files(out) == 1);
 
@@ -576,7 +588,7 @@ static void test_write(void)
     char un[4400];
     snprintf(dduf, sizeof dduf, "%s/clash.dduf", out);
     snprintf(un, sizeof un, "%s/clash", out);
-    CHECK_MSG(cellar_dduf_write(dduf, clash, 3, 0) == 0, "%s", cellar_error_last());
+    CHECK_MSG(cellar_dduf_write(dduf, clash, 3, 0, NULL, NULL) == 0, "%s", cellar_error_last());
     CHECK(cellar_dduf_open(&d, dduf, 0) == 0);
     if (d)
         CHECK_ERR(cellar_dduf_unpack(d, un, 0), CELLAR_EEXISTS,
@@ -594,7 +606,7 @@ static void test_write(void)
         ms[i] = (cellar_dduf_source){names[i], NULL, "x", 1};
     }
     snprintf(dduf, sizeof dduf, "%s/many.dduf", out);
-    CHECK_MSG(cellar_dduf_write(dduf, ms, many, 0) == 0, "%s", cellar_error_last());
+    CHECK_MSG(cellar_dduf_write(dduf, ms, many, 0, NULL, NULL) == 0, "%s", cellar_error_last());
     CHECK(cellar_dduf_open(&d, dduf, 0) == 0 && cellar_dduf_entry_count(d) == many);
     cellar_dduf_free(d);
     free(ms);
@@ -725,7 +737,7 @@ static void test_pack_unpack(void)
     CHECK(unlink(stopped) == 0);
     calls = -1; /* stop at the first report */
     CHECK_ERR(cellar_dduf_pack(stopped, p, 0, NULL, count_progress, &calls), CELLAR_EUSER,
-              "dduf pack: stopped");
+              "stopped.dduf: stopped");
     CHECK(access(stopped, F_OK) != 0);
 
     /* Folders that would make an invalid DDUF are refused, nothing written. */
@@ -771,7 +783,7 @@ static void test_weight_sets(void)
         {"scheduler/scheduler_config.json", NULL, "{}", 2},
     };
     size_t nsrc = sizeof src / sizeof src[0];
-    CHECK_MSG(cellar_dduf_write(dduf, src, nsrc, 0) == 0, "%s", cellar_error_last());
+    CHECK_MSG(cellar_dduf_write(dduf, src, nsrc, 0, NULL, NULL) == 0, "%s", cellar_error_last());
     cellar_dduf *d = NULL;
     CHECK(cellar_dduf_open(&d, dduf, 0) == 0);
     if (!d)
@@ -806,7 +818,7 @@ static void test_weight_sets(void)
         {"vae/diffusion_pytorch_model.fp16.safetensors", NULL, st_file, st_len},
         {"scheduler/scheduler_config.json", NULL, "{}", 2},
     };
-    CHECK(cellar_dduf_write(dduf, only, 4, CELLAR_DDUF_REPLACE) == 0);
+    CHECK(cellar_dduf_write(dduf, only, 4, CELLAR_DDUF_REPLACE, NULL, NULL) == 0);
     CHECK(cellar_dduf_open(&d, dduf, 0) == 0);
     if (!d)
         return;

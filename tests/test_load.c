@@ -606,7 +606,7 @@ static void test_dduf(const char *tmp)
         {"vae/config.json", NULL, "{}", 2},
         {"vae/diffusion_pytorch_model.safetensors", st1, NULL, 0},
     };
-    CHECK_MSG(cellar_dduf_write(dduf, src, 5, 0) == 0, "%s", cellar_error_last());
+    CHECK_MSG(cellar_dduf_write(dduf, src, 5, 0, NULL, NULL) == 0, "%s", cellar_error_last());
     cellar_ref *ref;
     cellar_model *m;
     CHECK(cellar_ref_dduf(&ref, dduf, "vae") == 0);

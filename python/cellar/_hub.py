@@ -11,15 +11,16 @@ from typing import Any, List, Optional, Union
 from . import _cellar
 
 
+def _env_dir(var, parent_var, sub, default_parent):
+    """$var, else $parent_var/sub, else default_parent/sub (unset and empty
+    alike)."""
+    return os.environ.get(var) or os.path.join(os.environ.get(parent_var) or default_parent, sub)
+
+
 def store_home():
     """$CELLAR_HOME, else $XDG_CACHE_HOME/cellar, else ~/.cache/cellar."""
-    v = os.environ.get("CELLAR_HOME")
-    if v:
-        return v
-    x = os.environ.get("XDG_CACHE_HOME")
-    if x:
-        return os.path.join(x, "cellar")
-    return os.path.join(os.path.expanduser("~"), ".cache", "cellar")
+    return _env_dir("CELLAR_HOME", "XDG_CACHE_HOME", "cellar",
+                    os.path.join(os.path.expanduser("~"), ".cache"))
 
 
 def env_endpoint():
@@ -31,13 +32,9 @@ def env_token():
 
 
 def hf_cache_dir():
-    v = os.environ.get("HF_HUB_CACHE")
-    if v:
-        return v
-    h = os.environ.get("HF_HOME")
-    if h:
-        return os.path.join(h, "hub")
-    return os.path.join(os.path.expanduser("~"), ".cache", "huggingface", "hub")
+    """$HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub."""
+    return _env_dir("HF_HUB_CACHE", "HF_HOME", "hub",
+                    os.path.join(os.path.expanduser("~"), ".cache", "huggingface"))
 
 
 class _Progress:

@@ -33,23 +33,21 @@ class _Views:
             raise KeyError(f"tensor '{name}' not found in {', '.join(self.model.files())}")
         return i
 
+    def _view(self, i, to_dtype, empty, frombuffer):
+        name, dt, shape, nbytes, f, off = self.infos[i]
+        d = to_dtype(dt)
+        if nbytes == 0:
+            return empty(shape, dtype=d)
+        n = nbytes // _dtypes.elem_size(dt)
+        return frombuffer(self._buf(f), dtype=d, count=n, offset=off).reshape(shape)
+
     def torch_view(self, i):
         import torch
-        name, dt, shape, nbytes, f, off = self.infos[i]
-        tdt = _dtypes.to_torch(dt)
-        if nbytes == 0:
-            return torch.empty(shape, dtype=tdt)
-        n = nbytes // _dtypes.elem_size(dt)
-        return torch.frombuffer(self._buf(f), dtype=tdt, count=n, offset=off).reshape(shape)
+        return self._view(i, _dtypes.to_torch, torch.empty, torch.frombuffer)
 
     def numpy_view(self, i):
         import numpy as np
-        name, dt, shape, nbytes, f, off = self.infos[i]
-        ndt = _dtypes.to_numpy(dt)
-        if nbytes == 0:
-            return np.empty(shape, dtype=ndt)
-        n = nbytes // _dtypes.elem_size(dt)
-        return np.frombuffer(self._buf(f), dtype=ndt, count=n, offset=off).reshape(shape)
+        return self._view(i, _dtypes.to_numpy, np.empty, np.frombuffer)
 
     def torch_copy(self, i, torch_dtype=None, nthreads=0):
         """A fresh tensor (never aliasing the mapping), converted by libcellar

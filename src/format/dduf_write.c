@@ -486,7 +486,7 @@ static int write_all(struct writer *w, unsigned flags)
         pr.path = e->src->name;
         if (rc == 0 && w->progress && (i + 1 == w->n || cellar_tick(&tick, 100)) &&
             w->progress(&pr, w->progress_ctx))
-            rc = cellar_stopped("dduf pack"); /* the temp file is dropped below */
+            rc = cellar_stopped(w->path); /* the temp file is dropped below */
         /* Start writing it back now, so the final fsync has less to wait
          * for; only a hint, so its failure is not an error. */
         if (rc == 0 && e->size >= (1u << 20))
@@ -561,9 +561,9 @@ static int dduf_write(const char *path, const cellar_dduf_source *entries, size_
 }
 
 int cellar_dduf_write(const char *path, const cellar_dduf_source *entries, size_t n,
-                      unsigned flags)
+                      unsigned flags, cellar_progress_fn progress, void *ctx)
 {
-    return dduf_write(path, entries, n, flags, NULL, NULL);
+    return dduf_write(path, entries, n, flags, progress, ctx);
 }
 
 /* ---- folders ---- */
