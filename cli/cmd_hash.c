@@ -234,6 +234,14 @@ static int digest_done(size_t i, int rc, const cellar_digests *d, const char *me
     return cli_progress_show(&r->prog, &r->pr);
 }
 
+/* Ctrl-C stops the file being hashed too, not only the run between files. */
+static int hash_interrupted(const cellar_progress *p, void *ctx)
+{
+    (void)p;
+    (void)ctx;
+    return cli_interrupted();
+}
+
 static void hash_stdin(struct run *r)
 {
     cellar_digests d;
@@ -781,6 +789,7 @@ int cmd_hash(int argc, char **argv)
     }
     cli_progress_init(&r.prog, "hash", false);
     cli_catch_interrupt();
+    r.opts.progress = hash_interrupted;
     hash_targets(&r, &t);
     cli_progress_clear(&r.prog);
     if (cli_interrupted())
