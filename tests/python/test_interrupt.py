@@ -178,8 +178,11 @@ def test_sigint_stops_model_hash_in_a_process(tmp_path, algorithm):
     """Ctrl-C while model_hash reads a file: a 4 TiB sparse file takes
     most of an hour to hash; the call ends with KeyboardInterrupt at once."""
     p = tmp_path / "huge.safetensors"
-    with open(p, "wb") as f:
-        f.truncate(4 << 40)
+    try:
+        with open(p, "wb") as f:
+            f.truncate(4 << 40)
+    except OSError as e:  # a file system without sparse files this large
+        pytest.skip(f"no 4 TiB sparse file here: {e}")
     interrupted_child("import sys, cellar\nprint('go', flush=True)\n"
                       "cellar.model_hash(sys.argv[1], sys.argv[2])\nprint('finished')\n",
                       [p, algorithm], None)
