@@ -222,7 +222,10 @@ check "Ctrl-C: said so" grep -q "^cellar: -: stopped by the caller" ../intr.err
 # Ctrl-C inside one large file stops it there: a 4 TiB sparse file takes
 # most of an hour to read; the watchdog's kill -9 would show as rc 137.
 for algo in blake3 md5; do # BLAKE3's tree on threads; one thread's pass
-    truncate -s 4T ../intr/huge.bin
+    if ! truncate -s 4T ../intr/huge.bin 2>/dev/null; then
+        skip "no 4 TiB sparse file on this file system"
+        break
+    fi
     "$C" hash --no-cache -a "$algo" ../intr/huge.bin > ../intr.out 2> ../intr.err &
     pid=$!
     (sleep 60; kill -9 "$pid") >/dev/null 2>&1 & watchdog=$!
