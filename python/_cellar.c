@@ -783,6 +783,10 @@ static PyObject *mod_resolve_repo(PyObject *mod, PyObject *args, PyObject *kw)
     o.skip_download = skip;
     o.endpoint = endpoint;
     o.token = token;
+    /* HF_HUB_OFFLINE, as for pull(): the store's records, no network. */
+    cellar_pull_opts env = CELLAR_PULL_OPTS_INIT;
+    cellar_pull_opts_from_env(&env);
+    o.offline = env.offline;
     o.progress = on_pull_progress;
     o.progress_ctx = &cc;
     char **files = NULL;

@@ -58,6 +58,27 @@ def test_model_config_shares_and_skips(hub, tmp_path, monkeypatch):
     assert c6.path == "x"
 
 
+def test_model_config_offline(hub, tmp_path, monkeypatch):
+    """HF_HUB_OFFLINE=1: a repo an earlier download recorded is laid out
+    again, in a fresh base, from the store alone, with no request."""
+    cellar.ModelConfig(model_id="pipe/one", origin_file_pattern="vae/").download_if_necessary()
+    base2 = tmp_path / "models-offline"
+    monkeypatch.setenv("DIFFSYNTH_MODEL_BASE_PATH", str(base2))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.reset()
+    before = hub.field("api")
+    c = cellar.ModelConfig(model_id="pipe/one", origin_file_pattern="vae/")
+    c.download_if_necessary()
+    assert c.path == str(base2 / "pipe/one") + "/vae/"
+    assert os.stat(base2 / "pipe/one" / VAE).st_ino == \
+        os.stat(tmp_path / "models/pipe/one" / VAE).st_ino
+    assert hub.field("api") == before and hub.served() == 0
+    # A repo never downloaded: not found, and still no request.
+    with pytest.raises(cellar.CellarNotFound):
+        cellar.ModelConfig(model_id="pipe/two", origin_file_pattern="vae/").download_if_necessary()
+    assert hub.field("api") == before
+
+
 def test_snapshot_download(hub, tmp_path):
     hf = tmp_path / "hf"
     hub.reset()
