@@ -204,6 +204,7 @@ exec 3<>../intr/a.fifo # a writer, so opening it does not block
 "$C" hash - ../intr/b.txt < ../intr/a.fifo > ../intr.out 2> ../intr.err 3>&- &
 pid=$!
 (sleep 60; kill -9 "$pid") >/dev/null 2>&1 3>&- & watchdog=$! # never hang the suite
+wait_sigint_caught "$pid"
 for _ in $(seq 1 200); do # until it waits in read(0, ...)
     [[ "$(cat "/proc/$pid/syscall" 2>/dev/null)" == "0 0x0 "* ]] && break
     sleep 0.05
@@ -229,7 +230,12 @@ for algo in blake3 md5; do # BLAKE3's tree on threads; one thread's pass
     "$C" hash --no-cache -a "$algo" ../intr/huge.bin > ../intr.out 2> ../intr.err &
     pid=$!
     (sleep 60; kill -9 "$pid") >/dev/null 2>&1 & watchdog=$!
-    sleep 0.5
+    wait_sigint_caught "$pid"
+    # then until it reads the file: the stop must come from inside it
+    for _ in $(seq 600); do
+        [ "$(awk '/^rchar:/ {print $2}' "/proc/$pid/io" 2>/dev/null || echo 0)" -gt $((64 << 20)) ] && break
+        sleep 0.05
+    done
     kill -INT "$pid" || true
     rc=0
     wait "$pid" || rc=$?

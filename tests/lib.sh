@@ -52,3 +52,16 @@ test_end() {
     if [ "$failed" != 0 ]; then return 1; fi
     if [ "$skipped" != 0 ]; then exit 77; fi
 }
+
+# wait_sigint_caught PID: until PID has its SIGINT handler installed (bit 2
+# of SigCgt in /proc/PID/status), at most 30 s: a SIGINT sent before would
+# kill it outright, and a loaded machine can take long to start a process.
+wait_sigint_caught() {
+    local mask
+    for _ in $(seq 600); do
+        mask=$(awk '/^SigCgt:/ {print $2}' "/proc/$1/status" 2>/dev/null) || return 0
+        [ -n "$mask" ] || return 0
+        (( (16#$mask >> 1) & 1 )) && return 0
+        sleep 0.05
+    done
+}

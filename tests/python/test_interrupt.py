@@ -142,7 +142,16 @@ def interrupted_child(code, args, started):
     try:
         if started is None:
             assert p.stdout.readline().strip() == "go", p.communicate()
-            threading.Event().wait(0.5)
+            # then until the child reads its file (64 MiB more read): the
+            # SIGINT must land inside the C call, not before it
+            def rchar():
+                with open("/proc/%d/io" % p.pid) as f:
+                    return int(next(l for l in f if l.startswith("rchar:")).split()[1])
+            base = rchar()
+            for _ in range(1200):
+                if p.poll() is not None or rchar() > base + (64 << 20):
+                    break
+                threading.Event().wait(0.05)
         else:
             for _ in range(1200):
                 if started() or p.poll() is not None:
