@@ -217,6 +217,24 @@ cellar_node *tree_strz(cellar_tree *t, cellar_node *parent, const char *key, con
     return s ? tree_str(t, parent, key, s, strlen(s)) : tree_null(t, parent, key);
 }
 
+/* Member keys compared as bytes (they may hold NUL), shorter first. */
+static int member_cmp(const cellar_json_member *a, const cellar_json_member *b)
+{
+    size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+    int c = memcmp(a->key, b->key, n);
+    if (c)
+        return c;
+    return a->key_len < b->key_len ? -1 : a->key_len > b->key_len;
+}
+
+static int cmp_order(const void *pa, const void *pb, void *members)
+{
+    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+    const cellar_json_member *m = members;
+    int c = member_cmp(&m[a], &m[b]);
+    return c ? c : (a > b) - (a < b);
+}
+
 cellar_node *tree_json(cellar_tree *t, cellar_node *parent, const char *key, const cellar_json *v)
 {
     uint64_t u;
@@ -240,13 +258,38 @@ cellar_node *tree_json(cellar_tree *t, cellar_node *parent, const char *key, con
     }
     case CELLAR_JSON_OBJECT: {
         cellar_node *o = tree_object(t, parent, key);
-        for (uint32_t i = 0; o && i < v->count; i++) {
-            const cellar_json_member *m = &v->u.members[i];
-            /* Keys stay unique: the last of duplicates wins, as Python's. */
-            if (cellar_json_get(v, m->key, m->key_len) != &m->value)
-                continue;
-            tree_key(t, tree_json(t, o, NULL, &m->value), m->key, m->key_len);
+        if (!o)
+            return NULL;
+        /* Keys stay unique: the last of duplicates wins, as Python's. One
+         * sort of the members by key finds the losers (a hostile document
+         * with 200k keys must not cost 200k lookups of 200k keys). */
+        uint32_t *order = v->count ? cellar_calloc(v->count, sizeof *order) : NULL;
+        if (v->count && !order) {
+            t->rc = CELLAR_ENOMEM;
+            return NULL;
         }
+        for (uint32_t i = 0; i < v->count; i++)
+            order[i] = i;
+        if (v->count > 1)
+            qsort_r(order, v->count, sizeof *order, cmp_order, (void *)v->u.members);
+        /* order: by key, then position; a member followed by one with its
+         * own key is overridden. */
+        uint8_t *lost = v->count ? cellar_calloc(v->count, 1) : NULL;
+        if (v->count && !lost) {
+            free(order);
+            t->rc = CELLAR_ENOMEM;
+            return NULL;
+        }
+        for (uint32_t k = 0; k + 1 < v->count; k++)
+            if (!member_cmp(&v->u.members[order[k]], &v->u.members[order[k + 1]]))
+                lost[order[k]] = 1;
+        for (uint32_t i = 0; i < v->count; i++) {
+            const cellar_json_member *m = &v->u.members[i];
+            if (!lost[i])
+                tree_key(t, tree_json(t, o, NULL, &m->value), m->key, m->key_len);
+        }
+        free(lost);
+        free(order);
         return o;
     }
     }
