@@ -2184,7 +2184,8 @@ CELLAR_API int cellar_node_find(const cellar_node **out, const cellar_node *n, c
 /* Where serialised bytes go: len bytes at data; non-zero stops (CELLAR_EUSER). */
 typedef int (*cellar_write_fn)(const void *data, size_t len, void *ctx);
 /* Writes n (any node of a tree: its key is not written) as compact JSON in
- * pieces of at most 64 KiB, so memory stays bounded whatever the size.
+ * pieces of at most 64 KiB; the memory it holds is bounded by the tree's
+ * longest escaped string (a piece boundary may fall inside one).
  * Strings are escaped for any byte: the output is ASCII, other characters
  * as \uXXXX, bytes that are not UTF-8 as U+FFFD. Errors: CELLAR_EUSER,
  * CELLAR_ENOMEM. Thread-safe for a tree only read. */

@@ -126,6 +126,19 @@ static void test_tree_json(void)
                        "{\"name\":\"model.layers.0.self_attn.q_proj.weight\"},") - 1);
     CHECK_MSG(s.pieces > 10 && s.largest < 70000, "%zu pieces, largest %zu", s.pieces, s.largest);
     free(s.data);
+    /* One 300 KB string: still pieces of at most 64 KiB. */
+    cellar_tree *long_t;
+    CHECK(tree_new(&long_t) == 0);
+    char *big = malloc(300000);
+    memset(big, 'x', 300000);
+    tree_str(long_t, tree_root(long_t), "meta", big, 300000);
+    struct sink ls = {0};
+    CHECK(cellar_tree_write_json(cellar_tree_root(long_t), collect, &ls) == 0);
+    CHECK_MSG(ls.len == 300000 + strlen("{\"meta\":\"\"}") && ls.largest <= 65536,
+              "%zu bytes, largest piece %zu", ls.len, ls.largest);
+    free(ls.data);
+    free(big);
+    cellar_tree_free(long_t);
     struct sink stop = {.stop_after = 2};
     CHECK_ERR(cellar_tree_write_json(cellar_tree_root(t), collect, &stop), CELLAR_EUSER, "stopped");
     free(stop.data);

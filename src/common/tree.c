@@ -346,8 +346,15 @@ static void jflush(struct jout *o, size_t at_least)
 {
     if (o->rc || o->buf.len < at_least)
         return;
-    if (o->buf.len && o->write(o->buf.data, o->buf.len, o->ctx) != 0)
-        o->rc = cellar_fail(CELLAR_EUSER, "JSON output stopped by the caller");
+    /* Pieces of at most BLOCK_SIZE, as promised, even after one long
+     * string filled the buffer past it. */
+    for (size_t at = 0; at < o->buf.len; at += BLOCK_SIZE) {
+        size_t n = o->buf.len - at < BLOCK_SIZE ? o->buf.len - at : BLOCK_SIZE;
+        if (o->write(o->buf.data + at, n, o->ctx) != 0) {
+            o->rc = cellar_fail(CELLAR_EUSER, "JSON output stopped by the caller");
+            break;
+        }
+    }
     o->buf.len = 0;
 }
 
