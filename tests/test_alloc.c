@@ -98,6 +98,26 @@ struct bytes {
     size_t len;
 };
 
+static int discard(const void *data, size_t len, void *ctx)
+{
+    (void)data, (void)len, (void)ctx;
+    return 0;
+}
+
+static int op_inspect(void *ctx)
+{
+    cellar_inspect_opts io = CELLAR_INSPECT_OPTS_INIT;
+    io.flags = CELLAR_INSPECT_TENSORS;
+    cellar_tree *t = NULL;
+    int rc = cellar_inspect(&t, ctx, &io);
+    if (rc == 0) {
+        CHECK(cellar_tree_root(t) != NULL);
+        rc = cellar_tree_write_json(cellar_tree_root(t), discard, NULL);
+    }
+    cellar_tree_free(t); /* also on failure: what was read comes back */
+    return rc;
+}
+
 static int op_safetensors(void *ctx)
 {
     struct bytes *b = ctx;
@@ -339,6 +359,7 @@ int main(void)
     char out[4200];
     snprintf(out, sizeof out, "%s/written.safetensors", dir);
     fail_each_allocation("safetensors writer", op_st_writer, out);
+    fail_each_allocation("inspect (tree, JSON)", op_inspect, out);
 
     /* a tree as hash -r sees it: nested folders, a symlink to a file
      * (listed) and one to a folder (not entered) */

@@ -86,6 +86,12 @@ cellar_node *tree_root(cellar_tree *t)
     return &t->root.n;
 }
 
+void tree_fail(cellar_tree *t, int rc)
+{
+    if (t && !t->rc)
+        t->rc = rc;
+}
+
 int tree_status(const cellar_tree *t)
 {
     return t->rc;

@@ -27,6 +27,8 @@ const cellar_node *tree_member(const cellar_node *n, const char *key);
 cellar_node *tree_root(cellar_tree *t);
 /* 0, or the first error a builder met (CELLAR_ENOMEM). */
 int tree_status(const cellar_tree *t);
+/* Makes rc the tree's error (the first one stays). */
+void tree_fail(cellar_tree *t, int rc);
 
 /* Each appends a member named key to the object parent, or an element to
  * the array parent (key NULL), and returns it. */

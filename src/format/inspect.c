@@ -89,6 +89,17 @@ __attribute__((format(printf, 2, 3))) static void warn(struct ctx *c, const char
     tree_strz(c->t, c->warnings, NULL, msg);
 }
 
+/* An identification that failed is a warning, not the inspection's
+ * failure; out of memory is (the tree, half made, would mislead). */
+static void identify_failed(struct ctx *c)
+{
+    if (cellar_error_code() == CELLAR_ENOMEM)
+        tree_fail(c->t, CELLAR_ENOMEM);
+    else
+        warn(c, "identify: %s", cellar_error_last());
+    cellar_error_clear();
+}
+
 /* ---- the model: an identification as a tree ---- */
 
 /* String fields of a struct, by key and offset, in the order JSON shows them. */
@@ -214,8 +225,7 @@ static cellar_identity *identify_path(struct ctx *c, const char *path)
 {
     cellar_identity *id = NULL;
     if (cellar_identify_path(&id, path, c->reg) != 0) {
-        warn(c, "identify: %s", cellar_error_last());
-        cellar_error_clear();
+        identify_failed(c);
     }
     return id;
 }
@@ -254,7 +264,7 @@ static cellar_node *component_open(struct ctx *c, cellar_node *comps, const char
 static uint64_t components_size(const cellar_node *comps)
 {
     uint64_t size = 0;
-    for (const cellar_node *k = comps->v.list.first; k; k = k->next) {
+    for (const cellar_node *k = comps ? comps->v.list.first : NULL; k; k = k->next) {
         const cellar_node *n = tree_member(k, "size");
         size += n ? n->v.u : 0;
     }
@@ -265,8 +275,10 @@ static uint64_t components_size(const cellar_node *comps)
  * which a text view then leaves out. */
 static void one_component(struct ctx *c, cellar_node *comps)
 {
-    cellar_node *f = (cellar_node *)tree_member(comps->v.list.first, "format");
-    if (f) {
+    /* Nodes are NULL after an allocation failed (the tree's error is
+     * sticky and checked at the end): every use here tolerates that. */
+    cellar_node *f = comps ? (cellar_node *)tree_member(comps->v.list.first, "format") : NULL;
+    if (f && c->format) {
         c->format->text = f->text;
         tree_hint(f, CELLAR_NODE_HIDDEN);
     }
@@ -304,7 +316,8 @@ static void summary(struct ctx *c, cellar_node *o, const cellar_tensor_stats *s,
         tree_u64(c->t, row, "tensors", tensors);
         tree_u64(c->t, row, "bytes", bytes);
         human_bytes(h, sizeof h, bytes);
-        cellar_buf_printf(&text, "%s%s x%" PRIu64 " (%s)", i ? ", " : "", name, tensors, h);
+        if (cellar_buf_printf(&text, "%s%s x%" PRIu64 " (%s)", i ? ", " : "", name, tensors, h))
+            tree_fail(c->t, CELLAR_ENOMEM);
     }
     tree_text(c->t, d, "%s", text.len ? text.data : "none");
     cellar_buf_free(&text);
@@ -428,8 +441,7 @@ static int st_component(struct ctx *c, cellar_node *o, const struct st_set *s,
     char hash[33] = "";
     cellar_identity *id = NULL;
     if (s->n && cellar_identify_st(&id, s->files, s->n, c->reg) != 0) {
-        warn(c, "identify: %s", cellar_error_last());
-        cellar_error_clear();
+        identify_failed(c);
     }
     /* The identification hashed the tensors already. */
     if (id)
@@ -844,8 +856,10 @@ static int inspect_weights(struct ctx *c, const char *path)
     cellar_node *root = c->root;
     bool folder = n > 1 || (n == 1 && *comps[0].name);
     /* A static string: it outlives the tree. */
-    c->format->v.str.s = folder ? "diffusers" : "safetensors";
-    c->format->v.str.len = strlen(c->format->v.str.s);
+    if (c->format) {
+        c->format->v.str.s = folder ? "diffusers" : "safetensors";
+        c->format->v.str.len = strlen(c->format->v.str.s);
+    }
     if (folder) {
         tree_text(c->t, c->format, "diffusers folder, %zu weight components", n);
         pipeline_model(c, path);
