@@ -20,7 +20,8 @@
  *  - memory handed to the caller is freed with cellar_free() or the
  *    object's own *_free();
  *  - options structs start with a version: initialise them with their
- *    CELLAR_*_OPTS_INIT; a NULL options pointer means the defaults;
+ *    CELLAR_*_OPTS_INIT; a NULL options pointer means the defaults; a
+ *    struct of an earlier version (fields only ever appended) is still taken;
  *  - thread safety: every type says. "Plain data" (and every enum) means no
  *    hidden state: copy it and use each copy from any thread. Error
  *    messages are per thread.
@@ -1859,7 +1860,7 @@ typedef struct cellar_read_item {
     size_t tensor;
     void *dst;
     cellar_dtype dtype;
-} cellar_read_item;
+} cellar_read_item; /* plain data */
 
 /* Reads n tensors into caller buffers with pread across threads (8 MiB
  * pieces; converted on the way through a per-thread buffer when the dtype

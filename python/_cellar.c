@@ -109,6 +109,12 @@ static int cb_run(call_ctx *c, int (*call)(PyObject *fn, const void *ev), const 
     if (!(c->fn && call) && !(on_main && signal_check_due(c)))
         return 0;
     PyGILState_STATE g = PyGILState_Ensure();
+    /* Another thread may have kept an exception while this one waited for
+     * the GIL: the user's callable is not called again after it. */
+    if (__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
+        PyGILState_Release(g);
+        return 1;
+    }
     int failed = on_main && PyErr_CheckSignals() != 0;
     if (!failed && c->fn && call)
         failed = call(c->fn, ev) != 0;
@@ -796,8 +802,10 @@ static PyObject *mod_resolve_repo(PyObject *mod, PyObject *args, PyObject *kw)
     cellar_store_free(s);
     Py_END_ALLOW_THREADS
     cellar_ref_free(ref);
-    if (call_end(&cc, rc))
+    if (call_end(&cc, rc)) {
+        cellar_free(files); /* an exception kept although the call succeeded */
         return NULL;
+    }
     return path_list(files, n);
 }
 

@@ -1,7 +1,9 @@
-/* The library's only environment reads, each in a documented
- * cellar_*_from_env() helper that a program (the CLI) calls when it wants
- * the user's environment to decide. Nothing else in libcellar calls
- * getenv(): a binding passes what it means. */
+/* Environment reads, each in a documented cellar_*_from_env() helper that a
+ * program (the CLI) calls when it wants the user's environment to decide.
+ * The other helpers of that kind live beside what they fill
+ * (cellar_pull_opts_from_env in net/pull.c, cellar_oci_opts_from_env in
+ * net/oci.c, cellar_blake3_isa_from_env in hash/blake3_dispatch.c); no
+ * other libcellar code calls getenv(): a binding passes what it means. */
 #include "util.h"
 
 #include <pwd.h>

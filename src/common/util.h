@@ -116,9 +116,11 @@ bool cellar_tick(struct timespec *last, long interval_ms);
  * one this library knows: options structs carry the version they were
  * compiled against. */
 int cellar_opts_check(unsigned version, unsigned known, const char *type, const char *init);
+/* Every options version from 1 to VERSION is taken: a field added later
+ * is read only where (o)->version says the caller's struct has it. */
 #define CELLAR_OPTS_CHECK(o, type, VERSION, INIT)                                                  \
     do {                                                                                           \
-        if ((o) && (o)->version != (VERSION))                                                      \
+        if ((o) && ((o)->version < 1 || (o)->version > (VERSION)))                                 \
             return cellar_opts_check((o)->version, (VERSION), type, INIT);                         \
     } while (0)
 

@@ -899,9 +899,8 @@ int cellar_inspect(cellar_tree **out, const char *path, const cellar_inspect_opt
     static const cellar_inspect_opts defaults = CELLAR_INSPECT_OPTS_INIT;
     if (!opts)
         opts = &defaults;
-    RETURN_ERROR_IF(opts->version != CELLAR_INSPECT_OPTS_VERSION, CELLAR_EINVAL,
-                    "cellar_inspect: options version %u, expected %u", opts->version,
-                    CELLAR_INSPECT_OPTS_VERSION);
+    CELLAR_OPTS_CHECK(opts, "cellar_inspect_opts", CELLAR_INSPECT_OPTS_VERSION,
+                      "CELLAR_INSPECT_OPTS_INIT");
     RETURN_ERROR_IF(!path, CELLAR_EINVAL, "cellar_inspect: no path");
     cellar_format format;
     int rc = cellar_detect_format(&format, path);

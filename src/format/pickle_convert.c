@@ -99,9 +99,8 @@ int cellar_pt_convert(cellar_pt_convert_result *res, const char *src, const char
     cellar_pt_convert_opts def = CELLAR_PT_CONVERT_OPTS_INIT;
     if (!opts)
         opts = &def;
-    RETURN_ERROR_IF(opts->version != CELLAR_PT_CONVERT_OPTS_VERSION, CELLAR_EINVAL,
-                    "cellar_pt_convert: options version %u, expected %u", opts->version,
-                    CELLAR_PT_CONVERT_OPTS_VERSION);
+    CELLAR_OPTS_CHECK(opts, "cellar_pt_convert_opts", CELLAR_PT_CONVERT_OPTS_VERSION,
+                      "CELLAR_PT_CONVERT_OPTS_INIT");
     cellar_pt_convert_result local;
     if (!res)
         res = &local;

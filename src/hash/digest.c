@@ -690,7 +690,8 @@ static uint32_t algos_of(const cellar_hash_opts *o)
 /* The progress of one file's hashing, from the options. */
 static digest_progress progress_of(const cellar_hash_opts *o)
 {
-    return (digest_progress){.fn = o ? o->progress : NULL, .ctx = o ? o->progress_ctx : NULL};
+    bool has = o && o->version >= 2; /* version 1 had no progress */
+    return (digest_progress){.fn = has ? o->progress : NULL, .ctx = has ? o->progress_ctx : NULL};
 }
 
 static int hash_stream(cellar_digests *out, int fd, const char *name, uint32_t want,
@@ -931,7 +932,7 @@ static int batch_wait(struct batch *b, size_t i, const cellar_hash_opts *opts, s
     int stop = 0;
     pthread_mutex_lock(&b->mu);
     while (!atomic_load(&b->slots[i].ready) && !stop) {
-        if (!opts || !opts->progress) {
+        if (!opts || opts->version < 2 || !opts->progress) {
             pthread_cond_wait(&b->cv, &b->mu);
             continue;
         }

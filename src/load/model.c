@@ -442,9 +442,8 @@ int cellar_ref_resolve(char ***files, size_t *n, const cellar_ref *r, cellar_sto
     *n = 0;
     if (!r)
         return cellar_fail(CELLAR_EINVAL, "resolve: no reference");
-    if (o && (o->version < 1 || o->version > CELLAR_RESOLVE_OPTS_VERSION))
-        return cellar_fail(CELLAR_EINVAL, "resolve: options version %u, expected 1 to %u",
-                           o->version, CELLAR_RESOLVE_OPTS_VERSION);
+    CELLAR_OPTS_CHECK(o, "cellar_resolve_opts", CELLAR_RESOLVE_OPTS_VERSION,
+                      "CELLAR_RESOLVE_OPTS_INIT");
     strlist l = {0};
     int rc = 0;
     switch (r->kind) {
@@ -869,9 +868,7 @@ int cellar_model_open(cellar_model **out, const cellar_ref *r, const cellar_mode
     *out = NULL;
     if (!r)
         return cellar_fail(CELLAR_EINVAL, "model: no reference");
-    if (o && o->version != CELLAR_MODEL_OPTS_VERSION)
-        return cellar_fail(CELLAR_EINVAL, "model: options version %u, expected %u", o->version,
-                           CELLAR_MODEL_OPTS_VERSION);
+    CELLAR_OPTS_CHECK(o, "cellar_model_opts", CELLAR_MODEL_OPTS_VERSION, "CELLAR_MODEL_OPTS_INIT");
     if (r->kind == REF_REPO)
         return cellar_fail(CELLAR_EINVAL, "%s: a Hub reference is resolved to files first",
                            r->repo);
@@ -1199,9 +1196,7 @@ done:
 
 static int check_load_opts(const cellar_load_opts *o)
 {
-    if (o && (o->version < 1 || o->version > CELLAR_LOAD_OPTS_VERSION))
-        return cellar_fail(CELLAR_EINVAL, "load: options version %u, expected 1 to %u",
-                           o->version, CELLAR_LOAD_OPTS_VERSION);
+    CELLAR_OPTS_CHECK(o, "cellar_load_opts", CELLAR_LOAD_OPTS_VERSION, "CELLAR_LOAD_OPTS_INIT");
     return 0;
 }
 

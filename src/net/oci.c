@@ -573,11 +573,17 @@ struct push_sent {
 static int push_on_sent(uint64_t upto, void *ctx)
 {
     struct push_sent *ps = ctx;
+    struct push_job *j = ps->w->j;
+    if (upto < ps->told) /* the body rewound (a retry, a redirect) */
+        ps->told = 0;
     if (upto - ps->told < (1u << 20) && upto != ps->f->size)
         return 0;
     ps->told = upto;
-    struct push_job *j = ps->w->j;
     pthread_mutex_lock(&j->mu);
+    if (j->rc) { /* another blob failed: this upload is for nothing */
+        pthread_mutex_unlock(&j->mu);
+        return cellar_fail(CELLAR_EUSER, "%s: push stopped: another file failed", ps->f->path);
+    }
     cellar_pull_event ev = {CELLAR_PULL_PROGRESS, ps->f->path, ps->f->size, upto, j->total,
                             j->done + upto, j->m->n, NULL};
     int stop = j->o->progress(&ev, j->o->progress_ctx);
