@@ -1837,8 +1837,8 @@ typedef int (*cellar_tensor_ready_fn)(size_t item, void *ctx);
 /* Version 2 added flags; a version 1 struct (without it) is still taken. */
 #define CELLAR_LOAD_OPTS_VERSION 2
 #define CELLAR_LOAD_OPTS_INIT { .version = CELLAR_LOAD_OPTS_VERSION }
-/* cellar_model_read: leave the destinations' page size alone (see there). */
-#define CELLAR_LOAD_NO_HUGE_PAGES 0x1u
+/* cellar_model_read: ask for 2 MiB pages under fresh destinations (see there). */
+#define CELLAR_LOAD_HUGE_PAGES 0x1u
 typedef struct cellar_load_opts {
     unsigned int version;
     unsigned nthreads; /* 0: all cores, at most 16 */
@@ -1865,11 +1865,13 @@ typedef struct cellar_read_item {
 /* Reads n tensors into caller buffers with pread across threads (8 MiB
  * pieces; converted on the way through a per-thread buffer when the dtype
  * differs). on_ready (may be NULL) hears of each item once all its bytes
- * are in. A destination of 4 MiB or more is first advised
- * MADV_HUGEPAGE on its 2 MiB-aligned interior (unless
- * CELLAR_LOAD_NO_HUGE_PAGES): the first write to fresh memory is mostly
- * page faults, and 2 MiB pages take 512 times fewer (1 GiB: 6-8 s -> 1-2 s
- * on a VM, docs/load.md); the advice changes no byte. Errors: CELLAR_EINVAL (a bad index, a conversion not offered),
+ * are in. With CELLAR_LOAD_HUGE_PAGES (for destinations the caller just
+ * allocated, as the Python loader's torch.empty tensors), a destination of
+ * 4 MiB or more is first advised MADV_HUGEPAGE on its 2 MiB-aligned
+ * interior: the first write to fresh memory is mostly page faults, and
+ * 2 MiB pages take 512 times fewer (1 GiB: 6-8 s -> 1-2 s on a VM,
+ * docs/load.md). The advice changes no byte but stays on the caller's
+ * memory, hence opt-in. Errors: CELLAR_EINVAL (a bad index, a conversion not offered),
  * CELLAR_EIO (the message names the file), CELLAR_ENOMEM, CELLAR_EUSER. */
 CELLAR_API int cellar_model_read(cellar_model *m, const cellar_read_item *items, size_t n,
                                  const cellar_load_opts *opts, cellar_tensor_ready_fn on_ready,

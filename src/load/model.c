@@ -1263,7 +1263,7 @@ int cellar_model_read(cellar_model *m, const cellar_read_item *items, size_t n,
                                    cellar_dtype_name(items[i].dtype));
         }
     }
-    bool huge = !(o && o->version >= 2 && (o->flags & CELLAR_LOAD_NO_HUGE_PAGES));
+    bool huge = o && o->version >= 2 && (o->flags & CELLAR_LOAD_HUGE_PAGES);
     for (size_t i = 0; huge && i < n; i++) {
         const cellar_model_tensor *t = &m->t[items[i].tensor];
         uint64_t len = t->nbytes;
