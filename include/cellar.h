@@ -1338,8 +1338,8 @@ CELLAR_API int cellar_link_mode_parse(cellar_link_mode *out, const char *name);
  * mode was used (AUTO falls back hard -> reflink -> copy; a caller may warn
  * that sharing was lost). CELLAR_ENOTFOUND (no such blob), CELLAR_EUNSUPPORTED
  * (an explicit mode the filesystem refuses), CELLAR_EIO. */
-CELLAR_API int cellar_store_link(cellar_store *s, const uint8_t sha256[32], const char *dest,
-                                 cellar_link_mode mode, cellar_link_mode *used);
+CELLAR_API int cellar_store_link(cellar_link_mode *used, cellar_store *s, const uint8_t sha256[32],
+                                 const char *dest, cellar_link_mode mode);
 
 /* cellar_store_link at root/rel, where rel ("a/b/file") is a relative path
  * whose folders are created as needed and none may be a symlink: each is
@@ -1347,9 +1347,9 @@ CELLAR_API int cellar_store_link(cellar_store *s, const uint8_t sha256[32], cons
  * chose it), so a folder swapped for a link to elsewhere while a long pull
  * ran is refused (CELLAR_EINVAL naming it), never written through. "." and
  * ".." components are refused too. Errors as cellar_store_link. */
-CELLAR_API int cellar_store_link_under(cellar_store *s, const uint8_t sha256[32], const char *root,
-                                       const char *rel, cellar_link_mode mode,
-                                       cellar_link_mode *used);
+CELLAR_API int cellar_store_link_under(cellar_link_mode *used, cellar_store *s,
+                                       const uint8_t sha256[32], const char *root, const char *rel,
+                                       cellar_link_mode mode);
 
 /* Snapshots: the files of one commit of a repo (filled by the Hub pull and by
  * import-hf), so repo + revision resolve offline. repo is "org/name" (models)

@@ -279,17 +279,17 @@ static void test_link(void)
 
     cellar_link_mode used;
     char *hard = path_in(dir, "places/deep/hard.bin");
-    CHECK(cellar_store_link(s, sha, hard, CELLAR_LINK_AUTO, &used) == 0);
+    CHECK(cellar_store_link(&used, s, sha, hard, CELLAR_LINK_AUTO) == 0);
     CHECK(used == CELLAR_LINK_HARD);
     CHECK(stat(hard, &st) == 0 && st.st_ino == so.st_ino);
     /* Linking again over itself changes nothing and leaves no temp name. */
-    CHECK(cellar_store_link(s, sha, hard, CELLAR_LINK_HARD, &used) == 0);
+    CHECK(cellar_store_link(&used, s, sha, hard, CELLAR_LINK_HARD) == 0);
     char *ls = cellar_sprintf("ls -A '%s/places/deep' | grep -q cellar-link", dir);
     CHECK(system(ls) != 0);
     free(ls);
 
     char *sym = path_in(dir, "places/sym.bin");
-    CHECK(cellar_store_link(s, sha, sym, CELLAR_LINK_SYMLINK, &used) == 0);
+    CHECK(cellar_store_link(&used, s, sha, sym, CELLAR_LINK_SYMLINK) == 0);
     char target[4096];
     ssize_t n = readlink(sym, target, sizeof target - 1);
     CHECK(n > 0);
@@ -299,7 +299,8 @@ static void test_link(void)
     /* A copy replaces an existing file atomically and is independent. */
     char *copy = path_in(dir, "places/copy.bin");
     CHECK(cellar_write_file_atomic(copy, "old", 3, 0644) == 0);
-    CHECK(cellar_store_link(s, sha, copy, CELLAR_LINK_COPY, &used) == 0 && used == CELLAR_LINK_COPY);
+    CHECK(cellar_store_link(&used, s, sha, copy, CELLAR_LINK_COPY) == 0 &&
+          used == CELLAR_LINK_COPY);
     uint8_t got[32];
     sha_of_file(copy, got);
     CHECK(!memcmp(got, sha, 32));
@@ -307,7 +308,7 @@ static void test_link(void)
 
     /* A reflink works or says the filesystem cannot. */
     char *ref = path_in(dir, "places/ref.bin");
-    int rc = cellar_store_link(s, sha, ref, CELLAR_LINK_REFLINK, &used);
+    int rc = cellar_store_link(&used, s, sha, ref, CELLAR_LINK_REFLINK);
     CHECK(rc == 0 || rc == CELLAR_EUNSUPPORTED);
     if (rc == 0) {
         sha_of_file(ref, got);
@@ -319,7 +320,7 @@ static void test_link(void)
     CHECK(places == (rc == 0 ? 4 : 3));
 
     uint8_t zero[32] = {0};
-    CHECK_ERR(cellar_store_link(s, zero, hard, CELLAR_LINK_AUTO, NULL), CELLAR_ENOTFOUND,
+    CHECK_ERR(cellar_store_link(NULL, s, zero, hard, CELLAR_LINK_AUTO), CELLAR_ENOTFOUND,
               "not in the store");
     cellar_link_mode m;
     CHECK(cellar_link_mode_parse(&m, "reflink") == 0 && m == CELLAR_LINK_REFLINK);
@@ -328,25 +329,25 @@ static void test_link(void)
 
     /* Under a root: folders made as needed, never followed when a link. */
     char *root = path_in(dir, "under");
-    CHECK(cellar_store_link_under(s, sha, root, "a/b/w.bin", CELLAR_LINK_AUTO, &used) == 0);
+    CHECK(cellar_store_link_under(&used, s, sha, root, "a/b/w.bin", CELLAR_LINK_AUTO) == 0);
     char *w = path_in(dir, "under/a/b/w.bin");
     CHECK(stat(w, &st) == 0 && st.st_ino == so.st_ino);
     char *outside = path_in(dir, "outside");
     char *swapped = path_in(dir, "under/a/c");
     CHECK(mkdir(outside, 0755) == 0 && symlink(outside, swapped) == 0);
-    CHECK_ERR(cellar_store_link_under(s, sha, root, "a/c/w.bin", CELLAR_LINK_AUTO, NULL),
+    CHECK_ERR(cellar_store_link_under(NULL, s, sha, root, "a/c/w.bin", CELLAR_LINK_AUTO),
               CELLAR_EINVAL, "'a/c' is a symlink, not a folder");
     char *leak = path_in(dir, "outside/w.bin");
     CHECK(access(leak, F_OK) != 0);
-    CHECK_ERR(cellar_store_link_under(s, sha, root, "a/../w.bin", CELLAR_LINK_AUTO, NULL),
+    CHECK_ERR(cellar_store_link_under(NULL, s, sha, root, "a/../w.bin", CELLAR_LINK_AUTO),
               CELLAR_EINVAL, "not a plain relative path");
-    CHECK_ERR(cellar_store_link_under(s, sha, root, "a/b/w.bin/x", CELLAR_LINK_AUTO, NULL),
+    CHECK_ERR(cellar_store_link_under(NULL, s, sha, root, "a/b/w.bin/x", CELLAR_LINK_AUTO),
               CELLAR_EINVAL, "'a/b/w.bin' is a file, not a folder");
     /* The last component, a symlink itself, is replaced, not followed. */
     char *lastlink = path_in(dir, "under/a/last.bin");
     char *victim = path_in(dir, "outside/victim");
     CHECK(cellar_write_file_atomic(victim, "mine", 4, 0644) == 0 && symlink(victim, lastlink) == 0);
-    CHECK(cellar_store_link_under(s, sha, root, "a/last.bin", CELLAR_LINK_COPY, NULL) == 0);
+    CHECK(cellar_store_link_under(NULL, s, sha, root, "a/last.bin", CELLAR_LINK_COPY) == 0);
     CHECK(lstat(lastlink, &st) == 0 && S_ISREG(st.st_mode));
     CHECK(stat(victim, &st) == 0 && st.st_size == 4);
     free(victim);
@@ -488,8 +489,8 @@ static void test_gc(void)
     }
     /* 0: hard-linked somewhere; 1: symlinked; 2: nothing; 3: nothing, locked. */
     char *hard = path_in(dir, "use/hard"), *sym = path_in(dir, "use/sym");
-    CHECK(cellar_store_link(s, d[0].d[CELLAR_ALGO_SHA256], hard, CELLAR_LINK_HARD, NULL) == 0);
-    CHECK(cellar_store_link(s, d[1].d[CELLAR_ALGO_SHA256], sym, CELLAR_LINK_SYMLINK, NULL) == 0);
+    CHECK(cellar_store_link(NULL, s, d[0].d[CELLAR_ALGO_SHA256], hard, CELLAR_LINK_HARD) == 0);
+    CHECK(cellar_store_link(NULL, s, d[1].d[CELLAR_ALGO_SHA256], sym, CELLAR_LINK_SYMLINK) == 0);
 
     /* Everything is young: the default grace keeps all. */
     cellar_gc_opts o = CELLAR_GC_OPTS_INIT;
@@ -542,7 +543,7 @@ static void test_gc(void)
     CHECK(st.objects_removed == 1); /* 3, unlocked now */
     CHECK(cellar_store_find(NULL, s, CELLAR_ALGO_SHA256, d[1].d[CELLAR_ALGO_SHA256]) == 0);
     char *sym2 = path_in(dir, "use/sym2");
-    CHECK(cellar_store_link(s2, d[1].d[CELLAR_ALGO_SHA256], sym2, CELLAR_LINK_SYMLINK, NULL) == 0);
+    CHECK(cellar_store_link(NULL, s2, d[1].d[CELLAR_ALGO_SHA256], sym2, CELLAR_LINK_SYMLINK) == 0);
     char target[4096];
     ssize_t tn = readlink(sym2, target, sizeof target - 1);
     CHECK(tn > 0 && target[0] == '/' && !strstr(target, "/./"));

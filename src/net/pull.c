@@ -941,8 +941,8 @@ static int layout_dir(struct pull *p, const char *root)
     for (size_t i = 0; i < p->res->n; i++) {
         /* Folders opened without following links: the check above is
          * not the only guard against a folder swapped meanwhile. */
-        int rc = cellar_store_link_under(p->s, p->res->files[i].sha256, root,
-                                         p->res->files[i].path, CELLAR_LINK_AUTO, NULL);
+        int rc = cellar_store_link_under(NULL, p->s, p->res->files[i].sha256, root,
+                                         p->res->files[i].path, CELLAR_LINK_AUTO);
         if (rc)
             return rc;
     }

@@ -483,8 +483,7 @@ int hfcache_layout(cellar_store *s, const char *root, const char *repo, const ch
         char *blob = cellar_sprintf("%s/blobs/%s", repo_dir, etags[i]);
         char *snap = cellar_sprintf("%s/snapshots/%s/%s", repo_dir, commit, paths[i]);
         rc = blob && snap ? 0 : CELLAR_ENOMEM;
-        if (!rc)
-            rc = cellar_store_link(s, shas[i], blob, CELLAR_LINK_AUTO, NULL);
+        if (!rc) rc = cellar_store_link(NULL, s, shas[i], blob, CELLAR_LINK_AUTO);
         if (!rc)
             rc = mkparent(snap);
         if (!rc) {

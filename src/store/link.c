@@ -332,8 +332,8 @@ done:
     return rc;
 }
 
-int cellar_store_link_under(cellar_store *s, const uint8_t sha256[32], const char *root,
-                            const char *rel, cellar_link_mode mode, cellar_link_mode *used)
+int cellar_store_link_under(cellar_link_mode *used, cellar_store *s, const uint8_t sha256[32],
+                            const char *root, const char *rel, cellar_link_mode mode)
 {
     if ((unsigned)mode > CELLAR_LINK_COPY)
         return cellar_fail(CELLAR_EINVAL, "%s: unknown link mode %d", rel, (int)mode);
@@ -350,8 +350,8 @@ int cellar_store_link_under(cellar_store *s, const uint8_t sha256[32], const cha
     return rc;
 }
 
-int cellar_store_link(cellar_store *s, const uint8_t sha256[32], const char *dest,
-                      cellar_link_mode mode, cellar_link_mode *used)
+int cellar_store_link(cellar_link_mode *used, cellar_store *s, const uint8_t sha256[32],
+                      const char *dest, cellar_link_mode mode)
 {
     if ((unsigned)mode > CELLAR_LINK_COPY)
         return cellar_fail(CELLAR_EINVAL, "%s: unknown link mode %d", dest, (int)mode);
