@@ -763,6 +763,43 @@ static int open_store(cellar_store **s, const char *home)
     return rc;
 }
 
+/* A folder the environment names, through libcellar's own helper, so
+ * Python and the CLI agree on every variable (HUGGINGFACE_HUB_CACHE,
+ * XDG_CACHE_HOME...). */
+static PyObject *env_dir(int (*from_env)(char **))
+{
+    char *dir = NULL;
+    int rc = from_env(&dir);
+    if (rc)
+        return raise_cellar(rc);
+    PyObject *r = PyUnicode_DecodeFSDefault(dir);
+    cellar_free(dir);
+    return r;
+}
+
+/* store_home_from_env() -> the store the CLI would open */
+static PyObject *mod_store_home_from_env(PyObject *mod, PyObject *unused)
+{
+    (void)mod, (void)unused;
+    return env_dir(cellar_store_home_from_env);
+}
+
+/* hf_cache_from_env() -> the Hugging Face cache huggingface_hub would use */
+static PyObject *mod_hf_cache_from_env(PyObject *mod, PyObject *unused)
+{
+    (void)mod, (void)unused;
+    return env_dir(cellar_hf_cache_from_env);
+}
+
+/* HF_HUB_OFFLINE as huggingface_hub reads it (libcellar reads no
+ * environment: the binding asks for it explicitly). */
+static int env_offline(void)
+{
+    cellar_pull_opts env = CELLAR_PULL_OPTS_INIT;
+    cellar_pull_opts_from_env(&env);
+    return env.offline;
+}
+
 /* resolve_repo(repo, revision, pattern, base_dir, skip_download, store,
  *              endpoint, token, progress=None) -> sorted [files] */
 static PyObject *mod_resolve_repo(PyObject *mod, PyObject *args, PyObject *kw)
@@ -792,10 +829,7 @@ static PyObject *mod_resolve_repo(PyObject *mod, PyObject *args, PyObject *kw)
     o.skip_download = skip;
     o.endpoint = endpoint;
     o.token = token;
-    /* HF_HUB_OFFLINE, as for pull(): the store's records, no network. */
-    cellar_pull_opts env = CELLAR_PULL_OPTS_INIT;
-    cellar_pull_opts_from_env(&env);
-    o.offline = env.offline;
+    o.offline = env_offline(); /* as for pull(): the store's records, no network */
     o.progress = on_pull_progress;
     o.progress_ctx = &cc;
     char **files = NULL;
@@ -846,11 +880,7 @@ static PyObject *mod_pull(PyObject *mod, PyObject *args, PyObject *kw)
     if (open_store(&s, home) == 0) {
         call_ctx cc = {.fn = progress != Py_None ? progress : NULL};
         cellar_pull_opts o = CELLAR_PULL_OPTS_INIT;
-        /* HF_HUB_OFFLINE as huggingface_hub reads it: libcellar reads no
-         * environment, so the binding asks for it explicitly. */
-        cellar_pull_opts env = CELLAR_PULL_OPTS_INIT;
-        cellar_pull_opts_from_env(&env);
-        o.offline = env.offline;
+        o.offline = env_offline();
         o.endpoint = endpoint;
         o.token = token;
         o.revision = revision;
@@ -1243,6 +1273,10 @@ static PyObject *mod_parse_size(PyObject *mod, PyObject *arg)
 
 static PyMethodDef mod_methods[] = {
     {"resolve_path", mod_resolve_path, METH_O, "files of a local file, folder or index"},
+    {"store_home_from_env", mod_store_home_from_env, METH_NOARGS,
+     "The store folder the environment names ($CELLAR_HOME, else $XDG_CACHE_HOME/cellar, else ~/.cache/cellar)."},
+    {"hf_cache_from_env", mod_hf_cache_from_env, METH_NOARGS,
+     "The Hugging Face cache the environment names, as huggingface_hub finds it."},
     {"resolve_repo", (PyCFunction)(void (*)(void))mod_resolve_repo, METH_VARARGS | METH_KEYWORDS,
      "pull a Hub repo's matching files through the store and lay them out"},
     {"pull", (PyCFunction)(void (*)(void))mod_pull, METH_VARARGS | METH_KEYWORDS,

@@ -11,16 +11,10 @@ from typing import Any, List, Optional, Union
 from . import _cellar
 
 
-def _env_dir(var, parent_var, sub, default_parent):
-    """$var, else $parent_var/sub, else default_parent/sub (unset and empty
-    alike)."""
-    return os.environ.get(var) or os.path.join(os.environ.get(parent_var) or default_parent, sub)
-
-
 def store_home():
-    """$CELLAR_HOME, else $XDG_CACHE_HOME/cellar, else ~/.cache/cellar."""
-    return _env_dir("CELLAR_HOME", "XDG_CACHE_HOME", "cellar",
-                    os.path.join(os.path.expanduser("~"), ".cache"))
+    """$CELLAR_HOME, else $XDG_CACHE_HOME/cellar, else ~/.cache/cellar: the
+    library's cellar_store_home_from_env(), as the CLI reads it."""
+    return _cellar.store_home_from_env()
 
 
 def env_endpoint():
@@ -32,9 +26,10 @@ def env_token():
 
 
 def hf_cache_dir():
-    """$HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub."""
-    return _env_dir("HF_HUB_CACHE", "HF_HOME", "hub",
-                    os.path.join(os.path.expanduser("~"), ".cache", "huggingface"))
+    """$HF_HUB_CACHE, else $HUGGINGFACE_HUB_CACHE, else $HF_HOME/hub, else
+    $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub: the
+    library's cellar_hf_cache_from_env(), as the CLI and huggingface_hub."""
+    return _cellar.hf_cache_from_env()
 
 
 class _Progress:

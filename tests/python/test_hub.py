@@ -98,3 +98,21 @@ def test_snapshot_download(hub, tmp_path):
     assert not (local / "unet").exists()
     with pytest.raises(cellar.CellarNotFound):
         cellar.snapshot_download("pipe/missing", cache_dir=str(hf))
+
+
+def test_env_folders_as_the_cli(monkeypatch, tmp_path):
+    """The package asks libcellar for the store and HF cache folders, so it
+    honours every variable the CLI does (HUGGINGFACE_HUB_CACHE,
+    XDG_CACHE_HOME), in huggingface_hub's order."""
+    from cellar import _hub
+    for v in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "CELLAR_HOME"):
+        monkeypatch.delenv(v, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert _hub.hf_cache_dir() == str(tmp_path / "xdg/huggingface/hub")
+    assert _hub.store_home() == str(tmp_path / "xdg/cellar")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hfhome"))
+    assert _hub.hf_cache_dir() == str(tmp_path / "hfhome/hub")
+    monkeypatch.setenv("HUGGINGFACE_HUB_CACHE", str(tmp_path / "old"))
+    assert _hub.hf_cache_dir() == str(tmp_path / "old")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "new"))
+    assert _hub.hf_cache_dir() == str(tmp_path / "new")
