@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -63,8 +64,11 @@ struct writer {
     uint16_t dos_time, dos_date;
     int crc_rc; /* the CRC thread's result */
     char crc_msg[512];
+    _Atomic int stop; /* the copy failed or was stopped: the CRC thread ends */
     cellar_progress_fn progress; /* entries' data copied; may be NULL */
     void *progress_ctx;
+    cellar_progress pr;    /* what progress was last told */
+    struct timespec tick;  /* when */
 };
 
 static void put16(uint8_t *p, uint16_t v)
@@ -219,14 +223,15 @@ static int check_entries(const struct writer *w)
  * L2-sized buffer beat taking a page fault per 4 KiB of a fresh mapping. */
 #define CRC_BUF_SIZE (256u << 10)
 
-static int entry_crc(struct wentry *e, uint8_t *buf, char *msg, size_t msg_len)
+static int entry_crc(struct wentry *e, uint8_t *buf, char *msg, size_t msg_len,
+                     _Atomic int *stop)
 {
     if (e->fd < 0) {
         e->crc = cellar_crc32(0, e->src->data, e->src->len);
         return 0;
     }
     uint32_t crc = 0;
-    for (uint64_t off = 0; off < e->size;) {
+    for (uint64_t off = 0; off < e->size && !atomic_load(stop);) {
         size_t want = e->size - off < CRC_BUF_SIZE ? (size_t)(e->size - off) : CRC_BUF_SIZE;
         ssize_t n = cellar_full_pread(e->fd, buf, want, off);
         if (n <= 0) {
@@ -252,23 +257,33 @@ static void *crc_thread(void *arg)
         w->crc_rc = CELLAR_ENOMEM;
         return NULL;
     }
-    for (size_t i = 0; i < w->n && w->crc_rc == 0; i++)
-        w->crc_rc = entry_crc(&w->e[i], buf, w->crc_msg, sizeof w->crc_msg);
+    for (size_t i = 0; i < w->n && w->crc_rc == 0 && !atomic_load(&w->stop); i++)
+        w->crc_rc = entry_crc(&w->e[i], buf, w->crc_msg, sizeof w->crc_msg, &w->stop);
     free(buf);
     return NULL;
 }
 
 /* ---- copying ---- */
 
+/* Tells the caller's progress callback (at most every 100 ms unless last);
+ * its non-zero answer stops the write. */
+static int tell(struct writer *w, bool last)
+{
+    if (!w->progress || !(last || cellar_tick(&w->tick, 100)))
+        return 0;
+    return w->progress(&w->pr, w->progress_ctx) ? cellar_stopped(w->path) : 0;
+}
+
 /* Copies a source file's bytes to out at off without passing them through
  * user space: copy_file_range, or sendfile where the kernel refuses it
- * (older kernels, some cross-filesystem pairs). */
-static int copy_data(int out, const struct wentry *e)
+ * (older kernels, some cross-filesystem pairs); in 64 MiB steps, each told
+ * to the progress callback, so a stop need not wait for a large entry. */
+static int copy_data(int out, const struct wentry *e, struct writer *w)
 {
     uint64_t done = 0;
     bool use_sendfile = false;
     while (done < e->size) {
-        size_t chunk = e->size - done > (1u << 30) ? (1u << 30) : (size_t)(e->size - done);
+        size_t chunk = e->size - done > (64u << 20) ? (64u << 20) : (size_t)(e->size - done);
         ssize_t n;
         if (!use_sendfile) {
             loff_t in_off = (loff_t)done, out_off = (loff_t)(e->data_offset + done);
@@ -291,6 +306,10 @@ static int copy_data(int out, const struct wentry *e)
         RETURN_ERROR_IF(n == 0, CELLAR_ECHANGED, "%s: file shrank while it was being packed",
                         e->src->path);
         done += (uint64_t)n;
+        w->pr.bytes_done = e->data_offset + done;
+        int rc = done < e->size ? tell(w, false) : 0;
+        if (rc)
+            return rc;
     }
     return 0;
 }
@@ -475,24 +494,24 @@ static int write_all(struct writer *w, unsigned flags)
     if (!threaded)
         crc_thread(w);
     rc = 0;
-    cellar_progress pr = {.bytes_total = cd_offset, .files_total = w->n};
-    struct timespec tick = {0, 0};
+    w->pr = (cellar_progress){.bytes_total = cd_offset, .files_total = w->n};
     for (size_t i = 0; i < w->n && rc == 0; i++) {
         const struct wentry *e = &w->e[i];
-        rc = e->fd >= 0 ? copy_data(a.fd, e)
+        w->pr.path = e->src->name;
+        rc = e->fd >= 0 ? copy_data(a.fd, e, w)
                         : write_at(a.fd, e->src->data, e->src->len, e->data_offset, w->path);
-        pr.bytes_done = e->data_offset + e->size;
-        pr.files_done = i + 1;
-        pr.path = e->src->name;
-        if (rc == 0 && w->progress && (i + 1 == w->n || cellar_tick(&tick, 100)) &&
-            w->progress(&pr, w->progress_ctx))
-            rc = cellar_stopped(w->path); /* the temp file is dropped below */
+        w->pr.bytes_done = e->data_offset + e->size;
+        w->pr.files_done = i + 1;
+        if (rc == 0)
+            rc = tell(w, i + 1 == w->n); /* a stop drops the temp file below */
         /* Start writing it back now, so the final fsync has less to wait
          * for; only a hint, so its failure is not an error. */
         if (rc == 0 && e->size >= (1u << 20))
             sync_file_range(a.fd, (off64_t)e->data_offset, (off64_t)e->size,
                             SYNC_FILE_RANGE_WRITE);
     }
+    if (rc)
+        atomic_store(&w->stop, 1); /* no CRC of what will not be written */
     if (threaded)
         pthread_join(tid, NULL);
     if (rc == 0 && w->crc_rc < 0)
