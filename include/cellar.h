@@ -1914,14 +1914,18 @@ typedef struct cellar_oci_opts {
      * written). May be NULL. */
     cellar_pull_progress_fn progress;
     void *progress_ctx;
+    /* version 2: the user's home folder; with docker_config NULL,
+     * home/.docker is the Docker config read. NULL: none. */
+    const char *home;
 } cellar_oci_opts; /* plain data */
-#define CELLAR_OCI_OPTS_VERSION 1
+#define CELLAR_OCI_OPTS_VERSION 2
 #define CELLAR_OCI_OPTS_INIT { .version = CELLAR_OCI_OPTS_VERSION }
 
 /* Fills what the environment says: auth from $CELLAR_REGISTRY_AUTH,
  * plain_http from $CELLAR_REGISTRY_PLAIN_HTTP=1 (for the team cache), the
- * Docker config folder from $DOCKER_CONFIG, else ~/.docker. The strings
- * point into the environment or into a static buffer (not thread safe). */
+ * Docker config folder from $DOCKER_CONFIG, home from $HOME (so ~/.docker
+ * is read when DOCKER_CONFIG is unset). The strings point into the
+ * environment: valid until it changes (not thread-safe against setenv). */
 CELLAR_API int cellar_oci_opts_from_env(cellar_oci_opts *o);
 
 typedef struct cellar_oci_push_result {

@@ -194,6 +194,12 @@ printf '{"auths": {"%s": {"auth": "%s"}}}\n' "$RB" "$(printf 'alice:%s' "$PASS" 
 DOCKER_CONFIG=$T/dockercfg CELLAR_HOME=$T/basic-store2 c pull "oci://$RB/team/alpha:v1" --plain-http --to "$T/p-basic" >"$T/out" 2>&1 \
     || { cat "$T/out"; bad "pull with docker config"; }
 check "Basic via docker config: same files" same_tree "$FX/alpha" "$T/p-basic"
+# without DOCKER_CONFIG: ~/.docker/config.json (HOME is $T/home here)
+mkdir -p "$HOME/.docker" && cp "$T/dockercfg/config.json" "$HOME/.docker/config.json"
+(unset DOCKER_CONFIG; CELLAR_HOME=$T/basic-store3 "$BIN" pull "oci://$RB/team/alpha:v1" --plain-http --to "$T/p-basic3") >"$T/out" 2>&1 \
+    || { cat "$T/out"; bad "pull with ~/.docker/config.json"; }
+check "Basic via ~/.docker: same files" same_tree "$FX/alpha" "$T/p-basic3"
+rm -r "$HOME/.docker"
 kill "$REG_PID"
 
 # ---- Bearer token realm ---------------------------------------------------

@@ -35,23 +35,18 @@
 
 int cellar_oci_opts_from_env(cellar_oci_opts *o)
 {
-    static char dir[4096];
     const char *a = getenv("CELLAR_REGISTRY_AUTH");
     if (a && *a && !o->auth)
         o->auth = a;
     const char *plain = getenv("CELLAR_REGISTRY_PLAIN_HTTP");
     if (plain && (!strcmp(plain, "1") || !strcasecmp(plain, "true")))
         o->plain_http = 1;
-    if (!o->docker_config) {
-        const char *d = getenv("DOCKER_CONFIG");
-        const char *home = getenv("HOME");
-        if (d && *d) {
-            o->docker_config = d;
-        } else if (home && *home) {
-            snprintf(dir, sizeof dir, "%s/.docker", home);
-            o->docker_config = dir;
-        }
-    }
+    const char *d = getenv("DOCKER_CONFIG");
+    if (!o->docker_config && d && *d)
+        o->docker_config = d;
+    const char *home = getenv("HOME");
+    if (o->version >= 2 && !o->home && home && *home)
+        o->home = home;
     return 0;
 }
 
@@ -60,8 +55,16 @@ static int reg_open_for(cellar_reg **out, const cellar_oci_ref *ref, const cella
 {
     char *creds = NULL;
     int rc = 0;
-    if (!o->auth)
-        rc = cellar_reg_docker_creds(&creds, o->docker_config, ref->host);
+    if (!o->auth) {
+        /* docker_config, else home/.docker (no Docker config without either). */
+        char *dir = NULL;
+        if (!o->docker_config && o->version >= 2 && o->home && *o->home &&
+            !(dir = cellar_sprintf("%s/.docker", o->home)))
+            return CELLAR_ENOMEM;
+        rc = cellar_reg_docker_creds(&creds, o->docker_config ? o->docker_config : dir,
+                                     ref->host);
+        free(dir);
+    }
     if (!rc)
         rc = cellar_reg_open(out, ref->host, o->plain_http != 0, o->auth ? o->auth : creds);
     if (creds) {
@@ -1516,7 +1519,9 @@ int cellar_remote_open(cellar_remote **out, const char *refstr, const cellar_oci
     cellar_remote *r = cellar_calloc(1, sizeof *r);
     if (!r)
         return CELLAR_ENOMEM;
-    r->o = o ? *o : defaults;
+    r->o = defaults;
+    if (o) /* a version 1 struct ends before home */
+        memcpy(&r->o, o, o->version >= 2 ? sizeof *o : offsetof(cellar_oci_opts, home));
     int rc = cellar_oci_ref_parse(&r->ref, refstr);
     if (!rc)
         rc = reg_open_for(&r->reg, &r->ref, &r->o);
