@@ -818,29 +818,16 @@ static int build_map(cellar_model *m, bool last_wins)
         cellar_pt *pt = m->files[f].pt;
         for (size_t i = 0; pt && i < cellar_pt_count(pt); i++) {
             const cellar_pt_tensor *s = cellar_pt_tensor_at(pt, i);
-            cellar_model_tensor *t = &m->t[k++];
-            t->name = s->name;
-            t->name_len = s->name_len;
-            t->dtype = s->dtype;
-            t->rank = s->rank;
-            t->shape = s->shape;
-            t->nelem = s->nelem;
-            t->nbytes = s->nbytes;
-            t->file = f;
-            t->offset = m->files[f].pt_off[i];
+            m->t[k++] = (cellar_model_tensor){s->name,   s->name_len, s->dtype,
+                                              s->rank,   s->shape,    s->nelem,
+                                              s->nbytes, f,           m->files[f].pt_off[i]};
         }
         for (size_t i = 0; st && i < cellar_st_count(st); i++) {
             const cellar_st_tensor *s = cellar_st_tensor_at(st, i);
-            cellar_model_tensor *t = &m->t[k++];
-            t->name = s->name;
-            t->name_len = s->name_len;
-            t->dtype = s->dtype;
-            t->rank = s->rank;
-            t->shape = s->shape;
-            t->nelem = s->nelem;
-            t->nbytes = s->end - s->begin;
-            t->file = f;
-            t->offset = m->files[f].base + s->offset;
+            m->t[k++] =
+                (cellar_model_tensor){s->name,           s->name_len, s->dtype,
+                                      s->rank,           s->shape,    s->nelem,
+                                      s->end - s->begin, f,           m->files[f].base + s->offset};
         }
     }
     qsort(m->t, total, sizeof *m->t, cmp_tensor);
