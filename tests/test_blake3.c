@@ -55,7 +55,14 @@ static int load_vectors(void)
     }
     char *json;
     size_t len;
-    if (cellar_read_file(&json, &len, path, 1 << 20) != 0) {
+    int rc = cellar_read_file(&json, &len, path, 1 << 20);
+    if (rc == CELLAR_ENOTFOUND) {
+        /* A checkout without ../shared beside it: the official vectors
+         * cannot be checked here, which is a skip, not a pass. */
+        test_skip("the official BLAKE3 vectors: %s not found", path);
+        return 1;
+    }
+    if (rc != 0) {
         fprintf(stderr, "%s\n", cellar_error_last());
         return -1;
     }
@@ -355,9 +362,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "test_blake3: unknown tier '%s'\n", only);
         return 2;
     }
-    CHECK(load_vectors() == 0);
-    CHECK_MSG(num_vectors == 35, "%zu vectors read", num_vectors);
-    CHECK_STR(vec_key, "whats the Elvish word for friend");
+    int vrc = load_vectors();
+    CHECK(vrc >= 0);
+    if (vrc == 0) {
+        CHECK_MSG(num_vectors == 35, "%zu vectors read", num_vectors);
+        CHECK_STR(vec_key, "whats the Elvish word for friend");
+    }
 
     /* The switch: portable is always there and always obeyed. */
     CHECK(use_tier("portable"));
@@ -383,7 +393,9 @@ int main(int argc, char **argv)
     cellar_blake3_init(&h);
     cellar_blake3_update(&h, NULL, 0);
     cellar_blake3_finalize(&h, empty, sizeof empty);
-    CHECK(!memcmp(empty, vectors[0].hash, sizeof empty));
+    CHECK(num_vectors == 0 || !memcmp(empty, vectors[0].hash, sizeof empty));
+    /* BLAKE3("") is also af1349b9..., as b3sum prints for an empty file. */
+    CHECK(empty[0] == 0xaf && empty[1] == 0x13 && empty[2] == 0x49 && empty[3] == 0xb9);
 
     size_t max = boundary_sizes[NUM_SIZES - 1];
     uint8_t *in = random_bytes(max);
